@@ -1,0 +1,64 @@
+"""Settings, read once from the environment (prefix ``BIOBANK_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BIOBANK_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///biobank.db",
+        description="SQLAlchemy URL; a SQLite file in the working directory by default, PostgreSQL in production.",
+    )
+    timezone: str = Field(default="Europe/London", description="The lab's time zone, for display and entry.")
+    pmi_target_hours: float = Field(default=6.0, gt=0, description="Post-mortem interval the team aims for.")
+    pmi_limit_hours: float = Field(
+        default=8.0, gt=0, description="Post-mortem interval beyond which material is flagged."
+    )
+    user: str | None = Field(default=None, description="Account the CLI acts as (overridden by --user).")
+    demo_mode: bool = Field(default=False, description="Demo mode: the sign-in page lists the demo accounts.")
+    session_idle_minutes: int = Field(
+        default=30, gt=0, description="Dashboard sessions expire after this idle time."
+    )
+    checkout_overdue_hours: float = Field(
+        default=24.0, gt=0, description="A check-out not returned in time is overdue."
+    )
+    sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("pmi_limit_hours")
+    @classmethod
+    def _limit_after_target(cls, value: float, info) -> float:
+        target = info.data.get("pmi_target_hours")
+        if target is not None and value < target:
+            raise ValueError("pmi_limit_hours must not be below pmi_target_hours")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def pmi_target(self) -> timedelta:
+        return timedelta(hours=self.pmi_target_hours)
+
+    @property
+    def pmi_limit(self) -> timedelta:
+        return timedelta(hours=self.pmi_limit_hours)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,61 @@
+"""Shared table machinery: the constraint naming convention, audit columns and CHECK helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint
+from sqlmodel import Field, SQLModel
+
+from biobank.db import UTCDateTime
+
+# Set before any table is declared: every constraint gets a stable name that migrations can refer to.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tracked(SQLModel):
+    """Who created or last changed a row, and when (filled by the audit hook, never by hand)."""
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    created_by_id: int | None = Field(default=None, foreign_key="user_account.id", ondelete="RESTRICT")
+    updated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_by_id: int | None = Field(default=None, foreign_key="user_account.id", ondelete="RESTRICT")
+
+
+def one_of(name: str, column: str, enum: type[StrEnum], *, nullable: bool = False) -> CheckConstraint:
+    """A named CHECK that ``column`` holds a value of ``enum``."""
+    allowed = ", ".join(f"'{member.value}'" for member in enum)
+    condition = f"{column} IN ({allowed})"
+    if nullable:
+        condition = f"{column} IS NULL OR {condition}"
+    return CheckConstraint(condition, name=name)
+
+
+def between(name: str, column: str, low: float, high: float) -> CheckConstraint:
+    return CheckConstraint(f"{column} IS NULL OR ({column} >= {low} AND {column} <= {high})", name=name)
+
+
+def not_blank(name: str, column: str) -> CheckConstraint:
+    """Codes are never empty strings: NULL or something."""
+    return CheckConstraint(f"{column} IS NULL OR length(trim({column})) > 0", name=name)
+
+
+#: Codes safe for every pipeline: letters, digits, '.', '_', '-' (DOMAIN.md §6 rule 9). Checked in the service;
+#: the database checks the cheap part (no spaces, no colons) portably.
+def safe_code(name: str, column: str) -> CheckConstraint:
+    return CheckConstraint(
+        f"{column} IS NULL OR (length({column}) > 0 AND {column} NOT LIKE '% %' AND {column} NOT LIKE '%:%'"
+        f" AND {column} NOT LIKE '%/%')",
+        name=name,
+    )

@@ -1,0 +1,59 @@
+"""Roles, enforced here in the service layer so no page or command can bypass them (DOMAIN.md §2 "User")."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlmodel import Session, select
+
+from biobank.errors import NotFoundError, PermissionDeniedError
+from biobank.models import User
+from biobank.vocab import Role
+
+
+class Action(StrEnum):
+    enter = "enter"  # collection, storage, models, QC: data entry
+    correct = "correct"  # correcting a mistaken entry (audited with a reason)
+    withdraw = "withdraw"  # record a consent withdrawal
+    approve = "approve"  # approve distribution orders and analysis plans
+    plan = "plan"  # draft analysis plans
+    ship = "ship"  # ship and receive distributions
+    manage_users = "manage_users"
+    manage_vocabularies = "manage_vocabularies"
+
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.technician: frozenset({Action.enter, Action.correct, Action.withdraw, Action.ship}),
+    Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw}),
+    Role.admin: frozenset(
+        {Action.enter, Action.correct, Action.withdraw, Action.ship, Action.manage_users, Action.manage_vocabularies}
+    ),
+    Role.viewer: frozenset(),
+}
+
+
+def can(user: User | None, action: Action) -> bool:
+    return user is not None and user.is_active and action in PERMISSIONS[Role(user.role)]
+
+
+def require(user: User | None, action: Action) -> User:
+    """The acting user, if their role allows ``action``; else a PermissionDeniedError naming both."""
+    if user is None:
+        raise PermissionDeniedError(f"{action.value}: no user is signed in (set --user or BIOBANK_USER)")
+    if not user.is_active:
+        raise PermissionDeniedError(f"{action.value}: user {user.username!r} is disabled")
+    if action not in PERMISSIONS[Role(user.role)]:
+        allowed = ", ".join(sorted(r.value for r, actions in PERMISSIONS.items() if action in actions))
+        raise PermissionDeniedError(
+            f"{action.value}: user {user.username!r} has role {user.role!r}; this needs one of: {allowed}",
+            field="role",
+            value=user.role,
+        )
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFoundError(f"user {username!r} not found", field="user", value=username)
+    return user

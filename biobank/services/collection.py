@@ -1,0 +1,443 @@
+"""The autopsy table: open the case, add lesions and sampling sites, collect one region into several formats."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from biobank.audit import act_as
+from biobank.codes import (
+    LESION_CODE,
+    REGION_LABEL,
+    other_site_code,
+    primary_specimen_code,
+    region_site_code,
+    require_safe,
+)
+from biobank.errors import ConflictError, ConsentError, NotFoundError, ValidationError, invalid
+from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
+from biobank.services.auth import Action, require
+from biobank.services.checks import check_enum, check_order, check_positive, require_aware
+from biobank.services.custody import record_event
+from biobank.services.donors import get_donor, withdrawal_of
+from biobank.vocab import (
+    AutopsyStatus,
+    BonePhenotype,
+    CustodyKind,
+    DecalcificationAgent,
+    DonorStatus,
+    Fixative,
+    ImagingResponse,
+    Laterality,
+    LesionKind,
+    MaterialType,
+    QuantityUnit,
+    ReceptorStatus,
+    SiteKind,
+    StorageFormat,
+    TissueStatus,
+)
+
+
+def get_autopsy(session: Session, case_code: str) -> Autopsy:
+    autopsy = session.exec(select(Autopsy).where(Autopsy.case_code == case_code)).first()
+    if autopsy is None:
+        raise NotFoundError(f"autopsy {case_code!r} not found", field="case", value=case_code)
+    return autopsy
+
+
+def _check_autopsy_times(
+    death_at: datetime | None, refrigerated_at: datetime | None, start_at: datetime | None, end_at: datetime | None
+) -> None:
+    for name, value in (("death_at", death_at), ("refrigerated_at", refrigerated_at), ("start_at", start_at), ("end_at", end_at)):
+        require_aware(name, value)
+    if death_at is None and any(t is not None for t in (refrigerated_at, start_at, end_at)):
+        raise invalid("death_at", None, "the time of death comes before any other autopsy time")
+    check_order("death_at", death_at, "refrigerated_at", refrigerated_at)
+    check_order("death_at", death_at, "start_at", start_at)
+    if end_at is not None and start_at is None:
+        raise invalid("end_at", end_at.isoformat(), "an autopsy cannot end without a start time")
+    check_order("start_at", start_at, "end_at", end_at)
+
+
+def open_autopsy(
+    session: Session,
+    *,
+    actor: User | None,
+    donor_code: str,
+    case_code: str,
+    death_at: datetime | None,
+    refrigerated_at: datetime | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    institution: str | None = None,
+    prosector: str | None = None,
+    team: str | None = None,
+    status: str | None = None,
+) -> Autopsy:
+    """Open (or schedule) the case. Status follows the times unless given: start → in progress, end → complete."""
+    require(actor, Action.enter)
+    donor = get_donor(session, donor_code)
+    require_safe("case_code", case_code)
+    _check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
+    if status is None:
+        status = AutopsyStatus.complete if end_at else AutopsyStatus.in_progress if start_at else AutopsyStatus.scheduled
+    check_enum("status", status, AutopsyStatus)
+    if status != AutopsyStatus.scheduled and death_at is None:
+        raise invalid("death_at", None, f"an autopsy {status} needs the time of death")
+    if withdrawal_of(session, donor.id) is not None:
+        raise ConsentError(f"donor {donor_code}: consent was withdrawn; no autopsy can be opened", field="donor")
+    if session.exec(select(Autopsy.id).where(Autopsy.donor_id == donor.id)).first() is not None:
+        raise ConflictError(f"donor {donor_code}: already has an autopsy", field="donor", value=donor_code)
+    if session.exec(select(Autopsy.id).where(Autopsy.case_code == case_code)).first() is not None:
+        raise ConflictError(f"case_code={case_code!r}: already used", field="case_code", value=case_code)
+    autopsy = Autopsy(
+        donor_id=donor.id,
+        case_code=case_code,
+        death_at=death_at,
+        refrigerated_at=refrigerated_at,
+        start_at=start_at,
+        end_at=end_at,
+        institution=institution,
+        prosector=prosector,
+        team=team,
+        status=str(status),
+    )
+    act_as(session, actor)
+    session.add(autopsy)
+    if death_at is not None and donor.status == DonorStatus.enrolled:
+        donor.status = DonorStatus.deceased.value
+    if status == AutopsyStatus.complete:
+        donor.status = DonorStatus.autopsy_done.value
+    session.flush()
+    return autopsy
+
+
+def update_autopsy_times(
+    session: Session,
+    *,
+    actor: User | None,
+    case_code: str,
+    death_at: datetime | None = None,
+    refrigerated_at: datetime | None = None,
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+) -> Autopsy:
+    """Set times as the case runs (death, refrigeration, start, end); status follows."""
+    require(actor, Action.enter)
+    autopsy = get_autopsy(session, case_code)
+    new = {
+        "death_at": death_at or autopsy.death_at,
+        "refrigerated_at": refrigerated_at or autopsy.refrigerated_at,
+        "start_at": start_at or autopsy.start_at,
+        "end_at": end_at or autopsy.end_at,
+    }
+    _check_autopsy_times(**new)
+    earliest = session.exec(
+        select(func.min(SamplingSite.excised_at)).where(
+            SamplingSite.autopsy_id == autopsy.id, SamplingSite.kind != SiteKind.premortem_blood
+        )
+    ).first()
+    if earliest is not None and new["death_at"] is not None and earliest < new["death_at"]:
+        raise invalid("death_at", new["death_at"].isoformat(), "material of this case was excised before that time")
+    act_as(session, actor)
+    for key, value in new.items():
+        setattr(autopsy, key, value)
+    if new["end_at"] is not None:
+        autopsy.status = AutopsyStatus.complete.value
+        donor = session.get(Donor, autopsy.donor_id)
+        if donor is not None and donor.status != DonorStatus.withdrawn:
+            donor.status = DonorStatus.autopsy_done.value
+    elif new["start_at"] is not None:
+        autopsy.status = AutopsyStatus.in_progress.value
+    session.flush()
+    return autopsy
+
+
+def _site(session: Session, code: str) -> AnatomicalSite:
+    site = session.get(AnatomicalSite, code)
+    if site is None:
+        raise invalid("site_code", code, "not in the anatomical-site vocabulary")
+    return site
+
+
+def _laterality(site: AnatomicalSite, laterality: str | None) -> str:
+    if laterality is None:
+        return Laterality.unknown if site.laterality_applies else Laterality.not_applicable
+    check_enum("laterality", laterality, Laterality)
+    return laterality
+
+
+def add_lesion(
+    session: Session,
+    *,
+    actor: User | None,
+    donor_code: str,
+    code: str,
+    site_code: str,
+    kind: str,
+    laterality: str | None = None,
+    bone_phenotype: str | None = None,
+    size_mm: float | None = None,
+    imaging_response: str = ImagingResponse.unknown,
+    er_status: str | None = None,
+    pr_status: str | None = None,
+    her2_status: str | None = None,
+    description: str | None = None,
+) -> Lesion:
+    require(actor, Action.enter)
+    donor = get_donor(session, donor_code)
+    if not LESION_CODE.match(code or ""):
+        raise invalid("code", code, "lesion codes look like 'L01'")
+    site = _site(session, site_code)
+    check_enum("kind", kind, LesionKind)
+    check_enum("bone_phenotype", bone_phenotype, BonePhenotype, nullable=True)
+    if bone_phenotype is not None and site.category != "bone":
+        raise invalid("bone_phenotype", bone_phenotype, f"only bone lesions have one; {site_code} is not bone")
+    check_enum("imaging_response", imaging_response, ImagingResponse)
+    for name, value in (("er_status", er_status), ("pr_status", pr_status), ("her2_status", her2_status)):
+        check_enum(name, value, ReceptorStatus, nullable=True)
+    check_positive("size_mm", size_mm)
+    taken = session.exec(select(Lesion.id).where(Lesion.donor_id == donor.id, Lesion.code == code)).first()
+    if taken is not None:
+        raise ConflictError(f"donor {donor_code}: lesion {code} already exists", field="code", value=code)
+    lesion = Lesion(
+        donor_id=donor.id,
+        code=code,
+        site_code=site_code,
+        laterality=_laterality(site, laterality),
+        kind=str(kind),
+        bone_phenotype=bone_phenotype,
+        size_mm=size_mm,
+        imaging_response=str(imaging_response),
+        er_status=er_status,
+        pr_status=pr_status,
+        her2_status=her2_status,
+        description=description,
+    )
+    act_as(session, actor)
+    session.add(lesion)
+    session.flush()
+    return lesion
+
+
+def next_lesion_code(session: Session, donor: Donor) -> str:
+    count = session.exec(select(func.count()).select_from(Lesion).where(Lesion.donor_id == donor.id)).one()
+    return f"L{count + 1:02d}"
+
+
+def get_lesion(session: Session, donor: Donor, code: str) -> Lesion:
+    lesion = session.exec(select(Lesion).where(Lesion.donor_id == donor.id, Lesion.code == code)).first()
+    if lesion is None:
+        raise NotFoundError(f"donor {donor.code}: lesion {code!r} not found", field="lesion", value=code)
+    return lesion
+
+
+@dataclass(frozen=True)
+class FormatRequest:
+    """One storage format to make from a region, and how many pieces (tubes, cassettes) of it."""
+
+    storage_format: str
+    quantity: float
+    unit: str
+    count: int = 1
+    material_type: str | None = None
+    stabilised_at: datetime | None = None
+    fixative: str | None = None
+    fixation_end_at: datetime | None = None
+    decalcification_agent: str | None = None
+    decalcification_hours: float | None = None
+
+
+#: The formats the board offers for a tumour region, with default quantities.
+DEFAULT_REGION_FORMATS: tuple[FormatRequest, ...] = (
+    FormatRequest(StorageFormat.snap_frozen, 50, QuantityUnit.mg, count=2),
+    FormatRequest(StorageFormat.oct, 1, QuantityUnit.blocks),
+    FormatRequest(StorageFormat.ffpe, 1, QuantityUnit.blocks, fixative=Fixative.nbf),
+    FormatRequest(StorageFormat.rnalater, 30, QuantityUnit.mg),
+    FormatRequest(StorageFormat.viable_cryo, 100, QuantityUnit.mg),
+)
+
+_DEFAULT_MATERIAL = {
+    SiteKind.tumour_region: MaterialType.tissue,
+    SiteKind.normal_tissue: MaterialType.tissue,
+    SiteKind.germline_blood: MaterialType.whole_blood,
+    SiteKind.premortem_blood: MaterialType.whole_blood,
+    SiteKind.bone_marrow: MaterialType.bone_marrow,
+}
+
+
+@dataclass(frozen=True)
+class Collected:
+    site: SamplingSite
+    specimens: list[Specimen]
+
+
+def _validate_format(request: FormatRequest, excised_at: datetime, row: str) -> None:
+    check_enum(f"{row}.storage_format", request.storage_format, StorageFormat)
+    check_enum(f"{row}.unit", request.unit, QuantityUnit)
+    check_enum(f"{row}.material_type", request.material_type, MaterialType, nullable=True)
+    check_enum(f"{row}.fixative", request.fixative, Fixative, nullable=True)
+    check_enum(f"{row}.decalcification_agent", request.decalcification_agent, DecalcificationAgent, nullable=True)
+    if request.quantity is None or request.quantity <= 0:
+        raise invalid(f"{row}.quantity", request.quantity, "must be positive")
+    if not 1 <= request.count <= 50:
+        raise invalid(f"{row}.count", request.count, "between 1 and 50 pieces per format")
+    require_aware(f"{row}.stabilised_at", request.stabilised_at)
+    require_aware(f"{row}.fixation_end_at", request.fixation_end_at)
+    check_order("excised_at", excised_at, f"{row}.stabilised_at", request.stabilised_at)
+    if request.fixation_end_at is not None and request.stabilised_at is None:
+        raise invalid(f"{row}.fixation_end_at", request.fixation_end_at.isoformat(), "needs the time fixation started")
+    check_order(f"{row}.stabilised_at", request.stabilised_at, f"{row}.fixation_end_at", request.fixation_end_at)
+    if request.decalcification_hours is not None:
+        if request.decalcification_agent is None:
+            raise invalid(f"{row}.decalcification_hours", request.decalcification_hours, "name the decalcification agent")
+        check_positive(f"{row}.decalcification_hours", request.decalcification_hours, allow_zero=True)
+
+
+def collect_region(
+    session: Session,
+    *,
+    actor: User | None,
+    case_code: str,
+    kind: str,
+    site_code: str,
+    excised_at: datetime,
+    formats: Sequence[FormatRequest],
+    lesion_code: str | None = None,
+    region_label: str | None = None,
+    laterality: str | None = None,
+    tissue_status: str | None = None,
+    distance_to_tumour_mm: float | None = None,
+    prosector: str | None = None,
+    gross_description: str | None = None,
+) -> Collected:
+    """Record one region (or normal tissue, blood, marrow) and create all its specimens at once.
+
+    Everything is validated before anything is written; an error leaves the database as it was.
+    """
+    require(actor, Action.enter)
+    autopsy = get_autopsy(session, case_code)
+    donor = session.get(Donor, autopsy.donor_id)
+    assert donor is not None
+    check_enum("kind", kind, SiteKind)
+    site_kind = SiteKind(kind)
+    site = _site(session, site_code)
+    require_aware("excised_at", excised_at)
+    if withdrawal_of(session, donor.id) is not None:
+        raise ConsentError(f"donor {donor.code}: consent was withdrawn; nothing more can be collected", field="donor")
+    if autopsy.status == AutopsyStatus.scheduled and site_kind != SiteKind.premortem_blood:
+        raise invalid("case", case_code, "the autopsy has not started: record the time of death and start first")
+    if site_kind == SiteKind.premortem_blood:
+        if autopsy.death_at is not None and excised_at >= autopsy.death_at:
+            raise invalid("excised_at", excised_at.isoformat(), "a pre-mortem draw is taken before death")
+    else:
+        check_order("death_at", autopsy.death_at, "excised_at", excised_at)
+    if not formats:
+        raise invalid("formats", [], "choose at least one storage format")
+    for index, request in enumerate(formats, start=1):
+        _validate_format(request, excised_at, f"formats[{index}]")
+
+    lesion: Lesion | None = None
+    if site_kind == SiteKind.tumour_region:
+        if not lesion_code:
+            raise invalid("lesion_code", lesion_code, "a tumour region belongs to a lesion")
+        lesion = get_lesion(session, donor, lesion_code)
+        if not region_label or not REGION_LABEL.match(region_label):
+            raise invalid("region_label", region_label, "a region label such as 'A' or 'B'")
+        code = region_site_code(lesion.code, region_label)
+        status = TissueStatus.tumour
+        if tissue_status not in (None, TissueStatus.tumour):
+            raise invalid("tissue_status", tissue_status, "a tumour region is tumour tissue")
+        if distance_to_tumour_mm is not None:
+            raise invalid("distance_to_tumour_mm", distance_to_tumour_mm, "only normal tissue has a distance to tumour")
+        if site_code != lesion.site_code and site.parent_code != lesion.site_code:
+            raise invalid("site_code", site_code, f"lesion {lesion.code} is in {lesion.site_code}")
+    else:
+        if lesion_code:
+            raise invalid("lesion_code", lesion_code, f"a {kind} sample has no lesion")
+        count = session.exec(
+            select(func.count()).select_from(SamplingSite).where(SamplingSite.donor_id == donor.id, SamplingSite.kind == kind)
+        ).one()
+        code = other_site_code(site_kind, count + 1)
+        status = TissueStatus(tissue_status) if tissue_status else TissueStatus.normal
+        check_enum("tissue_status", status, TissueStatus)
+        if status == TissueStatus.tumour:
+            raise invalid("tissue_status", tissue_status, "tumour tissue is a region of a lesion")
+        if distance_to_tumour_mm is not None:
+            check_positive("distance_to_tumour_mm", distance_to_tumour_mm, allow_zero=True)
+        region_label = None
+    require_safe("code", code)
+    if session.exec(select(SamplingSite.id).where(SamplingSite.donor_id == donor.id, SamplingSite.code == code)).first():
+        raise ConflictError(f"donor {donor.code}: region {code} was already collected", field="region_label", value=region_label)
+
+    act_as(session, actor)
+    sampling_site = SamplingSite(
+        donor_id=donor.id,  # type: ignore[arg-type]
+        autopsy_id=autopsy.id,
+        lesion_id=lesion.id if lesion else None,
+        code=code,
+        region_label=region_label,
+        kind=site_kind.value,
+        tissue_status=status.value,
+        distance_to_tumour_mm=distance_to_tumour_mm,
+        site_code=site_code,
+        laterality=_laterality(site, laterality if laterality else (lesion.laterality if lesion else None)),
+        excised_at=excised_at,
+        prosector=prosector or autopsy.prosector,
+        gross_description=gross_description,
+    )
+    session.add(sampling_site)
+    session.flush()
+
+    specimens: list[Specimen] = []
+    sequence: dict[str, int] = {}
+    for request in formats:
+        material = request.material_type or _DEFAULT_MATERIAL[site_kind]
+        fixative = request.fixative or (Fixative.nbf if request.storage_format == StorageFormat.ffpe else None)
+        for _ in range(request.count):
+            sequence[request.storage_format] = sequence.get(request.storage_format, 0) + 1
+            specimen = Specimen(
+                code=primary_specimen_code(donor.code, code, request.storage_format, sequence[request.storage_format]),
+                donor_id=donor.id,  # type: ignore[arg-type]
+                sampling_site_id=sampling_site.id,  # type: ignore[arg-type]
+                lineage="primary",
+                material_type=str(material),
+                storage_format=str(request.storage_format),
+                collected_at=excised_at,
+                stabilised_at=request.stabilised_at,
+                fixation_end_at=request.fixation_end_at,
+                fixative=str(fixative) if fixative else None,
+                decalcification_agent=request.decalcification_agent,
+                decalcification_hours=request.decalcification_hours,
+                quantity=request.quantity,
+                quantity_remaining=request.quantity,
+                unit=str(request.unit),
+            )
+            session.add(specimen)
+            specimens.append(specimen)
+    session.flush()
+    for specimen in specimens:
+        record_event(session, specimen=specimen, kind=CustodyKind.collected, actor=actor, at=excised_at, to_location=code)
+        if specimen.stabilised_at is not None:
+            record_event(
+                session,
+                specimen=specimen,
+                kind=CustodyKind.stabilised,
+                actor=actor,
+                at=specimen.stabilised_at,
+                note=specimen.storage_format,
+            )
+    session.flush()
+    return Collected(sampling_site, specimens)
+
+
+def sampling_site_of(session: Session, specimen: Specimen) -> SamplingSite:
+    site = session.get(SamplingSite, specimen.sampling_site_id)
+    if site is None:  # impossible with the foreign key; keeps the type checker honest
+        raise ValidationError(f"specimen {specimen.code}: sampling site missing")
+    return site

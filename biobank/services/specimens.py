@@ -1,0 +1,371 @@
+"""Specimens after collection: aliquots and derivatives with quantity accounting, QC, corrections, disposal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, select
+
+from biobank.audit import act_as, audit_reason
+from biobank.codes import aliquot_code, derivative_code
+from biobank.errors import ConflictError, NotFoundError, ValidationError, invalid
+from biobank.models import Specimen, User
+from biobank.models.base import utcnow
+from biobank.services.auth import Action, require
+from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
+from biobank.services.custody import record_event
+from biobank.vocab import (
+    EXHAUSTED_STATUSES,
+    CustodyKind,
+    Lineage,
+    MaterialType,
+    QuantityUnit,
+    SpecimenStatus,
+    StorageFormat,
+)
+
+#: Statuses from which material can still be taken.
+TAKEABLE = {SpecimenStatus.available.value, SpecimenStatus.reserved.value, SpecimenStatus.in_use.value}
+
+
+def get_specimen(session: Session, code: str, *, for_update: bool = False) -> Specimen:
+    statement = select(Specimen).where(Specimen.code == code)
+    if for_update:
+        statement = statement.with_for_update()
+    specimen = session.exec(statement).first()
+    if specimen is None:
+        raise NotFoundError(f"specimen {code!r} not found", field="code", value=code)
+    return specimen
+
+
+def _require_takeable(specimen: Specimen, field: str = "parent") -> None:
+    if specimen.status not in TAKEABLE:
+        raise invalid(field, specimen.code, f"specimen is {specimen.status}; nothing can be taken from it")
+
+
+def _consume(specimen: Specimen, amount: float, field: str) -> None:
+    """Take ``amount`` from the specimen's remaining quantity; it becomes depleted when nothing is left."""
+    if amount < 0:
+        raise invalid(field, amount, "cannot be negative")
+    remaining = specimen.quantity_remaining - amount
+    if remaining < -1e-9:
+        raise invalid(
+            field,
+            amount,
+            f"only {specimen.quantity_remaining:g} {specimen.unit} of {specimen.code} remain",
+        )
+    specimen.quantity_remaining = max(remaining, 0.0)
+    if specimen.quantity_remaining == 0:
+        specimen.status = SpecimenStatus.depleted.value
+
+
+def _children_count(session: Session, parent: Specimen, lineage: Lineage) -> int:
+    return session.exec(
+        select(func.count()).select_from(Specimen).where(Specimen.parent_id == parent.id, Specimen.lineage == lineage)
+    ).one()
+
+
+def _child(parent: Specimen, **fields: Any) -> Specimen:
+    """A new specimen inheriting the parent's donor, site and pre-analytical times."""
+    base = {
+        "donor_id": parent.donor_id,
+        "sampling_site_id": parent.sampling_site_id,
+        "parent_id": parent.id,
+        "collected_at": parent.collected_at,
+        "stabilised_at": parent.stabilised_at,
+        "fixation_end_at": parent.fixation_end_at,
+        "fixative": parent.fixative,
+        "decalcification_agent": parent.decalcification_agent,
+        "decalcification_hours": parent.decalcification_hours,
+    }
+    base.update(fields)
+    return Specimen(**base)
+
+
+def aliquot(
+    session: Session,
+    *,
+    actor: User | None,
+    parent_code: str,
+    portions: Sequence[float],
+    at: datetime | None = None,
+) -> list[Specimen]:
+    """Split a specimen into aliquots of the same material; the parent's remaining quantity drops by their sum."""
+    require(actor, Action.enter)
+    require_aware("at", at)
+    parent = get_specimen(session, parent_code, for_update=True)
+    _require_takeable(parent)
+    if not portions:
+        raise invalid("portions", [], "give at least one aliquot quantity")
+    for index, portion in enumerate(portions, start=1):
+        if portion is None or portion <= 0:
+            raise invalid(f"portions[{index}]", portion, "must be positive")
+    act_as(session, actor)
+    _consume(parent, float(sum(portions)), "portions")
+    start = _children_count(session, parent, Lineage.aliquot)
+    children = [
+        _child(
+            parent,
+            code=aliquot_code(parent.code, start + index),
+            lineage=Lineage.aliquot.value,
+            material_type=parent.material_type,
+            storage_format=parent.storage_format,
+            quantity=float(portion),
+            quantity_remaining=float(portion),
+            unit=parent.unit,
+            parent_quantity_used=float(portion),
+            concentration_ng_ul=parent.concentration_ng_ul,
+            tumour_cellularity_pct=parent.tumour_cellularity_pct,
+            necrosis_pct=parent.necrosis_pct,
+            er_status=parent.er_status,
+            pr_status=parent.pr_status,
+            her2_status=parent.her2_status,
+        )
+        for index, portion in enumerate(portions, start=1)
+    ]
+    session.add_all(children)
+    session.flush()
+    when = at or utcnow()
+    record_event(session, specimen=parent, kind=CustodyKind.aliquoted, actor=actor, at=when,
+                 note=f"{len(children)} aliquot(s): {', '.join(c.code for c in children)}")
+    for child in children:
+        record_event(session, specimen=child, kind=CustodyKind.aliquoted, actor=actor, at=when, note=f"from {parent.code}")
+    session.flush()
+    return children
+
+
+#: Which derivative materials make sense from which parent materials.
+DERIVABLE: dict[str, set[str]] = {
+    MaterialType.tissue: {MaterialType.dna, MaterialType.rna, MaterialType.section, MaterialType.cells},
+    MaterialType.whole_blood: {MaterialType.dna, MaterialType.rna, MaterialType.plasma, MaterialType.buffy_coat},
+    MaterialType.buffy_coat: {MaterialType.dna, MaterialType.rna},
+    MaterialType.bone_marrow: {MaterialType.dna, MaterialType.rna, MaterialType.cells, MaterialType.plasma},
+    MaterialType.cells: {MaterialType.dna, MaterialType.rna},
+    MaterialType.section: {MaterialType.dna, MaterialType.rna},
+    MaterialType.plasma: {MaterialType.dna},  # cell-free DNA
+}
+
+
+def derive(
+    session: Session,
+    *,
+    actor: User | None,
+    parent_code: str,
+    material_type: str,
+    quantity: float,
+    unit: str,
+    parent_quantity_used: float,
+    storage_format: str | None = None,
+    concentration_ng_ul: float | None = None,
+    at: datetime | None = None,
+) -> Specimen:
+    """Make new material (DNA, RNA, sections, cells...) from a specimen, recording what it consumed."""
+    require(actor, Action.enter)
+    require_aware("at", at)
+    parent = get_specimen(session, parent_code, for_update=True)
+    _require_takeable(parent)
+    check_enum("material_type", material_type, MaterialType)
+    check_enum("unit", unit, QuantityUnit)
+    if material_type not in DERIVABLE.get(parent.material_type, set()):
+        raise invalid("material_type", material_type, f"cannot be derived from {parent.material_type}")
+    if quantity is None or quantity <= 0:
+        raise invalid("quantity", quantity, "must be positive")
+    check_positive("concentration_ng_ul", concentration_ng_ul, allow_zero=True)
+    if storage_format is None:
+        storage_format = StorageFormat.ffpe if material_type == MaterialType.section and parent.storage_format == StorageFormat.ffpe else StorageFormat.frozen
+    check_enum("storage_format", storage_format, StorageFormat)
+    if at is not None:
+        check_order("parent collected_at", parent.collected_at, "at", at)
+    act_as(session, actor)
+    _consume(parent, float(parent_quantity_used), "parent_quantity_used")
+    number = _children_count(session, parent, Lineage.derivative) + 1
+    child = _child(
+        parent,
+        code=derivative_code(parent.code, material_type, number),
+        lineage=Lineage.derivative.value,
+        material_type=str(material_type),
+        storage_format=str(storage_format),
+        quantity=float(quantity),
+        quantity_remaining=float(quantity),
+        unit=str(unit),
+        parent_quantity_used=float(parent_quantity_used),
+        concentration_ng_ul=concentration_ng_ul,
+        tumour_cellularity_pct=parent.tumour_cellularity_pct,
+    )
+    if storage_format != StorageFormat.ffpe:
+        child.fixative = None
+        child.fixation_end_at = None
+    session.add(child)
+    session.flush()
+    when = at or utcnow()
+    record_event(session, specimen=parent, kind=CustodyKind.derived, actor=actor, at=when,
+                 note=f"{child.code}: used {parent_quantity_used:g} {parent.unit}")
+    record_event(session, specimen=child, kind=CustodyKind.derived, actor=actor, at=when, note=f"from {parent.code}")
+    session.flush()
+    return child
+
+
+QC_FIELDS = {
+    "tumour_cellularity_pct": (0, 100),
+    "necrosis_pct": (0, 100),
+    "yield_ng": (0, 1e9),
+    "a260_280": (0, 5),
+    "rin": (0, 10),
+    "din": (0, 10),
+    "dv200_pct": (0, 100),
+    "concentration_ng_ul": (0, 1e7),
+}
+
+
+def record_qc(
+    session: Session,
+    *,
+    actor: User | None,
+    code: str,
+    pathology_reviewer: str | None = None,
+    **values: float | None,
+) -> Specimen:
+    """Record pathology review (cellularity, necrosis) or nucleic-acid QC (yield, A260/280, RIN, DIN, DV200)."""
+    require(actor, Action.enter)
+    specimen = get_specimen(session, code, for_update=True)
+    unknown = set(values) - set(QC_FIELDS)
+    if unknown:
+        raise invalid("qc", sorted(unknown), f"QC fields are {', '.join(QC_FIELDS)}")
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given and pathology_reviewer is None:
+        raise invalid("qc", {}, "give at least one QC value")
+    for name, value in given.items():
+        check_range(name, value, *QC_FIELDS[name])
+    nucleic = {"yield_ng", "a260_280", "rin", "din", "dv200_pct", "concentration_ng_ul"} & set(given)
+    if nucleic and specimen.material_type not in (MaterialType.dna, MaterialType.rna):
+        if {"rin", "din", "a260_280"} & nucleic:
+            raise invalid(sorted(nucleic)[0], given[sorted(nucleic)[0]], f"nucleic-acid QC applies to DNA or RNA, not {specimen.material_type}")
+    if "rin" in given and specimen.material_type != MaterialType.rna:
+        raise invalid("rin", given["rin"], "RIN is measured on RNA")
+    if "din" in given and specimen.material_type != MaterialType.dna:
+        raise invalid("din", given["din"], "DIN is measured on DNA")
+    if pathology_reviewer is not None and "tumour_cellularity_pct" not in given and "necrosis_pct" not in given:
+        raise invalid("pathology_reviewer", pathology_reviewer, "a pathology review records cellularity or necrosis")
+    act_as(session, actor)
+    for name, value in given.items():
+        setattr(specimen, name, value)
+    if pathology_reviewer is not None:
+        specimen.pathology_reviewer = pathology_reviewer
+    specimen.version += 1
+    record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor,
+                 note=", ".join(f"{k}={v:g}" for k, v in given.items()))
+    session.flush()
+    return specimen
+
+
+def dispose(session: Session, *, actor: User | None, code: str, reason: str, at: datetime | None = None) -> Specimen:
+    """Disposal is a status and an event: a specimen is never deleted."""
+    require(actor, Action.enter)
+    require_aware("at", at)
+    specimen = get_specimen(session, code, for_update=True)
+    if specimen.status == SpecimenStatus.disposed:
+        raise ConflictError(f"specimen {code}: already disposed", field="status", value=specimen.status)
+    if specimen.status == SpecimenStatus.distributed:
+        raise invalid("code", code, "specimen was distributed; it is no longer here to dispose of")
+    if not reason or not reason.strip():
+        raise invalid("reason", reason, "say why the specimen is disposed of")
+    act_as(session, actor)
+    specimen.status = SpecimenStatus.disposed.value
+    specimen.version += 1
+    record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, note=reason.strip())
+    session.flush()
+    return specimen
+
+
+#: Fields a correction may change; identity (code, donor, site, lineage, parent) never changes.
+CORRECTABLE = {
+    "collected_at", "stabilised_at", "fixation_end_at", "fixative", "decalcification_agent", "decalcification_hours",
+    "quantity", "quantity_remaining", "unit", "material_type", "storage_format", "concentration_ng_ul",
+    "er_status", "pr_status", "her2_status", "notes", "barcode",
+}
+
+
+def correct_specimen(
+    session: Session,
+    *,
+    actor: User | None,
+    code: str,
+    reason: str,
+    expected_version: int | None = None,
+    **changes: Any,
+) -> Specimen:
+    """Correct a mistaken entry: audited with its reason, refused if the specimen changed since it was read."""
+    require(actor, Action.correct)
+    if not reason or not reason.strip():
+        raise invalid("reason", reason, "a correction needs a reason (it goes into the audit trail)")
+    specimen = get_specimen(session, code, for_update=True)
+    bad = set(changes) - CORRECTABLE
+    if bad:
+        raise invalid(sorted(bad)[0], changes[sorted(bad)[0]], "this field cannot be corrected")
+    if not changes:
+        raise invalid("changes", {}, "nothing to correct")
+    current = {name: getattr(specimen, name) for name in CORRECTABLE}
+    proposed = {**current, **changes}
+    for name in ("collected_at", "stabilised_at", "fixation_end_at"):
+        require_aware(name, proposed[name])
+    check_order("collected_at", proposed["collected_at"], "stabilised_at", proposed["stabilised_at"])
+    check_order("stabilised_at", proposed["stabilised_at"], "fixation_end_at", proposed["fixation_end_at"])
+    check_enum("storage_format", proposed["storage_format"], StorageFormat)
+    check_enum("material_type", proposed["material_type"], MaterialType)
+    check_enum("unit", proposed["unit"], QuantityUnit)
+    if proposed["quantity"] < 0 or not 0 <= proposed["quantity_remaining"] <= proposed["quantity"]:
+        raise invalid("quantity_remaining", proposed["quantity_remaining"], f"must lie between 0 and the quantity ({proposed['quantity']:g})")
+    if proposed["barcode"] is not None and not str(proposed["barcode"]).strip():
+        proposed["barcode"] = None
+        changes["barcode"] = None
+    act_as(session, actor)
+    version = specimen.version
+    if expected_version is not None and expected_version != version:
+        raise ConflictError(
+            f"specimen {code}: changed by someone else since you read it (version {expected_version}, now {version});"
+            " reload and try again",
+            field="version",
+            value=expected_version,
+        )
+    values = {name: value for name, value in changes.items()}
+    values["version"] = version + 1
+    # Compare-and-set on the version: a concurrent edit between our read and this write is refused too.
+    with audit_reason(session, reason.strip()):
+        result = session.execute(
+            update(Specimen).where(Specimen.id == specimen.id, Specimen.version == version).values(**values)  # type: ignore[arg-type]
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError(f"specimen {code}: changed by someone else meanwhile; reload and try again", field="version")
+        session.refresh(specimen)
+        _audit_core_update(session, specimen, {k: [current.get(k), v] for k, v in changes.items()}, reason.strip())
+        record_event(session, specimen=specimen, kind=CustodyKind.corrected, actor=actor, note=reason.strip())
+    if specimen.quantity_remaining == 0 and specimen.status == SpecimenStatus.available:
+        specimen.status = SpecimenStatus.depleted.value
+        session.flush()
+    return specimen
+
+
+def _audit_core_update(session: Session, specimen: Specimen, changes: dict[str, list[Any]], reason: str) -> None:
+    """A Core UPDATE bypasses the ORM hook: write its audit row explicitly, in the same transaction."""
+    from biobank.audit import _plain
+    from biobank.models import AuditLog
+
+    session.add(
+        AuditLog(
+            user_id=session.info.get("actor_id"),
+            table_name="specimen",
+            row_id=str(specimen.id),
+            action="update",
+            changes={k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()},
+            reason=reason,
+        )
+    )
+    session.flush()
+
+
+def mark_exhausted_check(specimen: Specimen) -> None:
+    if specimen.status in EXHAUSTED_STATUSES:
+        raise ValidationError(f"specimen {specimen.code} is {specimen.status}", field="status", value=specimen.status)
