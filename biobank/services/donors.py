@@ -10,7 +10,15 @@ from sqlmodel import Session, select
 from biobank.audit import act_as
 from biobank.codes import DONOR_CODE, require_safe
 from biobank.errors import ConflictError, ConsentError, NotFoundError, invalid
-from biobank.models import AnatomicalSite, ClinicalEvent, Consent, ConsentWithdrawal, Donor, TreatmentLine, User
+from biobank.models import (
+    AnatomicalSite,
+    ClinicalEvent,
+    Consent,
+    ConsentWithdrawal,
+    Donor,
+    TreatmentLine,
+    User,
+)
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.vocab import (

@@ -11,14 +11,13 @@ from sqlmodel import Session, select
 
 from biobank.audit import act_as, audit_reason
 from biobank.codes import aliquot_code, derivative_code
-from biobank.errors import ConflictError, NotFoundError, ValidationError, invalid
+from biobank.errors import ConflictError, NotFoundError, invalid
 from biobank.models import Specimen, User
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
 from biobank.services.custody import record_event
 from biobank.vocab import (
-    EXHAUSTED_STATUSES,
     CustodyKind,
     Lineage,
     MaterialType,
@@ -240,9 +239,9 @@ def record_qc(
     for name, value in given.items():
         check_range(name, value, *QC_FIELDS[name])
     nucleic = {"yield_ng", "a260_280", "rin", "din", "dv200_pct", "concentration_ng_ul"} & set(given)
-    if nucleic and specimen.material_type not in (MaterialType.dna, MaterialType.rna):
-        if {"rin", "din", "a260_280"} & nucleic:
-            raise invalid(sorted(nucleic)[0], given[sorted(nucleic)[0]], f"nucleic-acid QC applies to DNA or RNA, not {specimen.material_type}")
+    if {"rin", "din", "a260_280"} & nucleic and specimen.material_type not in (MaterialType.dna, MaterialType.rna):
+        first = sorted(nucleic)[0]
+        raise invalid(first, given[first], f"nucleic-acid QC applies to DNA or RNA, not {specimen.material_type}")
     if "rin" in given and specimen.material_type != MaterialType.rna:
         raise invalid("rin", given["rin"], "RIN is measured on RNA")
     if "din" in given and specimen.material_type != MaterialType.dna:
@@ -364,8 +363,3 @@ def _audit_core_update(session: Session, specimen: Specimen, changes: dict[str, 
         )
     )
     session.flush()
-
-
-def mark_exhausted_check(specimen: Specimen) -> None:
-    if specimen.status in EXHAUSTED_STATUSES:
-        raise ValidationError(f"specimen {specimen.code} is {specimen.status}", field="status", value=specimen.status)

@@ -1,0 +1,374 @@
+"""nf-core/sarek samplesheet (``--input``), validated against sarek's own JSON schema.
+
+Columns: ``patient,sex,status,sample,lane,fastq_1,fastq_2`` plus optional ``contamination`` (1 - tumour purity, 0
+for normals). Without FASTQs the sheet has ``patient,sex,status,sample`` (+ ``contamination``); :func:`match_fastqs`
+fills ``lane,fastq_1,fastq_2`` from the file names in a folder.
+
+Validation (:func:`validate_sarek`) runs the shipped ``assets/schema_input.json`` of sarek 3.10.0
+(``biobank/data/sarek_schema_input.json``) with ``jsonschema`` (Draft 2020-12) on every row after converting the cells
+the way nf-schema parses a CSV (empty cell = absent; integer/number columns cast), then sarek's cross-row rules:
+``uniqueEntries`` (patient/sample/lane), one sample ID under one patient only, and no patient with exactly one tumour
+and more than one normal.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import numbers
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+from biobank.exports.formats import (
+    ExportValidationError,
+    Problem,
+    check_donors_known,
+    check_unique_specimens,
+    check_vocabulary,
+    require_columns,
+)
+from biobank.exports.formats._common import isna, karyotype, purity
+
+#: Samplesheet columns in sarek's order.
+COLUMNS: tuple[str, ...] = ("patient", "sex", "status", "sample", "lane", "fastq_1", "fastq_2")
+#: Columns of a sheet before FASTQs are matched.
+COLUMNS_NO_FASTQ: tuple[str, ...] = ("patient", "sex", "status", "sample")
+CONTAMINATION = "contamination"
+
+DONOR_REQUIRED = ("donor_code", "sex")
+SAMPLE_REQUIRED = ("specimen_code", "donor_code", "role")
+
+SCHEMA_RESOURCE = "data/sarek_schema_input.json"
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """sarek's ``schema_input.json`` as shipped in the package."""
+    return json.loads(resources.files("biobank").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------------- building
+
+
+def sarek_frame(donors: pd.DataFrame, samples: pd.DataFrame, *, contamination: bool = True) -> pd.DataFrame:
+    """The samplesheet rows without FASTQs: ``patient,sex,status,sample`` (+ ``contamination``).
+
+    ``contamination`` is 1 - purity (purity = tumour cellularity / 100) for tumours, 0 for normals, and left empty for
+    a tumour whose cellularity was not recorded.
+    """
+    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="sarek")
+    required = SAMPLE_REQUIRED + (("tumour_cellularity_pct",) if contamination else ())
+    require_columns(samples, required, frame_name="samples", export="sarek")
+    check_vocabulary(donors, frame_name="donors", columns=["sex"])
+    check_vocabulary(samples, frame_name="samples", columns=["role"])
+    check_donors_known(donors, samples)
+    check_unique_specimens(samples)
+
+    sex_of = {str(d): karyotype(s) for d, s in zip(donors["donor_code"], donors["sex"], strict=True)}
+    rows: list[dict[str, Any]] = []
+    for _, s in samples.iterrows():
+        tumour = s["role"] == "tumour"
+        row: dict[str, Any] = {
+            "patient": str(s["donor_code"]),
+            "sex": sex_of[str(s["donor_code"])],
+            "status": 1 if tumour else 0,
+            "sample": str(s["specimen_code"]),
+        }
+        if contamination:
+            if tumour:
+                p = purity(s["tumour_cellularity_pct"])
+                row[CONTAMINATION] = None if p is None else round(1.0 - p, 6)
+            else:
+                row[CONTAMINATION] = 0.0
+        rows.append(row)
+    columns = list(COLUMNS_NO_FASTQ) + ([CONTAMINATION] if contamination else [])
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["status"] = frame["status"].astype("int64")
+    if contamination:
+        frame[CONTAMINATION] = frame[CONTAMINATION].astype("Float64")
+    return frame
+
+
+_FASTQ_SUFFIX = re.compile(
+    r"^(?:_S\d+)?(?:_L(?P<lane>\d+))?_R(?P<read>[12])(?:_\d{3})?\.f(?:ast)?q\.gz$",
+)
+
+
+def _parse_fastq_name(name: str, samples: list[str]) -> tuple[str, int, int] | None:
+    """(sample, lane, read) for ``<sample>_S1_L001_R1_001.fastq.gz`` or ``<sample>_R1.fq.gz``; None otherwise.
+
+    The sample is matched against the known sample IDs (longest first), so IDs that themselves contain ``_S1`` or
+    ``_L2`` are read correctly.
+    """
+    for sample in samples:
+        if not name.startswith(sample):
+            continue
+        m = _FASTQ_SUFFIX.match(name[len(sample) :])
+        if m:
+            lane = int(m.group("lane")) if m.group("lane") else 1
+            return sample, lane, int(m.group("read"))
+    return None
+
+
+def match_fastqs(frame: pd.DataFrame, folder: str | Path, *, recursive: bool = False) -> pd.DataFrame:
+    """Fill ``lane,fastq_1,fastq_2`` from the FASTQ files in ``folder``: one row per sample and lane.
+
+    Recognised names: Illumina ``<sample>_S<n>_L<lane>_R<1|2>_001.fastq.gz`` (also ``.fq.gz``) and
+    ``<sample>_R<1|2>.fq.gz`` / ``.fastq.gz`` (lane 1). Paths are absolute. A sample without files, an R1 without its
+    R2 (or the reverse) and two files for the same sample, lane and read are errors (``ValueError`` naming them).
+    Files that belong to no sample in the sheet are ignored.
+    """
+    require_columns(frame, ("sample",), frame_name="samplesheet", export="sarek")
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"FASTQ folder does not exist: {root}")
+    ids = sorted({str(s) for s in frame["sample"]}, key=len, reverse=True)
+    files = root.rglob("*") if recursive else root.iterdir()
+    found: dict[tuple[str, int], dict[int, list[Path]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(files):
+        if not path.is_file():
+            continue
+        parsed = _parse_fastq_name(path.name, ids)
+        if parsed:
+            sample, lane, read = parsed
+            found[(sample, lane)][read].append(path.resolve())
+
+    errors: list[str] = []
+    for (sample, lane), reads in sorted(found.items()):
+        for read, paths in sorted(reads.items()):
+            if len(paths) > 1:
+                errors.append(
+                    f"{sample} lane {lane}: {len(paths)} R{read} files ({', '.join(p.name for p in paths)})"
+                )
+        if 1 in reads and 2 not in reads:
+            errors.append(f"{sample} lane {lane}: R1 without R2 ({reads[1][0].name})")
+        if 2 in reads and 1 not in reads:
+            errors.append(f"{sample} lane {lane}: R2 without R1 ({reads[2][0].name})")
+    with_files = {s for s, _ in found}
+    missing = [s for s in dict.fromkeys(str(s) for s in frame["sample"]) if s not in with_files]
+    if missing:
+        errors.append(f"no FASTQ files in {root} for sample(s): {', '.join(missing)}")
+    if errors:
+        raise ValueError("cannot match FASTQs to the samplesheet:\n" + "\n".join(f"  - {e}" for e in errors))
+
+    out_rows: list[dict[str, Any]] = []
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    for _, row in frame.iterrows():
+        sample = str(row["sample"])
+        for lane in sorted(lane for s, lane in found if s == sample):
+            reads = found[(sample, lane)]
+            new = {c: row[c] for c in COLUMNS_NO_FASTQ if c in frame.columns}
+            new.update({"lane": lane, "fastq_1": str(reads[1][0]), "fastq_2": str(reads[2][0])})
+            new.update({c: row[c] for c in extra})
+            out_rows.append(new)
+    columns = [c for c in COLUMNS if c in frame.columns or c not in COLUMNS_NO_FASTQ] + extra
+    out = pd.DataFrame(out_rows, columns=columns)
+    out["lane"] = out["lane"].astype("int64")
+    for c in frame.columns:
+        if c in out.columns and c != "lane":
+            out[c] = out[c].astype(frame[c].dtype)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- validation
+
+
+def _types(prop: Mapping[str, Any]) -> set[str]:
+    types: set[str] = set()
+    t = prop.get("type")
+    if isinstance(t, str):
+        types.add(t)
+    elif isinstance(t, list):
+        types.update(t)
+    for sub in prop.get("anyOf", []) + prop.get("oneOf", []):
+        types |= _types(sub)
+    return types
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def parse_cell(value: Any, prop: Mapping[str, Any] | None) -> Any:
+    """A samplesheet cell as nf-schema reads it from the CSV text.
+
+    An empty cell is absent (None); a cell whose property allows ``integer`` and holds an integer becomes an int, one
+    whose property allows ``number`` becomes a number; everything else stays a string.
+    """
+    if isna(value):
+        return None
+    if isinstance(value, bool):
+        s = str(value).lower()
+    elif isinstance(value, numbers.Number):
+        f = float(value)  # type: ignore[arg-type]
+        s = str(int(f)) if f.is_integer() else repr(f)
+    else:
+        s = str(value).strip()
+    if s == "":
+        return None
+    types = _types(prop or {})
+    if "integer" in types and _INT.match(s):
+        return int(s)
+    if "number" in types:
+        if _INT.match(s):
+            return int(s)
+        try:
+            return float(s)
+        except ValueError:
+            return s
+    if "boolean" in types and s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    return s
+
+
+def to_schema_rows(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows typed as nf-schema would parse them from the CSV (absent keys for empty cells)."""
+    props = load_schema()["items"]["properties"]
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.to_dict(orient="records")
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        typed: dict[str, Any] = {}
+        for key, value in row.items():
+            v = parse_cell(value, props.get(key))
+            if v is not None:
+                typed[str(key)] = v
+        out.append(typed)
+    return out
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> Problem:
+    path = list(error.absolute_path)
+    row = path[0] + 1 if path and isinstance(path[0], int) else None
+    field = str(path[1]) if len(path) > 1 else None
+    props = load_schema()["items"]["properties"]
+    message = error.message
+    if error.validator == "anyOf" and field is None:
+        message = "a row with a lane needs fastq_1 (or spring_1, or bam)"
+    elif error.validator == "dependentRequired":
+        message = error.message
+    if field and field in props and "errorMessage" in props[field]:
+        message = f"{message} ({props[field]['errorMessage']})"
+    elif field is None and error.validator == "required":
+        m = re.match(r"'([^']+)' is a required property", error.message)
+        field = m.group(1) if m else None
+    return Problem(row, field, message)
+
+
+def validate_sarek(rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, check_files: bool = False) -> list[Problem]:
+    """Every problem sarek would stop on, as (1-based row, field, message); empty when the sheet is valid.
+
+    Runs the schema with jsonschema (Draft 2020-12) on the typed rows, then the cross-row rules. With
+    ``check_files`` the ``exists: true`` file columns must name existing files (nf-schema checks this at launch).
+    """
+    schema = load_schema()
+    typed = to_schema_rows(rows)
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [_schema_problem(e) for e in validator.iter_errors(typed)]
+    problems.sort(key=lambda p: (p.row or 0, p.field or ""))
+
+    if check_files:
+        props = schema["items"]["properties"]
+        for i, row in enumerate(typed, start=1):
+            for key, value in row.items():
+                if props.get(key, {}).get("format") == "file-path" and not Path(str(value)).is_file():
+                    problems.append(Problem(i, key, f"file does not exist: {value}"))
+
+    problems.extend(cross_row_problems(typed))
+    return problems
+
+
+def cross_row_problems(typed: list[dict[str, Any]]) -> list[Problem]:
+    """sarek's rules across rows: unique patient/sample/lane, one patient per sample, one tumour -> one normal."""
+    problems: list[Problem] = []
+    unique_keys = load_schema()["items"].get("uniqueEntries", ["lane", "patient", "sample"])
+    seen: dict[tuple[Any, ...], int] = {}
+    patient_of: dict[str, tuple[str, int]] = {}
+    statuses: dict[str, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for i, row in enumerate(typed, start=1):
+        key = tuple(str(row.get(k)) if row.get(k) is not None else None for k in unique_keys)
+        if key in seen:
+            combo = ", ".join(f"{k}={row.get(k)!s}" for k in unique_keys)
+            problems.append(Problem(i, "sample", f"duplicate entry ({combo}) already in row {seen[key]}"))
+        else:
+            seen[key] = i
+        sample, patient = row.get("sample"), row.get("patient")
+        if sample is None or patient is None:
+            continue
+        sample, patient = str(sample), str(patient)
+        if sample in patient_of and patient_of[sample][0] != patient:
+            first, at = patient_of[sample]
+            problems.append(
+                Problem(i, "sample", f"sample {sample} is under patient {patient} and patient {first} (row {at})")
+            )
+        else:
+            patient_of.setdefault(sample, (patient, i))
+        status = row.get("status", 0)
+        if status in (0, 1):
+            statuses[patient][int(status)].add(sample)
+    for patient, by_status in statuses.items():
+        tumours, normals = by_status.get(1, set()), by_status.get(0, set())
+        if len(tumours) == 1 and len(normals) > 1:
+            problems.append(
+                Problem(
+                    None,
+                    "status",
+                    f"patient {patient} has one tumour ({next(iter(tumours))}) and {len(normals)} normal samples "
+                    f"({', '.join(sorted(normals))}); sarek pairs a single tumour with one normal only",
+                )
+            )
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------- output
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """The samplesheet as CSV text (empty cells for missing values)."""
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n", na_rep="")
+    return buf.getvalue()
+
+
+def build_sarek(
+    donors: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    contamination: bool = True,
+    fastq_folder: str | Path | None = None,
+    check_files: bool = False,
+) -> str:
+    """The validated samplesheet CSV; raises :class:`ExportValidationError` (a ValueError) listing the problems."""
+    frame = sarek_frame(donors, samples, contamination=contamination)
+    if fastq_folder is not None:
+        frame = match_fastqs(frame, fastq_folder)
+    problems = validate_sarek(frame, check_files=check_files)
+    if problems:
+        raise ExportValidationError("sarek samplesheet", problems)
+    return to_csv(frame)
+
+
+def write_sarek(
+    path: str | Path,
+    donors: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    contamination: bool = True,
+    fastq_folder: str | Path | None = None,
+    check_files: bool = False,
+) -> Path:
+    """Write the validated samplesheet to ``path`` (e.g. ``samplesheet.csv``) and return the path."""
+    content = build_sarek(
+        donors, samples, contamination=contamination, fastq_folder=fastq_folder, check_files=check_files
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(content, encoding="utf-8")
+    return out

@@ -1,0 +1,290 @@
+"""Label stock declared as data: label size, sheet layout, barcode and text template.
+
+A format describes one kind of adhesive label stock (cryo-tube wrap, histology cassette, slide) and how a
+specimen label is laid out on it. Everything is in millimetres and points so that the PDF sheet and the ZPL
+printer output come from the same numbers. Each format checks at import time that its text template fits the
+label at the declared font sizes, so a bad edit fails loudly instead of printing text over a barcode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: Symbologies every renderer supports. DataMatrix (ECC 200) is the default for small labels: it needs a
+#: smaller quiet zone and fewer modules than QR for a short code.
+SYMBOLOGIES: tuple[str, ...] = ("datamatrix", "qr")
+
+#: Sheet sizes in millimetres (width, height).
+PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
+    "A4": (210.0, 297.0),
+    "letter": (215.9, 279.4),
+}
+
+#: Fields of a label that a text line may show, in the order of :class:`biobank.labels.LabelData`.
+LABEL_FIELDS: tuple[str, ...] = ("code", "donor", "site", "storage_format", "date", "extra")
+
+#: Line pitch as a multiple of the font size: tight, because small labels have little height to spare, but
+#: enough that descenders of one line never touch the capitals of the next.
+LINE_SPACING = 1.12
+
+#: Gap between the barcode and the text next to, above or below it.
+TEXT_GAP_MM = 0.6
+
+Region = Literal["above", "beside", "below"]
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where the labels sit on a printer sheet (laser/inkjet label stock), in millimetres.
+
+    ``margin_left_mm``/``margin_top_mm`` locate the top-left corner of the first label; labels are filled row by
+    row, left to right, ``gap_x_mm``/``gap_y_mm`` apart.
+    """
+
+    page: str
+    columns: int
+    rows: int
+    margin_left_mm: float
+    margin_top_mm: float
+    gap_x_mm: float
+    gap_y_mm: float
+
+    @property
+    def page_size_mm(self) -> tuple[float, float]:
+        return PAGE_SIZES_MM[self.page]
+
+    @property
+    def cells(self) -> int:
+        return self.columns * self.rows
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """One line of the human-readable text template.
+
+    ``fields`` are joined with two spaces (empty fields are left out, and a line whose fields are all empty is
+    dropped, which is how the optional ``extra`` line disappears). ``region`` says where the line goes relative to
+    the barcode: ``above`` and ``below`` span the full label width, ``beside`` is the column right of the barcode.
+    A line showing only ``code`` uses the format's code font size and is shrunk before it is shortened, because
+    the code is the one text a person must be able to read in full. ``max_lines`` > 1 lets long text wrap.
+    """
+
+    fields: tuple[str, ...]
+    region: Region = "beside"
+    bold: bool = False
+    max_lines: int = 1
+
+    @property
+    def is_code(self) -> bool:
+        return self.fields == ("code",)
+
+
+@dataclass(frozen=True)
+class LabelFormat:
+    """A kind of label: its size, sheet layout, default symbology, fonts and text template.
+
+    The barcode box (``barcode_mm`` square, quiet zone included) sits at the left edge of the label's inner area,
+    below any ``above`` lines. ``padding_mm`` keeps everything away from the die-cut edge, where printing on label
+    stock is unreliable.
+    """
+
+    name: str
+    description: str
+    width_mm: float
+    height_mm: float
+    sheet: SheetLayout
+    barcode_mm: float
+    lines: tuple[TextLine, ...]
+    symbology: str = "datamatrix"
+    code_font_pt: float = 6.0
+    text_font_pt: float = 5.0
+    min_font_pt: float = 4.0
+    padding_mm: float = 0.8
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ValueError(f"label format {self.name!r} is inconsistent: " + "; ".join(problems))
+
+    # -- geometry --------------------------------------------------------------------------------------------
+
+    @property
+    def inner_width_mm(self) -> float:
+        return self.width_mm - 2 * self.padding_mm
+
+    @property
+    def inner_height_mm(self) -> float:
+        return self.height_mm - 2 * self.padding_mm
+
+    def font_size_pt(self, line: TextLine) -> float:
+        return self.code_font_pt if line.is_code else self.text_font_pt
+
+    def pitch_mm(self, line: TextLine) -> float:
+        """Height of one printed line of ``line`` in millimetres."""
+        return self.font_size_pt(line) * LINE_SPACING * 25.4 / 72
+
+    def region_height_mm(self, region: Region) -> float:
+        """Height the ``region`` needs when every line is present and wrapped to its ``max_lines``."""
+        return sum(self.pitch_mm(ln) * ln.max_lines for ln in self.lines if ln.region == region)
+
+    @property
+    def barcode_top_mm(self) -> float:
+        """Top of the barcode box, measured from the label's top edge."""
+        above = self.region_height_mm("above")
+        return self.padding_mm + (above + TEXT_GAP_MM if above else 0.0)
+
+    @property
+    def beside_x_mm(self) -> float:
+        return self.padding_mm + self.barcode_mm + TEXT_GAP_MM
+
+    @property
+    def beside_width_mm(self) -> float:
+        return self.width_mm - self.padding_mm - self.beside_x_mm
+
+    def cell_origin_mm(self, slot: int) -> tuple[float, float]:
+        """Top-left corner of sheet cell ``slot`` (0-based, row by row), in mm from the page's top-left corner."""
+        if not 0 <= slot < self.sheet.cells:
+            raise ValueError(f"slot {slot} is outside the {self.sheet.cells} cells of a {self.name} sheet")
+        row, col = divmod(slot, self.sheet.columns)
+        x = self.sheet.margin_left_mm + col * (self.width_mm + self.sheet.gap_x_mm)
+        y = self.sheet.margin_top_mm + row * (self.height_mm + self.sheet.gap_y_mm)
+        return x, y
+
+    def _problems(self) -> list[str]:
+        out: list[str] = []
+        if self.symbology not in SYMBOLOGIES:
+            out.append(f"symbology {self.symbology!r} is not one of {', '.join(SYMBOLOGIES)}")
+        if self.sheet.page not in PAGE_SIZES_MM:
+            out.append(f"page {self.sheet.page!r} is not one of {', '.join(PAGE_SIZES_MM)}")
+            return out
+        if not 0 < self.min_font_pt <= min(self.code_font_pt, self.text_font_pt):
+            out.append("min_font_pt must be positive and no larger than the other font sizes")
+        page_w, page_h = self.sheet.page_size_mm
+        right = self.sheet.margin_left_mm + self.sheet.columns * self.width_mm
+        right += (self.sheet.columns - 1) * self.sheet.gap_x_mm
+        bottom = self.sheet.margin_top_mm + self.sheet.rows * self.height_mm
+        bottom += (self.sheet.rows - 1) * self.sheet.gap_y_mm
+        if self.sheet.columns < 1 or self.sheet.rows < 1:
+            out.append("a sheet needs at least one column and one row")
+        if right > page_w + 1e-6 or bottom > page_h + 1e-6:
+            out.append(
+                f"the label grid ({right:.1f} x {bottom:.1f} mm) does not fit the {self.sheet.page} page"
+            )
+        for ln in self.lines:
+            unknown = set(ln.fields) - set(LABEL_FIELDS)
+            if unknown or not ln.fields:
+                out.append(f"text line {ln.fields} names unknown fields {sorted(unknown)}")
+            if ln.max_lines < 1:
+                out.append(f"text line {ln.fields} must allow at least one line")
+        shown = {f for ln in self.lines for f in ln.fields}
+        missing = set(LABEL_FIELDS) - shown
+        if missing:
+            out.append(f"the text template does not show {sorted(missing)}")
+        if self.barcode_mm <= 0 or self.barcode_mm > self.inner_width_mm:
+            out.append("the barcode is wider than the label")
+        if self.barcode_top_mm + self.barcode_mm > self.height_mm - self.padding_mm + 1e-6:
+            out.append("the barcode and the lines above it are taller than the label")
+        beside = self.region_height_mm("beside")
+        if beside:
+            if self.beside_width_mm < 3.0:
+                out.append("the column beside the barcode is narrower than 3 mm")
+            beside_room = self.barcode_mm
+            if not self.region_height_mm("below"):
+                beside_room = self.height_mm - self.padding_mm - self.barcode_top_mm
+            if beside > beside_room + 1e-6:
+                out.append(f"the lines beside the barcode need {beside:.2f} mm but have {beside_room:.2f} mm")
+        below = self.region_height_mm("below")
+        if below:
+            room = self.height_mm - self.padding_mm - (self.barcode_top_mm + self.barcode_mm + TEXT_GAP_MM)
+            if below > room + 1e-6:
+                out.append(f"the lines below the barcode need {below:.2f} mm but have {room:.2f} mm")
+        return out
+
+
+def _side_template() -> tuple[TextLine, ...]:
+    """Barcode on the left, everything else in one column next to it: the layout of narrow, short labels."""
+    return (
+        TextLine(("code",), bold=True),
+        TextLine(("donor", "date")),
+        TextLine(("site",)),
+        TextLine(("storage_format",)),
+        TextLine(("extra",), bold=True),
+    )
+
+
+#: The label stock the programme prints on. Sizes follow common commercial stock; sheet layouts are for plain
+#: laser label sheets (adjust margins/gaps here if a lab buys a different product).
+LABEL_FORMATS: dict[str, LabelFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        LabelFormat(
+            name="cryotube",
+            description='Cryo-tube wrap-around label, 1.28" x 0.5" (32.5 x 12.7 mm), 85 per US-letter sheet',
+            width_mm=32.5,
+            height_mm=12.7,
+            sheet=SheetLayout(
+                page="letter",
+                columns=5,
+                rows=17,
+                margin_left_mm=14.0,
+                margin_top_mm=6.35,
+                gap_x_mm=6.35,
+                gap_y_mm=3.175,
+            ),
+            barcode_mm=11.1,
+            lines=_side_template(),
+            code_font_pt=6.3,
+            text_font_pt=5.0,
+            padding_mm=0.8,
+        ),
+        LabelFormat(
+            name="cassette",
+            description="Histology cassette label, 28 x 11 mm, 120 per A4 sheet",
+            width_mm=28.0,
+            height_mm=11.0,
+            sheet=SheetLayout(
+                page="A4",
+                columns=6,
+                rows=20,
+                margin_left_mm=11.0,
+                margin_top_mm=10.0,
+                gap_x_mm=4.0,
+                gap_y_mm=3.0,
+            ),
+            barcode_mm=9.6,
+            lines=_side_template(),
+            code_font_pt=5.5,
+            text_font_pt=4.4,
+            min_font_pt=3.8,
+            padding_mm=0.7,
+        ),
+        LabelFormat(
+            name="slide",
+            description="Microscope slide label, 22 x 22 mm, 77 per A4 sheet",
+            width_mm=22.0,
+            height_mm=22.0,
+            sheet=SheetLayout(
+                page="A4",
+                columns=7,
+                rows=11,
+                margin_left_mm=16.0,
+                margin_top_mm=12.5,
+                gap_x_mm=4.0,
+                gap_y_mm=3.0,
+            ),
+            barcode_mm=9.6,
+            lines=(
+                TextLine(("code",), region="above", bold=True),
+                TextLine(("donor",)),
+                TextLine(("date",)),
+                TextLine(("extra",), bold=True),
+                TextLine(("site",), region="below", max_lines=2),
+                TextLine(("storage_format",), region="below"),
+            ),
+            code_font_pt=6.5,
+            text_font_pt=5.2,
+            padding_mm=1.0,
+        ),
+    )
+}

@@ -1,0 +1,411 @@
+"""Read functions shared by the CLI, the dashboard and the exports. Aggregates are computed in SQL."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from biobank.config import get_settings
+from biobank.models import (
+    AnatomicalSite,
+    Autopsy,
+    Consent,
+    ConsentWithdrawal,
+    CustodyEvent,
+    Donor,
+    Lesion,
+    SamplingSite,
+    Specimen,
+    TreatmentLine,
+    User,
+)
+from biobank.services.collection import get_autopsy
+from biobank.services.custody import history
+from biobank.services.donors import consent_state, get_donor
+from biobank.services.specimens import get_specimen
+from biobank.sprec import sprec_code
+from biobank.sqlfunc import hours_between
+from biobank.timing import case_figures, cold_interval, specimen_pmi, warm_pmi
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def pmi_hours_expr() -> Any:
+    """Specimen PMI in hours (stabilised, else excised, minus death), as an SQL expression."""
+    return hours_between(Autopsy.death_at, func.coalesce(Specimen.stabilised_at, Specimen.collected_at))
+
+
+def cohort_counts(session: Session) -> dict[str, int]:
+    def count(model: Any) -> int:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+    return {
+        "donors": count(Donor),
+        "autopsies": count(Autopsy),
+        "lesions": count(Lesion),
+        "sampling_sites": count(SamplingSite),
+        "specimens": count(Specimen),
+        "withdrawn": count(ConsentWithdrawal),
+    }
+
+
+def donor_rows(session: Session) -> list[dict[str, Any]]:
+    """One row per donor with their case and specimen count (two grouped queries, no per-donor loop)."""
+    counts = dict(
+        session.exec(select(Specimen.donor_id, func.count()).group_by(Specimen.donor_id)).all()  # type: ignore[arg-type]
+    )
+    withdrawn = set(session.exec(select(ConsentWithdrawal.donor_id)).all())
+    statement = (
+        select(Donor, Autopsy.case_code, Autopsy.death_at, Autopsy.status)
+        .join(Autopsy, Autopsy.donor_id == Donor.id, isouter=True)
+        .order_by(Donor.code)
+    )
+    rows = []
+    for donor, case_code, death_at, autopsy_status in session.exec(statement).all():
+        rows.append(
+            {
+                "code": donor.code,
+                "sex": donor.sex,
+                "age_at_death": donor.age_at_death,
+                "diagnosis": donor.primary_diagnosis,
+                "primary_site": donor.primary_site_code,
+                "status": donor.status,
+                "consent_withdrawn": donor.id in withdrawn,
+                "case": case_code,
+                "death_at": _iso(death_at),
+                "autopsy_status": autopsy_status,
+                "specimens": int(counts.get(donor.id, 0)),
+            }
+        )
+    return rows
+
+
+def specimen_pmis(session: Session, autopsy: Autopsy) -> list[tuple[str, float, str]]:
+    """(code, PMI hours, basis) of the primary specimens of a case, post-mortem material only."""
+    statement = (
+        select(Specimen.code, Specimen.collected_at, Specimen.stabilised_at)
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .where(SamplingSite.autopsy_id == autopsy.id, Specimen.lineage == "primary", SamplingSite.kind != "premortem_blood")
+        .order_by(Specimen.collected_at, Specimen.code)
+    )
+    result = []
+    for code, collected_at, stabilised_at in session.exec(statement).all():
+        pmi = specimen_pmi(autopsy.death_at, collected_at, stabilised_at)
+        if pmi is not None:
+            result.append((code, pmi.hours, pmi.basis.value))
+    return result
+
+
+def autopsy_summary(session: Session, case_code: str) -> dict[str, Any]:
+    settings = get_settings()
+    autopsy = get_autopsy(session, case_code)
+    donor = session.get(Donor, autopsy.donor_id)
+    assert donor is not None
+    pmis = specimen_pmis(session, autopsy)
+    from datetime import timedelta
+
+    figures = case_figures(
+        autopsy.death_at,
+        autopsy.start_at,
+        [timedelta(hours=h) for _, h, _ in pmis],
+        target=settings.pmi_target,
+        limit=settings.pmi_limit,
+    )
+    by_format = dict(
+        session.exec(
+            select(Specimen.storage_format, func.count())
+            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+            .where(SamplingSite.autopsy_id == autopsy.id)
+            .group_by(Specimen.storage_format)
+        ).all()
+    )
+    sites = session.exec(
+        select(SamplingSite.kind, func.count()).where(SamplingSite.autopsy_id == autopsy.id).group_by(SamplingSite.kind)
+    ).all()
+    lesions = session.exec(select(Lesion).where(Lesion.donor_id == donor.id).order_by(Lesion.code)).all()
+
+    def hours(value: Any) -> float | None:
+        return round(value.total_seconds() / 3600, 2) if value is not None else None
+
+    warm = warm_pmi(autopsy.death_at, autopsy.refrigerated_at)
+    return {
+        "case": autopsy.case_code,
+        "donor": donor.code,
+        "status": autopsy.status,
+        "death_at": _iso(autopsy.death_at),
+        "refrigerated_at": _iso(autopsy.refrigerated_at),
+        "start_at": _iso(autopsy.start_at),
+        "end_at": _iso(autopsy.end_at),
+        "institution": autopsy.institution,
+        "prosector": autopsy.prosector,
+        "warm_pmi_hours": hours(warm),
+        "pmi_at_start_hours": hours(figures.pmi_at_start),
+        "last_specimen_pmi_hours": hours(figures.last_specimen_pmi),
+        "median_pmi_hours": hours(figures.median_pmi),
+        "share_within_target": round(figures.share_within_target, 3) if figures.share_within_target is not None else None,
+        "specimens_beyond_limit": figures.beyond_limit,
+        "primary_specimens": figures.specimens,
+        "pmi_target_hours": settings.pmi_target_hours,
+        "pmi_limit_hours": settings.pmi_limit_hours,
+        "specimens_by_format": {k: int(v) for k, v in sorted(by_format.items())},
+        "sampling_sites_by_kind": {k: int(v) for k, v in sorted(sites)},
+        "lesions": [
+            {"code": lesion.code, "site": lesion.site_code, "kind": lesion.kind, "laterality": lesion.laterality}
+            for lesion in lesions
+        ],
+    }
+
+
+def _lineage(session: Session, specimen: Specimen) -> dict[str, Any]:
+    ancestors = []
+    current = specimen
+    while current.parent_id is not None:
+        parent = session.get(Specimen, current.parent_id)
+        if parent is None:
+            break
+        ancestors.append(parent.code)
+        current = parent
+    children = session.exec(
+        select(Specimen.code, Specimen.lineage, Specimen.material_type).where(Specimen.parent_id == specimen.id).order_by(Specimen.code)
+    ).all()
+    return {
+        "ancestors": list(reversed(ancestors)),
+        "children": [{"code": c, "lineage": lin, "material_type": m} for c, lin, m in children],
+        "primary": current.code,
+    }
+
+
+def specimen_detail(session: Session, code: str) -> dict[str, Any]:
+    """Everything the specimen view and ``specimen show`` print: SPREC, PMI, QC, lineage, custody history."""
+    specimen = get_specimen(session, code)
+    site = session.get(SamplingSite, specimen.sampling_site_id)
+    donor = session.get(Donor, specimen.donor_id)
+    assert site is not None and donor is not None
+    autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
+    anatomical = session.get(AnatomicalSite, site.site_code)
+    lesion = session.get(Lesion, site.lesion_id) if site.lesion_id else None
+    lineage = _lineage(session, specimen)
+    primary = specimen if specimen.parent_id is None else get_specimen(session, lineage["primary"])
+    death_at = autopsy.death_at if autopsy else None
+    pmi = specimen_pmi(death_at, primary.collected_at, primary.stabilised_at)
+    sprec = None
+    if site.kind != "premortem_blood":
+        sprec = sprec_code(
+            material_type=primary.material_type,
+            storage_format=primary.storage_format,
+            bone=anatomical is not None and anatomical.category == "bone",
+            death_at=death_at,
+            collected_at=primary.collected_at,
+            stabilised_at=primary.stabilised_at,
+            fixation_end_at=primary.fixation_end_at,
+            fixative=primary.fixative,
+            temperature=storage_temperature(session, primary),
+        )
+    events = history(session, specimen.id)  # type: ignore[arg-type]
+    users = {u.id: u.username for u in session.exec(select(User)).all()}
+    cold = cold_interval(autopsy.refrigerated_at if autopsy else None, primary.collected_at)
+    return {
+        "code": specimen.code,
+        "barcode": specimen.barcode,
+        "donor": donor.code,
+        "case": autopsy.case_code if autopsy else None,
+        "sampling_site": site.code,
+        "site_kind": site.kind,
+        "anatomical_site": site.site_code,
+        "anatomical_site_label": anatomical.label if anatomical else None,
+        "laterality": site.laterality,
+        "lesion": lesion.code if lesion else None,
+        "lesion_kind": lesion.kind if lesion else None,
+        "lineage": specimen.lineage,
+        "parent": lineage["ancestors"][-1] if lineage["ancestors"] else None,
+        "material_type": specimen.material_type,
+        "storage_format": specimen.storage_format,
+        "status": specimen.status,
+        "quantity": specimen.quantity,
+        "quantity_remaining": specimen.quantity_remaining,
+        "unit": specimen.unit,
+        "concentration_ng_ul": specimen.concentration_ng_ul,
+        "freeze_thaw_count": specimen.freeze_thaw_count,
+        "collected_at": _iso(specimen.collected_at),
+        "stabilised_at": _iso(specimen.stabilised_at),
+        "fixation_end_at": _iso(specimen.fixation_end_at),
+        "fixative": specimen.fixative,
+        "decalcification_agent": specimen.decalcification_agent,
+        "decalcification_hours": specimen.decalcification_hours,
+        "pmi_hours": round(pmi.hours, 2) if pmi else None,
+        "pmi_basis": pmi.basis.value if pmi else None,
+        "pmi": pmi.describe() if pmi else None,
+        "cold_interval_hours": round(cold.total_seconds() / 3600, 2) if cold is not None else None,
+        "sprec": sprec.code if sprec else None,
+        "sprec_version": sprec.version if sprec else None,
+        "qc": {
+            "tumour_cellularity_pct": specimen.tumour_cellularity_pct,
+            "necrosis_pct": specimen.necrosis_pct,
+            "pathology_reviewer": specimen.pathology_reviewer,
+            "yield_ng": specimen.yield_ng,
+            "a260_280": specimen.a260_280,
+            "rin": specimen.rin,
+            "din": specimen.din,
+            "dv200_pct": specimen.dv200_pct,
+        },
+        "receptors": {"er": specimen.er_status, "pr": specimen.pr_status, "her2": specimen.her2_status},
+        "location": current_location(session, specimen),
+        "version": specimen.version,
+        "lineage_tree": lineage,
+        "consent": asdict(consent_state(session, donor)) | {"scopes": sorted(consent_state(session, donor).scopes)},
+        "custody": [
+            {
+                "at": _iso(e.occurred_at),
+                "kind": e.kind,
+                "user": users.get(e.user_id),
+                "from": e.from_location,
+                "to": e.to_location,
+                "note": e.note,
+            }
+            for e in events
+        ],
+    }
+
+
+def storage_temperature(session: Session, specimen: Specimen) -> str | None:
+    """MIABIS temperature class of where the specimen is stored; the storage module replaces this hook."""
+    hook = _HOOKS.get("storage_temperature")
+    return hook(session, specimen) if hook else None
+
+
+def current_location(session: Session, specimen: Specimen) -> str | None:
+    hook = _HOOKS.get("current_location")
+    return hook(session, specimen) if hook else None
+
+
+#: Extension points for modules added later (storage) without a circular import.
+_HOOKS: dict[str, Any] = {}
+
+
+def register_hook(name: str, function: Any) -> None:
+    _HOOKS[name] = function
+
+
+def donor_detail(session: Session, code: str) -> dict[str, Any]:
+    donor = get_donor(session, code)
+    autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
+    state = consent_state(session, donor)
+    withdrawal = session.exec(select(ConsentWithdrawal).where(ConsentWithdrawal.donor_id == donor.id)).first()
+    treatments = session.exec(select(TreatmentLine).where(TreatmentLine.donor_id == donor.id).order_by(TreatmentLine.line_number)).all()
+    consents = session.exec(select(Consent).where(Consent.donor_id == donor.id)).all()
+    return {
+        "code": donor.code,
+        "sex": donor.sex,
+        "age_at_death": donor.age_at_death,
+        "primary_diagnosis": donor.primary_diagnosis,
+        "primary_site": donor.primary_site_code,
+        "icdo3": f"{donor.icdo3_topography or ''} {donor.icdo3_morphology or ''}".strip(),
+        "diagnosis_days_before_death": donor.diagnosis_days_before_death,
+        "receptors": {"er": donor.er_status, "pr": donor.pr_status, "her2": donor.her2_status},
+        "cause_of_death": donor.cause_of_death,
+        "hardy_scale": donor.hardy_scale,
+        "status": donor.status,
+        "case": autopsy.case_code if autopsy else None,
+        "death_at": _iso(autopsy.death_at) if autopsy else None,
+        "consent_scopes": sorted(state.scopes),
+        "consent_withdrawn": state.withdrawn,
+        "withdrawal": (
+            {"at": _iso(withdrawal.withdrawn_at), "requested_by": withdrawal.requested_by, "reason": withdrawal.reason}
+            if withdrawal
+            else None
+        ),
+        "consents": [
+            {"given_by": c.given_by, "on": c.consented_on.isoformat(), "document": c.document_ref} for c in consents
+        ],
+        "treatment_lines": [
+            {
+                "line": t.line_number,
+                "agents": t.agents,
+                "category": t.category,
+                "intent": t.intent,
+                "start_days_before_death": t.start_days_before_death,
+                "end_days_before_death": t.end_days_before_death,
+                "best_response": t.best_response,
+            }
+            for t in treatments
+        ],
+    }
+
+
+def pmi_distribution(session: Session, *, bin_hours: float = 0.5) -> list[dict[str, Any]]:
+    """Histogram of primary post-mortem specimen PMIs, binned in SQL (never every specimen in memory)."""
+    hours = pmi_hours_expr()
+    bucket = func.floor(hours / bin_hours)
+    statement = (
+        select(bucket.label("bucket"), func.count().label("n"))
+        .select_from(Specimen)
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)
+        .where(Specimen.lineage == "primary", SamplingSite.kind != "premortem_blood", Autopsy.death_at.is_not(None))  # type: ignore[union-attr]
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+    return [
+        {"pmi_hours": float(b) * bin_hours, "specimens": int(n)} for b, n in session.exec(statement).all() if b is not None
+    ]
+
+
+def specimens_by_format_and_site(session: Session) -> list[dict[str, Any]]:
+    site = aliased(AnatomicalSite)
+    statement = (
+        select(Specimen.storage_format, SamplingSite.site_code, site.label, func.count())
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(site, site.code == SamplingSite.site_code)
+        .group_by(Specimen.storage_format, SamplingSite.site_code, site.label)
+    )
+    return [
+        {"storage_format": f, "site_code": c, "site": label, "specimens": int(n)} for f, c, label, n in session.exec(statement).all()
+    ]
+
+
+def stock_by_format(session: Session) -> list[dict[str, Any]]:
+    available = case((Specimen.status.in_(["available", "reserved", "in_use"]), 1), else_=0)  # type: ignore[attr-defined]
+    statement = (
+        select(
+            Specimen.storage_format,
+            Specimen.unit,
+            func.count(),
+            func.sum(available),
+            func.sum(Specimen.quantity_remaining * available),
+        )
+        .group_by(Specimen.storage_format, Specimen.unit)
+        .order_by(Specimen.storage_format)
+    )
+    return [
+        {
+            "storage_format": fmt,
+            "unit": unit,
+            "specimens": int(total),
+            "in_stock": int(stock or 0),
+            "quantity_remaining": float(remaining or 0),
+        }
+        for fmt, unit, total, stock, remaining in session.exec(statement).all()
+    ]
+
+
+__all__ = [
+    "and_",
+    "autopsy_summary",
+    "cohort_counts",
+    "donor_detail",
+    "donor_rows",
+    "literal",
+    "pmi_distribution",
+    "specimen_detail",
+    "specimen_pmis",
+    "specimens_by_format_and_site",
+    "stock_by_format",
+]
+_ = CustodyEvent
