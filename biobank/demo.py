@@ -226,7 +226,7 @@ def _donor(
                            unit="ng", parent_quantity_used=200, concentration_ng_ul=round(rng.uniform(40, 180), 1),
                            at=excised + timedelta(days=2))
     specimens.record_qc(session, actor=tech, code=dna.code, yield_ng=dna.quantity, a260_280=round(rng.uniform(1.8, 1.95), 2),
-                        din=round(rng.uniform(7.5, 9.4), 1))
+                        din=round(rng.uniform(7.5, 9.4), 1), at=excised + timedelta(days=3))
 
     lesion_sites = [primary.site, *_pick_sites(rng, primary.site)]
     primary_kind = "primary" if rng.random() < 0.7 else "local_recurrence"
@@ -316,22 +316,24 @@ def _qc(session: Session, rng: random.Random, tech: User, made: list[Specimen], 
     for specimen in made:
         if specimen.storage_format in (StorageFormat.ffpe, StorageFormat.oct):
             specimens.record_qc(session, actor=tech, code=specimen.code, tumour_cellularity_pct=cellularity,
-                                necrosis_pct=float(rng.choice([0, 5, 10, 20, 40])), pathology_reviewer="Dr P. Nguyen")
+                                necrosis_pct=float(rng.choice([0, 5, 10, 20, 40])), pathology_reviewer="Dr P. Nguyen",
+                                at=specimen.collected_at + timedelta(days=rng.randint(3, 9)))
     frozen = [s for s in made if s.storage_format == StorageFormat.snap_frozen]
     if not frozen:
         return
     first = frozen[0]
-    specimens.record_qc(session, actor=tech, code=first.code, tumour_cellularity_pct=cellularity)
+    specimens.record_qc(session, actor=tech, code=first.code, tumour_cellularity_pct=cellularity,
+                        at=first.collected_at + timedelta(days=5))
     when = first.collected_at + timedelta(days=rng.randint(10, 60))
     dna = specimens.derive(session, actor=tech, parent_code=first.code, material_type="dna", quantity=float(rng.randint(1500, 9000)),
                            unit="ng", parent_quantity_used=round(first.quantity * 0.4), concentration_ng_ul=round(rng.uniform(15, 120), 1), at=when)
     specimens.record_qc(session, actor=tech, code=dna.code, yield_ng=dna.quantity, a260_280=round(rng.uniform(1.7, 2.05), 2),
-                        din=round(rng.uniform(5.0, 9.2), 1))
+                        din=round(rng.uniform(5.0, 9.2), 1), at=when + timedelta(days=1))
     if rng.random() < 0.6:
         rna = specimens.derive(session, actor=tech, parent_code=first.code, material_type="rna", quantity=float(rng.randint(500, 4000)),
                                unit="ng", parent_quantity_used=round(first.quantity_remaining * 0.5), concentration_ng_ul=round(rng.uniform(10, 90), 1), at=when)
         specimens.record_qc(session, actor=tech, code=rna.code, yield_ng=rna.quantity, rin=round(rng.uniform(3.5, 8.8), 1),
-                            a260_280=round(rng.uniform(1.9, 2.1), 2))
+                            a260_280=round(rng.uniform(1.9, 2.1), 2), at=when + timedelta(days=1))
     if len(frozen) > 1 and rng.random() < 0.3 and frozen[1].quantity >= 40:
         specimens.aliquot(session, actor=tech, parent_code=frozen[1].code, portions=[10, 10], at=when)
 

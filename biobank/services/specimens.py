@@ -61,10 +61,11 @@ def _consume(specimen: Specimen, amount: float, field: str) -> None:
         specimen.status = SpecimenStatus.depleted.value
 
 
-def _children_count(session: Session, parent: Specimen, lineage: Lineage) -> int:
-    return session.exec(
-        select(func.count()).select_from(Specimen).where(Specimen.parent_id == parent.id, Specimen.lineage == lineage)
-    ).one()
+def _children_count(session: Session, parent: Specimen, lineage: Lineage, material_type: str | None = None) -> int:
+    statement = select(func.count()).select_from(Specimen).where(Specimen.parent_id == parent.id, Specimen.lineage == lineage)
+    if material_type is not None:
+        statement = statement.where(Specimen.material_type == material_type)
+    return session.exec(statement).one()
 
 
 def _child(parent: Specimen, **fields: Any) -> Specimen:
@@ -180,7 +181,7 @@ def derive(
         check_order("parent collected_at", parent.collected_at, "at", at)
     act_as(session, actor)
     _consume(parent, float(parent_quantity_used), "parent_quantity_used")
-    number = _children_count(session, parent, Lineage.derivative) + 1
+    number = _children_count(session, parent, Lineage.derivative, str(material_type)) + 1
     child = _child(
         parent,
         code=derivative_code(parent.code, material_type, number),
@@ -225,6 +226,7 @@ def record_qc(
     actor: User | None,
     code: str,
     pathology_reviewer: str | None = None,
+    at: datetime | None = None,
     **values: float | None,
 ) -> Specimen:
     """Record pathology review (cellularity, necrosis) or nucleic-acid QC (yield, A260/280, RIN, DIN, DV200)."""
@@ -254,7 +256,8 @@ def record_qc(
     if pathology_reviewer is not None:
         specimen.pathology_reviewer = pathology_reviewer
     specimen.version += 1
-    record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor,
+    require_aware("at", at)
+    record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor, at=at,
                  note=", ".join(f"{k}={v:g}" for k, v in given.items()))
     session.flush()
     return specimen

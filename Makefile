@@ -1,0 +1,44 @@
+# Two commands on a fresh machine with Python 3.11:
+#   make run   set up, migrate, load the demo cohort if the database is empty, start the dashboard
+#   make test  set up with the dev extra, lint, type-check and run the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: run test lint bench clean help
+
+help:
+	@echo "make run    start the dashboard on a demo cohort (SQLite file biobank.db)"
+	@echo "make test   lint, type-check and run the test suite"
+	@echo "make bench  run the benchmarks (prints figures, writes benchmarks/results/)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/biobank db upgrade
+	BIOBANK_DEMO_MODE=true $(BIN)/biobank demo --if-empty
+	BIOBANK_DEMO_MODE=true $(BIN)/biobank serve --port $(PORT)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check biobank dashboards tests migrations benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info artifacts

@@ -1,0 +1,104 @@
+"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError as SettingsError
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session
+
+from biobank.config import get_settings
+from biobank.db import get_engine, session_scope
+from biobank.errors import BiobankError
+from biobank.models import User
+from biobank.services.auth import get_user
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+UserOption = Annotated[
+    str | None,
+    typer.Option("--user", "-u", envvar="BIOBANK_USER", help="Account to act as (roles are checked in the services)."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def handle_errors(function: F) -> F:
+    """Turn every expected failure into a one-line message and exit code 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except BiobankError as exc:
+            raise fail(str(exc)) from None
+        except SettingsError as exc:
+            first = exc.errors()[0]
+            raise fail(f"configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        except (OperationalError, ProgrammingError) as exc:
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            hint = " (run 'biobank db upgrade' first?)" if "no such table" in detail or "does not exist" in detail else ""
+            raise fail(f"database: {detail}{hint}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction: everything the command writes commits together or not at all."""
+    with session_scope(get_engine()) as session:
+        yield session
+
+
+def acting_user(session: Session, username: str | None) -> User | None:
+    name = username or get_settings().user
+    return get_user(session, name) if name else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_plain, ensure_ascii=False))
+
+
+def emit_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = None) -> None:
+    """A plain aligned table (pipes and terminals both read it)."""
+    if not rows:
+        typer.echo("(none)")
+        return
+    cols = list(columns or rows[0].keys())
+    cells = [[("" if row.get(c) is None else str(_plain(row.get(c)))) for c in cols] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
+    typer.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def emit_mapping(data: dict[str, Any], *, skip: Iterable[str] = ()) -> None:
+    skipped = set(skip)
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if key in skipped or isinstance(value, list | dict):
+            continue
+        typer.echo(f"{key.ljust(width)}  {'' if value is None else _plain(value)}")
+
+
+def echo_err(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,254 @@
+"""Foundation commands: database, demo, server, users, donors, autopsies, specimens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from biobank import queries
+from biobank.cli.common import (
+    JsonOption,
+    UserOption,
+    acting_user,
+    emit_json,
+    emit_mapping,
+    emit_table,
+    fail,
+    handle_errors,
+    unit_of_work,
+)
+from biobank.config import get_settings
+from biobank.services import users as user_service
+
+db_app = typer.Typer(help="Create and upgrade the database schema (Alembic migrations).", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
+donors_app = typer.Typer(help="Donors and their consent.", no_args_is_help=True)
+autopsy_app = typer.Typer(help="Autopsies (cases) and their post-mortem intervals.", no_args_is_help=True)
+specimen_app = typer.Typer(help="Specimens: SPREC, PMI, lineage and chain of custody.", no_args_is_help=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alembic_config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Upgrade the database to the latest schema (or to REVISION)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(), revision)
+    typer.echo(f"database at {revision}: {_redacted_url()}")
+
+
+@db_app.command("downgrade")
+@handle_errors
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")]) -> None:
+    """Downgrade the schema to REVISION (data in dropped tables is lost)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("current")
+@handle_errors
+def db_current(as_json: JsonOption = False) -> None:
+    """Print the schema revision the database is at, and the newest one available."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from biobank.db import get_engine
+
+    with get_engine().connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    data = {"current": current, "head": head, "up_to_date": current == head, "database": _redacted_url()}
+    emit_json(data) if as_json else emit_mapping(data)
+
+
+def _redacted_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(get_settings().database_url).render_as_string(hide_password=True)
+
+
+def demo(
+    donors: Annotated[int, typer.Option(min=1, max=500, help="Number of donors.")] = 12,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same cohort.")] = 7,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing (exit 0) when donors already exist.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Load the demo cohort (and demo accounts) into an empty database."""
+    from biobank import demo as demo_module
+
+    with unit_of_work() as session:
+        if if_empty and not demo_module.is_empty(session):
+            typer.echo("database already holds donors: demo cohort not loaded")
+            return
+        counts = demo_module.load_demo(session, donors_count=donors, seed=seed)
+    emit_json(counts) if as_json else typer.echo(f"demo cohort loaded: {counts['donors']} donors, {counts['specimens']} specimens")
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
+) -> None:
+    """Start the dashboard (Streamlit) on the configured database."""
+    app_path = ROOT / "dashboards" / "app.py"
+    if not app_path.exists():
+        raise fail(f"dashboard entry script not found at {app_path}")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(port), "--server.address", host,
+        "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
+    ]
+    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+
+
+@users_app.command("add")
+@handle_errors
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name: lower-case letters, digits, '.', '_', '-'.")],
+    role: Annotated[str, typer.Option(help="technician, pi, admin or viewer.")],
+    full_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="BIOBANK_NEW_PASSWORD", help="Password (at least 10 characters); prompted for when omitted on a terminal."),
+    ] = None,
+    user: UserOption = None,
+) -> None:
+    """Add an account. The first account must be an admin and needs no --user."""
+    if password is None and sys.stdin.isatty():
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    with unit_of_work() as session:
+        actor = acting_user(session, user)
+        created = user_service.add_user(session, actor=actor, username=username, role=role, password=password, full_name=full_name)
+        typer.echo(f"user {created.username} added with role {created.role}")
+
+
+@users_app.command("list")
+@handle_errors
+def users_list(as_json: JsonOption = False) -> None:
+    """List accounts with role and state."""
+    with unit_of_work() as session:
+        rows = [
+            {"username": u.username, "role": u.role, "full_name": u.full_name, "active": u.is_active,
+             "has_password": u.password_hash is not None, "last_login_at": u.last_login_at}
+            for u in user_service.list_users(session)
+        ]
+    emit_json(rows) if as_json else emit_table(rows)
+
+
+@users_app.command("disable")
+@handle_errors
+def users_disable(username: str, user: UserOption = None) -> None:
+    """Disable an account (it can no longer sign in or write)."""
+    with unit_of_work() as session:
+        user_service.set_active(session, actor=acting_user(session, user), username=username, active=False)
+    typer.echo(f"user {username} disabled")
+
+
+@users_app.command("enable")
+@handle_errors
+def users_enable(username: str, user: UserOption = None) -> None:
+    """Enable a disabled account."""
+    with unit_of_work() as session:
+        user_service.set_active(session, actor=acting_user(session, user), username=username, active=True)
+    typer.echo(f"user {username} enabled")
+
+
+@users_app.command("reset-password")
+@handle_errors
+def users_reset_password(
+    username: str,
+    password: Annotated[str | None, typer.Option(envvar="BIOBANK_NEW_PASSWORD", help="New password; prompted for when omitted.")] = None,
+    user: UserOption = None,
+) -> None:
+    """Set a new password for an account (admins, or the account itself)."""
+    if password is None:
+        if not sys.stdin.isatty():
+            raise fail("give --password or BIOBANK_NEW_PASSWORD when not on a terminal")
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with unit_of_work() as session:
+        user_service.set_password(session, actor=acting_user(session, user), username=username, password=password)
+    typer.echo(f"password of {username} reset")
+
+
+@donors_app.command("list")
+@handle_errors
+def donors_list(as_json: JsonOption = False) -> None:
+    """List donors with diagnosis, case, consent state and specimen count."""
+    with unit_of_work() as session:
+        rows = queries.donor_rows(session)
+    columns = ["code", "sex", "age_at_death", "diagnosis", "status", "consent_withdrawn", "case", "specimens"]
+    emit_json(rows) if as_json else emit_table(rows, columns)
+
+
+@donors_app.command("show")
+@handle_errors
+def donors_show(code: str, as_json: JsonOption = False) -> None:
+    """Show a donor: diagnosis, consent, treatment lines."""
+    with unit_of_work() as session:
+        data = queries.donor_detail(session, code)
+    if as_json:
+        emit_json(data)
+        return
+    emit_mapping(data)
+    typer.echo(f"consent      {', '.join(data['consent_scopes']) or 'none'}")
+    if data["withdrawal"]:
+        typer.echo(f"WITHDRAWN    {data['withdrawal']['at']}: {data['withdrawal']['reason']}")
+    typer.echo("")
+    emit_table(data["treatment_lines"])
+
+
+@autopsy_app.command("summary")
+@handle_errors
+def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
+    """Times, warm PMI, PMI at start, last-specimen and median PMI, share within target, specimens by format."""
+    with unit_of_work() as session:
+        data = queries.autopsy_summary(session, case)
+    if as_json:
+        emit_json(data)
+        return
+    emit_mapping(data)
+    typer.echo("")
+    emit_table([{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()])
+    typer.echo("")
+    emit_table(data["lesions"])
+
+
+@specimen_app.command("show")
+@handle_errors
+def specimen_show(code: str, as_json: JsonOption = False) -> None:
+    """A specimen with SPREC, PMI, QC, lineage and its custody history."""
+    with unit_of_work() as session:
+        data = queries.specimen_detail(session, code)
+    if as_json:
+        emit_json(data)
+        return
+    emit_mapping(data)
+    qc = {k: v for k, v in data["qc"].items() if v is not None}
+    typer.echo(f"qc                     {', '.join(f'{k}={v}' for k, v in qc.items()) or 'none recorded'}")
+    tree = data["lineage_tree"]
+    chain = " > ".join([*tree["ancestors"], data["code"]])
+    typer.echo(f"lineage                {chain}")
+    for child in tree["children"]:
+        typer.echo(f"  └ {child['code']} ({child['lineage']}, {child['material_type']})")
+    typer.echo("")
+    typer.echo("custody history")
+    emit_table(data["custody"])

@@ -1,0 +1,74 @@
+"""The dashboard's one door to the database: a cached engine, cached read loaders, and a session per action.
+
+Loaders return DataFrames computed with aggregate SQL (the library's query functions); writes go through the
+services inside :func:`unit_of_work`, after which :func:`clear_caches` drops stale data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from biobank import queries
+from biobank.config import get_settings
+from biobank.db import make_engine, session_scope
+
+
+@st.cache_resource
+def _engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+def engine() -> Engine:
+    """Only the engine is cached across users; every action opens its own session."""
+    return _engine(get_settings().database_url)
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    with Session(engine()) as session:
+        yield session
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A write: commits everything or nothing, then clears the cached reads."""
+    with session_scope(engine()) as session:
+        yield session
+    clear_caches()
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cohort_counts(_url: str) -> dict[str, int]:
+    with read_session() as session:
+        return queries.cohort_counts(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def donors(_url: str) -> pd.DataFrame:
+    with read_session() as session:
+        return pd.DataFrame(queries.donor_rows(session))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def pmi_distribution(_url: str) -> pd.DataFrame:
+    with read_session() as session:
+        return pd.DataFrame(queries.pmi_distribution(session), columns=["pmi_hours", "specimens"])
+
+
+def url() -> str:
+    return get_settings().database_url
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)

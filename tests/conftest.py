@@ -1,0 +1,103 @@
+"""Shared fixtures: every database test runs on SQLite and, when BIOBANK_TEST_POSTGRES_URL is set, PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from biobank.config import get_settings
+from biobank.db import dispose_engines, make_engine
+from biobank.models import User
+from tests.dbtools import BACKENDS, POSTGRES_URL, Templates, fresh_database
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a PostgreSQL URL the PostgreSQL cases skip, and say why."""
+    if POSTGRES_URL:
+        return
+    skip = pytest.mark.skip(reason="set BIOBANK_TEST_POSTGRES_URL to run the PostgreSQL cases")
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.id.split("-"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    holder = Templates(tmp_path_factory.mktemp("templates"))
+    yield holder
+    holder.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, templates: Templates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated database of its own; also made the process default (BIOBANK_DATABASE_URL)."""
+    with fresh_database(backend, templates, tmp_path) as url:
+        monkeypatch.setenv("BIOBANK_DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield url
+        dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def _user(engine: Engine, username: str, role: str) -> User:
+    with Session(engine, expire_on_commit=False) as session:
+        user = User(username=username, role=role)
+        session.add(user)
+        session.commit()
+        return user
+
+
+@pytest.fixture
+def admin(engine: Engine) -> User:
+    return _user(engine, "admin", "admin")
+
+
+@pytest.fixture
+def tech(engine: Engine) -> User:
+    return _user(engine, "tech", "technician")
+
+
+@pytest.fixture
+def pi(engine: Engine) -> User:
+    return _user(engine, "pi", "pi")
+
+
+@pytest.fixture
+def viewer(engine: Engine) -> User:
+    return _user(engine, "viewer", "viewer")
+
+
+DEATH = datetime(2026, 3, 14, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def death() -> datetime:
+    return DEATH
+
+
+def hours(n: float) -> timedelta:
+    return timedelta(hours=n)
