@@ -1,17 +1,40 @@
-"""The list of pages, grouped for the sidebar. A page module lives in ``dashboards/views/``."""
+"""The page registry: one line per page, grouped for the sidebar, with the roles that may open it.
+
+A page module lives in ``dashboards/views/``. Add a page by appending a :class:`PageSpec` to ``PAGES``.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 VIEWS = Path(__file__).resolve().parent / "views"
+ALL_ROLES = frozenset({"technician", "pi", "admin", "viewer"})
 
 
-def build_pages() -> dict[str, list[st.Page]]:
-    return {
-        "Cohort": [
-            st.Page(str(VIEWS / "home.py"), title="Home", icon="🏠", url_path="home", default=True),
-        ],
-    }
+@dataclass(frozen=True)
+class PageSpec:
+    section: str
+    module: str  # file name in dashboards/views without .py; also the url path
+    title: str
+    icon: str
+    roles: frozenset[str] = ALL_ROLES
+    default: bool = False
+
+
+PAGES: list[PageSpec] = [
+    PageSpec("Cohort", "home", "Home", "🏠", default=True),
+]
+
+
+def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
+    """The pages a role may open, by section (all pages when role is None: no sign-in configured yet)."""
+    sections: dict[str, list[st.Page]] = {}
+    for spec in PAGES:
+        if role is not None and role not in spec.roles:
+            continue
+        page = st.Page(str(VIEWS / f"{spec.module}.py"), title=spec.title, icon=spec.icon, url_path=spec.module, default=spec.default)
+        sections.setdefault(spec.section, []).append(page)
+    return sections
