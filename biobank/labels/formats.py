@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-#: Symbologies every renderer supports. DataMatrix (ECC 200) is the default for small labels: it needs a
-#: smaller quiet zone and fewer modules than QR for a short code.
+#: Symbologies every renderer supports. DataMatrix (ECC 200) is the default for small labels: it is what tube
+#: and rack readers in biobanks expect, it needs a one-module quiet zone where QR needs four, and for a short
+#: code its smallest symbol (16x16 or 18x18) has fewer modules than the smallest QR symbol (21x21).
 SYMBOLOGIES: tuple[str, ...] = ("datamatrix", "qr")
 
 #: Sheet sizes in millimetres (width, height).

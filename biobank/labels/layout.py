@@ -186,7 +186,7 @@ def plan_label(label: LabelData, fmt: LabelFormat, symbology: str) -> LabelPlan:
             # Shrink the code before shortening it: a person must be able to read it in full.
             natural = text_width_mm(text, line.bold, size)
             if natural > width:
-                size = max(fmt.min_font_pt, size * width / natural)
+                size = max(fmt.min_font_pt, size * width / natural * 0.999)  # 0.999: float rounding
             parts = [truncate_middle(text, line.bold, size, width)]
         else:
             parts = wrap(text, line.bold, size, width, line.max_lines)

@@ -124,7 +124,7 @@ def _draw_label(
 # -- ZPL ---------------------------------------------------------------------------------------------------------
 
 #: Zebra print heads are specified in dots per millimetre; "203/300/600 dpi" are 8/12/24 dots per mm exactly.
-ZEBRA_DOTS_PER_MM: dict[int, int] = {152: 6, 203: 8, 300: 12, 600: 24}
+ZEBRA_DOTS_PER_MM: dict[int, int] = {203: 8, 300: 12, 600: 24}
 
 #: Characters passed through into ^FD unescaped. Everything else (notably ^ and ~, which start ZPL commands, and
 #: _ which is the ^FH escape character) is written as _XX hex bytes of its UTF-8 encoding.
@@ -149,6 +149,7 @@ def render_zpl(
     labels: Sequence[LabelData],
     fmt: str | LabelFormat = "cryotube",
     dpi: int = 300,
+    *,
     symbology: str | None = None,
 ) -> str:
     """ZPL II for a Zebra printer loaded with ``fmt`` labels: one ``^XA ... ^XZ`` format per label.
@@ -177,7 +178,7 @@ def _zpl_label(plan: LabelPlan, lf: LabelFormat, dots_per_mm: int) -> str:
     box = int(plan.barcode_mm * dots_per_mm)
     if plan.symbology == "datamatrix":
         side = datamatrix_size(plan.code)
-        module = box // side
+        module = box // (side + 2 * QUIET_MODULES["datamatrix"])
         inset = (box - module * side) // 2
         barcode = (
             f"^FO{dots(plan.barcode_x_mm) + inset},{dots(plan.barcode_y_mm) + inset}"
@@ -203,7 +204,7 @@ def _zpl_label(plan: LabelPlan, lf: LabelFormat, dots_per_mm: int) -> str:
         barcode,
     ]
     for line in plan.lines:
-        height = max(1, round(line.size_pt / PT_PER_MM * dots_per_mm))
+        height = max(10, round(line.size_pt / PT_PER_MM * dots_per_mm))  # font 0 is at least 10 dots high
         top = dots(line.top_mm + (line.pitch_mm - line.size_pt / PT_PER_MM) / 2)
         # Three dots instead of the ellipsis, which not every printer font has (and which is wider, so it still fits).
         # ^FB with one line keeps the field inside its width even if the printer's font runs wider than expected.

@@ -12,27 +12,28 @@ from reportlab.graphics.barcode.ecc200datamatrix import ECC200DataMatrix
 
 Matrix = list[list[bool]]
 
-#: Quiet zone, in modules, drawn inside the barcode box. DataMatrix needs one module, which the label padding
-#: and the gap to the text (at least 0.6 mm, more than two modules) already provide. QR needs more; two modules
-#: are kept inside the box and the padding/gap around it adds the rest.
-QUIET_MODULES: dict[str, int] = {"datamatrix": 0, "qr": 2}
+#: Quiet zone, in modules, kept light inside the barcode box. DataMatrix needs one module. QR needs four;
+#: two are kept inside the box and the label padding or text gap (0.6 mm or more) around it adds the rest.
+QUIET_MODULES: dict[str, int] = {"datamatrix": 1, "qr": 2}
 
-#: Square ECC 200 symbol sizes and their data codeword capacity (ISO/IEC 16022, table 7).
-DATAMATRIX_SIZES: tuple[tuple[int, int], ...] = (
-    (10, 3),
-    (12, 5),
-    (14, 8),
-    (16, 12),
-    (18, 18),
-    (20, 22),
-    (22, 30),
-    (24, 36),
-    (26, 44),
-    (32, 62),
-    (36, 86),
-    (40, 114),
-    (44, 144),
-)
+#: Square ECC 200 symbols up to 44x44 (ISO/IEC 16022, table 7): modules per side -> (data codewords, error
+#: correction codewords, data regions per side). All of them use one Reed-Solomon block, which is what
+#: reportlab's encoder implements.
+DATAMATRIX_SPECS: dict[int, tuple[int, int, int]] = {
+    10: (3, 5, 1),
+    12: (5, 7, 1),
+    14: (8, 10, 1),
+    16: (12, 12, 1),
+    18: (18, 14, 1),
+    20: (22, 18, 1),
+    22: (30, 20, 1),
+    24: (36, 24, 1),
+    26: (44, 28, 1),
+    32: (62, 36, 2),
+    36: (86, 42, 2),
+    40: (114, 48, 2),
+    44: (144, 56, 2),
+}
 
 
 def ascii_codewords(value: str) -> list[int]:
@@ -59,24 +60,38 @@ def datamatrix_size(value: str) -> int:
     Printers that encode more compactly (C40) fit the data in a symbol of this size too, so it is safe to force.
     """
     n = len(ascii_codewords(value))
-    for size, capacity in DATAMATRIX_SIZES:
+    for size, (capacity, _, _) in DATAMATRIX_SPECS.items():
         if n <= capacity:
             return size
     raise ValueError(f"{value[:20]!r}... is too long for a DataMatrix symbol")
 
 
 class _DataMatrix(ECC200DataMatrix):
-    """reportlab's 44x44 ECC 200 symbol with ASCII encodation instead of C40.
+    """reportlab's ECC 200 encoder, sized to the data and with ASCII instead of C40 encodation.
+
+    reportlab hard-codes the 44x44 symbol (Royal Mail's size); its Reed-Solomon coder and module placement are
+    the generic ECC 200 algorithms, so setting the size attributes gives the smallest symbol that holds the code.
+    On a 9.6 mm cassette barcode that means 0.5 mm modules (18x18) instead of 0.22 mm, which cheap scanners and
+    worn thermal heads cope with much better.
 
     reportlab's C40 encoder pads a trailing single C40 value with shift characters, which decoders read as an
-    extra NUL: ``"Z"`` or ``"RA0001-L02B-SF"`` scan back with a ``\\x00`` appended. ASCII encodation has no such
-    edge case and our codes are short enough for the fixed 144 data codewords.
+    extra NUL (``"Z"`` or ``"RA0001-L02B-SF"`` scan back with ``\\x00`` appended). ASCII encodation has no such
+    edge case, and for short codes with digit runs like ours it needs no more codewords than C40.
     """
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value=value)
+        size = datamatrix_size(value)
+        data_cw, ecc_cw, regions = DATAMATRIX_SPECS[size]
+        self.row_modules = self.col_modules = size
+        self.row_regions = self.col_regions = regions
+        self.cw_data, self.cw_ecc = data_cw, ecc_cw
+        self.row_usable_modules = self.col_usable_modules = size - 2 * regions
 
     def _encode_c40(self, value: str) -> list[int]:
         codewords = ascii_codewords(value)
         if len(codewords) > self.cw_data:
-            raise ValueError(f"{value[:20]!r}... is too long for a 44x44 DataMatrix symbol")
+            raise ValueError(f"{value[:20]!r}... does not fit a {self.row_modules}x{self.col_modules} symbol")
         if len(codewords) < self.cw_data:
             codewords.append(129)  # first pad codeword
         while len(codewords) < self.cw_data:
@@ -84,6 +99,16 @@ class _DataMatrix(ECC200DataMatrix):
             pad = 129 + (149 * position) % 253 + 1
             codewords.append(pad if pad <= 254 else pad - 254)
         return codewords
+
+    def _create_matrix(self, data: list[int]) -> list[list[int]]:
+        matrix = super()._create_matrix(data)
+        rows, cols = self.row_usable_modules, self.col_usable_modules
+        if rows * cols % 8 == 4:
+            # Sizes whose data area is 4 bits larger than the codewords (12, 16, 20, 24) leave the bottom-right
+            # 2x2 modules unplaced; the standard fills them with a fixed pattern, reportlab leaves them light.
+            matrix[rows - 1][cols - 1] = matrix[rows - 2][cols - 2] = 1
+            matrix[rows - 1][cols - 2] = matrix[rows - 2][cols - 1] = 0
+        return matrix
 
 
 def datamatrix_matrix(value: str) -> Matrix:
