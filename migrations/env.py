@@ -16,7 +16,7 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = config.attributes.get("target_metadata", metadata)
+target_metadata = config.attributes.get("target_metadata") or metadata
 
 
 def _configure(connection: Connection) -> None:

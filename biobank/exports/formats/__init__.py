@@ -169,7 +169,9 @@ def check_vocabulary(frame: pd.DataFrame, *, frame_name: str, columns: Iterable[
         values = {str(v) for v in frame[column] if not _isna(v)}
         wrong = sorted(values - allowed)
         if wrong:
-            bad.append(f"{column}: {', '.join(map(repr, wrong))} (allowed: {', '.join(VOCABULARIES[column])})")
+            bad.append(
+                f"{column}: {', '.join(map(repr, wrong))} (allowed: {', '.join(VOCABULARIES[column])})"
+            )
     if bad:
         raise ValueError(f"{frame_name} frame has values outside the vocabulary: " + "; ".join(bad))
 

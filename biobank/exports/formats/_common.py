@@ -147,17 +147,17 @@ def tumour_sites(samples: pd.DataFrame, labeller: SiteLabeller | None = None) ->
     """
     labeller = labeller or SiteLabeller()
     tumours = samples[samples["role"] == "tumour"].copy()
-    no_kind = [str(c) for c, k in zip(tumours["specimen_code"], tumours["lesion_kind"], strict=True) if isna(k)]
+    no_kind = [
+        str(c) for c, k in zip(tumours["specimen_code"], tumours["lesion_kind"], strict=True) if isna(k)
+    ]
     if no_kind:
         raise ValueError(f"tumour sample(s) without lesion_kind: {', '.join(no_kind)}")
-    keys = [(str(d), *SiteLabeller.key(r)) for d, (_, r) in zip(tumours["donor_code"], tumours.iterrows(), strict=True)]
+    keys = [
+        (str(d), *SiteLabeller.key(r))
+        for d, (_, r) in zip(tumours["donor_code"], tumours.iterrows(), strict=True)
+    ]
     primary_keys = {k for k, kind in zip(keys, tumours["lesion_kind"], strict=True) if kind in PRIMARY_KINDS}
     tumours["site_key"] = [f"{k[1]}|{k[2]}" for k in keys]
     tumours["anatomical_site_label"] = [labeller.label(r) for _, r in tumours.iterrows()]
     tumours["site_category"] = ["primary" if k in primary_keys else "metastasis" for k in keys]
     return tumours
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts with every missing value as None."""
-    return [{k: (None if isna(v) else v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

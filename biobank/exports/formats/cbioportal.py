@@ -72,11 +72,18 @@ PATIENT_ATTRIBUTES: tuple[Attribute, ...] = (
     ),
     Attribute("AGE_AT_DEATH", "Age at Death", "Age at death in completed years", "NUMBER"),
     Attribute("OS_STATUS", "Overall Survival Status", "Overall survival status"),
-    Attribute("OS_MONTHS", "Overall Survival (Months)", "Overall survival in months since initial diagnosis", "NUMBER"),
+    Attribute(
+        "OS_MONTHS",
+        "Overall Survival (Months)",
+        "Overall survival in months since initial diagnosis",
+        "NUMBER",
+    ),
     Attribute("PRIMARY_DIAGNOSIS", "Primary Diagnosis", "Primary diagnosis"),
     Attribute("ICD_O_3_SITE", "ICD-O-3 Site", "ICD-O-3 topography code of the primary tumour"),
     Attribute("ICD_O_3_HISTOLOGY", "ICD-O-3 Histology", "ICD-O-3 morphology code of the primary tumour"),
-    Attribute("TUMOR_SITE", "Primary Tumor Site", "Anatomical site of the primary tumour (NA: unknown primary)"),
+    Attribute(
+        "TUMOR_SITE", "Primary Tumor Site", "Anatomical site of the primary tumour (NA: unknown primary)"
+    ),
     Attribute("CAUSE_OF_DEATH", "Cause of Death", "Cause of death"),
 )
 
@@ -84,7 +91,9 @@ SAMPLE_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("PATIENT_ID", "Patient Identifier", "Pseudonymous donor code"),
     Attribute("SAMPLE_ID", "Sample Identifier", "Specimen code"),
     Attribute("SAMPLE_TYPE", "Sample Type", "Primary, Metastasis, Recurrence or Normal"),
-    Attribute("CANCER_TYPE", "Cancer Type", "Cancer type (primary diagnosis); NA for normal samples", priority=3000),
+    Attribute(
+        "CANCER_TYPE", "Cancer Type", "Cancer type (primary diagnosis); NA for normal samples", priority=3000
+    ),
     Attribute("PRIMARY_SITE", "Primary Tumor Site", "Anatomical site of the donor's primary tumour"),
     Attribute("METASTATIC_SITE", "Metastatic Site", "Anatomical site of the metastasis sampled"),
     Attribute("SAMPLE_SITE", "Sampled Site", "Anatomical site the specimen was taken from"),
@@ -93,7 +102,9 @@ SAMPLE_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("SAMPLE_ROLE", "Sample Role", "tumour, germline_normal or normal_tissue"),
     Attribute("MATERIAL_TYPE", "Material Type", "Material of the specimen"),
     Attribute("STORAGE_FORMAT", "Storage Format", "Preservation of the specimen"),
-    Attribute("TUMOR_PURITY", "Tumor Purity (%)", "Tumour cellularity on pathology review, percent", "NUMBER"),
+    Attribute(
+        "TUMOR_PURITY", "Tumor Purity (%)", "Tumour cellularity on pathology review, percent", "NUMBER"
+    ),
     Attribute(
         "HOURS_AFTER_DEATH",
         "Hours After Death",
@@ -103,7 +114,12 @@ SAMPLE_ATTRIBUTES: tuple[Attribute, ...] = (
 )
 
 SEX = {"male": "Male", "female": "Female", "undifferentiated": "Undifferentiated"}
-SAMPLE_TYPE = {"primary": "Primary", "metastasis": "Metastasis", "lymph_node": "Metastasis", "local_recurrence": "Recurrence"}
+SAMPLE_TYPE = {
+    "primary": "Primary",
+    "metastasis": "Metastasis",
+    "lymph_node": "Metastasis",
+    "local_recurrence": "Recurrence",
+}
 
 DONOR_REQUIRED = (
     "donor_code",
@@ -271,7 +287,9 @@ def build_cbioportal(
     return files
 
 
-def write_cbioportal(folder: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **study: Any) -> list[Path]:
+def write_cbioportal(
+    folder: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **study: Any
+) -> list[Path]:
     """Write the study folder (keyword arguments as :func:`build_cbioportal`); return the paths written."""
     files = build_cbioportal(donors, samples, **study)
     out = Path(folder)
@@ -324,7 +342,9 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
             add(None, key, f"{META_STUDY}: required field missing")
     study_id = study.get("cancer_study_identifier", "")
     if study_id and not SAFE_ID.match(study_id):
-        add(None, "cancer_study_identifier", f"{META_STUDY}: {study_id!r} must be letters, digits, . _ - only")
+        add(
+            None, "cancer_study_identifier", f"{META_STUDY}: {study_id!r} must be letters, digits, . _ - only"
+        )
     for meta_name, datatype, data_name in (
         (META_PATIENT, "PATIENT_ATTRIBUTES", DATA_PATIENT),
         (META_SAMPLE, "SAMPLE_ATTRIBUTES", DATA_SAMPLE),
@@ -341,7 +361,10 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
                 add(None, key, f"{meta_name}: expected {value!r}, found {meta.get(key)!r}")
 
     ids: dict[str, list[str]] = {}
-    for data_name, id_columns in ((DATA_PATIENT, ("PATIENT_ID",)), (DATA_SAMPLE, ("PATIENT_ID", "SAMPLE_ID"))):
+    for data_name, id_columns in (
+        (DATA_PATIENT, ("PATIENT_ID",)),
+        (DATA_SAMPLE, ("PATIENT_ID", "SAMPLE_ID")),
+    ):
         header, names, data = read_clinical(files[data_name])
         lines = files[data_name].rstrip("\n").split("\n")
         if len(lines) < 5 or not all(line.startswith("#") for line in lines[:4]):
@@ -365,9 +388,17 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
                 add(None, name, f"{data_name}: priority {priority!r} is not an integer")
         for name in names:
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-                add(None, name, f"{data_name}: attribute names must be upper case letters, digits, underscores")
+                add(
+                    None,
+                    name,
+                    f"{data_name}: attribute names must be upper case letters, digits, underscores",
+                )
             if name in BANNED:
-                add(None, name, f"{data_name}: {name} is computed by cBioPortal and must not be in clinical data")
+                add(
+                    None,
+                    name,
+                    f"{data_name}: {name} is computed by cBioPortal and must not be in clinical data",
+                )
         dup = sorted({n for n in names if names.count(n) > 1})
         for name in dup:
             add(None, name, f"{data_name}: attribute repeated")

@@ -87,7 +87,9 @@ def clonal_frame(
             problems.append(Problem(i, "tumour_content", f"{s['specimen_code']}: {exc}"))
             content = None
         if content is None and not allow_missing_purity:
-            problems.append(Problem(i, "tumour_content", f"{s['specimen_code']}: tumour cellularity not recorded"))
+            problems.append(
+                Problem(i, "tumour_content", f"{s['specimen_code']}: tumour cellularity not recorded")
+            )
         rows.append(
             {
                 "sample_id": str(s["specimen_code"]),

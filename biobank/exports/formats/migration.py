@@ -39,7 +39,15 @@ METIENT_COLUMNS: tuple[str, ...] = (
     "anatomical_site_label",
     "site_category",
 )
-SAMPLE_REQUIRED = ("specimen_code", "donor_code", "role", "lesion_kind", "site_code", "site_label", "laterality")
+SAMPLE_REQUIRED = (
+    "specimen_code",
+    "donor_code",
+    "role",
+    "lesion_kind",
+    "site_code",
+    "site_label",
+    "laterality",
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,13 @@ def build_machina(samples: pd.DataFrame) -> dict[str, MachinaInput]:
     tumours = labelled_tumours(samples)
     out: dict[str, MachinaInput] = {}
     for donor, group in tumours.groupby("donor_code", sort=False):
-        lines = [f"{s}\t{label}\n" for s, label in zip(group["specimen_code"], group["anatomical_site_label"], strict=True)]
-        primaries = list(dict.fromkeys(group.loc[group["site_category"] == "primary", "anatomical_site_label"]))
+        lines = [
+            f"{s}\t{label}\n"
+            for s, label in zip(group["specimen_code"], group["anatomical_site_label"], strict=True)
+        ]
+        primaries = list(
+            dict.fromkeys(group.loc[group["site_category"] == "primary", "anatomical_site_label"])
+        )
         out[str(donor)] = MachinaInput(str(donor), "".join(lines), ",".join(primaries) if primaries else None)
     problems = validate_machina(out.values())
     if problems:
@@ -89,7 +102,9 @@ def validate_machina(inputs: Iterable[MachinaInput]) -> list[Problem]:
                 continue
             for field, value in zip(("sample", "label"), parts, strict=True):
                 if not SAFE_ID.match(value):
-                    problems.append(Problem(n, field, f"{item.donor}: {value!r} has characters outside [A-Za-z0-9._-]"))
+                    problems.append(
+                        Problem(n, field, f"{item.donor}: {value!r} has characters outside [A-Za-z0-9._-]")
+                    )
             sites.add(parts[1])
         if item.primary:
             for p in item.primary.split(","):
@@ -128,14 +143,20 @@ def validate_metient(frame: pd.DataFrame) -> list[Problem]:
     """Metient's input checks, per donor: index<->label one-to-one, one category per site, indices 0..n-1, both a
     primary and a metastatic site present, and labels without colons or whitespace."""
     problems: list[Problem] = []
-    for i, (sample, label) in enumerate(zip(frame["sample_id"], frame["anatomical_site_label"], strict=True), 1):
+    for i, (sample, label) in enumerate(
+        zip(frame["sample_id"], frame["anatomical_site_label"], strict=True), 1
+    ):
         if not SAFE_ID.match(str(label)):
             problems.append(Problem(i, "anatomical_site_label", f"{sample}: unsafe label {label!r}"))
     bad_cat = sorted(set(frame["site_category"]) - {"primary", "metastasis"})
     if bad_cat:
         problems.append(Problem(None, "site_category", f"values outside primary/metastasis: {bad_cat}"))
     for donor, g in frame.groupby("donor", sort=False):
-        for a, b in (("anatomical_site_index", "anatomical_site_label"), ("anatomical_site_label", "anatomical_site_index"), ("anatomical_site_index", "site_category")):
+        for a, b in (
+            ("anatomical_site_index", "anatomical_site_label"),
+            ("anatomical_site_label", "anatomical_site_index"),
+            ("anatomical_site_index", "site_category"),
+        ):
             if (g.groupby(a)[b].nunique() > 1).any():
                 problems.append(Problem(None, a, f"{donor}: each {a} must map to one {b}"))
         if set(g["anatomical_site_index"]) != set(range(g["anatomical_site_index"].nunique())):

@@ -84,8 +84,18 @@ RESOURCES: dict[str, tuple[str, str, str, str]] = {
         "http://purl.obolibrary.org/obo/uberon.owl",
         "http://purl.obolibrary.org/obo/UBERON_",
     ),
-    "NCIT": ("ncit", "NCI Thesaurus", "http://purl.obolibrary.org/obo/ncit.owl", "http://purl.obolibrary.org/obo/NCIT_"),
-    "EFO": ("efo", "Experimental Factor Ontology", "http://www.ebi.ac.uk/efo/efo.owl", "http://www.ebi.ac.uk/efo/EFO_"),
+    "NCIT": (
+        "ncit",
+        "NCI Thesaurus",
+        "http://purl.obolibrary.org/obo/ncit.owl",
+        "http://purl.obolibrary.org/obo/NCIT_",
+    ),
+    "EFO": (
+        "efo",
+        "Experimental Factor Ontology",
+        "http://www.ebi.ac.uk/efo/efo.owl",
+        "http://www.ebi.ac.uk/efo/EFO_",
+    ),
     "NCBITaxon": (
         "ncbitaxon",
         "NCBI organismal classification",
@@ -146,7 +156,9 @@ def _age(years: int) -> TimeElement:
 def biosample(s: pd.Series, age_at_death: int | None) -> Biosample:
     """One specimen as a Biosample."""
     tumour = s["role"] == "tumour"
-    b = Biosample(id=str(s["specimen_code"]), individual_id=str(s["donor_code"]), taxonomy=_term(HOMO_SAPIENS))
+    b = Biosample(
+        id=str(s["specimen_code"]), individual_id=str(s["donor_code"]), taxonomy=_term(HOMO_SAPIENS)
+    )
     parent = text(s["parent_code"])
     if parent:
         b.derived_from_id = parent
@@ -191,7 +203,9 @@ def phenopacket_message(
     """One donor's Phenopacket message (``samples`` filtered to that donor)."""
     code = str(donor["donor_code"])
     age = integer(donor["age_at_death"])
-    subject = Individual(id=code, sex=SEX.get(str(donor["sex"]), Sex.UNKNOWN_SEX), taxonomy=_term(HOMO_SAPIENS))
+    subject = Individual(
+        id=code, sex=SEX.get(str(donor["sex"]), Sex.UNKNOWN_SEX), taxonomy=_term(HOMO_SAPIENS)
+    )
     subject.vital_status.status = VitalStatus.DECEASED
     if age is not None:
         subject.vital_status.time_of_death.CopyFrom(_age(age))
@@ -203,7 +217,9 @@ def phenopacket_message(
     packet = Phenopacket(id=code, subject=subject)
     morphology = text(donor["icdo3_morphology"])
     if morphology:
-        disease = Disease(term=OntologyClass(id=f"ICDO:{morphology}", label=text(donor["primary_diagnosis"]) or ""))
+        disease = Disease(
+            term=OntologyClass(id=f"ICDO:{morphology}", label=text(donor["primary_diagnosis"]) or "")
+        )
         site = _uberon(donor["primary_site_uberon"], donor["primary_site_label"])
         if site is not None:
             disease.primary_site.CopyFrom(site)
@@ -232,11 +248,18 @@ def phenopacket_message(
     return packet
 
 
+def _is_repeated(field: Any) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 6 (``label`` is deprecated there)
+    if flag is None:
+        return bool(field.label == field.LABEL_REPEATED)
+    return bool(flag() if callable(flag) else flag)
+
+
 def _ontology_classes(message: Message) -> Iterator[Message]:
     for field, value in message.ListFields():
         if field.message_type is None:
             continue
-        items = value if field.label == field.LABEL_REPEATED else [value]
+        items = value if _is_repeated(field) else [value]
         for item in items:
             if item.DESCRIPTOR.full_name == OntologyClass.DESCRIPTOR.full_name:
                 yield item
@@ -319,7 +342,9 @@ def build_phenopackets(
     return out
 
 
-def write_phenopackets(folder: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **options: Any) -> list[Path]:
+def write_phenopackets(
+    folder: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **options: Any
+) -> list[Path]:
     """Write ``<donor_code>.json`` per donor into ``folder``; return the paths."""
     packets = build_phenopackets(donors, samples, **options)
     out = Path(folder)

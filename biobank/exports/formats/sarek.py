@@ -231,10 +231,11 @@ def parse_cell(value: Any, prop: Mapping[str, Any] | None) -> Any:
 def to_schema_rows(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows typed as nf-schema would parse them from the CSV (absent keys for empty cells)."""
     props = load_schema()["items"]["properties"]
-    if isinstance(rows, pd.DataFrame):
-        rows = rows.to_dict(orient="records")
+    items: Iterable[Mapping[Any, Any]] = (
+        rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else rows
+    )
     out: list[dict[str, Any]] = []
-    for row in rows:
+    for row in items:
         typed: dict[str, Any] = {}
         for key, value in row.items():
             v = parse_cell(value, props.get(key))
@@ -252,17 +253,17 @@ def _schema_problem(error: jsonschema.ValidationError) -> Problem:
     message = error.message
     if error.validator == "anyOf" and field is None:
         message = "a row with a lane needs fastq_1 (or spring_1, or bam)"
-    elif error.validator == "dependentRequired":
-        message = error.message
     if field and field in props and "errorMessage" in props[field]:
         message = f"{message} ({props[field]['errorMessage']})"
-    elif field is None and error.validator == "required":
-        m = re.match(r"'([^']+)' is a required property", error.message)
+    elif field is None and error.validator in ("required", "dependentRequired"):
+        m = re.search(r"'([^']+)' is a (?:required property|dependency)", error.message)
         field = m.group(1) if m else None
     return Problem(row, field, message)
 
 
-def validate_sarek(rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, check_files: bool = False) -> list[Problem]:
+def validate_sarek(
+    rows: pd.DataFrame | Iterable[Mapping[str, Any]], *, check_files: bool = False
+) -> list[Problem]:
     """Every problem sarek would stop on, as (1-based row, field, message); empty when the sheet is valid.
 
     Runs the schema with jsonschema (Draft 2020-12) on the typed rows, then the cross-row rules. With
@@ -306,7 +307,9 @@ def cross_row_problems(typed: list[dict[str, Any]]) -> list[Problem]:
         if sample in patient_of and patient_of[sample][0] != patient:
             first, at = patient_of[sample]
             problems.append(
-                Problem(i, "sample", f"sample {sample} is under patient {patient} and patient {first} (row {at})")
+                Problem(
+                    i, "sample", f"sample {sample} is under patient {patient} and patient {first} (row {at})"
+                )
             )
         else:
             patient_of.setdefault(sample, (patient, i))
