@@ -29,6 +29,7 @@ MEANINGS: dict[str, str] = {
 
 _UNIQUE_SQLITE = re.compile(r"UNIQUE constraint failed: (?P<cols>[\w., ]+)")
 _CHECK_SQLITE = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
+_TRIGGER = re.compile(r"\b(?P<name>tg_\w+): (?P<message>[^\n]+)")
 
 
 def constraint_name(exc: IntegrityError) -> str | None:
@@ -47,8 +48,10 @@ def constraint_name(exc: IntegrityError) -> str | None:
 
 
 def translate_integrity_error(exc: IntegrityError) -> BiobankError:
-    name = constraint_name(exc)
     text = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    if match := _TRIGGER.search(text):
+        return ValidationError(f"{match.group('name')}: {match.group('message')}", field=match.group("name"))
+    name = constraint_name(exc)
     if name is None:
         if "FOREIGN KEY" in text.upper():
             return ValidationError(
