@@ -63,10 +63,9 @@ def _tracked(obj: Any) -> bool:
 
 
 def _row_id(obj: Any) -> str:
-    identity = inspect(obj).identity
-    if identity is None:
-        return "?"
-    return ",".join(str(part) for part in identity)
+    """The primary key (already assigned by the database when after_flush runs)."""
+    key = inspect(obj).mapper.primary_key_from_instance(obj)
+    return ",".join(str(part) for part in key)
 
 
 @event.listens_for(OrmSession, "before_flush")
