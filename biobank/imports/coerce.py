@@ -114,7 +114,7 @@ EXCEL_ERRORS = frozenset(
         "#field!",
     }
 )
-_EDGE_JUNK = " \t\r\n\f\v\u00a0\u2007\u202f\u2000\u2001\u2002\u2003\u2009\u200a\u200b\u3000\ufeff"
+_EDGE = re.compile(r"^[\s\u200b\ufeff]+|[\s\u200b\ufeff]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _MAX_SHOWN = 60
 
@@ -127,6 +127,11 @@ def _show(raw: object) -> str:
     return f"'{text}'"
 
 
+def _trim(text: str) -> str:
+    """Strip every kind of Unicode space, zero-width space and stray byte-order mark from both ends."""
+    return _EDGE.sub("", text)
+
+
 def _join(*notes: str | None) -> str | None:
     kept = [n for n in notes if n]
     return "; ".join(kept) if kept else None
@@ -134,7 +139,7 @@ def _join(*notes: str | None) -> str | None:
 
 def _clean(raw: str, expected: str) -> str | None:
     """Trimmed text, or None for an empty token; Excel error values raise."""
-    text = raw.strip(_EDGE_JUNK)
+    text = _trim(raw)
     folded = text.casefold()
     if folded in EMPTY_TOKENS:
         return None
@@ -148,8 +153,8 @@ def is_empty(raw: object) -> bool:
     if raw is None:
         return True
     if isinstance(raw, str):
-        return raw.strip(_EDGE_JUNK).casefold() in EMPTY_TOKENS
-    return isinstance(raw, float) and math.isnan(raw)
+        return _trim(raw).casefold() in EMPTY_TOKENS
+    return _is_nan(raw)
 
 
 # --------------------------------------------------------------------------------------------------------- text
@@ -165,8 +170,8 @@ def text(raw: object, *, collapse_whitespace: bool = False, max_length: int | No
         value = "TRUE" if raw else "FALSE"
         note = f"Excel {value} read as text"
     elif isinstance(raw, int | float | Decimal):
-        if isinstance(raw, float | Decimal) and not math.isfinite(raw):
-            return Coerced(None) if math.isnan(raw) else _raise(expected, f"{_show(raw)} is not text")
+        if not _is_finite(raw):
+            return Coerced(None) if _is_nan(raw) else _raise(expected, f"{_show(raw)} is not text")
         value = _number_text(raw)
         note = f"number read as text '{value}'"
     elif isinstance(raw, dt.datetime | dt.date | dt.time):
@@ -199,6 +204,18 @@ def _raise(expected: str, message: str) -> Any:
     raise CellError(expected, message)
 
 
+def _is_nan(value: object) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_nan()
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _is_finite(value: int | float | Decimal) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 # ------------------------------------------------------------------------------------------------------ numbers
 
 _NUM_FLAGS = re.ASCII
@@ -207,6 +224,7 @@ _DECIMAL_COMMA = re.compile(r"([+-]?)([0-9]*),([0-9]+)", _NUM_FLAGS)
 _COMMA_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:,[0-9]{3})+)(\.[0-9]+)?", _NUM_FLAGS)
 _DOT_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:\.[0-9]{3})+)(,[0-9]+)?", _NUM_FLAGS)
 _SPACE_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:[ \u00a0\u202f'’][0-9]{3})+)([.,][0-9]+)?")
+_MAX_NUMBER_CHARS = 64  # also keeps every pattern below linear on garbage cells
 _MAX_ADJUSTED = 15  # 10^15: far beyond any count, mass or volume a biobank records
 _MIN_ADJUSTED = -30
 
@@ -229,6 +247,8 @@ def _number_text(raw: int | float | Decimal) -> str:
 
 def _parse_number_text(text: str, expected: str) -> tuple[Decimal, str | None]:
     """Parse cleaned number text under the decimal-comma and thousands rules in the module docstring."""
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise CellError(expected, f"{_show(text)} is too long to be a number")
     s = text.replace("\u2212", "-").replace("\u2013", "-")
     note: str | None = None
     if _PLAIN.fullmatch(s):
@@ -239,7 +259,7 @@ def _parse_number_text(text: str, expected: str) -> tuple[Decimal, str | None]:
             raise CellError(
                 expected,
                 f"{_show(text)} is ambiguous: 1,500 means 1500 with a thousands comma and 1.5 with a decimal "
-                f"comma; write {whole}{frac} or {whole}.{frac}",
+                f"comma; write {whole}{frac} or {_format_number(Decimal(f'{whole}.{frac}'))}",
             )
         number = f"{sign}{whole or '0'}.{frac}"
         note = f"'{text}' read as {number} (decimal comma)"
@@ -332,8 +352,8 @@ def percent(raw: object) -> Coerced[float]:
         if value is None:
             return Coerced(None)
         value = value * 100
-    elif isinstance(raw, str) and raw.strip(_EDGE_JUNK).endswith("%"):
-        value, note = _number(raw.strip(_EDGE_JUNK)[:-1], expected)
+    elif isinstance(raw, str) and _trim(raw).endswith("%"):
+        value, note = _number(_trim(raw)[:-1], expected)
         if value is None:
             raise CellError(expected, f"{_show(raw)} is not a percentage")
     else:
@@ -361,9 +381,9 @@ def boolean(raw: object) -> Coerced[bool]:
     if isinstance(raw, bool):
         return Coerced(raw)
     if isinstance(raw, int | float | Decimal):
-        if isinstance(raw, float) and math.isnan(raw):
+        if _is_nan(raw):
             return Coerced(None)
-        if raw in (0, 1):
+        if _is_finite(raw) and raw in (0, 1):
             return Coerced(bool(raw))
         raise CellError(expected, f"{_show(raw)} is not yes/no (use yes, no, 1, 0 or x)")
     if isinstance(raw, str):
@@ -385,7 +405,7 @@ _KEY_JUNK = re.compile(r"[\s_\-‐‑‒–—]+")
 
 def vocab_key(text: str) -> str:
     """Matching key: case-, space-, hyphen- and underscore-insensitive (``Snap-Frozen`` = ``snap_frozen``)."""
-    return _KEY_JUNK.sub("", text.strip(_EDGE_JUNK).casefold())
+    return _KEY_JUNK.sub("", _trim(text).casefold())
 
 
 #: Spellings seen in lab spreadsheets, per vocabulary and value. Matching uses :func:`vocab_key`, so case, spaces,
@@ -393,12 +413,7 @@ def vocab_key(text: str) -> str:
 #: their label abbreviations (``vocab.FORMAT_ABBREVIATION``) except the ambiguous ``FF``.
 SYNONYM_GROUPS: dict[type[StrEnum], dict[str, tuple[str, ...]]] = {
     StorageFormat: {
-        "fresh": (
-            "fresh tissue",
-            "fresh in medium",
-            "medium",
-            "culture medium",
-        ),
+        "fresh": ("fresh tissue", "fresh in medium", "medium", "culture medium"),
         "snap_frozen": (
             "snap frozen",
             "snap",
@@ -428,11 +443,7 @@ SYNONYM_GROUPS: dict[type[StrEnum], dict[str, tuple[str, ...]]] = {
             "paraffin block",
             "paraffin embedded",
         ),
-        "rnalater": (
-            "RNA later",
-            "RNAlater",
-            "RNAL",
-        ),
+        "rnalater": ("RNA later", "RNAlater", "RNAL"),
         "viable_cryo": (
             "viable",
             "viable cryo",
@@ -444,84 +455,24 @@ SYNONYM_GROUPS: dict[type[StrEnum], dict[str, tuple[str, ...]]] = {
             "in DMSO",
             "10% DMSO",
         ),
-        "frozen": (
-            "-80",
-            "−80",
-            "-80C",
-            "-80 °C",
-            "−80 °C",
-            "−80C",
-            "minus 80",
-            "freezer",
-            "frozen -80",
-        ),
+        "frozen": ("-80", "−80", "-80C", "-80 °C", "−80 °C", "−80C", "minus 80", "freezer", "frozen -80"),
     },
     Sex: {
-        "male": (
-            "M",
-            "man",
-            "XY",
-        ),
-        "female": (
-            "F",
-            "W",
-            "woman",
-            "XX",
-        ),
-        "unknown": (
-            "U",
-            "unk",
-            "not known",
-            "not recorded",
-        ),
-        "undifferentiated": (
-            "intersex",
-            "indeterminate",
-        ),
+        "male": ("M", "man", "XY"),
+        "female": ("F", "W", "woman", "XX"),
+        "unknown": ("U", "unk", "not known", "not recorded"),
+        "undifferentiated": ("intersex", "indeterminate"),
         "not_applicable": ("not applicable",),
     },
     MaterialType: {
-        "tissue": (
-            "solid tissue",
-            "tumour tissue",
-            "tumor tissue",
-        ),
-        "whole_blood": (
-            "blood",
-            "WB",
-            "EDTA blood",
-            "peripheral blood",
-        ),
-        "plasma": (
-            "blood plasma",
-            "EDTA plasma",
-        ),
-        "buffy_coat": (
-            "buffy",
-            "BC",
-        ),
-        "bone_marrow": (
-            "marrow",
-            "BM",
-            "bone marrow aspirate",
-            "marrow aspirate",
-            "BMA",
-        ),
-        "dna": (
-            "gDNA",
-            "genomic DNA",
-            "cfDNA",
-            "ctDNA",
-        ),
+        "tissue": ("solid tissue", "tumour tissue", "tumor tissue"),
+        "whole_blood": ("blood", "WB", "EDTA blood", "peripheral blood"),
+        "plasma": ("blood plasma", "EDTA plasma"),
+        "buffy_coat": ("buffy", "BC"),
+        "bone_marrow": ("marrow", "BM", "bone marrow aspirate", "marrow aspirate", "BMA"),
+        "dna": ("gDNA", "genomic DNA", "cfDNA", "ctDNA"),
         "rna": ("total RNA",),
-        "cells": (
-            "cell",
-            "cell suspension",
-            "single cell suspension",
-            "cell pellet",
-            "PBMC",
-            "PBMCs",
-        ),
+        "cells": ("cell", "cell suspension", "single cell suspension", "cell pellet", "PBMC", "PBMCs"),
         "section": (
             "sections",
             "tissue section",
@@ -537,264 +488,90 @@ SYNONYM_GROUPS: dict[type[StrEnum], dict[str, tuple[str, ...]]] = {
         ),
     },
     LesionKind: {
-        "primary": (
-            "primary tumour",
-            "primary tumor",
-            "prim",
-        ),
-        "metastasis": (
-            "met",
-            "mets",
-            "metastatic",
-            "metastases",
-            "metastatic lesion",
-            "distant metastasis",
-        ),
-        "local_recurrence": (
-            "recurrence",
-            "LR",
-            "locoregional recurrence",
-        ),
-        "lymph_node": (
-            "LN",
-            "node",
-            "nodal",
-            "lymph node metastasis",
-            "nodal metastasis",
-            "LN met",
-        ),
+        "primary": ("primary tumour", "primary tumor", "prim"),
+        "metastasis": ("met", "mets", "metastatic", "metastases", "metastatic lesion", "distant metastasis"),
+        "local_recurrence": ("recurrence", "LR", "locoregional recurrence"),
+        "lymph_node": ("LN", "node", "nodal", "lymph node metastasis", "nodal metastasis", "LN met"),
     },
     DecalcificationAgent: {
-        "edta": (
-            "EDTA decal",
-            "Osteosoft",
-        ),
-        "formic_acid": (
-            "formic",
-            "HCOOH",
-        ),
-        "hydrochloric_acid": (
-            "HCl",
-            "hydrochloric",
-            "RDO",
-        ),
-        "nitric_acid": (
-            "nitric",
-            "HNO3",
-        ),
-        "other_acid": (
-            "acid",
-            "strong acid",
-        ),
+        "edta": ("EDTA decal", "Osteosoft"),
+        "formic_acid": ("formic", "HCOOH"),
+        "hydrochloric_acid": ("HCl", "hydrochloric", "RDO"),
+        "nitric_acid": ("nitric", "HNO3"),
+        "other_acid": ("acid", "strong acid"),
     },
     QuantityUnit: {
-        "mg": (
-            "milligram",
-            "milligrams",
-        ),
-        "ul": (
-            "µl",
-            "μl",
-            "microlitre",
-            "microlitres",
-            "microliter",
-            "microliters",
-        ),
+        "mg": ("milligram", "milligrams"),
+        "ul": ("µl", "μl", "microlitre", "microlitres", "microliter", "microliters"),
         "cells": ("cell",),
-        "sections": (
-            "section",
-            "slide",
-            "slides",
-        ),
+        "sections": ("section", "slide", "slides"),
         "blocks": ("block",),
-        "ng": (
-            "nanogram",
-            "nanograms",
-        ),
+        "ng": ("nanogram", "nanograms"),
     },
     ReceptorStatus: {
-        "positive": (
-            "+",
-            "pos",
-            "pos.",
-            "+ve",
-        ),
-        "negative": (
-            "−",
-            "neg",
-            "neg.",
-            "-ve",
-            "−ve",
-        ),
-        "equivocal": (
-            "equiv",
-            "borderline",
-        ),
-        "low": (
-            "HER2-low",
-            "low positive",
-            "weakly positive",
-        ),
-        "unknown": (
-            "unk",
-            "not known",
-            "not tested",
-            "not done",
-        ),
+        "positive": ("+", "pos", "pos.", "+ve"),
+        "negative": ("−", "neg", "neg.", "-ve", "−ve"),
+        "equivocal": ("equiv", "borderline"),
+        "low": ("HER2-low", "low positive", "weakly positive"),
+        "unknown": ("unk", "not known", "not tested", "not done"),
     },
     Laterality: {
-        "left": (
-            "L",
-            "lt",
-            "left side",
-        ),
-        "right": (
-            "R",
-            "rt",
-            "right side",
-        ),
-        "bilateral": (
-            "bilat",
-            "both",
-            "L+R",
-            "L&R",
-            "left and right",
-        ),
-        "midline": (
-            "central",
-            "median",
-        ),
+        "left": ("L", "lt", "left side"),
+        "right": ("R", "rt", "right side"),
+        "bilateral": ("bilat", "both", "L+R", "L&R", "left and right"),
+        "midline": ("central", "median"),
         "not_applicable": ("not applicable",),
-        "unknown": (
-            "unk",
-            "not known",
-        ),
+        "unknown": ("unk", "not known"),
     },
     Fixative: {
-        "nbf": (
-            "NBF",
-            "10% NBF",
-            "neutral buffered formalin",
-            "10% neutral buffered formalin",
-        ),
+        "nbf": ("NBF", "10% NBF", "neutral buffered formalin", "10% neutral buffered formalin"),
         "formalin": ("formaldehyde",),
-        "aldehyde": (
-            "PFA",
-            "paraformaldehyde",
-            "glutaraldehyde",
-        ),
-        "alcohol": (
-            "ethanol",
-            "methanol",
-            "70% ethanol",
-        ),
-        "paxgene": (
-            "PAXgene Tissue",
-            "PAXgene fixative",
-        ),
+        "aldehyde": ("PFA", "paraformaldehyde", "glutaraldehyde"),
+        "alcohol": ("ethanol", "methanol", "70% ethanol"),
+        "paxgene": ("PAXgene Tissue", "PAXgene fixative"),
     },
     TissueStatus: {
-        "tumour": (
-            "tumor",
-            "T",
-        ),
+        "tumour": ("tumor", "T"),
         "normal": ("N",),
-        "adjacent_normal": (
-            "adjacent normal tissue",
-            "NAT",
-            "normal adjacent",
-            "adjacent",
-        ),
+        "adjacent_normal": ("adjacent normal tissue", "NAT", "normal adjacent", "adjacent"),
     },
     SiteKind: {
-        "tumour_region": (
-            "tumor region",
-            "tumour",
-            "tumor",
-        ),
+        "tumour_region": ("tumor region", "tumour", "tumor"),
         "normal_tissue": ("normal",),
         "germline_blood": ("germline",),
-        "bone_marrow": (
-            "marrow",
-            "bone marrow aspirate",
-        ),
-        "premortem_blood": (
-            "premortem",
-            "pre-mortem blood",
-            "antemortem blood",
-        ),
+        "bone_marrow": ("marrow", "bone marrow aspirate"),
+        "premortem_blood": ("premortem", "pre-mortem blood", "antemortem blood"),
     },
     BonePhenotype: {
         "osteolytic": ("lytic",),
-        "osteoblastic": (
-            "blastic",
-            "sclerotic",
-            "osteosclerotic",
-        ),
-        "mixed": (
-            "mixed lytic/blastic",
-            "lytic/blastic",
-        ),
+        "osteoblastic": ("blastic", "sclerotic", "osteosclerotic"),
+        "mixed": ("mixed lytic/blastic", "lytic/blastic"),
     },
     Response: {
-        "complete": (
-            "CR",
-            "complete response",
-        ),
-        "partial": (
-            "PR",
-            "partial response",
-        ),
-        "stable": (
-            "SD",
-            "stable disease",
-        ),
-        "progressive": (
-            "PD",
-            "progression",
-            "progressive disease",
-        ),
+        "complete": ("CR", "complete response"),
+        "partial": ("PR", "partial response"),
+        "stable": ("SD", "stable disease"),
+        "progressive": ("PD", "progression", "progressive disease"),
         "not_evaluable": ("NE",),
         "unknown": ("unk",),
     },
     ImagingResponse: {
-        "progressing": (
-            "progression",
-            "progressive",
-            "PD",
-        ),
+        "progressing": ("progression", "progressive", "PD"),
         "stable": ("SD",),
-        "responding": (
-            "response",
-            "PR",
-            "CR",
-        ),
+        "responding": ("response", "PR", "CR"),
         "unknown": ("unk",),
     },
     TreatmentIntent: {
-        "neoadjuvant": (
-            "neo-adjuvant",
-            "neoadj",
-        ),
+        "neoadjuvant": ("neo-adjuvant", "neoadj"),
         "adjuvant": ("adj",),
         "curative": ("curative intent",),
         "palliative": ("palliation",),
         "unknown": ("unk",),
     },
     ConsentGiver: {
-        "donor": (
-            "patient",
-            "self",
-        ),
-        "next_of_kin": (
-            "NOK",
-            "family",
-            "relative",
-        ),
-        "legal_representative": (
-            "LAR",
-            "legal guardian",
-        ),
+        "donor": ("patient", "self"),
+        "next_of_kin": ("NOK", "family", "relative"),
+        "legal_representative": ("LAR", "legal guardian"),
     },
 }
 
@@ -851,12 +628,12 @@ class VocabCoercer(Generic[E]):
                 self.expected, f"{_show(raw)} is not a {self._label}; allowed: {', '.join(self.allowed)}"
             )
         if isinstance(raw, float | Decimal):
-            if not math.isfinite(raw):
-                return Coerced(None) if math.isnan(raw) else self._unknown(raw)
+            if not _is_finite(raw):
+                return Coerced(None) if _is_nan(raw) else self._unknown(raw)
             raw_text = _number_text(raw)
         else:
             raw_text = str(raw)
-        exact = raw_text.strip(_EDGE_JUNK).casefold()
+        exact = _trim(raw_text).casefold()
         if exact in self._ambiguous_exact:
             raise CellError(self.expected, self._ambiguous_exact[exact])
         cleaned = _clean(raw_text, self.expected)
@@ -934,6 +711,7 @@ _QUANTITY = re.compile(
     r"(?:\s*[x×*]\s*10\s*(?:\^|\*\*)\s*(?P<power>[+-]?[0-9]{1,2}))?"
     r"\s*(?P<unit>[^\W\d_][^\d]*)?"
 )
+_MAX_QUANTITY_CHARS = 100
 QUANTITY_EXPECTED = "a quantity with a unit, e.g. '5 mg' or '200 ul'"
 
 
@@ -971,13 +749,13 @@ def quantity(
         cleaned = _clean(raw, expected)
         if cleaned is None:
             return Coerced(None)
-        m = _QUANTITY.fullmatch(cleaned)
+        m = _QUANTITY.fullmatch(cleaned) if len(cleaned) <= _MAX_QUANTITY_CHARS else None
         if m is None:
             raise CellError(expected, f"{_show(raw)} is not a quantity")
-        number, number_note = _parse_number_text(m["number"].strip(_EDGE_JUNK), expected)
+        number, number_note = _parse_number_text(_trim(m["number"]), expected)
         if m["power"] is not None:
             number = _checked(number.scaleb(int(m["power"])), raw, expected)
-        unit_text = m["unit"].strip(_EDGE_JUNK) if m["unit"] else None
+        unit_text = _trim(m["unit"]) if m["unit"] else None
     else:
         parsed, number_note = _number(raw, expected)
         if parsed is None:
@@ -1064,6 +842,7 @@ _MON_D_Y = re.compile(
 _TIME_ONLY = re.compile(_TIME, re.I | re.A)
 _HHMM = re.compile(r"([01][0-9]|2[0-3])([0-5][0-9])", re.A)
 
+_MAX_DATE_CHARS = 64
 DATE_EXPECTED = "a date such as 2024-03-17, 17/03/2024 or 17 Mar 2024"
 DATETIME_EXPECTED = "a date and time such as 2024-03-17 14:30 or 17/03/2024 14:30"
 TIME_EXPECTED = "a time of day such as 14:30"
@@ -1110,6 +889,8 @@ def _time_from(m: re.Match[str], raw: str, expected: str) -> dt.time | None:
 
 def _parse_date_text(raw: str, *, dayfirst: bool, expected: str) -> _Parsed:
     """Read cleaned text in one of the documented formats; anything else is a CellError."""
+    if len(raw) > _MAX_DATE_CHARS:
+        raise CellError(expected, f"{_show(raw)} is too long to be a date")
     s = raw
     if m := _ISO.fullmatch(s):
         try:
@@ -1167,7 +948,7 @@ def _from_serial(serial: float, raw: object, expected: str) -> _Parsed:
             f"{EXCEL_SERIAL_MIN} (1910-01-01)",
         )
     stamp = EXCEL_EPOCH + dt.timedelta(milliseconds=round(serial * 86_400_000))
-    shown = raw if isinstance(raw, str) else _number_text(serial)
+    shown = raw if isinstance(raw, str) else _number_text(round(serial, 6))
     if stamp.time() == dt.time(0):
         return _Parsed(stamp.date(), None, note=f"Excel serial {shown} read as {stamp.date().isoformat()}")
     text = stamp.isoformat(sep=" ", timespec="milliseconds" if stamp.microsecond else "seconds")
@@ -1184,7 +965,7 @@ def _parse_any(raw: object, *, dayfirst: bool, expected: str) -> _Parsed | None:
     if isinstance(raw, bool):
         raise CellError(expected, f"{'TRUE' if raw else 'FALSE'} is not a date")
     if isinstance(raw, int | float | Decimal):
-        if isinstance(raw, float | Decimal) and math.isnan(raw):
+        if _is_nan(raw):
             return None
         try:
             serial = float(raw)
@@ -1237,7 +1018,7 @@ def localise(
         raise CellError(
             expected,
             f"'{shown}' happens twice in {_zone_name(tz)} (the clocks went back): give the UTC offset, "
-            f"e.g. {naive.isoformat(timespec='minutes')}+01:00",
+            f"e.g. {naive.isoformat(timespec='minutes')}{_offset_text(naive.replace(tzinfo=tz).utcoffset())}",
         )
     return value
 
@@ -1320,6 +1101,8 @@ def time_of_day(raw: object) -> Coerced[dt.time]:
     cleaned = _clean(raw, expected)
     if cleaned is None:
         return Coerced(None)
+    if len(cleaned) > _MAX_DATE_CHARS:
+        raise CellError(expected, f"{_show(raw)} is too long to be a time")
     if m := _TIME_ONLY.fullmatch(cleaned):
         return Coerced(_time_from(m, cleaned, expected))
     if m := _HHMM.fullmatch(cleaned):
