@@ -121,3 +121,15 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
             rows = conn.execute(text(f'SELECT * FROM "{table}"')).fetchall()
             result[table] = sorted((tuple(row) for row in rows), key=repr)
     return result
+
+
+def assert_refused(engine: Engine, error: type[Exception], match: str, action) -> None:  # type: ignore[no-untyped-def]
+    """``action(session)`` raises ``error`` matching ``match``, and the database is exactly as it was."""
+    import pytest
+
+    from biobank.db import session_scope
+
+    before = snapshot(engine)
+    with pytest.raises(error, match=match), session_scope(engine) as session:
+        action(session)
+    assert snapshot(engine) == before

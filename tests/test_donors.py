@@ -10,15 +10,8 @@ from biobank.db import session_scope
 from biobank.errors import ConflictError, ConsentError, ValidationError
 from biobank.services import donors
 from tests.conftest import DEATH
-from tests.dbtools import snapshot
+from tests.dbtools import assert_refused
 from tests.factories import H
-
-
-def _refused(engine, error, match, action):
-    before = snapshot(engine)
-    with pytest.raises(error, match=match), session_scope(engine) as session:
-        action(session)
-    assert snapshot(engine) == before
 
 
 def test_a_donor_is_a_pseudonymous_code(engine, tech):
@@ -27,7 +20,7 @@ def test_a_donor_is_a_pseudonymous_code(engine, tech):
                                       primary_site_code="BREAST", icdo3_topography="C50.9", icdo3_morphology="8500/3",
                                       er_status="positive", her2_status="negative", hardy_scale=2)
         assert donor.status == "enrolled"
-    _refused(engine, ConflictError, "already exists", lambda s: donors.register_donor(s, actor=tech, code="RA-0001"))
+    assert_refused(engine, ConflictError, "already exists", lambda s: donors.register_donor(s, actor=tech, code="RA-0001"))
 
 
 @pytest.mark.parametrize(
@@ -45,7 +38,7 @@ def test_a_donor_is_a_pseudonymous_code(engine, tech):
 )
 def test_donor_fields_are_checked(engine, tech, fields, match):
     values = {"code": "RA-0002"} | fields
-    _refused(engine, ValidationError, match, lambda s: donors.register_donor(s, actor=tech, **values))
+    assert_refused(engine, ValidationError, match, lambda s: donors.register_donor(s, actor=tech, **values))
 
 
 def test_consents_add_up_and_a_withdrawal_blocks_every_use(engine, tech):
@@ -69,16 +62,16 @@ def test_consents_add_up_and_a_withdrawal_blocks_every_use(engine, tech):
         assert donor.status == "withdrawn"
         with pytest.raises(ConsentError, match="consent was withdrawn"):
             donors.require_consent(session, donor, "genomic_sequencing")
-    _refused(engine, ConflictError, "already withdrawn",
+    assert_refused(engine, ConflictError, "already withdrawn",
              lambda s: donors.withdraw_consent(s, actor=tech, donor_code="RA-0001", requested_by="donor", withdrawn_at=DEATH, reason="x"))
-    _refused(engine, ConsentError, "consent was withdrawn",
+    assert_refused(engine, ConsentError, "consent was withdrawn",
              lambda s: donors.record_consent(s, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2026, 1, 1), scopes=set()))
 
 
 def test_a_withdrawal_needs_a_reason(engine, tech):
     with session_scope(engine) as session:
         donors.register_donor(session, actor=tech, code="RA-0001")
-    _refused(engine, ValidationError, "say why",
+    assert_refused(engine, ValidationError, "say why",
              lambda s: donors.withdraw_consent(s, actor=tech, donor_code="RA-0001", requested_by="donor", withdrawn_at=DEATH, reason=""))
 
 
@@ -90,11 +83,11 @@ def test_treatment_lines_are_days_before_death(engine, tech):
         assert line.best_response == "unknown"
         donors.add_clinical_event(session, actor=tech, donor_code="RA-0001", kind="fracture", days_before_death=40,
                                   site_code="FEMUR")
-    _refused(engine, ValidationError, "must lie between 0 and the start",
+    assert_refused(engine, ValidationError, "must lie between 0 and the start",
              lambda s: donors.add_treatment_line(s, actor=tech, donor_code="RA-0001", line_number=2, agents="x",
                                                  start_days_before_death=100, end_days_before_death=200))
-    _refused(engine, ConflictError, "line 1 already exists",
+    assert_refused(engine, ConflictError, "line 1 already exists",
              lambda s: donors.add_treatment_line(s, actor=tech, donor_code="RA-0001", line_number=1, agents="x", start_days_before_death=1))
-    _refused(engine, ValidationError, "category='magic'",
+    assert_refused(engine, ValidationError, "category='magic'",
              lambda s: donors.add_treatment_line(s, actor=tech, donor_code="RA-0001", line_number=3, agents="x",
                                                  start_days_before_death=1, category="magic"))

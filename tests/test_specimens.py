@@ -10,7 +10,7 @@ from biobank.errors import BiobankError, ConflictError, PermissionDeniedError, V
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from biobank.services import specimens
 from tests.conftest import DEATH
-from tests.dbtools import snapshot
+from tests.dbtools import assert_refused
 from tests.factories import H, collect, make_case
 
 
@@ -24,12 +24,6 @@ def _get(engine, code):
     with Session(engine) as session:
         return session.exec(select(Specimen).where(Specimen.code == code)).one()
 
-
-def _refused(engine, error, match, action):
-    before = snapshot(engine)
-    with pytest.raises(error, match=match), session_scope(engine) as session:
-        action(session)
-    assert snapshot(engine) == before
 
 
 def test_aliquots_take_from_the_parent_and_carry_its_lineage(engine, tech, frozen):
@@ -49,22 +43,22 @@ def test_aliquots_take_from_the_parent_and_carry_its_lineage(engine, tech, froze
     assert _get(engine, frozen).status == "depleted"
 
 
-def test_taking_more_than_remains_is_refused(engine, tech, frozen):
-    _refused(engine, ValidationError, "only 50 mg of", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[30, 30]))
+def test_taking_more_than_remains_isassert_refused(engine, tech, frozen):
+    assert_refused(engine, ValidationError, "only 50 mg of", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[30, 30]))
 
 
 def test_an_aliquot_cannot_come_from_a_depleted_or_disposed_specimen(engine, tech, frozen):
     with session_scope(engine) as session:
         specimens.aliquot(session, actor=tech, parent_code=frozen, portions=[50])
-    _refused(engine, ValidationError, "specimen is depleted", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[1]))
+    assert_refused(engine, ValidationError, "specimen is depleted", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[1]))
     other = f"{frozen[:-1]}2"
     with session_scope(engine) as session:
         specimens.dispose(session, actor=tech, code=other, reason="thawed in a freezer failure")
-    _refused(engine, ValidationError, "specimen is disposed", lambda s: specimens.aliquot(s, actor=tech, parent_code=other, portions=[1]))
+    assert_refused(engine, ValidationError, "specimen is disposed", lambda s: specimens.aliquot(s, actor=tech, parent_code=other, portions=[1]))
 
 
 def test_aliquot_portions_must_be_positive(engine, tech, frozen):
-    _refused(engine, ValidationError, r"portions\[2\]=0", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[5, 0]))
+    assert_refused(engine, ValidationError, r"portions\[2\]=0", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[5, 0]))
 
 
 def test_the_database_keeps_quantities_within_bounds_whatever_the_entry_path(engine, tech, frozen):
@@ -97,13 +91,13 @@ def test_sections_from_an_ffpe_block_stay_ffpe(engine, tech):
 
 
 def test_derivation_rules(engine, tech, frozen):
-    _refused(engine, ValidationError, "cannot be derived from tissue",
+    assert_refused(engine, ValidationError, "cannot be derived from tissue",
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="plasma", quantity=1, unit="ul", parent_quantity_used=1))
-    _refused(engine, ValidationError, "only 50 mg",
+    assert_refused(engine, ValidationError, "only 50 mg",
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="dna", quantity=1, unit="ng", parent_quantity_used=51))
-    _refused(engine, ValidationError, "quantity=0",
+    assert_refused(engine, ValidationError, "quantity=0",
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="dna", quantity=0, unit="ng", parent_quantity_used=1))
-    _refused(engine, BiobankError, "specimen 'NOPE' not found",
+    assert_refused(engine, BiobankError, "specimen 'NOPE' not found",
              lambda s: specimens.derive(s, actor=tech, parent_code="NOPE", material_type="dna", quantity=1, unit="ng", parent_quantity_used=1))
 
 
@@ -131,13 +125,13 @@ def test_qc_is_recorded_with_a_custody_event(engine, tech, frozen):
     ],
 )
 def test_qc_values_are_checked(engine, tech, frozen, values, match):
-    _refused(engine, ValidationError, match, lambda s: specimens.record_qc(s, actor=tech, code=frozen, **values))
+    assert_refused(engine, ValidationError, match, lambda s: specimens.record_qc(s, actor=tech, code=frozen, **values))
 
 
 def test_rin_belongs_to_rna_and_din_to_dna(engine, tech, frozen):
     with session_scope(engine) as session:
         dna = specimens.derive(session, actor=tech, parent_code=frozen, material_type="dna", quantity=3000, unit="ng", parent_quantity_used=10)
-    _refused(engine, ValidationError, "RIN is measured on RNA", lambda s: specimens.record_qc(s, actor=tech, code=dna.code, rin=8))
+    assert_refused(engine, ValidationError, "RIN is measured on RNA", lambda s: specimens.record_qc(s, actor=tech, code=dna.code, rin=8))
 
 
 def test_disposal_is_a_status_and_an_event_never_a_deletion(engine, tech, frozen):
@@ -167,10 +161,10 @@ def test_a_correction_is_audited_with_its_reason(engine, tech, frozen):
     assert correction[0].user_id == tech.id
 
 
-def test_a_correction_from_a_stale_read_is_refused(engine, tech, frozen):
+def test_a_correction_from_a_stale_read_isassert_refused(engine, tech, frozen):
     with session_scope(engine) as session:
         specimens.correct_specimen(session, actor=tech, code=frozen, reason="first", expected_version=1, notes="a")
-    _refused(engine, ConflictError, "changed by someone else",
+    assert_refused(engine, ConflictError, "changed by someone else",
              lambda s: specimens.correct_specimen(s, actor=tech, code=frozen, reason="second", expected_version=1, notes="b"))
 
 
@@ -184,13 +178,13 @@ def test_a_correction_from_a_stale_read_is_refused(engine, tech, frozen):
     ],
 )
 def test_corrections_obey_the_same_rules(engine, tech, frozen, changes, match):
-    _refused(engine, ValidationError, match, lambda s: specimens.correct_specimen(s, actor=tech, code=frozen, reason="fix", **changes))
+    assert_refused(engine, ValidationError, match, lambda s: specimens.correct_specimen(s, actor=tech, code=frozen, reason="fix", **changes))
 
 
 def test_a_correction_needs_a_reason(engine, tech, frozen):
-    _refused(engine, ValidationError, "needs a reason", lambda s: specimens.correct_specimen(s, actor=tech, code=frozen, reason=" ", notes="x"))
+    assert_refused(engine, ValidationError, "needs a reason", lambda s: specimens.correct_specimen(s, actor=tech, code=frozen, reason=" ", notes="x"))
 
 
 def test_viewers_and_pis_do_not_enter_specimens(engine, tech, viewer, pi, frozen):
     for user in (viewer, pi):
-        _refused(engine, PermissionDeniedError, "needs one of", lambda s, u=user: specimens.aliquot(s, actor=u, parent_code=frozen, portions=[1]))
+        assert_refused(engine, PermissionDeniedError, "needs one of", lambda s, u=user: specimens.aliquot(s, actor=u, parent_code=frozen, portions=[1]))
