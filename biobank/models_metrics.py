@@ -16,10 +16,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
 
-from biobank.models import Autopsy, DerivedModel, Lesion, ModelPassage, SamplingSite, Specimen
+from biobank.models import Autopsy, DerivedModel, Donor, Lesion, ModelPassage, ModelQC, SamplingSite, Specimen
+from biobank.services.checks import check_enum
 from biobank.sqlfunc import hours_between
 from biobank.timing import PMI_BANDS
-from biobank.vocab_derived import ModelStatus
+from biobank.vocab_derived import ModelKind, ModelStatus
 
 
 class days_between(FunctionElement[float]):
@@ -199,3 +200,77 @@ def passage_summary(session: Session) -> list[dict[str, Any]]:
         }
         for kind, models, mean, top in session.exec(statement).all()
     ]
+
+
+def model_rows(
+    session: Session, *, donor_code: str | None = None, status: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """One row per model with its site, newest passage number and QC counts (grouped queries, no per-model loop)."""
+    passages = (
+        select(ModelPassage.model_id, func.count().label("n"), func.max(ModelPassage.number).label("top"))
+        .group_by(ModelPassage.model_id)
+        .subquery()
+    )
+    qc = (
+        select(
+            ModelPassage.model_id,
+            func.count(ModelQC.id).label("tests"),
+            func.sum(cast(ModelQC.passed, Integer)).label("passed"),
+        )
+        .join(ModelQC, ModelQC.passage_id == ModelPassage.id)  # type: ignore[arg-type]
+        .group_by(ModelPassage.model_id)
+        .subquery()
+    )
+    statement = (
+        select(
+            DerivedModel,
+            Donor.code,
+            SamplingSite.code,
+            SamplingSite.site_code,
+            Lesion.kind,
+            Specimen.code,
+            passages.c.n,
+            passages.c.top,
+            qc.c.tests,
+            qc.c.passed,
+        )
+        .join(Donor, Donor.id == DerivedModel.donor_id)  # type: ignore[arg-type]
+        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
+        .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)  # type: ignore[arg-type]
+        .join(passages, passages.c.model_id == DerivedModel.id, isouter=True)
+        .join(qc, qc.c.model_id == DerivedModel.id, isouter=True)
+        .order_by(DerivedModel.code)
+    )
+    if donor_code:
+        statement = statement.where(Donor.code == donor_code)
+    if status:
+        check_enum("status", status, ModelStatus)
+        statement = statement.where(DerivedModel.status == status)
+    if kind:
+        check_enum("kind", kind, ModelKind)
+        statement = statement.where(DerivedModel.kind == kind)
+    rows = []
+    for model, donor, region, site, lesion_kind, source, n, top, tests, passed in session.exec(
+        statement
+    ).all():  # type: ignore[call-overload]
+        tests, passed = int(tests or 0), int(passed or 0)
+        rows.append(
+            {
+                "code": model.code,
+                "kind": model.kind,
+                "status": model.status,
+                "donor": donor,
+                "region": region,
+                "site": site,
+                "lesion_kind": lesion_kind or "none",
+                "source": source,
+                "initiated_on": model.initiated_on.isoformat(),
+                "established_on": model.established_on.isoformat() if model.established_on else None,
+                "passages": int(n or 0),
+                "passage": f"P{top}" if top is not None else None,
+                "qc_tests": tests,
+                "qc": "none" if tests == 0 else ("passed" if passed == tests else f"{tests - passed} failed"),
+            }
+        )
+    return rows
