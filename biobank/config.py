@@ -31,6 +31,17 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="A check-out not returned in time is overdue."
     )
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+    model_qc_required: str = Field(
+        default="identity,mycoplasma",
+        description="QC a derived model needs before it can be marked established: a comma-separated subset of "
+        "identity, mycoplasma, mouse_content, histology, origin (empty: none).",
+    )
+    model_identity_min_pct: float = Field(
+        default=80.0, ge=0, le=100, description="STR/SNP match to the donor's germline that passes identity QC."
+    )
+    model_mouse_content_max_pct: float = Field(
+        default=50.0, ge=0, le=100, description="Mouse cell or read content above which a passage fails QC."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -45,6 +56,19 @@ class Settings(BaseSettings):
         if target is not None and value < target:
             raise ValueError("pmi_limit_hours must not be below pmi_target_hours")
         return value
+
+    @field_validator("model_qc_required")
+    @classmethod
+    def _known_model_qc(cls, value: str) -> str:
+        known = {"identity", "mycoplasma", "mouse_content", "histology", "origin"}
+        unknown = {p.strip() for p in value.split(",") if p.strip()} - known
+        if unknown:
+            raise ValueError(f"unknown model QC requirement(s) {sorted(unknown)}; use {sorted(known)}")
+        return value
+
+    @property
+    def model_qc_requirements(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.model_qc_required.split(",") if p.strip())
 
     @property
     def zone(self) -> ZoneInfo:

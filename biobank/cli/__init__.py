@@ -25,3 +25,7 @@ app.command("serve")(core.serve)
 
 def main() -> None:
     app()
+
+from biobank.cli.models import models_app  # noqa: E402
+
+app.add_typer(models_app, name="models")

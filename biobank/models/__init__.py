@@ -35,3 +35,7 @@ __all__ = [
     "User",
     "metadata",
 ]
+
+from biobank.models.derived import DerivedModel, ModelPassage, ModelQC  # noqa: E402
+
+__all__ += ["DerivedModel", "ModelPassage", "ModelQC"]

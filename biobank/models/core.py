@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -362,6 +363,17 @@ class Specimen(Tracked, table=True):
     dv200_pct: float | None = None
     notes: str | None = Field(default=None, max_length=1000)
     version: int = Field(default=1)
+    #: Set when the specimen was produced by a passage of a derived model (migration 0003).
+    #: ``use_alter``: specimen -> model_passage -> derived_model -> specimen is a cycle of foreign keys.
+    passage_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            sa.Integer,
+            sa.ForeignKey("model_passage.id", ondelete="RESTRICT", use_alter=True),
+            nullable=True,
+            index=True,
+        ),
+    )
 
 
 class CustodyEvent(SQLModel, table=True):

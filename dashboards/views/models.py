@@ -1,0 +1,199 @@
+"""Derived models: the tracker (status, newest passage, QC), the lineage from site to passages, take rates, and
+forms for technicians to record models, passages, QC and status changes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import altair as alt
+import streamlit as st
+
+from biobank.errors import BiobankError
+from biobank.models_metrics import DIMENSIONS
+from biobank.services import derived
+from biobank.services.auth import Action, can
+from dashboards import data, data_models
+from dashboards.session import current_user
+
+url = data.url()
+st.title("Derived models")
+st.caption(
+    "Organoids, patient-derived xenografts and cell lines: which sites grew, at which passage each stands, QC."
+)
+
+with data.read_session() as session:
+    user = current_user(session)
+    may_enter = can(user, Action.enter)
+
+models = data_models.model_list(url)
+if models.empty:
+    st.info(
+        "No derived models yet. A technician starts one from a fresh or viable cryopreserved specimen below."
+    )
+else:
+    established = models["established_on"].notna().sum()
+    cols = st.columns(4)
+    cols[0].metric("Models", len(models))
+    cols[1].metric("Established", int(established))
+    cols[2].metric("Take rate", f"{established / len(models):.0%}")
+    cols[3].metric("In progress", int(models["status"].isin(["initiated", "growing"]).sum()))
+    donors = ["all donors", *sorted(models["donor"].unique())]
+    chosen = st.selectbox("Donor", donors, key="models_donor")
+    shown = models if chosen == "all donors" else models[models["donor"] == chosen]
+    st.dataframe(
+        shown[
+            [
+                "code",
+                "kind",
+                "status",
+                "donor",
+                "region",
+                "site",
+                "lesion_kind",
+                "source",
+                "passage",
+                "passages",
+                "qc",
+                "initiated_on",
+                "established_on",
+            ]
+        ],
+        hide_index=True,
+        use_container_width=True,
+    )
+
+    st.subheader("Lineage")
+    pick = st.selectbox("Model", shown["code"].tolist(), key="models_pick")
+    if pick:
+        detail = data_models.model_detail(url, pick)
+        st.graphviz_chart(data_models.lineage_dot(detail), use_container_width=True)
+        met = detail["qc_requirements"]
+        if met:
+            st.caption(
+                "QC required to establish: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in met.items())
+            )
+
+    st.subheader("Take rate")
+    by = st.selectbox(
+        "Group by", list(DIMENSIONS), format_func=lambda d: d.replace("_", " "), key="models_rate_by"
+    )
+    rates = data_models.take_rates(url, by)
+    if not rates.empty:
+        chart = (
+            alt.Chart(rates)
+            .mark_bar()
+            .encode(
+                x=alt.X("value:N", title=by.replace("_", " ")),
+                xOffset="kind:N",
+                y=alt.Y("take_rate:Q", title="established / initiated", scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("kind:N", title="kind"),
+                tooltip=["value", "kind", "attempted", "established", "failed", "in_progress", "take_rate"],
+            )
+        )
+        st.altair_chart(chart, use_container_width=True)
+    times = data_models.time_to_establishment(url)
+    if not times.empty:
+        st.caption("Days from initiation to establishment")
+        st.dataframe(times, hide_index=True)
+
+
+def _write(action, success: str) -> None:  # type: ignore[no-untyped-def]
+    """Run a service inside one unit of work; show its error in one line instead of a traceback."""
+    try:
+        with data.unit_of_work() as session:
+            result = action(session, current_user(session))
+        st.success(success.format(result=result))
+    except BiobankError as exc:
+        st.error(str(exc))
+
+
+if may_enter:
+    st.subheader("Record")
+    add, passage, qc, status = st.tabs(["New model", "Passage", "QC", "Status"])
+    with add, st.form("models_add_form"):
+        sources = data_models.viable_sources(url)
+        source = st.selectbox(
+            "Source specimen (fresh or viable cryopreserved)", sources, key="models_add_source"
+        )
+        kind = st.selectbox("Kind", ["organoid", "pdx", "cell_line"], key="models_add_kind")
+        initiated = st.date_input("Initiated on", value=date.today(), key="models_add_on")
+        host = st.text_input("PDX host strain (e.g. NSG)", key="models_add_host")
+        matrix = st.selectbox(
+            "Organoid matrix", ["", "matrigel_bme", "collagen", "none"], key="models_add_matrix"
+        )
+        if st.form_submit_button("Start model") and source:
+            _write(
+                lambda s, u: (
+                    derived.create_model(
+                        s,
+                        actor=u,
+                        source_code=source,
+                        kind=kind,
+                        initiated_on=initiated,
+                        host_strain_name=host or None if kind == "pdx" else None,
+                        matrix=(matrix or None) if kind != "pdx" else None,
+                    ).code
+                ),
+                "model {result} initiated",
+            )
+    codes = models["code"].tolist() if not models.empty else []
+    with passage, st.form("models_passage_form"):
+        model = st.selectbox("Model", codes, key="models_passage_model")
+        parent = st.text_input("Parent passage (empty for P0)", key="models_passage_parent")
+        on = st.date_input("Passaged on", value=date.today(), key="models_passage_on")
+        vessel = st.text_input("Mouse or vessel ID", key="models_passage_vessel")
+        if st.form_submit_button("Record passage") and model:
+            _write(
+                lambda s, u: (
+                    derived.record_passage(
+                        s,
+                        actor=u,
+                        model_code=model,
+                        passaged_on=on,
+                        parent_label=parent.strip() or None,
+                        mouse_or_vessel_id=vessel or None,
+                    ).label
+                ),
+                "passage {result} recorded",
+            )
+    with qc, st.form("models_qc_form"):
+        model = st.selectbox("Model", codes, key="models_qc_model")
+        label = st.text_input("Passage", value="P0", key="models_qc_passage")
+        on = st.date_input("Tested on", value=date.today(), key="models_qc_on")
+        method = st.selectbox("Identity test", ["STR", "SNP"], key="models_qc_method")
+        identity = st.number_input("Identity match %", 0.0, 100.0, 90.0, key="models_qc_identity")
+        myco = st.selectbox("Mycoplasma", ["negative", "positive", "not_tested"], key="models_qc_myco")
+        if st.form_submit_button("Record QC") and model:
+            _write(
+                lambda s, u: (
+                    derived.record_model_qc(
+                        s,
+                        actor=u,
+                        model_code=model,
+                        passage_label=label.strip(),
+                        tested_on=on,
+                        identity_method=method,
+                        identity_match_pct=identity,
+                        mycoplasma=myco,
+                    ).passed
+                ),
+                "QC recorded (passed: {result})",
+            )
+    with status, st.form("models_status_form"):
+        model = st.selectbox("Model", codes, key="models_status_model")
+        target = st.selectbox(
+            "New status",
+            ["growing", "established", "failed", "cryobanked", "discontinued"],
+            key="models_status_to",
+        )
+        on = st.date_input("On", value=date.today(), key="models_status_on")
+        note = st.text_input("Note", key="models_status_note")
+        if st.form_submit_button("Change status") and model:
+            _write(
+                lambda s, u: (
+                    derived.set_status(
+                        s, actor=u, model_code=model, status=target, on=on, note=note or None
+                    ).status
+                ),
+                "model is now {result}",
+            )
