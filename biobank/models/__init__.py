@@ -35,3 +35,14 @@ __all__ = [
     "User",
     "metadata",
 ]
+
+# Storage, check-outs and distribution (issue 3).
+from biobank.models.storage import (  # noqa: E402
+    Checkout,
+    Container,
+    DistributionItem,
+    DistributionOrder,
+    SpecimenLocation,
+)
+
+__all__ += ["Checkout", "Container", "DistributionItem", "DistributionOrder", "SpecimenLocation"]
