@@ -128,6 +128,9 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
             death_at = base + timedelta(days=index * 55 + rng.randint(0, 40), hours=rng.randint(0, 23), minutes=rng.choice([0, 15, 30, 45]))
         _donor(session, rng, tech, admin, index, death_at, in_progress, withdrawn=index == withdrawn_index)
     session.flush()
+    from biobank.demo_storage import place_demo_specimens  # storage and distribution (issue 3)
+
+    place_demo_specimens(session, accounts, now=now)
     return {
         "donors": session.exec(select(func.count()).select_from(Donor)).one(),
         "specimens": session.exec(select(func.count()).select_from(Specimen)).one(),
