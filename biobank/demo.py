@@ -131,6 +131,9 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
     from biobank.demo_models import load_demo_models
 
     load_demo_models(session, tech=tech, seed=seed)
+    from biobank.demo_storage import place_demo_specimens  # storage and distribution (issue 3)
+
+    place_demo_specimens(session, accounts, now=now)
     return {
         "donors": session.exec(select(func.count()).select_from(Donor)).one(),
         "specimens": session.exec(select(func.count()).select_from(Specimen)).one(),

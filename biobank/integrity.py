@@ -25,6 +25,15 @@ MEANINGS: dict[str, str] = {
     "ck_autopsy_refrigerated_after_death": "the body cannot be refrigerated before death",
     "ck_autopsy_end_after_start": "the autopsy cannot end before it starts",
     "ck_autopsy_start_after_death": "the autopsy cannot start before death",
+    # storage and distribution (issue 3)
+    "uq_specimen_location_container_id_position": "this position already holds a specimen (one position, one specimen)",
+    "uq_specimen_location_specimen_id": "this specimen is already stored somewhere; move it instead",
+    "uq_container_code": "a container with this code already exists",
+    "ix_checkout_one_open_per_specimen": "this specimen is already checked out",
+    "uq_checkout_specimen_id": "this specimen is already checked out",
+    "uq_distribution_order_code": "an order with this code already exists",
+    "uq_distribution_item_order_id_specimen_id": "this order already holds this specimen",
+    "ck_distribution_item_returned_within_quantity": "more cannot come back than was sent",
 }
 
 _UNIQUE_SQLITE = re.compile(r"UNIQUE constraint failed: (?P<cols>[\w., ]+)")

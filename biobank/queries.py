@@ -409,3 +409,10 @@ __all__ = [
     "stock_by_format",
 ]
 _ = CustodyEvent
+
+
+# Storage (issue 3): where a specimen is and at what temperature, for the specimen view and SPREC.
+from biobank.services import storage as _storage  # noqa: E402
+
+register_hook("current_location", _storage.location_label)
+register_hook("storage_temperature", _storage.storage_temperature)

@@ -40,3 +40,6 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
     return sections
 
 PAGES.append(PageSpec("Models", "models", "Derived models", "🧫"))
+# Storage and distribution (issue 3).
+PAGES.append(PageSpec("Material", "storage", "Storage", "🧊"))
+PAGES.append(PageSpec("Material", "distribution", "Distribution", "📦"))

@@ -22,6 +22,12 @@ app.add_typer(core.specimen_app, name="specimen")
 app.command("demo")(handle_errors(core.demo))
 app.command("serve")(core.serve)
 
+# Storage and distribution (issue 3).
+from biobank.cli import storage as _storage_cli  # noqa: E402
+
+app.add_typer(_storage_cli.storage_app, name="storage")
+app.add_typer(_storage_cli.distribution_app, name="distribution")
+
 
 def main() -> None:
     app()

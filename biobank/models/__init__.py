@@ -39,3 +39,13 @@ __all__ = [
 from biobank.models.derived import DerivedModel, ModelPassage, ModelQC  # noqa: E402
 
 __all__ += ["DerivedModel", "ModelPassage", "ModelQC"]
+# Storage, check-outs and distribution (issue 3).
+from biobank.models.storage import (  # noqa: E402
+    Checkout,
+    Container,
+    DistributionItem,
+    DistributionOrder,
+    SpecimenLocation,
+)
+
+__all__ += ["Checkout", "Container", "DistributionItem", "DistributionOrder", "SpecimenLocation"]

@@ -275,9 +275,13 @@ def dispose(session: Session, *, actor: User | None, code: str, reason: str, at:
     if not reason or not reason.strip():
         raise invalid("reason", reason, "say why the specimen is disposed of")
     act_as(session, actor)
+    from biobank.services.storage import release_location  # storage builds on this module
+
+    where = release_location(session, specimen)
     specimen.status = SpecimenStatus.disposed.value
     specimen.version += 1
-    record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, note=reason.strip())
+    record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, from_location=where,
+                 note=reason.strip())
     session.flush()
     return specimen
 

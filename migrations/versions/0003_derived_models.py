@@ -1,7 +1,7 @@
 """derived models: organoids, PDX and cell lines with passages and QC; specimens gain passage_id
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 02:52:20.762308
 """
 
@@ -15,7 +15,7 @@ import biobank.db
 from biobank import ddl
 
 revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,674 @@
+"""Storage: the container tree, placing and moving specimens, check-out and return, finding things.
+
+Every store, move, check-out and return is a custody event (who, when, from, to). One position holds one
+specimen: the service checks it for a clear message, and the database's UNIQUE(container_id, position) holds it
+when two people race for the same slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from biobank.audit import act_as
+from biobank.codes import require_safe
+from biobank.config import get_settings
+from biobank.errors import ConflictError, NotFoundError, invalid
+from biobank.models import Autopsy, Checkout, Container, Donor, SamplingSite, Specimen, SpecimenLocation, User
+from biobank.models.base import utcnow
+from biobank.services.auth import Action, require
+from biobank.services.checks import check_enum, require_aware
+from biobank.services.custody import record_event
+from biobank.services.specimens import get_specimen
+from biobank.storage import compat
+from biobank.storage.coords import CoordinateError, Grid
+from biobank.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
+from biobank.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
+
+#: Statuses in which a specimen may be put into storage or moved.
+STORABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserved.value})
+#: Statuses in which a stored specimen may be checked out.
+CHECKOUTABLE = STORABLE
+
+
+# --- reading the tree ---------------------------------------------------------------------------------------------
+
+
+def get_container(session: Session, code: str, *, for_update: bool = False) -> Container:
+    statement = select(Container).where(Container.code == code)
+    if for_update:
+        statement = statement.with_for_update()
+    container = session.exec(statement).first()
+    if container is None:
+        raise NotFoundError(f"container {code!r} not found", field="container", value=code)
+    return container
+
+
+def lineage_of(session: Session, container: Container) -> list[Container]:
+    """The container and its ancestors, root first."""
+    chain = [container]
+    seen = {container.id}
+    while chain[0].parent_id is not None:
+        parent = session.get(Container, chain[0].parent_id)
+        if parent is None or parent.id in seen:
+            break
+        seen.add(parent.id)
+        chain.insert(0, parent)
+    return chain
+
+
+def path_of(session: Session, container: Container) -> str:
+    return "/".join(c.code for c in lineage_of(session, container))
+
+
+def temperature_of_container(session: Session, container: Container) -> str | None:
+    """The MIABIS class a container sits at: its own, or the nearest ancestor's (inherited down the tree)."""
+    for node in reversed(lineage_of(session, container)):
+        if node.temperature_class is not None:
+            return node.temperature_class
+    return None
+
+
+def grid(container: Container) -> Grid | None:
+    return grid_of(container.kind, container.grid_rows, container.grid_cols)
+
+
+def location_of(session: Session, specimen_id: int | None) -> SpecimenLocation | None:
+    return session.exec(select(SpecimenLocation).where(SpecimenLocation.specimen_id == specimen_id)).first()
+
+
+def label(session: Session, container: Container, position: str | None) -> str:
+    """How a location reads in custody events and listings: ``SITE/ROOM/FRZ-01/R1/BOX-001:A1``."""
+    path = path_of(session, container)
+    return f"{path}:{position}" if position else path
+
+
+def open_checkout(session: Session, specimen_id: int | None) -> Checkout | None:
+    return session.exec(
+        select(Checkout).where(Checkout.specimen_id == specimen_id, Checkout.returned_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+
+
+def location_label(session: Session, specimen: Specimen) -> str | None:
+    """Hook for the specimen view: where the specimen is (and whether it is out on a bench)."""
+    location = location_of(session, specimen.id)
+    if location is None:
+        return None
+    container = session.get(Container, location.container_id)
+    assert container is not None
+    text = label(session, container, location.position)
+    if open_checkout(session, specimen.id) is not None:
+        text += " (checked out)"
+    return text
+
+
+def storage_temperature(session: Session, specimen: Specimen) -> str | None:
+    """Hook for SPREC long-term storage: the MIABIS class of the specimen's container."""
+    location = location_of(session, specimen.id)
+    if location is None:
+        return None
+    container = session.get(Container, location.container_id)
+    return temperature_of_container(session, container) if container is not None else None
+
+
+# --- building the tree --------------------------------------------------------------------------------------------
+
+
+def add_container(
+    session: Session,
+    *,
+    actor: User | None,
+    code: str,
+    kind: str,
+    parent_code: str | None = None,
+    name: str | None = None,
+    note: str | None = None,
+) -> Container:
+    """Add a container under ``parent_code``; its kind decides its grid, temperature and what may go inside."""
+    require(actor, Action.enter)
+    require_safe("code", code)
+    check_enum("kind", kind, ContainerKind)
+    kind_spec = spec(kind)
+    parent: Container | None = None
+    if parent_code is None:
+        if not kind_spec.root:
+            roots = ", ".join(k.value for k, s in KINDS.items() if s.root)
+            raise invalid("parent", None, f"a {kind} must go inside another container (only {roots} stand alone)")
+    else:
+        parent = get_container(session, parent_code)
+        if kind_spec.root:
+            raise invalid("kind", kind, f"a {kind} stands at the top of the tree; it cannot go inside {parent.code}")
+        _check_holds(parent, kind)
+    if session.exec(select(Container.id).where(Container.code == code)).first() is not None:
+        raise ConflictError(f"code={code!r}: a container with this code already exists", field="code", value=code)
+    container = Container(
+        code=code,
+        kind=str(kind),
+        name=(name or "").strip() or None,
+        parent_id=parent.id if parent else None,
+        temperature_class=kind_spec.temperature.value if kind_spec.temperature else None,
+        grid_rows=kind_spec.grid.rows if kind_spec.grid else None,
+        grid_cols=kind_spec.grid.cols if kind_spec.grid else None,
+        note=note,
+    )
+    act_as(session, actor)
+    session.add(container)
+    session.flush()
+    return container
+
+
+def _check_holds(parent: Container, kind: str) -> None:
+    if not may_hold(parent.kind, kind):
+        allowed = ", ".join(sorted(k.value for k in spec(parent.kind).holds)) or "no containers"
+        raise invalid("kind", kind, f"a {parent.kind} ({parent.code}) holds {allowed}, not a {kind}")
+
+
+def _subtree(session: Session, root: Container) -> list[Container]:
+    """``root`` and everything under it (one query per level)."""
+    nodes = [root]
+    frontier = [root.id]
+    while frontier:
+        children = list(session.exec(select(Container).where(Container.parent_id.in_(frontier))))  # type: ignore[union-attr]
+        nodes.extend(children)
+        frontier = [c.id for c in children]
+    return nodes
+
+
+def move_container(
+    session: Session, *, actor: User | None, code: str, parent_code: str, when: datetime | None = None
+) -> Container:
+    """Move a box (or a rack with its boxes) to another parent; every specimen inside gets a 'moved' event."""
+    require(actor, Action.enter)
+    require_aware("when", when)
+    container = get_container(session, code, for_update=True)
+    parent = get_container(session, parent_code)
+    if spec(container.kind).root:
+        raise invalid("container", code, f"a {container.kind} stands at the top of the tree and cannot move")
+    _check_holds(parent, container.kind)
+    subtree = _subtree(session, container)
+    if parent.id in {c.id for c in subtree}:
+        raise invalid("parent", parent_code, f"cannot move {code} into itself or into a container inside it")
+    if parent.id == container.parent_id:
+        raise invalid("parent", parent_code, f"{code} is already in {parent_code}")
+    # Temperatures after the move: a unit inside the subtree keeps its own; the rest inherit the new parent's.
+    new_outer = temperature_of_container(session, parent)
+    by_id = {c.id: c for c in subtree}
+
+    def temperature_after(node: Container) -> str | None:
+        while True:
+            if node.temperature_class is not None:
+                return node.temperature_class
+            if node.id == container.id or node.parent_id not in by_id:
+                return new_outer
+            node = by_id[node.parent_id]
+
+    locations = list(
+        session.exec(select(SpecimenLocation).where(SpecimenLocation.container_id.in_(list(by_id))))  # type: ignore[attr-defined]
+    )
+    old_labels = {loc.id: label(session, by_id[loc.container_id], loc.position) for loc in locations}
+    moved_specimens = []
+    for location in locations:
+        specimen = session.get(Specimen, location.specimen_id)
+        assert specimen is not None
+        verdict = compat.check(specimen.storage_format, specimen.material_type, temperature_after(by_id[location.container_id]))
+        if not verdict.allowed:
+            raise invalid("parent", parent_code, f"{specimen.code} in {code} cannot go there: {verdict.reason}")
+        moved_specimens.append((specimen, location))
+    act_as(session, actor)
+    old_path = path_of(session, container)
+    container.parent_id = parent.id
+    session.flush()
+    at = when or utcnow()
+    for specimen, location in moved_specimens:
+        node = session.get(Container, location.container_id)
+        assert node is not None
+        record_event(session, specimen=specimen, kind=CustodyKind.moved, actor=actor, at=at,
+                     from_location=old_labels[location.id], to_location=label(session, node, location.position),
+                     note=f"container {code} moved from {old_path}")
+    session.flush()
+    return get_container(session, code)
+
+
+# --- placing specimens --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Placement:
+    code: str
+    container: str
+    position: str | None
+    location: str
+    warning: str = ""
+
+
+@dataclass
+class RegionPlacement:
+    placements: list[Placement] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (code, why)
+
+
+def _occupied(session: Session, container: Container) -> set[str]:
+    return {
+        p for p in session.exec(
+            select(SpecimenLocation.position).where(SpecimenLocation.container_id == container.id)
+        ) if p is not None
+    }
+
+
+def _target(session: Session, box_code: str) -> tuple[Container, Grid | None, str | None]:
+    """A container that holds specimens, locked so concurrent allocations into it queue instead of colliding."""
+    box = get_container(session, box_code, for_update=True)
+    if not spec(box.kind).holds_specimens:
+        raise invalid("box", box_code, f"a {box.kind} holds containers, not specimens; choose a box, bag or drawer")
+    return box, grid(box), temperature_of_container(session, box)
+
+
+def _positions(box: Container, box_grid: Grid | None, occupied: set[str], count: int, at: str | None) -> list[str | None]:
+    if box_grid is None:
+        if at is not None:
+            raise invalid("at", at, f"{box.code} is a {box.kind} without positions; leave the position out")
+        return [None] * count
+    if at is not None:
+        try:
+            run = box_grid.run_from(at, count)
+        except CoordinateError as exc:
+            raise invalid("at", at, f"{box.code}: {exc}") from None
+        taken = [p for p in run if p in occupied]
+        if taken:
+            raise ConflictError(
+                f"box {box.code} position {taken[0]}: already holds a specimen (one position, one specimen)",
+                field="position", value=taken[0],
+            )
+        return list(run)
+    run_free = box_grid.first_free_run(occupied, count)
+    if run_free is None:
+        free = box_grid.size - len(occupied)
+        raise ConflictError(
+            f"box {box.code}: no {count} consecutive free positions ({free} of {box_grid.size} free)",
+            field="box", value=box.code,
+        )
+    return list(run_free)
+
+
+def _check_storable(specimen: Specimen, temperature: str | None, box: Container) -> str:
+    if specimen.status not in STORABLE:
+        raise invalid("code", specimen.code, f"specimen is {specimen.status}; only available or reserved material is stored")
+    verdict = compat.check(specimen.storage_format, specimen.material_type, temperature)
+    if not verdict.allowed:
+        raise invalid("box", box.code, f"{specimen.code}: {verdict.reason}")
+    return verdict.warning
+
+
+def _flush_placement(session: Session, box: Container, positions: Sequence[str | None]) -> None:
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Another session took the slot between our check and our insert: the database's unique rule decided.
+        where = ", ".join(p for p in positions if p) or "(no grid)"
+        raise ConflictError(
+            f"box {box.code} position {where}: already holds a specimen (placed by someone else just now)",
+            field="position", value=where,
+        ) from exc
+
+
+def store(
+    session: Session,
+    *,
+    actor: User | None,
+    codes: Sequence[str],
+    box_code: str,
+    at: str | None = None,
+    when: datetime | None = None,
+) -> list[Placement]:
+    """Put specimens into a box: at ``at`` and the positions after it, or the first free consecutive run."""
+    require(actor, Action.enter)
+    require_aware("when", when)
+    if not codes:
+        raise invalid("codes", [], "name at least one specimen")
+    duplicates = sorted({c for c in codes if list(codes).count(c) > 1})
+    if duplicates:
+        raise invalid("codes", duplicates[0], "named twice")
+    box, box_grid, temperature = _target(session, box_code)
+    specimens = [get_specimen(session, code, for_update=True) for code in codes]
+    warnings = []
+    for specimen in specimens:
+        warnings.append(_check_storable(specimen, temperature, box))
+        existing = location_of(session, specimen.id)
+        if existing is not None:
+            holder = session.get(Container, existing.container_id)
+            assert holder is not None
+            raise ConflictError(
+                f"specimen {specimen.code}: already stored at {label(session, holder, existing.position)}; move it instead",
+                field="code", value=specimen.code,
+            )
+    positions = _positions(box, box_grid, _occupied(session, box), len(specimens), at)
+    act_as(session, actor)
+    at_time = when or utcnow()
+    placements = []
+    for specimen, position, warning in zip(specimens, positions, warnings, strict=True):
+        session.add(SpecimenLocation(specimen_id=specimen.id, container_id=box.id, position=position, placed_at=at_time))  # type: ignore[arg-type]
+        where = label(session, box, position)
+        record_event(session, specimen=specimen, kind=CustodyKind.stored, actor=actor, at=at_time, to_location=where)
+        placements.append(Placement(specimen.code, box.code, position, where, warning))
+    _flush_placement(session, box, positions)
+    return placements
+
+
+def region_specimens(session: Session, case_code: str, site_code: str) -> list[Specimen]:
+    """The specimens of one sampling site of a case (primary pieces, aliquots and derivatives), by code."""
+    site = session.exec(
+        select(SamplingSite).join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)  # type: ignore[arg-type]
+        .where(Autopsy.case_code == case_code, SamplingSite.code == site_code)
+    ).first()
+    if site is None:
+        raise NotFoundError(f"sampling site {site_code!r} of case {case_code!r} not found", field="region", value=site_code)
+    return list(session.exec(select(Specimen).where(Specimen.sampling_site_id == site.id).order_by(Specimen.code)))
+
+
+def store_region(
+    session: Session,
+    *,
+    actor: User | None,
+    case_code: str,
+    site_code: str,
+    box_codes: Sequence[str],
+    when: datetime | None = None,
+) -> RegionPlacement:
+    """Store everything a region produced in one action: each piece goes to the first given box that suits its
+    format (a preferred temperature first, e.g. viable cells to LN2), consecutive within each box.
+
+    Pieces already stored, used up or fresh are skipped and listed; a piece that fits none of the boxes refuses the
+    whole call, so nothing is half-stored.
+    """
+    require(actor, Action.enter)
+    if not box_codes:
+        raise invalid("box", [], "name at least one box")
+    boxes = [(code, temperature_of_container(session, get_container(session, code))) for code in box_codes]
+    result = RegionPlacement()
+    plan: dict[str, list[str]] = {}
+    for specimen in region_specimens(session, case_code, site_code):
+        if location_of(session, specimen.id) is not None:
+            result.skipped.append((specimen.code, "already stored"))
+            continue
+        if specimen.status not in STORABLE:
+            result.skipped.append((specimen.code, specimen.status))
+            continue
+        if specimen.storage_format == "fresh":
+            result.skipped.append((specimen.code, "fresh: goes to culture, not storage"))
+            continue
+        fitting = [(code, t) for code, t in boxes if compat.suitable(specimen.storage_format, specimen.material_type, t)]
+        if not fitting:
+            raise invalid("box", ", ".join(box_codes), f"{specimen.code} ({specimen.storage_format}) fits none of these boxes")
+        preferred = compat.PREFERRED.get(specimen.storage_format)  # type: ignore[call-overload]
+        best = next((code for code, t in fitting if preferred is not None and t == preferred), fitting[0][0])
+        plan.setdefault(best, []).append(specimen.code)
+    for box_code, codes in plan.items():
+        result.placements.extend(store(session, actor=actor, codes=codes, box_code=box_code, when=when))
+    return result
+
+
+def move_specimen(
+    session: Session,
+    *,
+    actor: User | None,
+    code: str,
+    box_code: str,
+    at: str | None = None,
+    when: datetime | None = None,
+) -> Placement:
+    """Move one stored specimen to another box or position."""
+    require(actor, Action.enter)
+    require_aware("when", when)
+    box, box_grid, temperature = _target(session, box_code)
+    specimen = get_specimen(session, code, for_update=True)
+    location = location_of(session, specimen.id)
+    if location is None:
+        raise invalid("code", code, "specimen is not stored anywhere; store it first")
+    if open_checkout(session, specimen.id) is not None:
+        raise invalid("code", code, "specimen is checked out; return it before moving it")
+    warning = _check_storable(specimen, temperature, box)
+    occupied = _occupied(session, box)
+    if location.container_id == box.id and location.position is not None:
+        occupied.discard(location.position)
+    (position,) = _positions(box, box_grid, occupied, 1, at)
+    old = session.get(Container, location.container_id)
+    assert old is not None
+    if old.id == box.id and location.position == position:
+        raise invalid("at", at, f"{code} is already at {label(session, box, position)}")
+    from_label = label(session, old, location.position)
+    act_as(session, actor)
+    location.container_id = box.id  # type: ignore[assignment]
+    location.position = position
+    location.placed_at = when or utcnow()
+    where = label(session, box, position)
+    record_event(session, specimen=specimen, kind=CustodyKind.moved, actor=actor, at=location.placed_at,
+                 from_location=from_label, to_location=where)
+    _flush_placement(session, box, [position])
+    return Placement(specimen.code, box.code, position, where, warning)
+
+
+def release_location(session: Session, specimen: Specimen) -> str | None:
+    """Free the specimen's position when it leaves the biobank (distribution); returns where it was."""
+    location = location_of(session, specimen.id)
+    if location is None:
+        return None
+    container = session.get(Container, location.container_id)
+    assert container is not None
+    where = label(session, container, location.position)
+    session.delete(location)
+    return where
+
+
+# --- check-out and return -----------------------------------------------------------------------------------------
+
+
+def check_out(
+    session: Session, *, actor: User | None, code: str, purpose: str | None = None, when: datetime | None = None
+) -> Checkout:
+    """Take a stored specimen out to work on it; its position stays reserved until it is returned."""
+    user = require(actor, Action.enter)
+    require_aware("when", when)
+    specimen = get_specimen(session, code, for_update=True)
+    location = location_of(session, specimen.id)
+    if location is None:
+        raise invalid("code", code, "specimen is not stored; only stored material is checked out")
+    if open_checkout(session, specimen.id) is not None:
+        raise ConflictError(f"specimen {code}: already checked out", field="code", value=code)
+    if specimen.status not in CHECKOUTABLE:
+        raise invalid("code", code, f"specimen is {specimen.status}; it cannot be checked out")
+    container = session.get(Container, location.container_id)
+    assert container is not None
+    where = label(session, container, location.position)
+    at = when or utcnow()
+    act_as(session, actor)
+    checkout = Checkout(
+        specimen_id=specimen.id,  # type: ignore[arg-type]
+        checked_out_at=at,
+        checked_out_by_id=user.id,  # type: ignore[arg-type]
+        purpose=(purpose or "").strip() or None,
+        from_location=where,
+    )
+    session.add(checkout)
+    specimen.status = SpecimenStatus.in_use.value
+    specimen.version += 1
+    record_event(session, specimen=specimen, kind=CustodyKind.checked_out, actor=actor, at=at,
+                 from_location=where, to_location=f"bench: {user.username}", note=checkout.purpose)
+    session.flush()
+    return checkout
+
+
+def return_specimen(
+    session: Session,
+    *,
+    actor: User | None,
+    code: str,
+    kept_frozen: bool = False,
+    when: datetime | None = None,
+    note: str | None = None,
+) -> Checkout:
+    """Put a checked-out specimen back in its position; frozen material counts one more freeze–thaw cycle
+    unless it was kept frozen (e.g. on dry ice) the whole time."""
+    user = require(actor, Action.enter)
+    require_aware("when", when)
+    specimen = get_specimen(session, code, for_update=True)
+    checkout = open_checkout(session, specimen.id)
+    if checkout is None:
+        raise invalid("code", code, "specimen is not checked out")
+    at = when or utcnow()
+    if at < checkout.checked_out_at:
+        raise invalid("when", at.isoformat(), f"cannot be before the check-out ({checkout.checked_out_at.isoformat()})")
+    location = location_of(session, specimen.id)
+    assert location is not None
+    container = session.get(Container, location.container_id)
+    assert container is not None
+    where = label(session, container, location.position)
+    act_as(session, actor)
+    checkout.returned_at = at
+    checkout.returned_by_id = user.id
+    checkout.kept_frozen = kept_frozen
+    thawed = specimen.storage_format in FROZEN_FORMATS and not kept_frozen
+    if thawed:
+        specimen.freeze_thaw_count += 1
+    if specimen.status == SpecimenStatus.in_use:
+        specimen.status = SpecimenStatus.available.value
+    specimen.version += 1
+    parts = [p for p in (note, f"freeze-thaw cycle {specimen.freeze_thaw_count}" if thawed else None) if p]
+    record_event(session, specimen=specimen, kind=CustodyKind.returned, actor=actor, at=at,
+                 from_location=f"bench: {user.username}", to_location=where, note="; ".join(parts) or None)
+    session.flush()
+    return checkout
+
+
+def checkouts(session: Session, *, now: datetime | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
+    """Open check-outs, oldest first, with hours out and whether they are overdue (settings.checkout_overdue_hours)."""
+    now = now or utcnow()
+    limit = timedelta(hours=get_settings().checkout_overdue_hours)
+    statement = (
+        select(Checkout, Specimen.code, Specimen.storage_format, User.username)
+        .join(Specimen, Specimen.id == Checkout.specimen_id)  # type: ignore[arg-type]
+        .join(User, User.id == Checkout.checked_out_by_id)  # type: ignore[arg-type]
+        .where(Checkout.returned_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Checkout.checked_out_at)  # type: ignore[arg-type]
+    )
+    if overdue_only:
+        statement = statement.where(Checkout.checked_out_at < now - limit)
+    rows = []
+    for checkout, code, fmt, username in session.exec(statement).all():
+        out = now - checkout.checked_out_at
+        rows.append({
+            "code": code,
+            "storage_format": fmt,
+            "checked_out_by": username,
+            "checked_out_at": checkout.checked_out_at,
+            "hours_out": round(out.total_seconds() / 3600, 1),
+            "overdue": out > limit,
+            "from": checkout.from_location,
+            "purpose": checkout.purpose,
+        })
+    return rows
+
+
+def overdue(session: Session, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    return checkouts(session, now=now, overdue_only=True)
+
+
+# --- reading for pages and the command line -----------------------------------------------------------------------
+
+
+def tree(session: Session) -> list[dict[str, Any]]:
+    """Every container in tree order with depth, path, temperature and how many specimens sit directly in it."""
+    containers = list(session.exec(select(Container).order_by(Container.code)))
+    counts = dict(
+        session.exec(select(SpecimenLocation.container_id, func.count()).group_by(SpecimenLocation.container_id)).all()  # type: ignore[arg-type]
+    )
+    children: dict[int | None, list[Container]] = {}
+    for c in containers:
+        children.setdefault(c.parent_id, []).append(c)
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: Container, depth: int, path: str, temperature: str | None) -> None:
+        temperature = node.temperature_class or temperature
+        box_grid = grid(node)
+        rows.append({
+            "code": node.code,
+            "kind": node.kind,
+            "name": node.name,
+            "depth": depth,
+            "path": path,
+            "parent": path.rsplit("/", 1)[0] if "/" in path else None,
+            "temperature": temperature,
+            "capacity": box_grid.size if box_grid else None,
+            "specimens": int(counts.get(node.id, 0)),  # type: ignore[arg-type]
+        })
+        for child in children.get(node.id, []):
+            walk(child, depth + 1, f"{path}/{child.code}", temperature)
+
+    for root in children.get(None, []):
+        walk(root, 0, root.code, None)
+    return rows
+
+
+def box_view(session: Session, code: str) -> dict[str, Any]:
+    """A box as a grid: every occupied cell with its specimen, format, status and donor."""
+    box = get_container(session, code)
+    box_grid = grid(box)
+    statement = (
+        select(SpecimenLocation.position, Specimen.code, Specimen.storage_format, Specimen.material_type,  # type: ignore[call-overload]
+               Specimen.status, Donor.code, Specimen.quantity_remaining, Specimen.unit)
+        .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)
+        .join(Donor, Donor.id == Specimen.donor_id)
+        .where(SpecimenLocation.container_id == box.id)
+        .order_by(SpecimenLocation.position)
+    )
+    cells = []
+    for position, scode, fmt, material, status, donor, remaining, unit in session.exec(statement).all():
+        row, col = box_grid.parse(position) if (box_grid and position) else (None, None)
+        cells.append({
+            "position": position, "row": row, "col": col, "code": scode, "storage_format": fmt,
+            "material_type": material, "status": status, "donor": donor,
+            "quantity_remaining": remaining, "unit": unit,
+        })
+    if box_grid:
+        cells.sort(key=lambda c: box_grid.index(c["position"]) if c["position"] else -1)
+    return {
+        "code": box.code,
+        "kind": box.kind,
+        "name": box.name,
+        "path": path_of(session, box),
+        "temperature": temperature_of_container(session, box),
+        "holds_specimens": spec(box.kind).holds_specimens,
+        "rows": box_grid.rows if box_grid else None,
+        "cols": box_grid.cols if box_grid else None,
+        "scheme": box_grid.scheme.value if box_grid else None,
+        "capacity": box_grid.size if box_grid else None,
+        "occupied": len(cells),
+        "cells": cells,
+    }
+
+
+def find(session: Session, code: str) -> dict[str, Any]:
+    """Where a specimen is, or why it is nowhere (never stored, out on loan, distributed)."""
+    specimen = get_specimen(session, code)
+    location = location_of(session, specimen.id)
+    checkout = open_checkout(session, specimen.id)
+    data: dict[str, Any] = {"code": specimen.code, "status": specimen.status, "stored": location is not None}
+    if location is not None:
+        container = session.get(Container, location.container_id)
+        assert container is not None
+        data.update({
+            "container": container.code,
+            "position": location.position,
+            "location": label(session, container, location.position),
+            "temperature": temperature_of_container(session, container),
+            "placed_at": location.placed_at,
+        })
+    if checkout is not None:
+        user = session.get(User, checkout.checked_out_by_id)
+        data.update({"checked_out_by": user.username if user else None, "checked_out_at": checkout.checked_out_at})
+    return data

@@ -1,0 +1,93 @@
+"""Distribution: orders and their state; PIs approve, technicians ship and receive; drafting for both."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from biobank.errors import BiobankError
+from biobank.services import distribution
+from biobank.services.auth import Action, can
+from biobank.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
+from biobank.storage.orders import DistributionUse
+from dashboards import data, data_storage
+from dashboards.session import current_user
+
+st.title("Distribution")
+url = data.url()
+with data.read_session() as session:
+    user = current_user(session)
+    may_approve = can(user, Action.approve)
+    may_ship = can(user, Action.ship)
+    may_draft = can(user, Action.enter) or can(user, Action.plan)
+
+
+def act(label: str, action) -> None:  # type: ignore[no-untyped-def]
+    try:
+        with data.unit_of_work() as session:
+            message = action(session, current_user(session))
+        st.session_state["distribution_flash"] = ("success", message)
+    except BiobankError as exc:
+        st.session_state["distribution_flash"] = ("error", f"{label}: {exc}")
+
+
+flash = st.session_state.pop("distribution_flash", None)
+if flash:
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+
+orders = data_storage.orders(url)
+if orders.empty:
+    st.info("No distribution orders yet.")
+else:
+    counts = orders["status"].value_counts()
+    cols = st.columns(4)
+    for col, status in zip(cols, ["draft", "approved", "shipped", "received"], strict=True):
+        col.metric(status.capitalize(), int(counts.get(status, 0)))
+    st.dataframe(orders[["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at", "received_at"]],
+                 hide_index=True, width="stretch", key="distribution_orders")
+    code = st.selectbox("Order", list(orders["code"]), key="distribution_order")
+    if code:
+        detail = data_storage.order(url, code)
+        st.markdown(f"**{detail['code']}** · {detail['study']} → {detail['recipient']} · use *{detail['use']}* "
+                    f"(consent needed: {', '.join(detail['consent_needed'])}) · status **{detail['status']}**")
+        if detail["purpose"]:
+            st.caption(detail["purpose"])
+        st.dataframe(pd.DataFrame(detail["items"]), hide_index=True, width="stretch", key="distribution_items")
+        status = detail["status"]
+        if status == "draft" and may_approve and st.button("Approve", key="distribution_approve"):
+            act("approve", lambda s, u: (distribution.approve(s, actor=u, order_code=code), f"{code} approved")[1])
+            st.rerun()
+        if status == "approved" and may_ship:
+            with st.form("distribution_ship_form"):
+                temperature = st.selectbox("Shipping temperature", [t.value for t in TemperatureClass if t.value != "Other"],
+                                           index=3, format_func=lambda t: f"{t} ({TEMPERATURE_LABEL[TemperatureClass(t)]})",
+                                           key="distribution_ship_temperature")
+                tracking = st.text_input("Courier and tracking", key="distribution_ship_tracking")
+                if st.form_submit_button("Ship"):
+                    act("ship", lambda s, u: (distribution.ship(s, actor=u, order_code=code, shipping_temperature=temperature,
+                                                                tracking_ref=tracking or None), f"{code} shipped")[1])
+                    st.rerun()
+        if status == "shipped" and may_ship and st.button("Mark received", key="distribution_receive"):
+            act("receive", lambda s, u: (distribution.receive(s, actor=u, order_code=code), f"{code} received")[1])
+            st.rerun()
+        if status == "draft" and may_draft:
+            with st.form("distribution_add_form"):
+                specimen = st.text_input("Add specimen (code)", key="distribution_add_code")
+                quantity = st.number_input("Quantity (0: all that remains)", min_value=0.0, value=0.0, key="distribution_add_qty")
+                if st.form_submit_button("Add item"):
+                    act("add item", lambda s, u: (distribution.add_item(s, actor=u, order_code=code, specimen_code=specimen.strip(),
+                                                                        quantity=quantity or None), f"{specimen} added")[1])
+                    st.rerun()
+
+if may_draft:
+    st.divider()
+    with st.form("distribution_create_form"):
+        st.subheader("New order")
+        study = st.text_input("Study", key="distribution_new_study")
+        recipient = st.text_input("Recipient (person, institution)", key="distribution_new_recipient")
+        use = st.selectbox("Use", [u.value for u in DistributionUse], key="distribution_new_use")
+        purpose = st.text_area("Purpose", key="distribution_new_purpose")
+        if st.form_submit_button("Create draft"):
+            act("create", lambda s, u: "order " + distribution.create_order(
+                s, actor=u, study=study, recipient=recipient, use=use, purpose=purpose).code + " drafted")
+            st.rerun()
