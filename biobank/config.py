@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         default=24.0, gt=0, description="A check-out not returned in time is overdue."
     )
     sqlite_busy_timeout_ms: int = Field(default=15000, ge=0)
+    plan_rule_severity: dict[str, str] = Field(
+        default_factory=dict,
+        description='Planning-rule severities that differ from the defaults, e.g. {"min_regions_per_lesion": "error"}.',
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -35,3 +35,6 @@ __all__ = [
     "User",
     "metadata",
 ]
+from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen  # noqa: E402
+
+__all__ += ["AnalysisPlan", "PlanDonor", "PlanSpecimen"]
