@@ -25,3 +25,8 @@ app.command("serve")(core.serve)
 
 def main() -> None:
     app()
+
+from biobank.cli import plans as _plans  # noqa: E402
+
+app.add_typer(_plans.plan_app, name="plan")
+app.add_typer(_plans.export_app, name="export")
