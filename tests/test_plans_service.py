@@ -163,9 +163,8 @@ def test_a_withdrawn_donor_never_appears_in_any_export(engine, demo):
     with session_scope(engine) as session:
         donors.withdraw_consent(session, actor=demo["admin"], donor_code="RA-0001", requested_by="donor",
                                 withdrawn_at=datetime.now(UTC), reason="changed mind")
-    with Session(engine) as session:
-        with pytest.raises(PlanRulesError, match="genomic_consent"):
-            service.export_files(session, actor=demo["pi"], target="sarek", plan_code="WGS-1")
+    with Session(engine) as session, pytest.raises(PlanRulesError, match="genomic_consent"):
+        service.export_files(session, actor=demo["pi"], target="sarek", plan_code="WGS-1")
     with pytest.raises(PlanRulesError, match="withdrawn"), session_scope(engine) as session:
         planning.approve_plan(session, actor=demo["pi"], plan_code="WGS-1")
 

@@ -59,10 +59,7 @@ if not donor_codes:
 
 donors, specimens = data_plans.frames(url, donor_codes)
 suggestion = planning.suggest_from_frames(donors, specimens, assay)
-if state is None:
-    selected = suggestion.selection()
-else:
-    selected = state["selection"]
+selected = suggestion.selection() if state is None else state["selection"]
 reasons = {c.specimen_id: c.reason for c in suggestion.choices}
 
 # Candidate rows: everything sequenceable of the donors; the selection first.
