@@ -68,7 +68,7 @@ def context(
         purpose=plan.get("purpose", "migration_history"),
         assay=plan.get("assay", "wgs"),
         donors=pd.DataFrame(donors or [donor()]),
-        specimens=pd.DataFrame(specimens),
+        specimens=specimens,
         selection=pd.DataFrame({"specimen_id": list(roles), "role": list(roles.values())}),
         primary_site_code=plan.get("primary_site_code"),
         unknown_primary=plan.get("unknown_primary", False),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import Select, case, func, select
 from sqlmodel import Session
 
 from biobank.errors import ConsentError, NotFoundError
@@ -88,6 +88,39 @@ def specimen_frame(
     specimen_ids: Iterable[int] | None = None,
 ) -> pd.DataFrame:
     """One row per specimen of the given donors (or the given specimens), with site, lesion, QC and PMI: one query."""
+    records = specimen_records(session, donor_ids=donor_ids, specimen_ids=specimen_ids)
+    frame = pd.DataFrame(
+        records, columns=[*_specimen_statement().selected_columns.keys(), "storage_temperature"]
+    )
+    for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def specimen_records(
+    session: Session,
+    *,
+    donor_ids: Iterable[int] | None = None,
+    specimen_ids: Iterable[int] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`specimen_frame` as plain dicts (what the planner loops over: no pandas per-row cost)."""
+    statement = _specimen_statement()
+    if donor_ids is not None:
+        statement = statement.where(_SPECIMEN.donor_id.in_(list(donor_ids)))
+    if specimen_ids is not None:
+        statement = statement.where(_SPECIMEN.id.in_(list(specimen_ids)))
+    rows = [dict(row) for row in session.execute(statement).mappings()]
+    temperatures = _storage_temperatures(session, [r["specimen_id"] for r in rows])
+    for row, temperature in zip(rows, temperatures, strict=True):
+        row["storage_temperature"] = temperature
+        for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
+            if row[column] is not None:
+                row[column] = float(row[column])
+    return rows
+
+
+def _specimen_statement() -> Select[Any]:
+    """The one SELECT behind :func:`specimen_frame` and :func:`specimen_records`."""
     parent_table = _SPECIMEN_TABLE.alias("parent")
     parent = parent_table.c
     site_table = _ANATOMICAL_SITE_TABLE.alias("site")
@@ -155,7 +188,6 @@ def specimen_frame(
             _SPECIMEN.decalcification_agent,
             _SPECIMEN.decalcification_hours,
             _SPECIMEN.freeze_thaw_count,
-            literal(None).label("storage_temperature"),
         )
         .select_from(Specimen)
         .join(Donor, _DONOR.id == _SPECIMEN.donor_id)
@@ -167,15 +199,7 @@ def specimen_frame(
         .join(reviewed, reviewed.c.site_id == _SPECIMEN.sampling_site_id, isouter=True)
         .order_by(_DONOR.code, _SPECIMEN.code)
     )
-    if donor_ids is not None:
-        statement = statement.where(_SPECIMEN.donor_id.in_(list(donor_ids)))
-    if specimen_ids is not None:
-        statement = statement.where(_SPECIMEN.id.in_(list(specimen_ids)))
-    frame = _frame(session, statement)
-    frame["storage_temperature"] = _storage_temperatures(session, frame["specimen_id"].tolist())
-    for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
+    return statement
 
 
 def _storage_temperatures(session: Session, specimen_ids: list[int]) -> list[Any]:
@@ -490,4 +514,5 @@ __all__ = [
     "plan_selection",
     "specimen_frame",
     "specimen_ids_for",
+    "specimen_records",
 ]

@@ -54,25 +54,35 @@ class PlanContext:
 
     purpose: str
     assay: str
-    donors: pd.DataFrame  # query.donor_frame rows of the plan's donors
-    specimens: pd.DataFrame  # query.specimen_frame rows of every specimen of those donors
+    donors: pd.DataFrame | list[dict[str, Any]]  # query.donor_frame rows of the plan's donors
+    specimens: pd.DataFrame | list[dict[str, Any]]  # query.specimen_records of every specimen of those donors
     selection: pd.DataFrame  # specimen_id, role
     primary_site_code: str | None = None
     unknown_primary: bool = False
     pmi_limit_hours: float = field(default_factory=lambda: get_settings().pmi_limit_hours)
 
-    def selected(self) -> pd.DataFrame:
-        """The selected specimens with their role, in selection order."""
-        if self.selection.empty:
-            return self.specimens.iloc[0:0].assign(role=pd.Series(dtype=str))
-        return self.selection[["specimen_id", "role"]].merge(self.specimens, on="specimen_id", how="inner")
+    def __post_init__(self) -> None:
+        # Plain records: the rules loop over a few hundred rows, where pandas' per-row costs would dominate.
+        self.donor_records = _records(self.donors)
+        self.records = _records(self.specimens)
+
+    def selected(self) -> list[dict[str, Any]]:
+        """The selected specimens (records with their ``role``), in selection order."""
+        by_id = {r["specimen_id"]: r for r in self.records}
+        roles = zip(self.selection["specimen_id"].tolist(), self.selection["role"].tolist(), strict=True)
+        return [by_id[int(i)] | {"role": role} for i, role in roles if int(i) in by_id]
+
+    def selected_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.selected(), columns=[*(self.records[0] if self.records else {}), "role"])
 
     @property
     def dna(self) -> bool:
         return self.assay in DNA_ASSAYS
 
 
-Check = Callable[[PlanContext, pd.DataFrame], list[tuple[str | None, str | None, str]]]
+Rows = list[dict[str, Any]]
+Out = list[tuple[str | None, str | None, str]]
+Check = Callable[["PlanContext", Rows], Out]
 
 
 @dataclass(frozen=True)
@@ -100,22 +110,34 @@ def _origin_format(row: Mapping[str, Any]) -> str:
     return str(row.get("storage_format"))
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _records(rows: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as plain dicts with NaN as None (a frame is converted once)."""
+    if isinstance(rows, pd.DataFrame):
+        rows = [{str(k): v for k, v in row.items()} for row in rows.to_dict(orient="records")]
+    return [{k: _clean(v) for k, v in row.items()} for row in rows]
+
+
+_rows = _records
 
 
 # ------------------------------------------------------------------------------------------------- the checks
 
 
-def one_germline_normal(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def one_germline_normal(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 1: exactly one germline normal per donor (DNA assays)."""
     if not ctx.dna:
         return []
     out: list[tuple[str | None, str | None, str]] = []
-    for donor in ctx.donors["donor_code"]:
-        normals = sel[(sel["donor_code"] == donor) & (sel["role"] == "germline_normal")]
+    for donor in (d["donor_code"] for d in ctx.donor_records):
+        normals = [
+            r["specimen_code"] for r in sel if r["donor_code"] == donor and r["role"] == "germline_normal"
+        ]
         if len(normals) != 1:
-            found = ", ".join(normals["specimen_code"]) or "none"
+            found = ", ".join(normals) or "none"
             out.append(
                 (
                     donor,
@@ -126,22 +148,25 @@ def one_germline_normal(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str |
     return out
 
 
-def min_tumour_samples(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def min_tumour_samples(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 2: at least two tumour samples per donor."""
     out: list[tuple[str | None, str | None, str]] = []
-    for donor in ctx.donors["donor_code"]:
-        n = int(((sel["donor_code"] == donor) & (sel["role"] == "tumour")).sum())
+    for donor in (d["donor_code"] for d in ctx.donor_records):
+        n = sum(1 for r in sel if r["donor_code"] == donor and r["role"] == "tumour")
         if n < 2:
             out.append((donor, None, f"{n} tumour sample(s); clonal reconstruction needs at least two"))
     return out
 
 
-def min_regions_per_lesion(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def min_regions_per_lesion(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 2: at least two regions of each lesion studied."""
-    tumours = sel[sel["role"] == "tumour"]
-    out: list[tuple[str | None, str | None, str]] = []
-    for (donor, lesion), group in tumours.groupby(["donor_code", "lesion_code"], sort=True):
-        regions = group["region_code"].nunique()
+    regions_of: dict[tuple[str, str], set[str]] = {}
+    for r in sel:
+        if r["role"] == "tumour" and r.get("lesion_code"):
+            regions_of.setdefault((r["donor_code"], r["lesion_code"]), set()).add(r["region_code"])
+    out: Out = []
+    for (donor, lesion), found in sorted(regions_of.items()):
+        regions = len(found)
         if regions < 2:
             out.append(
                 (str(donor), None, f"lesion {lesion} has {regions} region in the plan; sample at least two")
@@ -149,7 +174,7 @@ def min_regions_per_lesion(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[st
     return out
 
 
-def primary_site_named(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def primary_site_named(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 3: a migration analysis names the primary site (or says it is unknown)."""
     if ctx.purpose != PlanPurpose.migration_history or ctx.unknown_primary or ctx.primary_site_code:
         return []
@@ -159,74 +184,77 @@ def primary_site_named(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | 
             None,
             "migration history needs the primary site: set it on the donor or the plan, or mark the primary unknown",
         )
-        for row in _rows(ctx.donors)
+        for row in ctx.donor_records
         if not isinstance(row.get("primary_site_code"), str)
     ]
 
 
-def metastatic_sites_sampled(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def metastatic_sites_sampled(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 3: in a migration analysis every metastatic lesion with material has a sample in the plan."""
     if ctx.purpose != PlanPurpose.migration_history:
         return []
-    available = ctx.specimens[
-        ctx.specimens["lesion_kind"].isin(["metastasis", "lymph_node"])
-        & ~ctx.specimens["status"].isin(UNAVAILABLE)
-    ]
-    chosen = set(
-        zip(
-            sel.loc[sel["role"] == "tumour", "donor_code"],
-            sel.loc[sel["role"] == "tumour", "lesion_code"],
-            strict=True,
-        )
-    )
+    available = {
+        (r["donor_code"], r["lesion_code"], r["site_label"])
+        for r in ctx.records
+        if r.get("lesion_kind") in ("metastasis", "lymph_node") and r["status"] not in UNAVAILABLE
+    }
+    chosen = {(r["donor_code"], r["lesion_code"]) for r in sel if r["role"] == "tumour"}
     out: list[tuple[str | None, str | None, str]] = []
-    for (donor, lesion, site), _ in available.groupby(["donor_code", "lesion_code", "site_label"], sort=True):
+    for donor, lesion, site in sorted(available):
         if (donor, lesion) not in chosen:
             out.append((str(donor), None, f"metastatic lesion {lesion} ({site}) has no sample in the plan"))
     return out
 
 
-def cellularity_recorded(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def cellularity_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour cellularity recorded for every tumour sample."""
-    tumours = sel[(sel["role"] == "tumour") & sel["tumour_cellularity_pct"].isna()]
+    tumours = [r for r in sel if r["role"] == "tumour" and _num(r.get("tumour_cellularity_pct")) is None]
     return [
         (
             r["donor_code"],
             r["specimen_code"],
             "no tumour cellularity recorded (purity is needed for deconvolution)",
         )
-        for r in _rows(tumours)
+        for r in tumours
     ]
 
 
-def cellularity_minimum(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def cellularity_minimum(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour samples below 20 % cellularity are excluded."""
-    low = sel[(sel["role"] == "tumour") & (sel["tumour_cellularity_pct"] < CELLULARITY_EXCLUDE)]
+    low = [
+        r
+        for r in sel
+        if r["role"] == "tumour" and (_num(r.get("tumour_cellularity_pct")) or 100.0) < CELLULARITY_EXCLUDE
+    ]
     return [
         (
             r["donor_code"],
             r["specimen_code"],
             f"tumour cellularity {r['tumour_cellularity_pct']:g} % is below {CELLULARITY_EXCLUDE:g} %: exclude it",
         )
-        for r in _rows(low)
+        for r in low
     ]
 
 
-def cellularity_low(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def cellularity_low(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour samples of 20-30 % cellularity are warned about."""
-    pct = sel["tumour_cellularity_pct"]
-    low = sel[(sel["role"] == "tumour") & (pct >= CELLULARITY_EXCLUDE) & (pct < CELLULARITY_WARN)]
+    low = [
+        r
+        for r in sel
+        if r["role"] == "tumour"
+        and CELLULARITY_EXCLUDE <= (_num(r.get("tumour_cellularity_pct")) or 100.0) < CELLULARITY_WARN
+    ]
     return [
         (
             r["donor_code"],
             r["specimen_code"],
             f"tumour cellularity {r['tumour_cellularity_pct']:g} % is low (20-30 %): subclonal calls will be weak",
         )
-        for r in _rows(low)
+        for r in low
     ]
 
 
-def wgs_ffpe(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def wgs_ffpe(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 5: WGS on FFPE material (formalin artefacts)."""
     if ctx.assay != "wgs":
         return []
@@ -236,12 +264,12 @@ def wgs_ffpe(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str 
             r["specimen_code"],
             "WGS on FFPE material: expect formalin artefacts (C>T) and uneven coverage",
         )
-        for r in _rows(sel)
+        for r in sel
         if _origin_format(r) == "ffpe"
     ]
 
 
-def wgs_acid_decalcified(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def wgs_acid_decalcified(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 5: WGS on acid-decalcified material (acid destroys DNA)."""
     if ctx.assay != "wgs":
         return []
@@ -251,17 +279,17 @@ def wgs_acid_decalcified(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str 
             r["specimen_code"],
             f"WGS on material decalcified with {r['decalcification_agent']}: acid destroys DNA",
         )
-        for r in _rows(sel)
+        for r in sel
         if r.get("decalcification_agent") in _ACID
     ]
 
 
-def nucleic_acid_qc(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 6: quantity and quality recorded (A260/280 1.8-2.1; DIN for WGS; DV200 > 30 % for FFPE RNA)."""
     out: list[tuple[str | None, str | None, str]] = []
     analyte = "dna" if ctx.dna else "rna"
     need = MIN_INPUT_NG.get(ctx.assay, 0.0)
-    for r in _rows(sel):
+    for r in sel:
         donor, code = r["donor_code"], r["specimen_code"]
         if r.get("material_type") != analyte:
             out.append((donor, code, f"no {analyte.upper()} extracted yet: quantity and quality unknown"))
@@ -294,33 +322,37 @@ def nucleic_acid_qc(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | Non
     return out
 
 
-def pmi_recorded(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def pmi_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: the post-mortem interval is known for post-mortem material."""
-    missing = sel[sel["pmi_hours"].isna() & (sel["site_kind"] != "premortem_blood")]
+    missing = [r for r in sel if _num(r.get("pmi_hours")) is None and r["site_kind"] != "premortem_blood"]
     return [
         (r["donor_code"], r["specimen_code"], "PMI unknown (no time of death or of collection)")
-        for r in _rows(missing)
+        for r in missing
     ]
 
 
-def pmi_over_limit(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def pmi_over_limit(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: PMI above the limit."""
-    late = sel[(sel["pmi_hours"] > ctx.pmi_limit_hours) & (sel["site_kind"] != "premortem_blood")]
+    late = [
+        r
+        for r in sel
+        if (_num(r.get("pmi_hours")) or 0.0) > ctx.pmi_limit_hours and r["site_kind"] != "premortem_blood"
+    ]
     return [
         (
             r["donor_code"],
             r["specimen_code"],
             f"PMI {r['pmi_hours']:.1f} h is above the {ctx.pmi_limit_hours:g} h limit",
         )
-        for r in _rows(late)
+        for r in late
     ]
 
 
-def adjacent_normal(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def adjacent_normal(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 8: normal tissue within 2 cm of tumour may carry tumour cells."""
-    normals = sel[sel["role"].isin(["germline_normal", "normal_tissue"])]
+    normals = [r for r in sel if r["role"] in ("germline_normal", "normal_tissue")]
     out: list[tuple[str | None, str | None, str]] = []
-    for r in _rows(normals):
+    for r in normals:
         distance = _num(r.get("distance_to_tumour_mm"))
         if r.get("tissue_status") == "adjacent_normal" or (distance is not None and distance < ADJACENT_MM):
             where = f"{distance:g} mm from tumour" if distance is not None else "adjacent to tumour"
@@ -334,13 +366,13 @@ def adjacent_normal(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | Non
     return out
 
 
-def safe_identifiers(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def safe_identifiers(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 9: identifiers only letters, digits, '.', '_', '-' (no spaces, no colons)."""
     out: list[tuple[str | None, str | None, str]] = []
-    for donor in ctx.donors["donor_code"]:
+    for donor in (d["donor_code"] for d in ctx.donor_records):
         if not SAFE_CODE.match(str(donor)):
             out.append((str(donor), None, f"donor code {donor!r} is not safe for every pipeline"))
-    for r in _rows(sel):
+    for r in sel:
         for column in ("specimen_code", "region_code", "lesion_code"):
             value = r.get(column)
             if isinstance(value, str) and not SAFE_CODE.match(value):
@@ -354,33 +386,33 @@ def safe_identifiers(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | No
     return out
 
 
-def sex_recorded(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def sex_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 10: sex recorded (pipelines use it for X/Y copy number)."""
     return [
         (str(r["donor_code"]), None, f"sex is {r['sex']}: pipelines get NA and cannot call X/Y copy number")
-        for r in _rows(ctx.donors)
+        for r in ctx.donor_records
         if r.get("sex") not in ("male", "female")
     ]
 
 
-def one_assay_per_donor(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def one_assay_per_donor(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 11: one assay per donor within a plan (a DNA plan holding RNA, or the reverse, is a second assay)."""
     other = "rna" if ctx.dna else "dna"
-    wrong = sel[sel["material_type"] == other]
+    wrong = [r for r in sel if r.get("material_type") == other]
     return [
         (
             r["donor_code"],
             r["specimen_code"],
             f"{other.upper()} in a {ctx.assay} plan: one assay per donor (make a second plan)",
         )
-        for r in _rows(wrong)
+        for r in wrong
     ]
 
 
-def genomic_consent(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def genomic_consent(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 12: consent covers genomic sequencing, and was not withdrawn."""
     out: list[tuple[str | None, str | None, str]] = []
-    for r in _rows(ctx.donors):
+    for r in ctx.donor_records:
         if r.get("withdrawn"):
             out.append(
                 (
@@ -394,16 +426,19 @@ def genomic_consent(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | Non
     return out
 
 
-def specimen_available(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def specimen_available(ctx: PlanContext, sel: Rows) -> Out:
     """A selected specimen must still be here (not depleted, disposed of or distributed)."""
-    gone = sel[sel["status"].isin(UNAVAILABLE)]
-    return [(r["donor_code"], r["specimen_code"], f"specimen is {r['status']}") for r in _rows(gone)]
+    return [
+        (r["donor_code"], r["specimen_code"], f"specimen is {r['status']}")
+        for r in sel
+        if r["status"] in UNAVAILABLE
+    ]
 
 
-def role_matches_site(ctx: PlanContext, sel: pd.DataFrame) -> list[tuple[str | None, str | None, str]]:
+def role_matches_site(ctx: PlanContext, sel: Rows) -> Out:
     """A tumour role needs a tumour region; a normal role must not be one."""
     out: list[tuple[str | None, str | None, str]] = []
-    for r in _rows(sel):
+    for r in sel:
         tumour_site = r.get("site_kind") == "tumour_region"
         if (r["role"] == "tumour") != tumour_site:
             out.append(

@@ -157,21 +157,24 @@ def _tumour_key(row: dict[str, Any], analyte: str, assay: str) -> tuple[Any, ...
     )
 
 
-def suggest_from_frames(donors: pd.DataFrame, specimens: pd.DataFrame, assay: str) -> Suggestion:
-    """The default selection for these donors (pure: frames in, choices out)."""
+def suggest_from_frames(
+    donors: pd.DataFrame | list[dict[str, Any]], specimens: pd.DataFrame | list[dict[str, Any]], assay: str
+) -> Suggestion:
+    """The default selection for these donors (pure: rows in, choices out; frames or records)."""
     check_enum("assay", assay, Assay)
     dna = assay in DNA_ASSAYS
     analyte = "dna" if dna else "rna"
     choices: list[Choice] = []
     skipped: list[str] = []
-    usable = specimens[~specimens["status"].isin(UNAVAILABLE)]
-    by_donor = {d: g for d, g in usable.groupby("donor_code", sort=False)}
-    for donor in donors["donor_code"]:
-        rows = by_donor.get(donor)
-        if rows is None:
+    by_donor: dict[str, list[dict[str, Any]]] = {}
+    for r in _rows(specimens):
+        if r["status"] not in UNAVAILABLE:
+            by_donor.setdefault(r["donor_code"], []).append(r)
+    for donor in (d["donor_code"] for d in _rows(donors)):
+        records = by_donor.get(donor)
+        if not records:
             skipped.append(f"{donor}: no available specimens")
             continue
-        records = _rows(rows)
         if dna:
             germline = _germline(records)
             if germline is None:
@@ -293,7 +296,20 @@ def suggest(session: Session, *, donor_codes: Sequence[str], assay: str) -> Sugg
     check_enum("assay", assay, Assay)
     ids = query.donor_ids_for(session, donor_codes)
     donors = query.donor_frame(session, donor_ids=ids)
-    return suggest_from_frames(donors, query.specimen_frame(session, donor_ids=ids), assay)
+    return suggest_from_frames(donors, query.specimen_records(session, donor_ids=ids), assay)
+
+
+def suggest_and_check(
+    session: Session, *, donor_codes: Sequence[str], assay: str, purpose: str = PlanPurpose.phylogeny.value
+) -> tuple[Suggestion, Report]:
+    """The suggestion and the rule report of a plan holding it: two queries for both, then Python."""
+    check_enum("purpose", purpose, PlanPurpose)
+    ids = query.donor_ids_for(session, donor_codes)
+    donors = query.donor_frame(session, donor_ids=ids)
+    records = query.specimen_records(session, donor_ids=ids)
+    suggestion = suggest_from_frames(donors, records, assay)
+    ctx = PlanContext(purpose=purpose, assay=assay, donors=donors, specimens=records, selection=suggestion.selection())
+    return suggestion, run_rules(ctx)
 
 
 # ------------------------------------------------------------------------------------------------------ plans
@@ -382,9 +398,9 @@ def _add_donors(session: Session, plan: AnalysisPlan, donors: pd.DataFrame, *, u
         session.add(PlanDonor(plan_id=_id(plan), donor_id=int(donor_id)))
     session.flush()
     if use_suggestion and not donors.empty:
-        specimens = query.specimen_frame(session, donor_ids=donors["donor_id"].tolist())
+        specimens = query.specimen_records(session, donor_ids=donors["donor_id"].tolist())
         suggestion = suggest_from_frames(donors, specimens, plan.assay)
-        ids = dict(zip(specimens["specimen_id"], specimens["donor_id"], strict=True))
+        ids = {r["specimen_id"]: r["donor_id"] for r in specimens}
         plan_id = _id(plan)
         for c in suggestion.choices:
             session.add(
@@ -482,7 +498,7 @@ def plan_context(session: Session, plan: AnalysisPlan) -> PlanContext:
         purpose=plan.purpose,
         assay=plan.assay,
         donors=query.donor_frame(session, donor_ids=donor_ids),
-        specimens=query.specimen_frame(session, donor_ids=donor_ids),
+        specimens=query.specimen_records(session, donor_ids=donor_ids),
         selection=selection,
         primary_site_code=plan.primary_site_code,
         unknown_primary=plan.unknown_primary,
@@ -533,7 +549,9 @@ def list_plans(session: Session) -> list[dict[str, Any]]:
     """Every plan with its counts (grouped queries, no per-plan loop)."""
     from sqlalchemy import func
 
-    donors = dict(session.exec(select(PlanDonor.plan_id, func.count()).group_by(col(PlanDonor.plan_id))).all())
+    donors = dict(
+        session.exec(select(PlanDonor.plan_id, func.count()).group_by(col(PlanDonor.plan_id))).all()
+    )
     specimens = dict(
         session.exec(
             select(PlanSpecimen.plan_id, func.count())
@@ -565,7 +583,9 @@ def plan_detail(session: Session, plan_code: str) -> dict[str, Any]:
     plan = query.get_plan(session, plan_code)
     ctx = plan_context(session, plan)
     report = run_rules(ctx)
-    selected = ctx.selected().merge(ctx.selection[["specimen_id", "reason"]], on="specimen_id", how="left")
+    selected = ctx.selected_frame().merge(
+        ctx.selection[["specimen_id", "reason"]], on="specimen_id", how="left"
+    )
     summary = next(r for r in list_plans(session) if r["code"] == plan_code)
     columns = [
         "donor_code",
@@ -584,7 +604,7 @@ def plan_detail(session: Session, plan_code: str) -> dict[str, Any]:
         "primary_site_code": plan.primary_site_code,
         "unknown_primary": plan.unknown_primary,
         "description": plan.description,
-        "donor_codes": ctx.donors["donor_code"].tolist(),
+        "donor_codes": [d["donor_code"] for d in ctx.donor_records],
         "specimens_detail": [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             for row in selected[columns].to_dict(orient="records")
@@ -608,5 +628,6 @@ __all__ = [
     "set_specimens",
     "submit_plan",
     "suggest",
+    "suggest_and_check",
     "suggest_from_frames",
 ]

@@ -105,7 +105,7 @@ report = run_rules(ctx)
 map_col, report_col = st.columns([1, 2])
 with map_col:
     st.subheader("Body map")
-    points = ctx.selected()
+    points = ctx.selected_frame()
     if not points.empty:
         xy = [body_position(code, side if side in ("left", "right") else None) for code, side in zip(points["site_code"], points["laterality"], strict=True)]
         points = points.assign(x=[p[0] for p in xy], y=[p[1] for p in xy])
