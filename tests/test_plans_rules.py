@@ -126,6 +126,10 @@ def test_rule_is_silent_on_the_passing_plan(rule: str):
     assert rule not in rules_fired(context())
 
 
+def test_zero_cellularity_is_below_the_minimum_not_missing():
+    assert "cellularity_minimum" in rules_fired(context(changed(2, tumour_cellularity_pct=0.0)))
+
+
 def test_migration_rules_do_not_apply_to_a_phylogeny():
     ctx = context(donors=[donor(primary_site_code=None)], roles={1: "germline_normal", 2: "tumour", 3: "tumour"}, purpose="phylogeny")
     assert not {"primary_site_named", "metastatic_sites_sampled"} & rules_fired(ctx)

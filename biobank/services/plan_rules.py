@@ -110,6 +110,12 @@ def _origin_format(row: Mapping[str, Any]) -> str:
     return str(row.get("storage_format"))
 
 
+def _pct(row: Mapping[str, Any]) -> float:
+    """Tumour cellularity, or 100 when not recorded (that case is ``cellularity_recorded``'s)."""
+    value = _num(row.get("tumour_cellularity_pct"))
+    return 100.0 if value is None else value
+
+
 def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -224,7 +230,7 @@ def cellularity_minimum(ctx: PlanContext, sel: Rows) -> Out:
     low = [
         r
         for r in sel
-        if r["role"] == "tumour" and (_num(r.get("tumour_cellularity_pct")) or 100.0) < CELLULARITY_EXCLUDE
+        if r["role"] == "tumour" and _pct(r) < CELLULARITY_EXCLUDE
     ]
     return [
         (
@@ -242,7 +248,7 @@ def cellularity_low(ctx: PlanContext, sel: Rows) -> Out:
         r
         for r in sel
         if r["role"] == "tumour"
-        and CELLULARITY_EXCLUDE <= (_num(r.get("tumour_cellularity_pct")) or 100.0) < CELLULARITY_WARN
+        and CELLULARITY_EXCLUDE <= _pct(r) < CELLULARITY_WARN
     ]
     return [
         (
