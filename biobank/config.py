@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     model_mouse_content_max_pct: float = Field(
         default=50.0, ge=0, le=100, description="Mouse cell or read content above which a passage fails QC."
     )
+    plan_rule_severity: dict[str, str] = Field(
+        default_factory=dict,
+        description='Planning-rule severities that differ from the defaults, e.g. {"min_regions_per_lesion": "error"}.',
+    )
 
     @field_validator("timezone")
     @classmethod

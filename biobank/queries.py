@@ -416,3 +416,4 @@ from biobank.services import storage as _storage  # noqa: E402
 
 register_hook("current_location", _storage.location_label)
 register_hook("storage_temperature", _storage.storage_temperature)
+register_hook("storage_temperatures", _storage.storage_temperatures)

@@ -43,3 +43,4 @@ PAGES.append(PageSpec("Models", "models", "Derived models", "🧫"))
 # Storage and distribution (issue 3).
 PAGES.append(PageSpec("Material", "storage", "Storage", "🧊"))
 PAGES.append(PageSpec("Material", "distribution", "Distribution", "📦"))
+PAGES.append(PageSpec("Analysis", "planner", "Planner", "🧬"))

@@ -54,7 +54,7 @@ def test_account_rules(engine, admin, viewer):
     ("role", "allowed"),
     [
         ("technician", {"enter", "correct", "withdraw", "ship"}),
-        ("pi", {"approve", "plan", "withdraw"}),
+        ("pi", {"approve", "plan", "withdraw", "export"}),
         ("viewer", set()),
     ],
 )

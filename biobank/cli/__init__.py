@@ -35,3 +35,7 @@ def main() -> None:
 from biobank.cli.models import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
+from biobank.cli import plans as _plans  # noqa: E402
+
+app.add_typer(_plans.plan_app, name="plan")
+app.add_typer(_plans.export_app, name="export")

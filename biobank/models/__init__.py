@@ -49,3 +49,6 @@ from biobank.models.storage import (  # noqa: E402
 )
 
 __all__ += ["Checkout", "Container", "DistributionItem", "DistributionOrder", "SpecimenLocation"]
+from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen  # noqa: E402
+
+__all__ += ["AnalysisPlan", "PlanDonor", "PlanSpecimen"]

@@ -18,15 +18,24 @@ class Action(StrEnum):
     approve = "approve"  # approve distribution orders and analysis plans
     plan = "plan"  # draft analysis plans
     ship = "ship"  # ship and receive distributions
+    export = "export"  # hand data to pipelines and partners (consent is checked separately)
     manage_users = "manage_users"
     manage_vocabularies = "manage_vocabularies"
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.technician: frozenset({Action.enter, Action.correct, Action.withdraw, Action.ship}),
-    Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw}),
+    Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw, Action.export}),
     Role.admin: frozenset(
-        {Action.enter, Action.correct, Action.withdraw, Action.ship, Action.manage_users, Action.manage_vocabularies}
+        {
+            Action.enter,
+            Action.correct,
+            Action.withdraw,
+            Action.ship,
+            Action.export,
+            Action.manage_users,
+            Action.manage_vocabularies,
+        }
     ),
     Role.viewer: frozenset(),
 }

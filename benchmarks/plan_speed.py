@@ -1,0 +1,118 @@
+"""Suggestion + rule check for one synthetic donor with 1,000 specimens (target: well under 200 ms).
+
+Prints figures; not a test. Run: ``.venv/bin/python benchmarks/plan_speed.py [DATABASE_URL]`` (default: a
+throw-away SQLite file). Rows are inserted directly (fast set-up); the timed part is the library code the planner
+page and ``biobank plan`` run: two queries, then Python.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from biobank.db import make_engine  # noqa: E402
+from biobank.models import Autopsy, Consent, Donor, Lesion, SamplingSite, Specimen  # noqa: E402
+from biobank.services.planning import suggest, suggest_and_check  # noqa: E402
+
+SITES = ["LIVER", "LUNG", "VERTEBRA_T12", "RIB", "PELVIS", "BRAIN", "ADRENAL", "LYMPH_NODE", "PLEURA", "FEMUR"]
+
+
+def build(url: str, specimens_wanted: int = 1000) -> int:
+    engine = make_engine(url)
+    death = datetime(2025, 1, 1, 3, 0, tzinfo=UTC)
+    with Session(engine) as s:
+        donor = Donor(code="BM-0001", sex="female", status="autopsy_done", primary_site_code="BREAST")
+        s.add(donor)
+        s.flush()
+        s.add(Consent(donor_id=donor.id, given_by="donor", consented_on=death.date(), genomic_sequencing=True))
+        autopsy = Autopsy(donor_id=donor.id, case_code="BM-CASE-1", death_at=death, start_at=death + timedelta(hours=2), status="in_progress")
+        s.add(autopsy)
+        s.flush()
+        blood = SamplingSite(donor_id=donor.id, autopsy_id=autopsy.id, code="GB1", kind="germline_blood", tissue_status="normal",
+                             site_code="BLOOD", excised_at=death + timedelta(hours=2))
+        s.add(blood)
+        s.flush()
+        s.add(Specimen(code="BM0001-GB1-FZ1", donor_id=donor.id, sampling_site_id=blood.id, lineage="primary", material_type="whole_blood",
+                       storage_format="frozen", collected_at=blood.excised_at, quantity=1000, quantity_remaining=1000, unit="ul"))
+        made, lesion_no = 1, 0
+        while made < specimens_wanted:
+            lesion_no += 1
+            kind = "primary" if lesion_no == 1 else "metastasis"
+            site = "BREAST" if lesion_no == 1 else SITES[lesion_no % len(SITES)]
+            lesion = Lesion(donor_id=donor.id, code=f"L{lesion_no:02d}", site_code=site, kind=kind,
+                            laterality="left" if site in ("BREAST", "LUNG", "FEMUR") else "not_applicable")
+            s.add(lesion)
+            s.flush()
+            for r in "ABCD":
+                at = death + timedelta(hours=2, minutes=3 * made // 10)
+                region = SamplingSite(donor_id=donor.id, autopsy_id=autopsy.id, lesion_id=lesion.id, code=f"L{lesion_no:02d}-{r}",
+                                      region_label=r, kind="tumour_region", tissue_status="tumour", site_code=site,
+                                      laterality=lesion.laterality, excised_at=at)
+                s.add(region)
+                s.flush()
+                base = f"BM0001-L{lesion_no:02d}{r}"
+                frozen = [Specimen(code=f"{base}-SF{i}", donor_id=donor.id, sampling_site_id=region.id, lineage="primary",
+                                   material_type="tissue", storage_format="snap_frozen", collected_at=at,
+                                   stabilised_at=at + timedelta(minutes=5), quantity=50, quantity_remaining=30, unit="mg",
+                                   tumour_cellularity_pct=float(20 + (made + i) % 70)) for i in (1, 2, 3)]
+                others = [Specimen(code=f"{base}-{fmt}1", donor_id=donor.id, sampling_site_id=region.id, lineage="primary",
+                                   material_type="tissue", storage_format=name, collected_at=at, stabilised_at=at + timedelta(minutes=6),
+                                   fixative="nbf" if name == "ffpe" else None, quantity=1, quantity_remaining=1, unit="blocks")
+                          for fmt, name in (("OC", "oct"), ("FF", "ffpe"), ("RL", "rnalater"))]
+                s.add_all(frozen + others)
+                s.flush()
+                dna = [Specimen(code=f"{p.code}-DNA1", donor_id=donor.id, sampling_site_id=region.id, lineage="derivative", parent_id=p.id,
+                                material_type="dna", storage_format="frozen", collected_at=at, stabilised_at=p.stabilised_at,
+                                quantity=4000 + 100 * i, quantity_remaining=4000, unit="ng", yield_ng=4000, a260_280=1.9, din=7.5)
+                       for i, p in enumerate(frozen)]
+                s.add_all(dna)
+                made += len(frozen) + len(others) + len(dna)
+                if made >= specimens_wanted:
+                    break
+        s.commit()
+    engine.dispose()
+    return made
+
+
+def main() -> None:
+    tmp = tempfile.TemporaryDirectory()
+    url = sys.argv[1] if len(sys.argv) > 1 else f"sqlite:///{Path(tmp.name) / 'bench.db'}"
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    count = build(url)
+    engine = make_engine(url)
+    timings: list[tuple[float, float]] = []
+    with Session(engine) as session:
+        for _ in range(7):
+            t0 = time.perf_counter()
+            suggestion = suggest(session, donor_codes=["BM-0001"], assay="wgs")
+            t1 = time.perf_counter()
+            t0b = time.perf_counter()
+            suggestion, report = suggest_and_check(session, donor_codes=["BM-0001"], assay="wgs", purpose="migration_history")
+            t2 = time.perf_counter()
+            timings.append((t1 - t0, t2 - t0b))
+    engine.dispose()
+    warm = timings[1:]
+    print(f"database: {url.split('://')[0]}; specimens of the donor: {count}")
+    print(f"suggestion: {len(suggestion.choices)} specimens chosen, {len(suggestion.skipped)} regions skipped")
+    print(f"rule report: {report.summary()}")
+    print(f"suggest            median {statistics.median(t for t, _ in warm) * 1000:.0f} ms (first call {timings[0][0] * 1000:.0f} ms)")
+    print(f"suggest + check    median {statistics.median(t for _, t in warm) * 1000:.0f} ms (target <= 200 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Cached reads for the planner page: the frames the suggestion and the rules need, plans, and export files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from biobank.exports import query
+from biobank.exports import service as export_service
+from biobank.services import planning
+from biobank.services.auth import get_user
+from dashboards.data import read_session
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def donor_choices(_url: str) -> pd.DataFrame:
+    """Donors that may be planned (withdrawn ones are left out)."""
+    with read_session() as session:
+        frame = query.donor_frame(session)
+    return frame[~frame["withdrawn"]][["donor_code", "sex", "primary_diagnosis", "genomic_sequencing"]].reset_index(drop=True)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def plans(_url: str) -> pd.DataFrame:
+    with read_session() as session:
+        rows = planning.list_plans(session)
+    return pd.DataFrame(rows, columns=["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"])
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def frames(_url: str, donor_codes: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The donors and all their specimens (two queries): everything the suggestion and the rules read."""
+    with read_session() as session:
+        ids = query.donor_ids_for(session, list(donor_codes))
+        return query.donor_frame(session, donor_ids=ids), query.specimen_frame(session, donor_ids=ids)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def plan_state(_url: str, plan_code: str) -> dict[str, Any]:
+    with read_session() as session:
+        plan = query.get_plan(session, plan_code)
+        donor_ids, selection = query.plan_selection(session, plan)
+        donors = query.donor_frame(session, donor_ids=donor_ids)
+        return {
+            "code": plan.code, "name": plan.name, "purpose": plan.purpose, "assay": plan.assay,
+            "status": plan.status, "primary_site_code": plan.primary_site_code,
+            "unknown_primary": plan.unknown_primary, "donor_codes": tuple(donors["donor_code"]),
+            "selection": selection,
+        }
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def export_bytes(_url: str, plan_code: str, target: str, username: str) -> tuple[dict[str, bytes] | None, str | None]:
+    """The target's files for a plan, or the reason it cannot be exported."""
+    try:
+        with read_session() as session:
+            files = export_service.export_files(session, actor=get_user(session, username), target=target, plan_code=plan_code)
+        return files, None
+    except Exception as exc:  # shown next to the button: a refused export is information, not a crash
+        return None, str(exc).splitlines()[0]

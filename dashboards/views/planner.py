@@ -1,0 +1,182 @@
+"""Planner: choose donors, read the suggestion on the body map and in a table, toggle specimens while the rule report
+updates, save, approve (PI) and download every export."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from biobank.errors import BiobankError
+from biobank.exports import service as export_service
+from biobank.models.plans import Assay, PlanPurpose, PlanRole
+from biobank.services import planning
+from biobank.services.auth import Action, can
+from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
+from biobank.sites import body_position
+from dashboards import data, data_plans
+from dashboards.session import current_user
+
+NEW = "(new plan)"
+#: A schematic front-view outline (x, y in the body-map convention of biobank.sites).
+OUTLINE = [
+    (0.5, 0.0), (0.56, 0.02), (0.57, 0.08), (0.53, 0.12), (0.64, 0.16), (0.70, 0.32), (0.74, 0.48), (0.69, 0.49),
+    (0.64, 0.34), (0.62, 0.47), (0.60, 0.70), (0.58, 0.97), (0.52, 0.97), (0.51, 0.55), (0.49, 0.55), (0.48, 0.97),
+    (0.42, 0.97), (0.40, 0.70), (0.38, 0.47), (0.36, 0.34), (0.31, 0.49), (0.26, 0.48), (0.30, 0.32), (0.36, 0.16),
+    (0.47, 0.12), (0.43, 0.08), (0.44, 0.02), (0.5, 0.0),
+]
+SHOWN = ["include", "role", "donor_code", "specimen_code", "region_code", "site_label", "storage_format",
+         "material_type", "tumour_cellularity_pct", "ng", "a260_280", "din", "pmi_hours", "reason"]
+
+st.title("Analysis planner")
+st.caption("Which regions of which lesions go to sequencing, and why: the suggestion, the rules and the exports.")
+
+url = data.url()
+with data.read_session() as session:
+    user = current_user(session)
+    username = user.username if user is not None else None
+    may_plan, may_approve = can(user, Action.plan), can(user, Action.approve)
+
+plans = data_plans.plans(url)
+plan_code = st.selectbox("Plan", [NEW, *plans["code"].tolist()], key="planner_plan")
+state = data_plans.plan_state(url, plan_code) if plan_code != NEW else None
+
+if state is None:
+    donors_available = data_plans.donor_choices(url)
+    chosen = st.multiselect("Donors", donors_available["donor_code"].tolist(), key="planner_donors")
+    left, right = st.columns(2)
+    assay = left.selectbox("Assay", [a.value for a in Assay], key="planner_assay")
+    purpose = right.selectbox("Purpose", [p.value for p in PlanPurpose], key="planner_purpose")
+    donor_codes = tuple(chosen)
+    status = "draft"
+else:
+    assay, purpose, donor_codes, status = state["assay"], state["purpose"], state["donor_codes"], state["status"]
+    st.markdown(f"**{state['name']}**: {purpose.replace('_', ' ')}, {assay}, status **{status}**")
+
+if not donor_codes:
+    st.info("Choose one or more donors to see the suggested plan.")
+    st.stop()
+
+donors, specimens = data_plans.frames(url, donor_codes)
+suggestion = planning.suggest_from_frames(donors, specimens, assay)
+selected = suggestion.selection() if state is None else state["selection"]
+reasons = {c.specimen_id: c.reason for c in suggestion.choices}
+
+# Candidate rows: everything sequenceable of the donors; the selection first.
+pool = specimens[specimens["material_type"].isin(["dna", "rna", "tissue", "buffy_coat", "whole_blood", "section"])
+                 & ~specimens["status"].isin(["depleted", "disposed", "distributed"])]
+pool = pd.concat([pool, specimens[specimens["specimen_id"].isin(selected["specimen_id"])]]).drop_duplicates("specimen_id")
+table = pool.merge(selected[["specimen_id", "role"]], on="specimen_id", how="left")
+table["include"] = table["role"].notna()
+default_role = table["site_kind"].map({"tumour_region": "tumour", "germline_blood": "germline_normal"}).fillna("normal_tissue")
+table["role"] = table["role"].fillna(default_role)
+saved_reasons = dict(zip(selected["specimen_id"], selected.get("reason", pd.Series(dtype=str)), strict=False))
+table["reason"] = [saved_reasons.get(i) or reasons.get(i) or "" for i in table["specimen_id"]]
+table["ng"] = table["quantity_remaining"].where(table["unit"] == "ng")
+table = table.sort_values(["include", "donor_code", "region_code", "specimen_code"], ascending=[False, True, True, True])
+table = table.reset_index(drop=True)
+
+st.subheader("Specimens")
+edited = st.data_editor(
+    table[SHOWN],
+    key=f"planner_editor_{plan_code}_{'-'.join(donor_codes)}_{assay}",
+    hide_index=True,
+    use_container_width=True,
+    disabled=[c for c in SHOWN if c not in ("include", "role")] if status == "draft" and may_plan else True,
+    column_config={
+        "include": st.column_config.CheckboxColumn("include", help="In the plan"),
+        "role": st.column_config.SelectboxColumn("role", options=[r.value for r in PlanRole], required=True),
+        "tumour_cellularity_pct": st.column_config.NumberColumn("cellularity %", format="%.0f"),
+        "pmi_hours": st.column_config.NumberColumn("PMI h", format="%.1f"),
+        "ng": st.column_config.NumberColumn("ng left", format="%.0f"),
+    },
+)
+included = edited[edited["include"]]
+ids = dict(zip(table["specimen_code"], table["specimen_id"], strict=True))
+selection = pd.DataFrame({"specimen_id": [ids[c] for c in included["specimen_code"]], "role": included["role"].tolist()})
+
+ctx = PlanContext(
+    purpose=purpose, assay=assay, donors=donors, specimens=specimens, selection=selection,
+    primary_site_code=state["primary_site_code"] if state else None,
+    unknown_primary=bool(state["unknown_primary"]) if state else False,
+)
+report = run_rules(ctx)
+
+map_col, report_col = st.columns([1, 2])
+with map_col:
+    st.subheader("Body map")
+    points = ctx.selected_frame()
+    if not points.empty:
+        xy = [body_position(code, side if side in ("left", "right") else None) for code, side in zip(points["site_code"], points["laterality"], strict=True)]
+        points = points.assign(x=[p[0] for p in xy], y=[p[1] for p in xy])
+        outline = pd.DataFrame(OUTLINE, columns=["x", "y"]).reset_index()
+        body = alt.Chart(outline).mark_line(color="#bbbbbb").encode(
+            x=alt.X("x:Q", scale=alt.Scale(domain=[0, 1]), axis=None), y=alt.Y("y:Q", scale=alt.Scale(domain=[1, 0]), axis=None), order="index:Q"
+        )
+        dots = alt.Chart(points[["x", "y", "role", "specimen_code", "site_label", "region_code"]]).mark_circle(size=140, opacity=0.8).encode(
+            x="x:Q", y="y:Q", color=alt.Color("role:N", title=None), tooltip=["specimen_code", "region_code", "site_label", "role"]
+        )
+        st.altair_chart((body + dots).properties(height=420), use_container_width=True)
+with report_col:
+    st.subheader("Rule report")
+    cols = st.columns(2)
+    cols[0].metric("Errors", len(report.errors))
+    cols[1].metric("Warnings", len(report.warnings))
+    if report.findings:
+        st.dataframe(report.to_frame(), hide_index=True, use_container_width=True, key="planner_report")
+    else:
+        st.success("Every rule passes.")
+for line in suggestion.skipped:
+    st.caption(f"Not suggested: {line}")
+
+rows = [(c, r, reasons.get(ids[c]) or None) for c, r in zip(included["specimen_code"], included["role"], strict=True)]
+if may_plan and state is None:
+    with st.form("planner_new"):
+        code = st.text_input("Plan code", key="planner_code", placeholder="WGS-2026-01")
+        name = st.text_input("Plan name", key="planner_name")
+        depth = st.number_input("Target depth (x)", min_value=0.0, value=60.0, key="planner_depth")
+        if st.form_submit_button("Save plan", type="primary"):
+            try:
+                with data.unit_of_work() as session:
+                    planning.create_plan(session, actor=current_user(session), code=code.strip(), name=name, purpose=purpose,
+                                         assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False)
+                    planning.set_specimens(session, actor=current_user(session), plan_code=code.strip(), selection=rows)
+                st.session_state["planner_saved"] = code.strip()
+                st.rerun()
+            except BiobankError as exc:
+                st.error(str(exc))
+elif state is not None and status == "draft":
+    left, right = st.columns(2)
+    if may_plan and left.button("Save changes", key="planner_save"):
+        try:
+            with data.unit_of_work() as session:
+                planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
+            st.success("Saved.")
+        except BiobankError as exc:
+            st.error(str(exc))
+    if may_approve and right.button("Approve", key="planner_approve", type="primary"):
+        try:
+            with data.unit_of_work() as session:
+                planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
+                planning.approve_plan(session, actor=current_user(session), plan_code=plan_code)
+            st.rerun()
+        except PlanRulesError as exc:
+            st.error(f"Approval refused: {len(exc.report.errors)} rule error(s) remain. Fix what the report flags.")
+        except BiobankError as exc:
+            st.error(str(exc))
+if st.session_state.get("planner_saved"):
+    st.success(f"Plan {st.session_state['planner_saved']} saved: choose it above to approve and export.")
+
+if state is not None and may_plan and username:
+    st.subheader("Exports")
+    for target in export_service.TARGETS:
+        files, problem = data_plans.export_bytes(url, plan_code, target, username)
+        if files is None:
+            st.caption(f"{target}: {problem}")
+            continue
+        if target in export_service.SINGLE_FILE and len(files) == 1:
+            name, content = next(iter(files.items()))
+            st.download_button(f"Download {target} ({name})", content, f"{plan_code}-{name}", key=f"planner_dl_{target}")
+        else:
+            st.download_button(f"Download {target} (zip)", export_service.zip_files(files, f"{plan_code}-{target}"),
+                               f"{plan_code}-{target}.zip", "application/zip", key=f"planner_dl_{target}")
