@@ -131,3 +131,42 @@ def _audit_row(
         "changes": changes,
         "reason": reason,
     }
+
+
+def audit_changes_for_insert(record: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The ``changes`` of an insert as the ORM hook writes them: every non-null column, old value ``None``."""
+    return {key: [None, _plain(value)] for key, value in record.items() if value is not None and key not in REDACTED}
+
+
+def record_bulk(
+    session: OrmSession,
+    table: str,
+    rows: list[tuple[Any, dict[str, Any]]],
+    action: str,
+    *,
+    reason: str | None = None,
+) -> int:
+    """Audit rows for a bulk Core write (which bypasses the ORM hook), in the caller's transaction.
+
+    ``rows`` holds ``(row_id, changes)`` pairs with ``changes`` shaped as the hook writes them
+    (``{column: [old, new]}``); one executemany writes them all. Returns the number written.
+    """
+    if not rows:
+        return 0
+    actor_id = session.info.get("actor_id")
+    reason = reason if reason is not None else session.info.get("audit_reason")
+    now = utcnow()
+    values = [
+        {
+            "occurred_at": now,
+            "user_id": actor_id,
+            "table_name": table,
+            "row_id": str(row_id),
+            "action": action,
+            "changes": changes,
+            "reason": reason,
+        }
+        for row_id, changes in rows
+    ]
+    session.connection().execute(AuditLog.__table__.insert(), values)  # type: ignore[attr-defined]
+    return len(values)
