@@ -306,7 +306,7 @@ class Consents(Kind):
                     lambda r: (r.record["donor_id"], r.values["consented_on"], r.values["given_by"]))  # type: ignore[index]
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Consent, Donor.code).join(Donor, Donor.id == Consent.donor_id).order_by(Consent.id)  # type: ignore[arg-type]  # type: ignore[call-overload,misc]
+        statement = select(Consent, Donor.code).join(Donor, Donor.id == Consent.donor_id).order_by(Consent.id)  # type: ignore[arg-type,call-overload,misc]
         for consent, code in session.execute(statement):
             yield {"donor_code": code, **{col.name: getattr(consent, col.name) for col in self.columns[1:]}}
 
@@ -360,7 +360,7 @@ class TreatmentLines(Kind):
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         statement = (
-            select(TreatmentLine, Donor.code).join(Donor, Donor.id == TreatmentLine.donor_id)  # type: ignore[arg-type]  # type: ignore[call-overload,misc]
+            select(TreatmentLine, Donor.code).join(Donor, Donor.id == TreatmentLine.donor_id)  # type: ignore[arg-type,call-overload,misc]
             .order_by(TreatmentLine.id)
         )
         for line, code in session.execute(statement):
@@ -451,7 +451,7 @@ class Autopsies(Kind):
         record_bulk(session, "donor", audit, "update")
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id).order_by(Autopsy.id)  # type: ignore[arg-type]  # type: ignore[call-overload,misc]
+        statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id).order_by(Autopsy.id)  # type: ignore[arg-type,call-overload,misc]
         for autopsy, code in session.execute(statement):
             row = {col.name: getattr(autopsy, col.name, None) for col in self.columns}
             row["donor_code"] = code
@@ -519,7 +519,7 @@ class Lesions(Kind):
                     lambda r: (r.record["donor_id"], r.values["code"]))  # type: ignore[index]
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Lesion, Donor.code).join(Donor, Donor.id == Lesion.donor_id).order_by(Lesion.id)  # type: ignore[arg-type]  # type: ignore[call-overload,misc]
+        statement = select(Lesion, Donor.code).join(Donor, Donor.id == Lesion.donor_id).order_by(Lesion.id)  # type: ignore[arg-type,call-overload,misc]
         for lesion, code in session.execute(statement):
             yield {"donor_code": code, **{col.name: getattr(lesion, col.name) for col in self.columns[1:]}}
 
