@@ -38,3 +38,4 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
         page = st.Page(str(VIEWS / f"{spec.module}.py"), title=spec.title, icon=spec.icon, url_path=spec.module, default=spec.default)
         sections.setdefault(spec.section, []).append(page)
     return sections
+PAGES.append(PageSpec("Data", "import_data", "Import data", "📥", roles=frozenset({"technician", "admin"})))
