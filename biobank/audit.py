@@ -135,7 +135,16 @@ def _audit_row(
 
 def audit_changes_for_insert(record: Mapping[str, Any]) -> dict[str, list[Any]]:
     """The ``changes`` of an insert as the ORM hook writes them: every non-null column, old value ``None``."""
-    return {key: [None, _plain(value)] for key, value in record.items() if value is not None and key not in REDACTED}
+    out: dict[str, list[Any]] = {}
+    for key, value in record.items():
+        if value is None or key in REDACTED:
+            continue
+        kind = type(value)
+        out[key] = [None, value if kind in _SIMPLE else value.isoformat() if kind is datetime else _plain(value)]
+    return out
+
+
+_SIMPLE = frozenset({str, int, float, bool})
 
 
 def record_bulk(
@@ -168,5 +177,7 @@ def record_bulk(
         }
         for row_id, changes in rows
     ]
-    session.connection().execute(AuditLog.__table__.insert(), values)  # type: ignore[attr-defined]
+    from biobank.bulk import insert_rows
+
+    insert_rows(session, AuditLog.__table__, values)  # type: ignore[attr-defined]
     return len(values)

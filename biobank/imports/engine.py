@@ -792,8 +792,7 @@ def _insert_batch(
     for rec in batch:
         for column, ref in rec.pop("__pending").items():
             rec[column] = written_ids[ref]
-    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch)
-    ids = [r[0] for r in result]
+    ids = _insert_ids(session, table, batch)
     audit = []
     for rec, new_id in zip(batch, ids, strict=True):
         audit.append((new_id, audit_changes_for_insert({"id": new_id, **rec})))
@@ -801,6 +800,30 @@ def _insert_batch(
             written_ids[_natural(spec, rec)] = new_id
     record_bulk(session, table.name, audit, "insert")
     spec.after_insert(session, list(zip(ids, batch, strict=True)), actor)
+
+
+def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> list[int]:
+    """Insert ``batch`` with one executemany and return the new ids in order.
+
+    PostgreSQL: ``INSERT ... RETURNING`` with SQLAlchemy's ordered insertmanyvalues. SQLite would fall back to one
+    statement per row for ordered RETURNING; there the import holds the write lock (``BEGIN IMMEDIATE``) so the rowids
+    are the next ones after the current maximum, which is checked after the insert.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch)
+        return [r[0] for r in result]
+    from sqlalchemy import func, select
+
+    from biobank.bulk import insert_rows
+
+    before = session.execute(select(func.max(table.c.id))).scalar() or 0
+    insert_rows(session, table, batch)
+    count, low, high = session.execute(
+        select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(table.c.id > before)
+    ).one()
+    if (count, low, high) != (len(batch), before + 1, before + len(batch)):
+        raise BiobankError(f"{table.name}: new ids are not contiguous; import refused (another writer?)")
+    return list(range(before + 1, before + len(batch) + 1))
 
 
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:

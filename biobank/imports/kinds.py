@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from biobank.audit import record_bulk
+from biobank.bulk import insert_rows
 from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
 from biobank.errors import BiobankError, invalid
 from biobank.imports.engine import (
@@ -938,7 +939,7 @@ class Specimens(Kind):
             }
             for new_id, rec in rows
         ]
-        session.execute(CustodyEvent.__table__.insert(), events)  # type: ignore[attr-defined]
+        insert_rows(session, CustodyEvent.__table__, events)  # type: ignore[attr-defined]
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         parent = aliased(Specimen)
