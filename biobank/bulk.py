@@ -87,4 +87,23 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     params = [
         tuple(convert(row[name]) if convert is not None else row[name] for name, convert in pairs) for row in rows
     ]
+    if dialect.name == "postgresql":
+        # COPY is PostgreSQL's bulk path; constraints, foreign keys and triggers apply as for INSERT.
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        copy_sql = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)}) FROM STDIN"
+        with cursor.copy(copy_sql) as copy:
+            for values in params:
+                copy.write_row(values)
+        return
     connection.exec_driver_sql(sql, params)
+
+
+def next_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` ids taken from a PostgreSQL table's id sequence, ascending (so rows keep the file's order)."""
+    from sqlalchemy import text
+
+    result = session.execute(
+        text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+        {"table": table.name, "count": count},
+    )
+    return sorted(int(r[0]) for r in result)

@@ -805,16 +805,23 @@ def _insert_batch(
 def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> list[int]:
     """Insert ``batch`` with one executemany and return the new ids in order.
 
-    PostgreSQL: ``INSERT ... RETURNING`` with SQLAlchemy's ordered insertmanyvalues. SQLite would fall back to one
-    statement per row for ordered RETURNING; there the import holds the write lock (``BEGIN IMMEDIATE``) so the rowids
-    are the next ones after the current maximum, which is checked after the insert.
+    PostgreSQL: ids are drawn from the table's sequence first, then the rows go in by ``COPY``. SQLite would fall
+    back to one statement per row for ordered ``RETURNING``; there the import holds the write lock (``BEGIN
+    IMMEDIATE``) so the rowids are the next ones after the current maximum, which is checked after the insert.
+    Other databases: ``INSERT ... RETURNING`` with SQLAlchemy's ordered insertmanyvalues.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch)
-        return [r[0] for r in result]
     from sqlalchemy import func, select
 
-    from biobank.bulk import insert_rows
+    from biobank.bulk import insert_rows, next_ids
+
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        ids = next_ids(session, table, len(batch))
+        insert_rows(session, table, [{"id": new_id, **rec} for new_id, rec in zip(ids, batch, strict=True)])
+        return ids
+    if dialect != "sqlite":
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch)
+        return [r[0] for r in result]
 
     before = session.execute(select(func.max(table.c.id))).scalar() or 0
     insert_rows(session, table, batch)
