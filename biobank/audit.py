@@ -131,3 +131,53 @@ def _audit_row(
         "changes": changes,
         "reason": reason,
     }
+
+
+def audit_changes_for_insert(record: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The ``changes`` of an insert as the ORM hook writes them: every non-null column, old value ``None``."""
+    out: dict[str, list[Any]] = {}
+    for key, value in record.items():
+        if value is None or key in REDACTED:
+            continue
+        kind = type(value)
+        out[key] = [None, value if kind in _SIMPLE else value.isoformat() if kind is datetime else _plain(value)]
+    return out
+
+
+_SIMPLE = frozenset({str, int, float, bool})
+
+
+def record_bulk(
+    session: OrmSession,
+    table: str,
+    rows: list[tuple[Any, dict[str, Any]]],
+    action: str,
+    *,
+    reason: str | None = None,
+) -> int:
+    """Audit rows for a bulk Core write (which bypasses the ORM hook), in the caller's transaction.
+
+    ``rows`` holds ``(row_id, changes)`` pairs with ``changes`` shaped as the hook writes them
+    (``{column: [old, new]}``); one executemany writes them all. Returns the number written.
+    """
+    if not rows:
+        return 0
+    actor_id = session.info.get("actor_id")
+    reason = reason if reason is not None else session.info.get("audit_reason")
+    now = utcnow()
+    values = [
+        {
+            "occurred_at": now,
+            "user_id": actor_id,
+            "table_name": table,
+            "row_id": str(row_id),
+            "action": action,
+            "changes": changes,
+            "reason": reason,
+        }
+        for row_id, changes in rows
+    ]
+    from biobank.bulk import insert_rows
+
+    insert_rows(session, AuditLog.__table__, values)  # type: ignore[attr-defined]
+    return len(values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from biobank.cli import core
+from biobank.cli import core, imports
 from biobank.cli.common import handle_errors
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app.add_typer(core.autopsy_app, name="autopsy")
 app.add_typer(core.specimen_app, name="specimen")
 app.command("demo")(handle_errors(core.demo))
 app.command("serve")(core.serve)
+app.command("import")(imports.import_file)
+app.command("template")(imports.template)
+app.command("labels")(imports.labels)
 
 # Storage and distribution (issue 3).
 from biobank.cli import storage as _storage_cli  # noqa: E402

@@ -1,0 +1,956 @@
+"""The foundation import kinds: donors, consents, treatment lines, autopsies, lesions, sampling sites, specimens.
+
+Each is one :class:`~biobank.imports.engine.Kind`: its columns (the template), natural key, the services' rules
+for one row (:meth:`check`), set-based reference resolution building the table record (:meth:`resolve`), and the
+current table in template format (:meth:`export_rows`, for the round trip). Rules are the services' rules, called
+through the same helpers (``biobank.services.checks``, ``biobank.codes``, the collection service's time checks).
+
+Historic spreadsheets record the present state, so a specimen row carries its own remaining quantity and status:
+importing an aliquot does not take its quantity from the parent again (the parent's row says what is left).
+
+Still to come as their tables arrive: ``placements`` (storage) and ``models``/``passages`` (derived models); see
+:mod:`biobank.imports.engine` for how to add them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from biobank.audit import record_bulk
+from biobank.bulk import insert_rows
+from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
+from biobank.errors import BiobankError, invalid
+from biobank.imports.engine import (
+    Column,
+    Kind,
+    Resolver,
+    RowFailed,
+    Staged,
+    bool_col,
+    date_col,
+    datetime_col,
+    int_col,
+    num_col,
+    pct_col,
+    quantity_col,
+    register,
+    text_col,
+    vocab_col,
+)
+from biobank.models import (
+    AnatomicalSite,
+    Autopsy,
+    Consent,
+    ConsentWithdrawal,
+    CustodyEvent,
+    Donor,
+    Lesion,
+    SamplingSite,
+    Specimen,
+    TreatmentLine,
+    User,
+)
+from biobank.models.base import utcnow
+from biobank.services.checks import check_order
+from biobank.services.collection import _check_autopsy_times
+from biobank.services.specimens import DERIVABLE
+from biobank.vocab import (
+    AutopsyStatus,
+    BonePhenotype,
+    ConsentGiver,
+    CustodyKind,
+    DecalcificationAgent,
+    DonorStatus,
+    Fixative,
+    ImagingResponse,
+    Laterality,
+    LesionKind,
+    Lineage,
+    MaterialType,
+    QuantityUnit,
+    ReceptorStatus,
+    Response,
+    Sex,
+    SiteKind,
+    SpecimenStatus,
+    StorageFormat,
+    TissueStatus,
+    TreatmentCategory,
+    TreatmentIntent,
+)
+
+RECEPTORS = ("er_status", "pr_status", "her2_status")
+
+
+def receptor_cols(what: str) -> tuple[Column, ...]:
+    return tuple(
+        vocab_col(name, ReceptorStatus, f"{label} status {what}")
+        for name, label in zip(RECEPTORS, ("ER", "PR", "HER2"), strict=True)
+    )
+
+
+def each(rows: list[Staged], handle: Callable[[Staged], None]) -> None:
+    """Run ``handle`` per row; a rule broken in one row becomes that row's error, the others go on."""
+    for row in rows:
+        try:
+            handle(row)
+        except RowFailed:
+            row.record = None
+        except BiobankError as exc:
+            row.record = None
+            column = (exc.field or "").split(".")[-1]
+            row.error(column, str(exc), value=exc.value)
+
+
+# ------------------------------------------------------------------------------------------------ shared lookups
+
+
+class DonorInfo(NamedTuple):
+    id: int
+    code: str
+    status: str
+    withdrawn: bool
+    autopsy_id: int | None
+    case_code: str | None
+    death_at: datetime | None
+    autopsy_status: str | None
+    prosector: str | None
+
+
+def donors(res: Resolver, codes: set[Any]) -> dict[str, DonorInfo]:
+    def fetch(batch: list[Any]) -> dict[str, DonorInfo]:
+        statement = (
+            select(  # type: ignore[call-overload,misc]
+                Donor.id, Donor.code, Donor.status, ConsentWithdrawal.id, Autopsy.id, Autopsy.case_code,
+                Autopsy.death_at, Autopsy.status, Autopsy.prosector,
+            )
+            .outerjoin(ConsentWithdrawal, ConsentWithdrawal.donor_id == Donor.id)  # type: ignore[arg-type]
+            .outerjoin(Autopsy, Autopsy.donor_id == Donor.id)  # type: ignore[arg-type]
+            .where(Donor.code.in_(batch))  # type: ignore[attr-defined]
+        )
+        return {
+            r[1]: DonorInfo(r[0], r[1], r[2], r[3] is not None, r[4], r[5], r[6], r[7], r[8])
+            for r in res.session.execute(statement)
+        }
+
+    return res.lookup("donor", codes, fetch)
+
+
+def donor_of(row: Staged, found: dict[str, DonorInfo], column: str = "donor_code", *, unwithdrawn: bool = True) -> DonorInfo:
+    code = row.values[column]
+    donor = found.get(code)
+    if donor is None:
+        raise row.fail(column, f"donor {code!r} not found (import donors first)", expected="a registered donor code")
+    if unwithdrawn and donor.withdrawn:
+        raise row.fail(column, f"donor {code}: consent was withdrawn; nothing new can be recorded",
+                       expected="a donor who has not withdrawn")
+    return donor
+
+
+class SiteInfo(NamedTuple):
+    code: str
+    category: str
+    laterality_applies: bool
+    parent_code: str | None
+
+
+def anatomical_sites(res: Resolver) -> dict[str, SiteInfo]:
+    cached = res.state.get("anatomical_sites")
+    if cached is None:
+        rows = res.session.execute(
+            select(AnatomicalSite.code, AnatomicalSite.category, AnatomicalSite.laterality_applies,  # type: ignore[call-overload,misc]
+                   AnatomicalSite.parent_code)
+        )
+        cached = {r[0]: SiteInfo(*r) for r in rows}
+        res.state["anatomical_sites"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def site_of(row: Staged, res: Resolver, column: str = "site_code") -> SiteInfo:
+    code = row.values.get(column)
+    sites = anatomical_sites(res)
+    site = sites.get(str(code)) or sites.get(str(code).upper().replace(" ", "_"))
+    if site is None:
+        raise row.fail(column, f"site_code={code!r}: not in the anatomical-site vocabulary",
+                       expected="an anatomical-site code such as LIVER or VERTEBRA_T12")
+    return site
+
+
+def laterality(site: SiteInfo, given: str | None) -> str:
+    """As the collection service does: unknown where laterality applies, else not applicable."""
+    if given is not None:
+        return given
+    return Laterality.unknown.value if site.laterality_applies else Laterality.not_applicable.value
+
+
+def with_defaults(row: Staged, defaults: dict[str, Any]) -> dict[str, Any]:
+    return {name: (row.values.get(name) if row.values.get(name) is not None else default)
+            for name, default in defaults.items()}
+
+
+def existing_by(res: Resolver, kind: Kind, rows: list[Staged], columns: tuple[str, ...],
+                key: Callable[[Staged], tuple[Any, ...]]) -> None:
+    """Attach each row's current table row (same natural key), one query per 500 keys."""
+    keys = {row: key(row) for row in rows if row.record is not None}
+    found = res.rows_by(kind.table, columns, list(set(keys.values())))
+    for row, k in keys.items():
+        row.existing = found.get(k)
+
+
+# ---------------------------------------------------------------------------------------------------------- donors
+
+
+@register
+class Donors(Kind):
+    name = "donors"
+    noun = "donor"
+    title = "Donors"
+    help = "One row per donor: a pseudonymous code, never a name, address, birth date or hospital number."
+    table = Donor.__table__  # type: ignore[attr-defined]
+    order = 10
+    key = ("code",)
+    columns = (
+        text_col("code", "Pseudonymous donor code such as RA-0001 (letters, optional '-', digits)", required=True),
+        vocab_col("sex", Sex, "MIABIS sex (empty: unknown)"),
+        int_col("age_at_death", "Age at death in years", minimum=0, maximum=130),
+        text_col("primary_diagnosis", "Primary diagnosis as free text", max_length=200),
+        text_col("primary_site_code", "Anatomical-site code of the primary (e.g. BREAST)", max_length=40),
+        text_col("icdo3_topography", "ICD-O-3 topography, e.g. C50.9", max_length=8),
+        text_col("icdo3_morphology", "ICD-O-3 morphology, e.g. 8500/3", max_length=10),
+        int_col("diagnosis_days_before_death", "Days from first diagnosis to death", minimum=0, maximum=36500),
+        *receptor_cols("at diagnosis"),
+        text_col("cause_of_death", "Cause of death", max_length=200),
+        int_col("hardy_scale", "Hardy scale 0-4", minimum=0, maximum=4),
+        vocab_col("status", DonorStatus, "Donor status (empty: enrolled); withdrawals are recorded with "
+                  "'biobank donors withdraw', not imported"),
+    )
+
+    def check(self, row: Staged) -> None:
+        code = row.values["code"]
+        require_safe("code", code)
+        if not DONOR_CODE.match(code):
+            raise invalid("code", code, "a pseudonymous code such as 'RA-0001' (letters, optional '-', digits)")
+        if row.values.get("status") == DonorStatus.withdrawn:
+            raise invalid("status", "withdrawn", "record a withdrawal with 'biobank donors withdraw'; it is not imported")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        def build(row: Staged) -> None:
+            site = row.values.get("primary_site_code")
+            if site is not None:
+                row.values["primary_site_code"] = site_of(row, res, "primary_site_code").code
+            row.record = with_defaults(row, {
+                "code": None, "sex": Sex.unknown.value, "age_at_death": None, "primary_diagnosis": None,
+                "primary_site_code": None, "icdo3_topography": None, "icdo3_morphology": None,
+                "diagnosis_days_before_death": None, "er_status": None, "pr_status": None, "her2_status": None,
+                "cause_of_death": None, "hardy_scale": None, "status": DonorStatus.enrolled.value,
+            })
+
+        each(rows, build)
+        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        for row in rows:
+            if row.existing is not None and row.existing["status"] == DonorStatus.withdrawn and row.record:
+                row.record["status"] = DonorStatus.withdrawn.value  # a withdrawal is never undone by an import
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        for d in session.execute(select(Donor).order_by(Donor.id)).scalars():  # type: ignore[arg-type]
+            yield {col.name: getattr(d, col.name) for col in self.columns}
+
+
+# -------------------------------------------------------------------------------------------------------- consents
+
+SCOPES = ("research_use", "genomic_sequencing", "model_derivation", "external_sharing", "recontact")
+
+
+@register
+class Consents(Kind):
+    name = "consents"
+    noun = "consent"
+    title = "Consents"
+    help = "One row per consent; a scope left empty is not consented to."
+    table = Consent.__table__  # type: ignore[attr-defined]
+    order = 20
+    key = ("donor_code", "consented_on", "given_by")
+    identity = frozenset({"donor_id"})
+    columns = (
+        text_col("donor_code", "Code of the donor", required=True),
+        vocab_col("given_by", ConsentGiver, "Who consented", required=True),
+        date_col("consented_on", "Date of the consent", required=True),
+        bool_col("research_use", "Research use (yes/no)"),
+        bool_col("genomic_sequencing", "Genomic sequencing including germline (yes/no)"),
+        bool_col("model_derivation", "Derivation of organoids and xenografts (yes/no)"),
+        bool_col("external_sharing", "Data sharing outside the institution (yes/no)"),
+        bool_col("recontact", "Recontact of the family (yes/no)"),
+        text_col("document_ref", "Reference of the signed form", max_length=120),
+    )
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        found = donors(res, {r.values["donor_code"] for r in rows})
+
+        def build(row: Staged) -> None:
+            donor = donor_of(row, found)
+            row.record = {
+                "donor_id": donor.id,
+                "given_by": row.values["given_by"],
+                "consented_on": row.values["consented_on"],
+                **{scope: bool(row.values.get(scope)) for scope in SCOPES},
+                "document_ref": row.values.get("document_ref"),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("donor_id", "consented_on", "given_by"),
+                    lambda r: (r.record["donor_id"], r.values["consented_on"], r.values["given_by"]))  # type: ignore[index]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = select(Consent, Donor.code).join(Donor, Donor.id == Consent.donor_id).order_by(Consent.id)  # type: ignore[arg-type,call-overload,misc]
+        for consent, code in session.execute(statement):
+            yield {"donor_code": code, **{col.name: getattr(consent, col.name) for col in self.columns[1:]}}
+
+
+# ------------------------------------------------------------------------------------------------ treatment lines
+
+
+@register
+class TreatmentLines(Kind):
+    name = "treatment_lines"
+    noun = "treatment line"
+    title = "Treatment lines"
+    help = "One row per line of treatment; times are days before death."
+    table = TreatmentLine.__table__  # type: ignore[attr-defined]
+    order = 30
+    key = ("donor_code", "line_number")
+    identity = frozenset({"donor_id"})
+    columns = (
+        text_col("donor_code", "Code of the donor", required=True),
+        int_col("line_number", "Line number, from 1", required=True, minimum=1, maximum=99),
+        text_col("agents", "Agents, e.g. 'letrozole + palbociclib'", required=True, max_length=300),
+        vocab_col("category", TreatmentCategory, "Kind of treatment (empty: other)"),
+        vocab_col("intent", TreatmentIntent, "Intent (empty: unknown)"),
+        int_col("start_days_before_death", "Start, in days before death", required=True, minimum=0),
+        int_col("end_days_before_death", "End, in days before death (empty: ongoing at death)", minimum=0),
+        vocab_col("best_response", Response, "Best response (empty: unknown)"),
+    )
+
+    def check(self, row: Staged) -> None:
+        start, end = row.values["start_days_before_death"], row.values.get("end_days_before_death")
+        if end is not None and not 0 <= end <= start:
+            raise invalid("end_days_before_death", end, f"must lie between 0 and the start ({start} days before death)")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        found = donors(res, {r.values["donor_code"] for r in rows})
+
+        def build(row: Staged) -> None:
+            donor = donor_of(row, found, unwithdrawn=False)
+            row.record = {
+                "donor_id": donor.id,
+                **with_defaults(row, {
+                    "line_number": None, "agents": None, "category": TreatmentCategory.other.value,
+                    "intent": TreatmentIntent.unknown.value, "start_days_before_death": None,
+                    "end_days_before_death": None, "best_response": Response.unknown.value,
+                }),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("donor_id", "line_number"),
+                    lambda r: (r.record["donor_id"], r.values["line_number"]))  # type: ignore[index]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(TreatmentLine, Donor.code).join(Donor, Donor.id == TreatmentLine.donor_id)  # type: ignore[arg-type,call-overload,misc]
+            .order_by(TreatmentLine.id)
+        )
+        for line, code in session.execute(statement):
+            yield {"donor_code": code, **{col.name: getattr(line, col.name) for col in self.columns[1:]}}
+
+
+# ------------------------------------------------------------------------------------------------------ autopsies
+
+
+@register
+class Autopsies(Kind):
+    name = "autopsies"
+    noun = "autopsy"
+    title = "Autopsies (cases)"
+    help = "One row per case; status follows the times unless given (start: in progress, end: complete)."
+    table = Autopsy.__table__  # type: ignore[attr-defined]
+    order = 40
+    key = ("case_code",)
+    identity = frozenset({"donor_id"})
+    columns = (
+        text_col("case_code", "Case code, e.g. RAP-2024-001", required=True, max_length=32),
+        text_col("donor_code", "Code of the donor", required=True),
+        datetime_col("death_at", "Time of death"),
+        datetime_col("refrigerated_at", "Time the body was refrigerated"),
+        datetime_col("start_at", "Autopsy start"),
+        datetime_col("end_at", "Autopsy end"),
+        text_col("institution", "Institution", max_length=200),
+        text_col("prosector", "Prosector", max_length=120),
+        text_col("team", "Team", max_length=300),
+        vocab_col("status", AutopsyStatus, "Status (empty: from the times)"),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("case_code", v["case_code"])
+        _check_autopsy_times(v.get("death_at"), v.get("refrigerated_at"), v.get("start_at"), v.get("end_at"))
+        if v.get("status") is None:
+            v["status"] = (AutopsyStatus.complete if v.get("end_at") else
+                           AutopsyStatus.in_progress if v.get("start_at") else AutopsyStatus.scheduled).value
+        if v["status"] != AutopsyStatus.scheduled and v.get("death_at") is None:
+            raise invalid("death_at", None, f"an autopsy {v['status']} needs the time of death")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        found = donors(res, {r.values["donor_code"] for r in rows})
+        in_file: dict[int, int] = res.state.setdefault("autopsy_donors", {})
+
+        def build(row: Staged) -> None:
+            donor = donor_of(row, found)
+            if donor.case_code is not None and donor.case_code != row.values["case_code"]:
+                raise row.fail("donor_code", f"donor {donor.code} already has an autopsy ({donor.case_code})",
+                               expected="one autopsy per donor")
+            first = in_file.setdefault(donor.id, row.number)
+            if first != row.number:
+                raise row.fail("donor_code", f"donor {donor.code} already has an autopsy in row {first}",
+                               expected="one autopsy per donor")
+            row.record = {
+                "donor_id": donor.id,
+                **with_defaults(row, {name: None for name in (
+                    "case_code", "death_at", "refrigerated_at", "start_at", "end_at", "institution", "prosector",
+                    "team", "status")}),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("case_code",), lambda r: (r.values["case_code"],))
+
+    def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
+        """As opening a case does: a death makes an enrolled donor deceased; a complete case, autopsy done."""
+        targets: dict[int, str] = {}
+        for _id, rec in rows:
+            if rec["status"] == AutopsyStatus.complete:
+                targets[rec["donor_id"]] = DonorStatus.autopsy_done.value
+            elif rec["death_at"] is not None:
+                targets[rec["donor_id"]] = DonorStatus.deceased.value
+        if not targets:
+            return
+        table = Donor.__table__  # type: ignore[attr-defined]
+        current = dict(session.execute(select(table.c.id, table.c.status).where(table.c.id.in_(targets))).all())
+        audit = []
+        for donor_id, status in targets.items():
+            old = current.get(donor_id)
+            if old in (status, DonorStatus.withdrawn.value) or (
+                status == DonorStatus.deceased and old != DonorStatus.enrolled
+            ):
+                continue
+            session.execute(update(table).where(table.c.id == donor_id).values(
+                status=status, updated_at=utcnow(), updated_by_id=actor.id if actor else None))
+            audit.append((donor_id, {"status": [old, status]}))
+        record_bulk(session, "donor", audit, "update")
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id).order_by(Autopsy.id)  # type: ignore[arg-type,call-overload,misc]
+        for autopsy, code in session.execute(statement):
+            row = {col.name: getattr(autopsy, col.name, None) for col in self.columns}
+            row["donor_code"] = code
+            yield row
+
+
+# --------------------------------------------------------------------------------------------------------- lesions
+
+
+@register
+class Lesions(Kind):
+    name = "lesions"
+    noun = "lesion"
+    title = "Lesions"
+    help = "One row per lesion of a donor (L01, L02...)."
+    table = Lesion.__table__  # type: ignore[attr-defined]
+    order = 50
+    key = ("donor_code", "code")
+    identity = frozenset({"donor_id"})
+    columns = (
+        text_col("donor_code", "Code of the donor", required=True),
+        text_col("code", "Lesion code such as L01", required=True, max_length=8),
+        text_col("site_code", "Anatomical-site code, e.g. LIVER or VERTEBRA_T12", required=True),
+        vocab_col("kind", LesionKind, "Kind of lesion", required=True),
+        vocab_col("laterality", Laterality, "Side (empty: unknown where a side applies)"),
+        vocab_col("bone_phenotype", BonePhenotype, "Bone lesions only"),
+        num_col("size_mm", "Largest diameter in mm", minimum=0),
+        vocab_col("imaging_response", ImagingResponse, "Last imaging response (empty: unknown)"),
+        *receptor_cols("tested on this lesion"),
+        text_col("description", "Description", max_length=500),
+    )
+
+    def check(self, row: Staged) -> None:
+        code = row.values["code"]
+        if not LESION_CODE.match(code):
+            raise invalid("code", code, "lesion codes look like 'L01'")
+        size = row.values.get("size_mm")
+        if size is not None and size <= 0:
+            raise invalid("size_mm", size, "must be positive")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        found = donors(res, {r.values["donor_code"] for r in rows})
+
+        def build(row: Staged) -> None:
+            donor = donor_of(row, found)
+            site = site_of(row, res)
+            phenotype = row.values.get("bone_phenotype")
+            if phenotype is not None and site.category != "bone":
+                raise row.fail("bone_phenotype", f"only bone lesions have one; {site.code} is not bone",
+                               expected="empty for a lesion outside bone")
+            row.record = {
+                "donor_id": donor.id,
+                "code": row.values["code"],
+                "site_code": site.code,
+                "laterality": laterality(site, row.values.get("laterality")),
+                **with_defaults(row, {
+                    "kind": None, "bone_phenotype": None, "size_mm": None,
+                    "imaging_response": ImagingResponse.unknown.value, "er_status": None, "pr_status": None,
+                    "her2_status": None, "description": None,
+                }),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("donor_id", "code"),
+                    lambda r: (r.record["donor_id"], r.values["code"]))  # type: ignore[index]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = select(Lesion, Donor.code).join(Donor, Donor.id == Lesion.donor_id).order_by(Lesion.id)  # type: ignore[arg-type,call-overload,misc]
+        for lesion, code in session.execute(statement):
+            yield {"donor_code": code, **{col.name: getattr(lesion, col.name) for col in self.columns[1:]}}
+
+
+# -------------------------------------------------------------------------------------------------- sampling sites
+
+
+class LesionInfo(NamedTuple):
+    id: int
+    site_code: str
+    laterality: str
+
+
+@register
+class SamplingSites(Kind):
+    name = "sampling_sites"
+    noun = "sampling site"
+    title = "Sampling sites (regions)"
+    help = ("One row per piece of tissue taken from one place: a region of a lesion (code L01-A from lesion_code "
+            "and region_label), normal tissue (N01), germline blood (GB1), bone marrow (BM1) or a pre-mortem draw (PB1).")
+    table = SamplingSite.__table__  # type: ignore[attr-defined]
+    order = 60
+    key = ("donor_code", "code")
+    identity = frozenset({"donor_id", "kind", "lesion_id", "autopsy_id"})
+    columns = (
+        text_col("donor_code", "Code of the donor", required=True),
+        text_col("code", "Site code: L01-A for a region (may be left empty), N01, GB1, BM1, PB1 otherwise", max_length=16),
+        vocab_col("kind", SiteKind, "What was sampled", required=True),
+        text_col("lesion_code", "Lesion of a tumour region (e.g. L01)", max_length=8),
+        text_col("region_label", "Region label of a tumour region (A, B...)", max_length=8),
+        text_col("site_code", "Anatomical-site code", required=True),
+        vocab_col("laterality", Laterality, "Side (empty: the lesion's side)"),
+        vocab_col("tissue_status", TissueStatus, "tumour for a region; normal or adjacent_normal otherwise"),
+        num_col("distance_to_tumour_mm", "Normal tissue: distance to the nearest tumour in mm", minimum=0),
+        datetime_col("excised_at", "Time of excision (or of the pre-mortem draw)", required=True),
+        text_col("prosector", "Prosector (empty: the case's prosector)", max_length=120),
+        text_col("gross_description", "Gross description", max_length=500),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        kind = SiteKind(v["kind"])
+        if kind == SiteKind.tumour_region:
+            if not v.get("lesion_code"):
+                raise invalid("lesion_code", None, "a tumour region belongs to a lesion")
+            label = v.get("region_label")
+            if not label or not REGION_LABEL.match(label):
+                raise invalid("region_label", label, "a region label such as 'A' or 'B'")
+            code = region_site_code(v["lesion_code"], label)
+            if v.get("code") not in (None, code):
+                raise invalid("code", v["code"], f"a region of {v['lesion_code']} labelled {label} is {code}")
+            v["code"] = code
+            if v.get("tissue_status") not in (None, TissueStatus.tumour):
+                raise invalid("tissue_status", v["tissue_status"], "a tumour region is tumour tissue")
+            if v.get("distance_to_tumour_mm") is not None:
+                raise invalid("distance_to_tumour_mm", v["distance_to_tumour_mm"], "only normal tissue has a distance to tumour")
+        else:
+            if v.get("lesion_code"):
+                raise invalid("lesion_code", v["lesion_code"], f"a {kind.value} sample has no lesion")
+            if v.get("region_label"):
+                raise invalid("region_label", v["region_label"], f"a {kind.value} sample has no region label")
+            code = v.get("code") or ""
+            prefix = SITE_PREFIX[kind]
+            if not code or not code.startswith(prefix) or not code[len(prefix):].isdigit():
+                raise invalid("code", code, f"a {kind.value} site code such as {prefix}{'01' if prefix == 'N' else '1'}")
+            if v.get("tissue_status") == TissueStatus.tumour:
+                raise invalid("tissue_status", "tumour", "tumour tissue is a region of a lesion")
+        require_safe("code", v["code"])
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        found = donors(res, {r.values["donor_code"] for r in rows})
+        lesion_keys = {(found[r.values["donor_code"]].id, r.values["lesion_code"])
+                       for r in rows if r.values.get("lesion_code") and r.values["donor_code"] in found}
+
+        def fetch(batch: list[Any]) -> dict[Any, LesionInfo]:
+            from sqlalchemy import tuple_
+
+            statement = select(Lesion.donor_id, Lesion.code, Lesion.id, Lesion.site_code, Lesion.laterality).where(  # type: ignore[call-overload,misc]
+                tuple_(Lesion.donor_id, Lesion.code).in_(batch))
+            return {(r[0], r[1]): LesionInfo(r[2], r[3], r[4]) for r in res.session.execute(statement)}
+
+        lesions = res.lookup("lesion", lesion_keys, fetch)
+
+        def build(row: Staged) -> None:
+            v = row.values
+            donor = donor_of(row, found)
+            site = site_of(row, res)
+            kind = v["kind"]
+            premortem = kind == SiteKind.premortem_blood
+            if donor.autopsy_id is None and not premortem:
+                raise row.fail("donor_code", f"donor {donor.code} has no autopsy (import autopsies first)",
+                               expected="a donor with an autopsy")
+            if donor.autopsy_status == AutopsyStatus.scheduled and not premortem:
+                raise row.fail("donor_code", f"case {donor.case_code} has not started: record death and start first",
+                               expected="a started autopsy")
+            excised = v["excised_at"]
+            if premortem:
+                if donor.death_at is not None and excised >= donor.death_at:
+                    raise row.fail("excised_at", "a pre-mortem draw is taken before death",
+                                   expected=f"before {donor.death_at.isoformat()}")
+            else:
+                check_order("death_at", donor.death_at, "excised_at", excised)
+            lesion: LesionInfo | None = None
+            if kind == SiteKind.tumour_region:
+                lesion = lesions.get((donor.id, v["lesion_code"]))
+                if lesion is None:
+                    raise row.fail("lesion_code", f"donor {donor.code}: lesion {v['lesion_code']!r} not found "
+                                   "(import lesions first)", expected="a lesion of this donor")
+                if site.code != lesion.site_code and site.parent_code != lesion.site_code:
+                    raise row.fail("site_code", f"lesion {v['lesion_code']} is in {lesion.site_code}",
+                                   expected=lesion.site_code)
+            status = v.get("tissue_status") or (TissueStatus.tumour.value if lesion else TissueStatus.normal.value)
+            row.record = {
+                "donor_id": donor.id,
+                "autopsy_id": donor.autopsy_id,
+                "lesion_id": lesion.id if lesion else None,
+                "code": v["code"],
+                "region_label": v.get("region_label") if lesion else None,
+                "kind": kind,
+                "tissue_status": status,
+                "distance_to_tumour_mm": v.get("distance_to_tumour_mm"),
+                "site_code": site.code,
+                "laterality": laterality(site, v.get("laterality") or (lesion.laterality if lesion else None)),
+                "excised_at": excised,
+                "prosector": v.get("prosector") or donor.prosector,
+                "gross_description": v.get("gross_description"),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("donor_id", "code"),
+                    lambda r: (r.record["donor_id"], r.values["code"]))  # type: ignore[index]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(SamplingSite, Donor.code, Lesion.code)  # type: ignore[call-overload,misc]
+            .join(Donor, Donor.id == SamplingSite.donor_id)  # type: ignore[arg-type]
+            .outerjoin(Lesion, Lesion.id == SamplingSite.lesion_id)  # type: ignore[arg-type]
+            .order_by(SamplingSite.id)
+        )
+        for site, donor_code, lesion_code in session.execute(statement):
+            row = {col.name: getattr(site, col.name, None) for col in self.columns}
+            row["donor_code"] = donor_code
+            row["lesion_code"] = lesion_code
+            yield row
+
+
+# ------------------------------------------------------------------------------------------------------- specimens
+
+
+class ParentInfo(NamedTuple):
+    id: int | None  # None while the parent is only in this file
+    donor_id: int
+    donor_code: str
+    site_id: int
+    site_code: str
+    site_kind: str
+    material_type: str
+    unit: str
+    collected_at: datetime
+
+
+class SiteRef(NamedTuple):
+    id: int
+    kind: str
+    excised_at: datetime
+
+
+#: Material of a primary specimen by sampling-site kind (as the collection service chooses).
+DEFAULT_MATERIAL = {
+    SiteKind.tumour_region.value: MaterialType.tissue.value,
+    SiteKind.normal_tissue.value: MaterialType.tissue.value,
+    SiteKind.germline_blood.value: MaterialType.whole_blood.value,
+    SiteKind.premortem_blood.value: MaterialType.whole_blood.value,
+    SiteKind.bone_marrow.value: MaterialType.bone_marrow.value,
+}
+
+SPECIMEN_VALUE_COLUMNS = (
+    "stabilised_at", "fixation_end_at", "fixative", "decalcification_agent", "decalcification_hours",
+    "concentration_ng_ul", "barcode", "er_status", "pr_status", "her2_status", "tumour_cellularity_pct",
+    "necrosis_pct", "pathology_reviewer", "yield_ng", "a260_280", "rin", "din", "dv200_pct", "notes",
+)
+
+
+@register
+class Specimens(Kind):
+    name = "specimens"
+    noun = "specimen"
+    title = "Specimens"
+    help = ("One row per specimen. A primary names its donor and sampling site; an aliquot or derivative names its "
+            "parent_code instead (the parent may be an earlier row of the same file). Quantities may carry their "
+            "unit ('5 mg', '200 ul', '0.2 ml'); the row records the present state (remaining quantity, status).")
+    table = Specimen.__table__  # type: ignore[attr-defined]
+    order = 70
+    key = ("code",)
+    identity = frozenset({"donor_id", "sampling_site_id", "parent_id", "lineage"})
+    self_referencing = True
+    columns = (
+        text_col("code", "Unique specimen code, e.g. RA0001-L01A-SF1", required=True, max_length=64),
+        text_col("donor_code", "Donor code (primary specimens; for others it must match the parent's)"),
+        text_col("sampling_site", "Sampling-site code of a primary, e.g. L01-A or GB1", max_length=16,
+                 targets=()),
+        text_col("parent_code", "Parent specimen of an aliquot or derivative", max_length=64, targets=()),
+        vocab_col("lineage", Lineage, "primary, aliquot or derivative (empty: from the parent and material)"),
+        vocab_col("material_type", MaterialType, "Material (empty: from the site kind or the parent)"),
+        vocab_col("storage_format", StorageFormat, "Storage format ('snap frozen', 'LN2', 'FFPE block'...)", required=True),
+        datetime_col("collected_at", "Time collected (empty: the site's excision time or the parent's)"),
+        datetime_col("stabilised_at", "Time into liquid nitrogen, fixative or medium"),
+        datetime_col("fixation_end_at", "End of fixation"),
+        vocab_col("fixative", Fixative, "Fixative (FFPE without one: nbf)"),
+        vocab_col("decalcification_agent", DecalcificationAgent, "Decalcification agent (bone)"),
+        num_col("decalcification_hours", "Hours of decalcification", minimum=0),
+        quantity_col("quantity", "Quantity with its unit ('50 mg') or a number with the unit column", required=True,
+                     targets=("quantity", "unit")),
+        vocab_col("unit", QuantityUnit, "Unit when the quantity cell is a bare number"),
+        quantity_col("quantity_remaining", "What is left (empty: the whole quantity)"),
+        quantity_col("parent_quantity_used", "What making it took from the parent, in the parent's unit"),
+        num_col("concentration_ng_ul", "Concentration of an analyte, ng/µl", minimum=0),
+        int_col("freeze_thaw_count", "Freeze-thaw cycles so far", minimum=0),
+        vocab_col("status", SpecimenStatus, "Status (empty: available, or depleted when nothing remains)"),
+        text_col("barcode", "Barcode when different from the code", max_length=64),
+        *receptor_cols("on this specimen"),
+        pct_col("tumour_cellularity_pct", "Tumour cellularity, %"),
+        pct_col("necrosis_pct", "Necrosis, %"),
+        text_col("pathology_reviewer", "Who reviewed the pathology", max_length=120),
+        num_col("yield_ng", "Nucleic-acid yield, ng", minimum=0),
+        num_col("a260_280", "A260/280", minimum=0, maximum=5),
+        num_col("rin", "RIN (RNA only)", minimum=0, maximum=10),
+        num_col("din", "DIN (DNA only)", minimum=0, maximum=10),
+        pct_col("dv200_pct", "DV200, %"),
+        text_col("notes", "Notes", max_length=1000),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("code", v["code"])
+        parent, lineage = v.get("parent_code"), v.get("lineage")
+        if parent is None:
+            if lineage not in (None, Lineage.primary):
+                raise invalid("parent_code", None, f"an {lineage} names its parent specimen")
+            if not v.get("donor_code") or not v.get("sampling_site"):
+                column = "donor_code" if not v.get("donor_code") else "sampling_site"
+                raise invalid(column, None, "a primary specimen names its donor and sampling site")
+        elif lineage == Lineage.primary:
+            raise invalid("parent_code", parent, "a primary specimen has no parent")
+        elif parent == v["code"]:
+            raise invalid("parent_code", parent, "a specimen cannot be its own parent")
+        amount, unit = v["quantity"]
+        given_unit = v.get("unit")
+        if unit is None:
+            if given_unit is None:
+                raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
+            unit = given_unit
+        elif given_unit is not None and given_unit != unit:
+            raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
+        if amount <= 0 and parent is None:
+            raise invalid("quantity", amount, "must be positive")
+        v["_quantity"], v["_unit"] = amount, unit
+        remaining = v.get("quantity_remaining")
+        if remaining is not None:
+            if remaining[1] not in (None, unit):
+                raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
+            if remaining[0] > amount + 1e-9:
+                raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
+        v["_remaining"] = amount if remaining is None else remaining[0]
+        check_order("stabilised_at", v.get("stabilised_at"), "fixation_end_at", v.get("fixation_end_at"))
+        if v.get("fixation_end_at") is not None and v.get("stabilised_at") is None:
+            raise invalid("fixation_end_at", v["fixation_end_at"].isoformat(), "needs the time fixation started")
+        if v.get("decalcification_hours") is not None and v.get("decalcification_agent") is None:
+            raise invalid("decalcification_hours", v["decalcification_hours"], "name the decalcification agent")
+        if v["storage_format"] == StorageFormat.ffpe and v.get("fixative") is None:
+            v["fixative"] = Fixative.nbf.value
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        in_file: dict[str, ParentInfo] = res.state.setdefault("specimens", {})
+        session = res.session
+        parent_codes = {r.values["parent_code"] for r in rows if r.values.get("parent_code")} - set(in_file)
+
+        def fetch_parents(batch: list[Any]) -> dict[str, ParentInfo]:
+            d, s = aliased(Donor), aliased(SamplingSite)
+            statement = (
+                select(Specimen.code, Specimen.id, Specimen.donor_id, d.code, Specimen.sampling_site_id, s.code,  # type: ignore[call-overload,misc]
+                       s.kind, Specimen.material_type, Specimen.unit, Specimen.collected_at)
+                .join(d, d.id == Specimen.donor_id)  # type: ignore[arg-type]
+                .join(s, s.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
+                .where(Specimen.code.in_(batch))  # type: ignore[attr-defined]
+            )
+            return {r[0]: ParentInfo(*r[1:]) for r in session.execute(statement)}
+
+        parents = res.lookup("specimen", parent_codes, fetch_parents)
+        donor_codes = {r.values["donor_code"] for r in rows if r.values.get("donor_code")}
+        donor_codes |= {p.donor_code for p in parents.values()}
+        found = donors(res, donor_codes)
+        site_keys = {(found[r.values["donor_code"]].id, r.values["sampling_site"])
+                     for r in rows if r.values.get("sampling_site") and r.values.get("donor_code") in found}
+
+        def fetch_sites(batch: list[Any]) -> dict[Any, SiteRef]:
+            from sqlalchemy import tuple_
+
+            statement = select(SamplingSite.donor_id, SamplingSite.code, SamplingSite.id, SamplingSite.kind,  # type: ignore[call-overload,misc]
+                               SamplingSite.excised_at).where(tuple_(SamplingSite.donor_id, SamplingSite.code).in_(batch))
+            return {(r[0], r[1]): SiteRef(r[2], r[3], r[4]) for r in session.execute(statement)}
+
+        sites = res.lookup("sampling_site", site_keys, fetch_sites)
+
+        def build(row: Staged) -> None:
+            v = row.values
+            parent_code = v.get("parent_code")
+            pending: dict[str, Any] = {}
+            parent: ParentInfo | None = None
+            if parent_code is None:
+                donor = donor_of(row, found)
+                site = sites.get((donor.id, v["sampling_site"]))
+                if site is None:
+                    raise row.fail("sampling_site", f"donor {donor.code}: sampling site {v['sampling_site']!r} not "
+                                   "found (import sampling sites first)", expected="a sampling site of this donor")
+                lineage = Lineage.primary.value
+                material = v.get("material_type") or DEFAULT_MATERIAL[site.kind]
+                collected = v.get("collected_at") or site.excised_at
+                site_id, site_code, site_kind = site.id, v["sampling_site"], site.kind
+            else:
+                parent = in_file.get(parent_code) or parents.get(parent_code)
+                if parent is None:
+                    raise row.fail("parent_code", f"parent specimen {parent_code!r} not found in the database or in "
+                                   "an earlier row of this file", expected="an existing specimen code")
+                if parent.id is None:
+                    pending["parent_id"] = parent_code
+                known = donor_of(row, found, "donor_code") if v.get("donor_code") else found.get(parent.donor_code)
+                if known is None:
+                    raise row.fail("parent_code", f"donor of {parent_code} not found")
+                donor = known
+                if donor.id != parent.donor_id:
+                    raise row.fail("donor_code", f"the parent {parent_code} belongs to donor {parent.donor_code}",
+                                   expected=parent.donor_code)
+                if donor.withdrawn:
+                    raise row.fail("donor_code", f"donor {donor.code}: consent was withdrawn; nothing new can be recorded")
+                if v.get("sampling_site") not in (None, parent.site_code):
+                    raise row.fail("sampling_site", f"the parent {parent_code} is from {parent.site_code}",
+                                   expected=parent.site_code)
+                material = v.get("material_type") or parent.material_type
+                lineage = v.get("lineage") or (Lineage.aliquot.value if material == parent.material_type
+                                               else Lineage.derivative.value)
+                if lineage == Lineage.aliquot and material != parent.material_type:
+                    raise row.fail("material_type", f"an aliquot is the parent's material ({parent.material_type})",
+                                   expected=parent.material_type)
+                if lineage == Lineage.derivative and material not in DERIVABLE.get(parent.material_type, set()):
+                    raise row.fail("material_type", f"{material} cannot be derived from {parent.material_type}",
+                                   expected=", ".join(sorted(DERIVABLE.get(parent.material_type, set()))) or "nothing")
+                if lineage == Lineage.aliquot and v["_unit"] != parent.unit:
+                    raise row.fail("quantity", f"an aliquot is measured in the parent's unit ({parent.unit})",
+                                   expected=parent.unit)
+                used = v.get("parent_quantity_used")
+                if used is not None and used[1] not in (None, parent.unit):
+                    raise row.fail("parent_quantity_used", f"must be in the parent's unit ({parent.unit})",
+                                   expected=parent.unit)
+                collected = v.get("collected_at") or parent.collected_at
+                site_id, site_code, site_kind = parent.site_id, parent.site_code, parent.site_kind
+            if donor.death_at is not None and site_kind != SiteKind.premortem_blood and collected < donor.death_at:
+                raise row.fail("collected_at", "a specimen cannot be collected before death (only a pre-mortem blood "
+                               "draw can)", value=collected.isoformat(), expected=f"at or after {donor.death_at.isoformat()}")
+            check_order("collected_at", collected, "stabilised_at", v.get("stabilised_at"))
+            if material != MaterialType.rna and v.get("rin") is not None:
+                raise row.fail("rin", "RIN is measured on RNA", expected="empty unless the material is rna")
+            if material != MaterialType.dna and v.get("din") is not None:
+                raise row.fail("din", "DIN is measured on DNA", expected="empty unless the material is dna")
+            used = v.get("parent_quantity_used")
+            status = v.get("status") or (SpecimenStatus.depleted.value if v["_remaining"] == 0
+                                         else SpecimenStatus.available.value)
+            row.record = {
+                "code": v["code"],
+                "donor_id": donor.id,
+                "sampling_site_id": site_id,
+                "parent_id": parent.id if parent is not None else None,
+                "lineage": lineage,
+                "material_type": material,
+                "storage_format": v["storage_format"],
+                "collected_at": collected,
+                "quantity": v["_quantity"],
+                "quantity_remaining": v["_remaining"],
+                "unit": v["_unit"],
+                "parent_quantity_used": None if used is None else used[0],
+                "freeze_thaw_count": v.get("freeze_thaw_count") or 0,
+                "status": status,
+                **{name: v.get(name) for name in SPECIMEN_VALUE_COLUMNS},
+            }
+            row.pending = pending
+            in_file[v["code"]] = ParentInfo(None, donor.id, donor.code, site_id, site_code, site_kind, material,
+                                            v["_unit"], collected)
+
+        each(rows, build)
+        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        for row in rows:
+            if row.existing is not None and row.record is not None:
+                info = in_file[row.values["code"]]
+                in_file[row.values["code"]] = info._replace(id=row.existing["id"])
+        for row in rows:
+            if row.record is not None and "parent_id" in row.pending:
+                parent_info = in_file.get(row.values["parent_code"])
+                if parent_info is not None and parent_info.id is not None:
+                    row.record["parent_id"] = parent_info.id
+                    del row.pending["parent_id"]
+
+    def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
+        """The chain of custody starts at collection: one event per imported specimen."""
+        now = utcnow()
+        kinds = {Lineage.primary.value: CustodyKind.collected, Lineage.aliquot.value: CustodyKind.aliquoted,
+                 Lineage.derivative.value: CustodyKind.derived}
+        events = [
+            {
+                "specimen_id": new_id,
+                "kind": kinds[rec["lineage"]].value,
+                "occurred_at": rec["collected_at"] if rec["lineage"] == Lineage.primary else now,
+                "user_id": actor.id if actor is not None else None,
+                "from_location": None,
+                "to_location": None,
+                "note": "imported",
+            }
+            for new_id, rec in rows
+        ]
+        insert_rows(session, CustodyEvent.__table__, events)  # type: ignore[attr-defined]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        parent = aliased(Specimen)
+        statement = (
+            select(Specimen, Donor.code, SamplingSite.code, parent.code)  # type: ignore[call-overload,misc]
+            .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]
+            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
+            .outerjoin(parent, parent.id == Specimen.parent_id)  # type: ignore[arg-type]
+            .order_by(Specimen.id)
+        )
+        for specimen, donor_code, site_code, parent_code in session.execute(statement):
+            row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
+            row.update(donor_code=donor_code, sampling_site=site_code, parent_code=parent_code)
+            yield row
