@@ -29,7 +29,7 @@ def _no_accounts() -> bool:
 
 def render() -> None:
     settings = get_settings()
-    left, middle, right = st.columns([1, 2, 1])
+    middle = st.columns([1, 2, 1])[1]
     with middle:
         st.title("🧬 Rapid-autopsy biobank")
         st.caption("Sign in to record collections, review the cohort or look up a specimen.")

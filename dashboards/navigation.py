@@ -38,3 +38,7 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
         page = st.Page(str(VIEWS / f"{spec.module}.py"), title=spec.title, icon=spec.icon, url_path=spec.module, default=spec.default)
         sections.setdefault(spec.section, []).append(page)
     return sections
+
+PAGES += [
+    PageSpec("Collection", "board", "Live autopsy board", "⏱️", roles=frozenset({"technician", "admin"})),
+]
