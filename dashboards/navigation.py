@@ -42,3 +42,13 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
 PAGES += [
     PageSpec("Collection", "board", "Live autopsy board", "⏱️", roles=frozenset({"technician", "admin"})),
 ]
+PAGES += [
+    PageSpec("Cohort", "cohort", "Cohort overview", "📊", roles=frozenset({"pi", "admin"})),
+]
+PAGES += [
+    PageSpec("Cohort", "donor", "Donor view", "🧍"),
+]
+PAGES += [
+    PageSpec("Cohort", "specimen", "Specimen search", "🔎"),
+    PageSpec("Admin", "audit", "Audit log", "📜", roles=frozenset({"admin"})),
+]
