@@ -22,20 +22,21 @@ st.set_page_config(page_title="Biobank", page_icon="🧬", layout="wide")
 settings = get_settings()
 
 role: str | None = None
-display = ""
+name = full_name = ""
 if check_idle(settings.session_idle_minutes):
     with data.read_session() as session:
         user = current_user(session)
         if user is not None and user.is_active:
-            role, display = user.role, user.full_name or user.username
+            role, name, full_name = user.role, user.username, user.full_name or ""
     if role is None:
         sign_out("That account is disabled or no longer exists. Sign in with another account.")
 
 if role is None:
-    page = st.navigation([st.Page(login.render, title="Sign in", icon="🔑", url_path="login", default=True)], position="hidden")
+    page = st.navigation([st.Page(login.render, title="Sign in", icon=":material/login:", url_path="login", default=True)], position="hidden")
 else:
     with st.sidebar:
-        st.markdown(f"**{display}**  \n{ROLE_NAMES.get(role, role)}")
+        st.markdown(f"Signed in as **{name}**" + (f"  \n{full_name}" if full_name and full_name != ROLE_NAMES.get(role) else ""))
+        st.caption(f"Role: {ROLE_NAMES.get(role, role)}")
         st.button("Sign out", key="sign_out", on_click=sign_out, args=("You signed out.",), width="stretch")
         if settings.demo_mode:
             st.caption("Demo mode")

@@ -37,7 +37,7 @@ def pmi_rules(axis: str = "x") -> alt.Chart:
         .mark_rule(strokeDash=[6, 3], size=2)
         .encode(
             **encoding,
-            color=alt.Color("line:N", scale=alt.Scale(range=[TARGET_COLOUR, LIMIT_COLOUR]), title=None,
+            color=alt.Color("line:N", scale=alt.Scale(domain=list(marks["line"]), range=[TARGET_COLOUR, LIMIT_COLOUR]), title=None,
                             legend=alt.Legend(orient="top")),
         )
     )

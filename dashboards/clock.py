@@ -10,7 +10,7 @@ import streamlit as st
 _TEMPLATE = """
 <div id="pmi-clock" style="font-family: 'Source Sans Pro', system-ui, sans-serif; padding: 4px 2px;">
   <div style="font-size: 0.95rem; color: #555;">Time since death</div>
-  <div id="pmi-value" style="font-size: 4.2rem; font-weight: 700; line-height: 1.05; font-variant-numeric: tabular-nums;">--:--:--</div>
+  <div id="pmi-value" style="font-size: min(4.4rem, 17vw); white-space: nowrap; font-weight: 700; line-height: 1.05; font-variant-numeric: tabular-nums;">--:--:--</div>
   <div id="pmi-state" style="font-size: 1.05rem; font-weight: 600; margin: 2px 0 8px 0;"></div>
   <div style="position: relative; height: 16px; background: #eee; border-radius: 8px; overflow: hidden;">
     <div id="pmi-bar" style="position: absolute; left: 0; top: 0; bottom: 0; width: 0; background: #2e7d32;"></div>

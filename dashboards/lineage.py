@@ -19,7 +19,9 @@ FORMAT_FILL = {
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string literal; a newline in the text becomes a line break in the label."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def lineage_dot(specimens: pd.DataFrame, sites: pd.DataFrame) -> str:
@@ -35,14 +37,14 @@ def lineage_dot(specimens: pd.DataFrame, sites: pd.DataFrame) -> str:
     ]
     for site in sorted(specimens["sampling_site"].unique()):
         colour = KIND_COLOURS.get(category.get(site, ""), "#999999")
-        text = f"{site}\\n{label.get(site, '')}"
+        text = f"{site}\n{label.get(site, '')}"
         lines.append(f'  {_quote("site:" + site)} [label={_quote(text)}, fillcolor={_quote(colour)}, fontcolor="white", shape=box];')
     codes = set(specimens["code"])
     for row in specimens.itertuples(index=False):
         fill = FORMAT_FILL.get(row.storage_format, "#eeeeee")
         status = "" if row.status == "available" else f" [{row.status}]"
         detail = row.storage_format if row.lineage == "primary" else f"{row.lineage}: {row.material_type}"
-        text = f"{row.code}\\n{detail}{status}"
+        text = f"{row.code}\n{detail}{status}"
         style = '"rounded,filled,dashed"' if row.status in ("depleted", "disposed") else '"rounded,filled"'
         lines.append(f"  {_quote(row.code)} [label={_quote(text)}, fillcolor={_quote(fill)}, style={style}];")
         parent = row.parent if isinstance(row.parent, str) and row.parent in codes else None

@@ -31,7 +31,7 @@ def render() -> None:
     settings = get_settings()
     middle = st.columns([1, 2, 1])[1]
     with middle:
-        st.title("🧬 Rapid-autopsy biobank")
+        st.title("Rapid-autopsy biobank")
         st.caption("Sign in to record collections, review the cohort or look up a specimen.")
         notice = pop_notice()
         if notice:

@@ -40,15 +40,15 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
     return sections
 
 PAGES += [
-    PageSpec("Collection", "board", "Live autopsy board", "⏱️", roles=frozenset({"technician", "admin"})),
+    PageSpec("Collection", "board", "Live autopsy board", ":material/timer:", roles=frozenset({"technician", "admin"})),
 ]
 PAGES += [
-    PageSpec("Cohort", "cohort", "Cohort overview", "📊", roles=frozenset({"pi", "admin"})),
+    PageSpec("Cohort", "cohort", "Cohort overview", ":material/monitoring:", roles=frozenset({"pi", "admin"})),
 ]
 PAGES += [
-    PageSpec("Cohort", "donor", "Donor view", "🧍"),
+    PageSpec("Cohort", "donor", "Donor view", ":material/accessibility_new:"),
 ]
 PAGES += [
-    PageSpec("Cohort", "specimen", "Specimen search", "🔎"),
-    PageSpec("Admin", "audit", "Audit log", "📜", roles=frozenset({"admin"})),
+    PageSpec("Cohort", "specimen", "Specimen search", ":material/qr_code_scanner:"),
+    PageSpec("Admin", "audit", "Audit log", ":material/history:", roles=frozenset({"admin"})),
 ]

@@ -100,8 +100,16 @@ def settle(page, text: str | None = None, timeout: float = 30_000) -> None:
 
 
 def shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the window to its height for the picture."""
     ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]'); return m ? m.scrollHeight : 0; }"
+    )
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
 
 
 def sign_in(page, base: str, username: str, password: str) -> None:

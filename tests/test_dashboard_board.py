@@ -14,6 +14,9 @@ from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
 from tests.apptest import assert_no_exception, make_app
 
+DONE = ":green[:material/check_circle:]"
+TODO = ":orange[:material/radio_button_unchecked:]"
+
 
 @pytest.fixture
 def running_case(engine, tech):
@@ -40,7 +43,7 @@ def test_the_board_shows_the_running_case_the_checklist_and_the_past_target_warn
     assert_no_exception(at)
     assert at.selectbox(key="board_case").value == "RAP-T-100"
     text = " ".join(m.value for m in at.markdown)
-    assert "⬜ Germline blood" in text and "⬜ Normal liver" in text and "L01 liver" in text
+    assert f"{TODO} Germline blood" in text and f"{TODO} Normal liver" in text and "L01 liver" in text
     assert any("past the 6 h target" in w.value for w in at.warning)
 
 
@@ -80,13 +83,13 @@ def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url
 
 def test_germline_blood_from_the_board_clears_its_checklist_item(db_url, engine, running_case):
     at = board(db_url, "tech")
-    at.segmented_control(key="board_kind").set_value("germline_blood").run()
+    at.radio(key="board_kind").set_value("germline_blood").run()
     at.form_submit_button(key="board_submit_0").click().run()
     assert_no_exception(at)
     with session_scope(engine) as session:
         codes = sorted(s.code for s in session.exec(select(Specimen)).all())
     assert codes == ["RA0100-GB1-FZ1", "RA0100-GB1-FZ2"]
-    assert "✅ Germline blood" in " ".join(m.value for m in at.markdown)
+    assert f"{DONE} Germline blood" in " ".join(m.value for m in at.markdown)
 
 
 def test_a_correction_from_the_board_is_audited_with_its_reason(db_url, engine, running_case, tech):

@@ -42,6 +42,8 @@ FORMAT_LABELS = {
     "fresh": "Fresh, into medium (organoid/PDX)",
     "frozen": "Frozen",
 }
+DONE = ":green[:material/check_circle:]"
+TODO = ":orange[:material/radio_button_unchecked:]"
 UNIT_LABELS = {"mg": "mg", "ul": "µL", "blocks": "blocks", "cells": "cells", "sections": "sections", "ng": "ng"}
 
 
@@ -91,7 +93,7 @@ with data.read_session() as session:
     may_enter = can(user, Action.enter)
     may_correct = can(user, Action.correct)
 
-clock_col, facts_col, check_col = st.columns([5, 4, 5], gap="large")
+clock_col, facts_col, check_col = st.columns([4, 3, 5], gap="large")
 with clock_col:
     pmi_clock(death_at, target_hours=settings.pmi_target_hours, limit_hours=settings.pmi_limit_hours)
 with facts_col:
@@ -100,17 +102,17 @@ with facts_col:
         f"Death {local(death_at)} · refrigerated {local(header['refrigerated_at'])}  \n"
         f"Autopsy started {local(header['start_at'])} · {header['prosector'] or 'prosector not recorded'}"
     )
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Specimens", header["primary_specimens"])
     median = summary["median_pmi_hours"]
-    m2.metric("Median PMI", f"{median:.1f} h" if median is not None else "—")
-    m3.metric("Past limit", summary["specimens_beyond_limit"])
+    st.markdown(
+        f"**{header['primary_specimens']}** specimens · median PMI **{f'{median:.1f} h' if median is not None else '—'}** · "
+        f"**{summary['specimens_beyond_limit']}** past the limit"
+    )
 with check_col:
     items = state["checklist"]
     done = sum(1 for i in items if i["done"])
     st.markdown(f"**Checklist** · {done} of {len(items)} done")
     lines = [
-        f"{'✅' if i['done'] else '⬜'} {i['label']} — <span style='color:#666'>{i['detail']}</span>"
+        f"{DONE if i['done'] else TODO} {i['label']} — <span style='color:#666'>{i['detail']}</span>"
         for i in sorted(items, key=lambda i: i["done"])
     ]
     st.markdown("<br>".join(lines), unsafe_allow_html=True)
@@ -150,15 +152,14 @@ if flash:
 if not may_enter:
     st.info("Your role can look at the board but not record collections.")
 
-form_col, made_col = st.columns([6, 5], gap="large")
+form_col, made_col = st.columns([5, 6], gap="large")
 
 with form_col:
     if may_enter:
         st.subheader("Record a region")
         n = st.session_state.setdefault("board_form_n", 0)
-        kind = st.segmented_control(
-            "What was taken", list(KIND_LABELS), format_func=KIND_LABELS.get, default=SiteKind.tumour_region.value,
-            key="board_kind",
+        kind = st.radio(
+            "What was taken", list(KIND_LABELS), format_func=KIND_LABELS.get, horizontal=True, key="board_kind",
         ) or SiteKind.tumour_region.value
         lesions = state["lesions"]
         lesion = None
@@ -313,10 +314,17 @@ with made_col:
     else:
         shown = specimens_df.assign(
             excised=specimens_df["excised_at"].map(lambda t: t.astimezone(zone).strftime("%H:%M")),
-        )[["code", "site", "storage_format", "excised", "pmi_hours", "flag"]]
+            format=specimens_df["storage_format"].str.replace("_", " "),
+        )[["code", "format", "excised", "pmi_hours", "flag"]]
         st.dataframe(
             shown, hide_index=True, width="stretch", height=360, key="board_specimens",
-            column_config={"pmi_hours": st.column_config.NumberColumn("PMI (h)", format="%.2f")},
+            column_config={
+                "code": st.column_config.TextColumn(width="medium"),
+                "format": st.column_config.TextColumn(width="small"),
+                "excised": st.column_config.TextColumn(width="small"),
+                "pmi_hours": st.column_config.NumberColumn("PMI h", format="%.1f", width="small"),
+                "flag": st.column_config.TextColumn("PMI flag", width="small"),
+            },
         )
 
     if may_correct and not specimens_df.empty:

@@ -80,13 +80,14 @@ with right:
                 .mark_tick(thickness=2, size=14, opacity=0.7)
                 .encode(
                     x=alt.X("pmi_h:Q", title="PMI (hours after death)"),
-                    y=alt.Y("case:N", title=None, sort=chosen),
+                    y=alt.Y("case:N", title=None, sort=chosen, axis=alt.Axis(labelOverlap=False)),
                     color=alt.Color("storage_format:N", title="format", legend=alt.Legend(orient="bottom", columns=4)),
                     tooltip=["code", "site", "storage_format", alt.Tooltip("excised_h:Q", title="excised (h)", format=".2f"),
                              alt.Tooltip("pmi_h:Q", title="PMI (h)", format=".2f")],
                 )
             )
-            st.altair_chart((strip + pmi_rules()).properties(height=max(160, 34 * len(chosen))), width="stretch")
+            chart = alt.layer(strip, pmi_rules()).resolve_scale(color="independent")
+            st.altair_chart(chart.properties(height=34 * len(chosen) + 150), width="stretch")
     table_with_download(cases, "cases_pmi", "cohort_cases", label="Per-case PMI summary")
 
 st.subheader("Sites sampled per donor")
@@ -95,13 +96,13 @@ heat = (
     alt.Chart(donor_sites)
     .mark_rect()
     .encode(
-        x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=160)),
-        y=alt.Y("donor:N", title=None),
+        x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-45, labelLimit=110, labelOverlap=False, labelFontSize=10)),
+        y=alt.Y("donor:N", title=None, axis=alt.Axis(labelOverlap=False)),
         color=alt.Color("sampling_sites:Q", title="sampling sites", scale=alt.Scale(scheme="blues")),
         tooltip=["donor", "site", "sampling_sites"],
     )
 )
-st.altair_chart(heat.properties(height=max(180, 24 * donor_sites["donor"].nunique())), width="stretch")
+st.altair_chart(heat.properties(height=26 * donor_sites["donor"].nunique() + 120), width="stretch")
 table_with_download(donor_sites.pivot_table(index="donor", columns="site", values="sampling_sites", fill_value=0).reset_index(),
                     "donor_sites", "cohort_donor_sites", label="Donors × sites")
 
@@ -113,14 +114,14 @@ with left:
         alt.Chart(format_sites)
         .mark_rect()
         .encode(
-            x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-40, labelLimit=140)),
+            x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-45, labelLimit=110, labelOverlap=False, labelFontSize=10)),
             y=alt.Y("storage_format:N", title=None),
             color=alt.Color("specimens:Q", scale=alt.Scale(scheme="greens")),
             tooltip=["storage_format", "site", "specimens"],
         )
     )
     text = matrix.mark_text(fontSize=10).encode(text="specimens:Q", color=alt.value("#222"))
-    st.altair_chart((matrix + text).properties(height=240), width="stretch")
+    st.altair_chart((matrix + text).properties(height=330), width="stretch")
     table_with_download(format_sites.pivot_table(index="storage_format", columns="site", values="specimens", fill_value=0).reset_index(),
                         "format_sites", "cohort_format_sites", label="Formats × sites")
 with right:
@@ -136,7 +137,7 @@ with right:
             tooltip=["storage_format", "unit", "specimens", "in_stock", "quantity_remaining"],
         )
     )
-    st.altair_chart(stock_chart.properties(height=240), width="stretch")
+    st.altair_chart(stock_chart.properties(height=330), width="stretch")
     table_with_download(stock.drop(columns=["format"]), "stock_by_format", "cohort_stock", label="Stock by format")
 
 if view["has_models"]:

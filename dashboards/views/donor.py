@@ -60,41 +60,54 @@ with main_col:
         course["to"] = course["end"].astype(float) / 30.44
         lanes = ["Diagnosis", "Treatment", "Events", "Death"]
         base = alt.Chart(course).encode(
-            y=alt.Y("lane:N", sort=lanes, title=None),
+            y=alt.Y("lane:N", sort=lanes, title=None, axis=alt.Axis(labelOverlap=False)),
             tooltip=["lane", "label", alt.Tooltip("start:Q", title="days before death (−)")],
         )
-        bars = base.transform_filter("isValid(datum.end)").mark_bar(height=14, color="#4c78a8", opacity=0.8).encode(
-            x=alt.X("from:Q", title="months relative to death"), x2="to:Q"
+        bars = base.transform_filter("isValid(datum.end)").mark_bar(height=14, opacity=0.85, stroke="white").encode(
+            x=alt.X("from:Q", title="months relative to death"), x2="to:Q",
+            color=alt.Color("label:N", legend=None, scale=alt.Scale(scheme="tableau10")),
         )
-        dots = base.transform_filter("!isValid(datum.end)").mark_point(size=120, filled=True, shape="diamond").encode(
-            x="from:Q", color=alt.Color("lane:N", legend=None, scale=alt.Scale(domain=lanes, range=["#8e44ad", "#4c78a8", "#e67e22", "#222"]))
+        dots = base.transform_filter("!isValid(datum.end)").mark_point(size=120, filled=True, shape="diamond", color="#444").encode(
+            x="from:Q"
         )
-        st.altair_chart((bars + dots).properties(height=150), width="stretch")
+        st.altair_chart(alt.layer(bars, dots).resolve_scale(color="independent").properties(height=170), width="stretch")
+        st.caption("Diagnosis, treatment lines (hover for agents and response) and events before death, in months.")
     post = pd.DataFrame(timeline["post_mortem"])
     specimens = view["specimens"]
     if not post.empty:
+        post["lane"] = post["event"].str.replace(r" \(.*\)$", "", regex=True)
         primaries = specimens[(specimens["lineage"] == "primary") & specimens["pmi_h"].notna()] if not specimens.empty else specimens
+        lanes = [*post["lane"].tolist()[:2], "specimen PMIs", *post["lane"].tolist()[2:]]
         layers = [pmi_rules()]
+        y = alt.Y("lane:N", sort=lanes, title=None, axis=alt.Axis(labelOverlap=False))
         if not primaries.empty:
             layers.append(
-                alt.Chart(primaries).mark_tick(thickness=2, size=22, opacity=0.6, color="#4c78a8").encode(
-                    x=alt.X("pmi_h:Q", title="hours after death"), tooltip=["code", "storage_format", "pmi_h"]
+                alt.Chart(primaries.assign(lane="specimen PMIs")).mark_tick(thickness=2, size=12, opacity=0.6, color="#4c78a8").encode(
+                    x=alt.X("pmi_h:Q", title="hours after death"), y=y,
+                    tooltip=["code", "storage_format", alt.Tooltip("pmi_h:Q", title="PMI (h)")],
                 )
             )
         layers.append(
-            alt.Chart(post).mark_point(size=90, filled=True, color="#222").encode(x="hours:Q", tooltip=["event", "hours"])
+            alt.Chart(post).mark_point(size=80, filled=True, color="#222").encode(
+                x=alt.X("hours:Q", title="hours after death"), y=y, tooltip=["event", "hours"]
+            )
         )
-        layers.append(
-            alt.Chart(post).mark_text(angle=0, dy=-18, fontSize=11, align="left").encode(x="hours:Q", text="event:N")
-        )
-        st.altair_chart(alt.layer(*layers).properties(height=110), width="stretch")
-        st.caption("After death: refrigeration, autopsy start and end, and each primary specimen's PMI (ticks).")
+        st.altair_chart(alt.layer(*layers).properties(height=28 * len(lanes) + 100), width="stretch")
+    st.caption("After death: refrigeration, autopsy start and end, and each primary specimen's PMI.")
     st.subheader("Lesions and regions")
     lesions = view["lesions"]
     if lesions.empty:
         st.caption("No lesions recorded.")
     else:
-        st.dataframe(lesions, hide_index=True, width="stretch", key="donor_lesions")
+        shown = lesions.assign(
+            laterality=lesions["laterality"].replace({"not_applicable": "", "unknown": "?"}),
+            kind=lesions["kind"].str.replace("_", " "),
+        ).rename(columns={"laterality": "side", "bone_phenotype": "bone", "size_mm": "mm", "imaging": "imaging"})
+        st.dataframe(
+            shown.fillna(""), hide_index=True, width="stretch", key="donor_lesions",
+            column_config={"lesion": st.column_config.TextColumn(width="small"), "mm": st.column_config.NumberColumn(width="small"),
+                           "side": st.column_config.TextColumn(width="small"), "er": st.column_config.TextColumn("ER", width="small")},
+        )
 
 st.subheader("Specimen lineage")
 if specimens.empty:
@@ -106,7 +119,7 @@ else:
     if subset.empty:
         st.caption("Choose one or more sampling sites.")
     else:
-        st.graphviz_chart(lineage_dot(subset, sites), width="stretch")
+        st.graphviz_chart(lineage_dot(subset, sites))
     table_with_download(specimens, f"{code}_specimens", "donor_specimens", label="All specimens")
 
 models = view["models"]

@@ -44,7 +44,7 @@ st.markdown(
 if d["consent"].get("withdrawn"):
     st.error("The donor withdrew consent: this specimen may not be distributed, planned or exported.", icon="🚫")
 
-m = st.columns(5)
+m = st.columns([1, 2.2, 1.3, 1.3, 1])
 m[0].metric("PMI", f"{d['pmi_hours']:.2f} h" if d["pmi_hours"] is not None else "—",
             help=d["pmi"] or "No PMI: taken before death, or the time of death is unknown.")
 m[1].metric("SPREC", d["sprec"] or "—", help=f"SPREC {d['sprec_version']}" if d["sprec"] else "Blood and marrow get no SPREC code.")
