@@ -38,7 +38,7 @@ def test_right_password_signs_in_and_shows_the_role_pages(db_url, accounts):
     at = sign_in(make_app(db_url).run(), "tina", "tina-password-1")
     assert_no_exception(at)
     assert at.session_state["username"] == "tina"
-    assert any("Technician" in m.value for m in at.sidebar.markdown)
+    assert any("Technician" in c.value for c in at.sidebar.caption)
 
 
 def test_wrong_password_is_refused_without_saying_which_part_was_wrong(db_url, accounts):
