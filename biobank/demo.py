@@ -123,7 +123,7 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
     for index in range(donors_count):
         in_progress = index == donors_count - 1 and donors_count > 1
         if in_progress:
-            death_at = (now - timedelta(hours=2, minutes=40)).replace(second=0, microsecond=0)
+            death_at = (now - timedelta(hours=4, minutes=10)).replace(second=0, microsecond=0)
         else:
             death_at = base + timedelta(days=index * 55 + rng.randint(0, 40), hours=rng.randint(0, 23), minutes=rng.choice([0, 15, 30, 45]))
         _donor(session, rng, tech, admin, index, death_at, in_progress, withdrawn=index == withdrawn_index)
@@ -194,6 +194,8 @@ def _donor(
     # PMIs mostly 2-8 h, about one case in six starts late and runs beyond the limit.
     late = rng.random() < 0.17
     start = death_at + timedelta(minutes=rng.randint(300, 420) if late else rng.randint(80, 230))
+    if in_progress:  # the running case started 1.5 h after death and its last region was taken minutes ago
+        start = death_at + timedelta(minutes=90)
     case_code = f"RAP-{death_at.year}-{index + 1:03d}"
     collection.open_autopsy(
         session,

@@ -1,4 +1,4 @@
-"""Dashboard entry script: builds the navigation and runs the chosen page (``biobank serve`` starts it)."""
+"""Dashboard entry script: sign-in, then the navigation of the pages the role may open (``biobank serve``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,34 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from biobank.config import get_settings  # noqa: E402
+from dashboards import data, login  # noqa: E402
 from dashboards.navigation import build_pages  # noqa: E402
+from dashboards.session import check_idle, current_user, sign_out  # noqa: E402
+
+ROLE_NAMES = {"technician": "Technician", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
 
 st.set_page_config(page_title="Biobank", page_icon="🧬", layout="wide")
-page = st.navigation(build_pages())
+settings = get_settings()
+
+role: str | None = None
+name = full_name = ""
+if check_idle(settings.session_idle_minutes):
+    with data.read_session() as session:
+        user = current_user(session)
+        if user is not None and user.is_active:
+            role, name, full_name = user.role, user.username, user.full_name or ""
+    if role is None:
+        sign_out("That account is disabled or no longer exists. Sign in with another account.")
+
+if role is None:
+    page = st.navigation([st.Page(login.render, title="Sign in", icon=":material/login:", url_path="login", default=True)], position="hidden")
+else:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{name}**" + (f"  \n{full_name}" if full_name and full_name != ROLE_NAMES.get(role) else ""))
+        st.caption(f"Role: {ROLE_NAMES.get(role, role)}")
+        st.button("Sign out", key="sign_out", on_click=sign_out, args=("You signed out.",), width="stretch")
+        if settings.demo_mode:
+            st.caption("Demo mode")
+    page = st.navigation(build_pages(role))
 page.run()

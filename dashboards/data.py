@@ -32,7 +32,8 @@ def engine() -> Engine:
 
 @contextmanager
 def read_session() -> Iterator[Session]:
-    with Session(engine()) as session:
+    """A read: on SQLite a deferred BEGIN, so readers never take the write lock (writers use IMMEDIATE)."""
+    with Session(engine().execution_options(sqlite_begin="DEFERRED")) as session:
         yield session
 
 

@@ -24,8 +24,21 @@ class PageSpec:
     default: bool = False
 
 
+STAFF_WRITE = frozenset({"technician", "admin"})
+REVIEW = frozenset({"pi", "admin"})
+
 PAGES: list[PageSpec] = [
-    PageSpec("Cohort", "home", "Home", "🏠", default=True),
+    PageSpec("Cohort", "home", "Home", ":material/home:", default=True),
+    PageSpec("Cohort", "cohort", "Cohort overview", ":material/monitoring:", roles=REVIEW),
+    PageSpec("Cohort", "donor", "Donor view", ":material/accessibility_new:"),
+    PageSpec("Cohort", "specimen", "Specimen search", ":material/qr_code_scanner:"),
+    PageSpec("Collection", "board", "Live autopsy board", ":material/timer:", roles=STAFF_WRITE),
+    PageSpec("Material", "storage", "Storage", ":material/kitchen:"),
+    PageSpec("Material", "distribution", "Distribution", ":material/local_shipping:"),
+    PageSpec("Models", "models", "Derived models", ":material/biotech:"),
+    PageSpec("Analysis", "planner", "Planner", ":material/account_tree:", roles=REVIEW),
+    PageSpec("Data", "import_data", "Import data", ":material/upload_file:", roles=STAFF_WRITE),
+    PageSpec("Admin", "audit", "Audit log", ":material/history:", roles=frozenset({"admin"})),
 ]
 
 
@@ -39,9 +52,3 @@ def build_pages(role: str | None = None) -> dict[str, list[st.Page]]:
         sections.setdefault(spec.section, []).append(page)
     return sections
 
-PAGES.append(PageSpec("Models", "models", "Derived models", "🧫"))
-# Storage and distribution (issue 3).
-PAGES.append(PageSpec("Material", "storage", "Storage", "🧊"))
-PAGES.append(PageSpec("Material", "distribution", "Distribution", "📦"))
-PAGES.append(PageSpec("Analysis", "planner", "Planner", "🧬"))
-PAGES.append(PageSpec("Data", "import_data", "Import data", "📥", roles=frozenset({"technician", "admin"})))

@@ -1,0 +1,514 @@
+# SQLModel declares columns with their Python types, so mypy cannot see SQL expressions in select/join/group_by.
+# mypy: disable-error-code="arg-type, call-overload, union-attr, attr-defined, operator, assignment"
+"""Read functions for the cohort overview, the donor view and the audit log.
+
+Every count, histogram and matrix is computed in SQL (grouped queries), so the pages stay fast on a large cohort;
+only the rows of one donor, or of the cases a user picked, come back one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, and_, case, func, inspect, text
+from sqlmodel import Session, select
+
+from biobank.config import get_settings
+from biobank.models import (
+    AnatomicalSite,
+    AuditLog,
+    Autopsy,
+    ClinicalEvent,
+    ConsentWithdrawal,
+    Donor,
+    Lesion,
+    SamplingSite,
+    Specimen,
+    TreatmentLine,
+    User,
+)
+from biobank.queries import pmi_hours_expr
+from biobank.services.donors import get_donor
+from biobank.timing import PMI_BANDS, specimen_pmi
+from biobank.vocab import SiteKind
+
+IN_STOCK = ("available", "reserved", "in_use")
+MODEL_TABLE = "derived_model"
+
+
+@dataclass(frozen=True)
+class CohortFilter:
+    """Diagnoses (empty: all), a period of death (dates in the lab's zone, inclusive) and a PMI band label."""
+
+    diagnoses: tuple[str, ...] = ()
+    death_from: date | None = None
+    death_to: date | None = None
+    pmi_band: str | None = None
+
+    def window(self, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+        start = datetime.combine(self.death_from, time(0), zone).astimezone(UTC) if self.death_from else None
+        end = datetime.combine(self.death_to + timedelta(days=1), time(0), zone).astimezone(UTC) if self.death_to else None
+        return start, end
+
+
+def _band(label: str) -> tuple[float, float]:
+    for name, low, high in PMI_BANDS:
+        if name == label:
+            return low, high
+    raise ValueError(f"unknown PMI band {label!r}; one of {[b[0] for b in PMI_BANDS]}")
+
+
+def _donor_ids(f: CohortFilter) -> Select[Any]:
+    """The donors the filter keeps (diagnosis and period of death)."""
+    statement = select(Donor.id).join(Autopsy, Autopsy.donor_id == Donor.id, isouter=True)
+    if f.diagnoses:
+        statement = statement.where(Donor.primary_diagnosis.in_(f.diagnoses))
+    start, end = f.window(get_settings().zone)
+    if start is not None:
+        statement = statement.where(Autopsy.death_at >= start)
+    if end is not None:
+        statement = statement.where(Autopsy.death_at < end)
+    return statement
+
+
+def _specimens(statement: Select[Any], f: CohortFilter) -> Select[Any]:
+    """Join specimens to their site and case and keep those the filter keeps (the PMI band applies to post-mortem
+    material; aliquots and derivatives carry their primary's times, so they fall in the same band)."""
+    statement = (
+        statement.join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id, isouter=True)
+        .where(Specimen.donor_id.in_(_donor_ids(f)))
+    )
+    if f.pmi_band:
+        low, high = _band(f.pmi_band)
+        hours = pmi_hours_expr()
+        statement = statement.where(SamplingSite.kind != SiteKind.premortem_blood, hours >= low)
+        if high != float("inf"):
+            statement = statement.where(hours < high)
+    return statement
+
+
+def filter_options(session: Session) -> dict[str, Any]:
+    diagnoses = session.exec(
+        select(Donor.primary_diagnosis).where(Donor.primary_diagnosis.is_not(None)).distinct().order_by(Donor.primary_diagnosis)
+    ).all()
+    first, last = session.exec(select(func.min(Autopsy.death_at), func.max(Autopsy.death_at))).one()
+    zone = get_settings().zone
+    return {
+        "diagnoses": list(diagnoses),
+        "first_death": first.astimezone(zone).date() if first else None,
+        "last_death": last.astimezone(zone).date() if last else None,
+        "pmi_bands": [b[0] for b in PMI_BANDS],
+    }
+
+
+def has_models(session: Session) -> bool:
+    """Whether the derived-model table exists (it comes with the models module)."""
+    return inspect(session.connection()).has_table(MODEL_TABLE)
+
+
+def model_counts(session: Session) -> dict[str, int]:
+    """Models by status, or {} when the table does not exist."""
+    if not has_models(session):
+        return {}
+    rows = session.exec(text(f"SELECT status, COUNT(*) FROM {MODEL_TABLE} GROUP BY status")).all()  # type: ignore[call-overload]
+    return {str(status): int(n) for status, n in rows}
+
+
+def take_rate(counts: dict[str, int]) -> float | None:
+    """Established (or cryobanked, or discontinued after establishment) over all models with a final outcome."""
+    established = counts.get("established", 0) + counts.get("cryobanked", 0) + counts.get("discontinued", 0)
+    decided = established + counts.get("failed", 0)
+    return established / decided if decided else None
+
+
+def cohort_counts(session: Session, f: CohortFilter) -> dict[str, int]:
+    donors = _donor_ids(f).subquery()
+    n_donors = session.exec(select(func.count()).select_from(donors)).one()
+    autopsies = session.exec(select(func.count()).select_from(Autopsy).where(Autopsy.donor_id.in_(_donor_ids(f)))).one()
+    withdrawn = session.exec(
+        select(func.count()).select_from(ConsentWithdrawal).where(ConsentWithdrawal.donor_id.in_(_donor_ids(f)))
+    ).one()
+    lesions = session.exec(select(func.count()).select_from(Lesion).where(Lesion.donor_id.in_(_donor_ids(f)))).one()
+    in_stock = case((Specimen.status.in_(IN_STOCK), 1), else_=0)
+    primary = case((Specimen.lineage == "primary", 1), else_=0)
+    specimens, primaries, stock, regions = session.exec(
+        _specimens(
+            select(func.count(), func.sum(primary), func.sum(in_stock), func.count(func.distinct(Specimen.sampling_site_id))).select_from(Specimen),
+            f,
+        )
+    ).one()
+    models = model_counts(session)
+    return {
+        "donors": int(n_donors),
+        "autopsies": int(autopsies),
+        "withdrawn": int(withdrawn),
+        "lesions": int(lesions),
+        "sampling_sites": int(regions or 0),
+        "specimens": int(specimens or 0),
+        "primary_specimens": int(primaries or 0),
+        "in_stock": int(stock or 0),
+        "models": sum(models.values()),
+    }
+
+
+def pmi_histogram(session: Session, f: CohortFilter, *, bin_hours: float = 0.5) -> list[dict[str, Any]]:
+    """Primary post-mortem specimens per PMI bin."""
+    hours = pmi_hours_expr()
+    bucket = func.floor(hours / bin_hours)
+    statement = _specimens(select(bucket, func.count()).select_from(Specimen), f).where(
+        Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood, Autopsy.death_at.is_not(None)
+    )
+    rows = session.exec(statement.group_by(bucket).order_by(bucket)).all()
+    return [{"pmi_hours": float(b) * bin_hours, "specimens": int(n)} for b, n in rows if b is not None]
+
+
+def case_pmi_summary(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
+    """Per case: primary specimens, min / mean / max PMI, share within the target, count past the limit."""
+    settings = get_settings()
+    hours = pmi_hours_expr()
+    statement = _specimens(
+        select(
+            Autopsy.case_code,
+            Donor.code,
+            Autopsy.death_at,
+            func.count(),
+            func.min(hours),
+            func.avg(hours),
+            func.max(hours),
+            func.sum(case((hours <= settings.pmi_target_hours, 1), else_=0)),
+            func.sum(case((hours > settings.pmi_limit_hours, 1), else_=0)),
+        ).select_from(Specimen),
+        f,
+    ).join(Donor, Donor.id == Specimen.donor_id)
+    statement = statement.where(
+        Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood, Autopsy.death_at.is_not(None)
+    ).group_by(Autopsy.case_code, Donor.code, Autopsy.death_at).order_by(Autopsy.death_at)
+    zone = settings.zone
+    return [
+        {
+            "case": case_code,
+            "donor": donor,
+            "death": death.astimezone(zone).date().isoformat(),
+            "specimens": int(n),
+            "min_pmi_h": round(float(low), 2),
+            "mean_pmi_h": round(float(mean), 2),
+            "max_pmi_h": round(float(high), 2),
+            "within_target": round(int(within) / int(n), 3),
+            "past_limit": int(past),
+        }
+        for case_code, donor, death, n, low, mean, high, within, past in session.exec(statement).all()
+    ]
+
+
+def case_specimen_pmis(session: Session, cases: list[str]) -> list[dict[str, Any]]:
+    """Each primary specimen of the chosen cases: hours from death to excision, its PMI and format (for plotting)."""
+    if not cases:
+        return []
+    hours = pmi_hours_expr()
+    statement = (
+        select(Autopsy.case_code, Specimen.code, Specimen.storage_format, AnatomicalSite.label,
+               func.coalesce(Lesion.kind, SamplingSite.kind), hours_from_death_expr(), hours)
+        .select_from(Specimen)
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)
+        .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
+        .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)
+        .where(Autopsy.case_code.in_(cases), Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood)
+        .order_by(Autopsy.case_code, Specimen.collected_at)
+    )
+    return [
+        {"case": c, "code": code, "storage_format": fmt, "site": site, "kind": kind,
+         "excised_h": round(float(excised), 3), "pmi_h": round(float(pmi), 3)}
+        for c, code, fmt, site, kind, excised, pmi in session.exec(statement).all()
+    ]
+
+
+def hours_from_death_expr() -> Any:
+    from biobank.sqlfunc import hours_between
+
+    return hours_between(Autopsy.death_at, Specimen.collected_at)
+
+
+def donor_site_matrix(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
+    """Sampling sites taken per donor and anatomical site (regions, normal tissues, blood, marrow)."""
+    statement = (
+        select(Donor.code, AnatomicalSite.label, func.count(func.distinct(SamplingSite.id)))
+        .select_from(Specimen)
+    )
+    statement = _specimens(statement, f).join(Donor, Donor.id == Specimen.donor_id).join(
+        AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code
+    )
+    statement = statement.where(SamplingSite.kind != SiteKind.premortem_blood).group_by(Donor.code, AnatomicalSite.label)
+    return [{"donor": d, "site": s, "sampling_sites": int(n)} for d, s, n in session.exec(statement).all()]
+
+
+def format_site_matrix(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
+    """Specimens per storage format and anatomical site."""
+    statement = _specimens(
+        select(Specimen.storage_format, AnatomicalSite.label, func.count()).select_from(Specimen), f
+    ).join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
+    statement = statement.group_by(Specimen.storage_format, AnatomicalSite.label)
+    return [{"storage_format": fmt, "site": s, "specimens": int(n)} for fmt, s, n in session.exec(statement).all()]
+
+
+def stock_by_format(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
+    """Specimens, those still in stock and the quantity remaining, by storage format and unit."""
+    available = case((Specimen.status.in_(IN_STOCK), 1), else_=0)
+    statement = _specimens(
+        select(
+            Specimen.storage_format,
+            Specimen.unit,
+            func.count(),
+            func.sum(available),
+            func.sum(Specimen.quantity_remaining * available),
+        ).select_from(Specimen),
+        f,
+    ).group_by(Specimen.storage_format, Specimen.unit).order_by(Specimen.storage_format, Specimen.unit)
+    return [
+        {"storage_format": fmt, "unit": unit, "specimens": int(total), "in_stock": int(stock or 0),
+         "quantity_remaining": round(float(remaining or 0), 2)}
+        for fmt, unit, total, stock, remaining in session.exec(statement).all()
+    ]
+
+
+# -- one donor ---------------------------------------------------------------------------------------------------
+
+
+def donor_codes(session: Session) -> list[str]:
+    return list(session.exec(select(Donor.code).order_by(Donor.code)).all())
+
+
+def donor_timeline(session: Session, code: str) -> dict[str, Any]:
+    """The clinical course in days before death and the post-mortem course in hours after death."""
+    donor = get_donor(session, code)
+    autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
+    course: list[dict[str, Any]] = []
+    if donor.diagnosis_days_before_death is not None:
+        course.append({"lane": "Diagnosis", "label": donor.primary_diagnosis or "diagnosis", "start": -donor.diagnosis_days_before_death, "end": None})
+    for line in session.exec(select(TreatmentLine).where(TreatmentLine.donor_id == donor.id).order_by(TreatmentLine.line_number)).all():
+        course.append({
+            "lane": "Treatment", "label": f"L{line.line_number}: {line.agents} ({line.best_response})",
+            "start": -line.start_days_before_death,
+            "end": -(line.end_days_before_death if line.end_days_before_death is not None else 0),
+        })
+    for event in session.exec(select(ClinicalEvent).where(ClinicalEvent.donor_id == donor.id).order_by(ClinicalEvent.days_before_death.desc())).all():
+        course.append({"lane": "Events", "label": event.kind.replace("_", " ") + (f" ({event.site_code})" if event.site_code else ""),
+                       "start": -event.days_before_death, "end": None})
+    post: list[dict[str, Any]] = []
+    if autopsy is not None and autopsy.death_at is not None:
+        course.append({"lane": "Death", "label": "death", "start": 0, "end": None})
+        death = autopsy.death_at
+
+        def h(t: datetime | None) -> float | None:
+            return round((t - death).total_seconds() / 3600, 3) if t is not None else None
+
+        for label, when in (("refrigerated", autopsy.refrigerated_at), ("autopsy start", autopsy.start_at), ("autopsy end", autopsy.end_at)):
+            if when is not None:
+                post.append({"event": label, "hours": h(when)})
+        first, last, n = session.exec(
+            select(func.min(Specimen.collected_at), func.max(Specimen.collected_at), func.count())
+            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+            .where(SamplingSite.autopsy_id == autopsy.id, Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood)
+        ).one()
+        if first is not None:
+            post.append({"event": "first specimen", "hours": h(first)})
+            post.append({"event": f"last specimen ({n} in all)", "hours": h(last)})
+    return {"course": course, "post_mortem": sorted(post, key=lambda e: e["hours"])}
+
+
+def donor_sites(session: Session, code: str) -> list[dict[str, Any]]:
+    """Every sampling site of the donor with its lesion, kind and how many specimens it gave (for the body map)."""
+    donor = get_donor(session, code)
+    counts = dict(
+        session.exec(
+            select(Specimen.sampling_site_id, func.count()).where(Specimen.donor_id == donor.id).group_by(Specimen.sampling_site_id)
+        ).all()
+    )
+    statement = (
+        select(SamplingSite.id, SamplingSite.code, SamplingSite.kind, SamplingSite.site_code, SamplingSite.laterality,
+               SamplingSite.tissue_status, AnatomicalSite.label, Lesion.code, Lesion.kind)
+        .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
+        .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)
+        .where(SamplingSite.donor_id == donor.id)
+        .order_by(SamplingSite.code)
+    )
+    return [
+        {
+            "sampling_site": site_code, "kind": kind, "site_code": anatomical, "site": label, "laterality": laterality,
+            "tissue_status": status, "lesion": lesion, "lesion_kind": lesion_kind,
+            "category": lesion_kind or kind, "specimens": int(counts.get(site_id, 0)),
+        }
+        for site_id, site_code, kind, anatomical, laterality, status, label, lesion, lesion_kind in session.exec(statement).all()
+    ]
+
+
+def donor_lesions(session: Session, code: str) -> list[dict[str, Any]]:
+    donor = get_donor(session, code)
+    regions: dict[int, list[str]] = {}
+    for lesion_id, region in session.exec(
+        select(SamplingSite.lesion_id, SamplingSite.code).where(SamplingSite.donor_id == donor.id, SamplingSite.lesion_id.is_not(None)).order_by(SamplingSite.code)
+    ).all():
+        regions.setdefault(lesion_id, []).append(region)
+    rows = session.exec(
+        select(Lesion, AnatomicalSite.label).join(AnatomicalSite, AnatomicalSite.code == Lesion.site_code)
+        .where(Lesion.donor_id == donor.id).order_by(Lesion.code)
+    ).all()
+    return [
+        {
+            "lesion": lesion.code, "site": label, "laterality": lesion.laterality, "kind": lesion.kind,
+            "bone_phenotype": lesion.bone_phenotype, "size_mm": lesion.size_mm, "imaging": lesion.imaging_response,
+            "er": lesion.er_status, "regions": ", ".join(regions.get(lesion.id, [])) or "none",  # type: ignore[arg-type]
+        }
+        for lesion, label in rows
+    ]
+
+
+def donor_specimens(session: Session, code: str) -> list[dict[str, Any]]:
+    """Every specimen of the donor with its parent and PMI (one donor: tens to a few hundred rows)."""
+    donor = get_donor(session, code)
+    autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
+    death = autopsy.death_at if autopsy else None
+    codes = dict(session.exec(select(Specimen.id, Specimen.code).where(Specimen.donor_id == donor.id)).all())
+    statement = (
+        select(Specimen, SamplingSite.code, SamplingSite.kind)
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .where(Specimen.donor_id == donor.id)
+        .order_by(SamplingSite.code, Specimen.code)
+    )
+    rows = []
+    for specimen, site, kind in session.exec(statement).all():
+        pmi = None if kind == SiteKind.premortem_blood else specimen_pmi(death, specimen.collected_at, specimen.stabilised_at)
+        rows.append({
+            "code": specimen.code, "parent": codes.get(specimen.parent_id) if specimen.parent_id else None,
+            "sampling_site": site, "lineage": specimen.lineage, "material_type": specimen.material_type,
+            "storage_format": specimen.storage_format, "status": specimen.status,
+            "quantity_remaining": specimen.quantity_remaining, "unit": specimen.unit,
+            "pmi_h": round(pmi.hours, 2) if pmi else None,
+            "cellularity_pct": specimen.tumour_cellularity_pct,
+        })
+    return rows
+
+
+def donor_models(session: Session, code: str) -> list[dict[str, Any]]:
+    """The donor's derived models when the models table exists: whichever of its columns name, kind and status it."""
+    if not has_models(session):
+        return []
+    donor = get_donor(session, code)
+    columns = {c["name"] for c in inspect(session.connection()).get_columns(MODEL_TABLE)}
+    source = next((c for c in ("source_specimen_id", "specimen_id") if c in columns), None)
+    if source is None and "donor_id" not in columns:
+        return []
+    shown = [c for c in ("code", "model_code", "kind", "status", "initiated_on", "established_on") if c in columns]
+    if not shown:
+        return []
+    cols = ", ".join(f"m.{c}" for c in shown)
+    if source is not None:
+        sql = f"SELECT {cols}, s.code AS source_specimen FROM {MODEL_TABLE} m JOIN specimen s ON s.id = m.{source} WHERE s.donor_id = :donor"
+        shown.append("source_specimen")
+    else:
+        sql = f"SELECT {cols} FROM {MODEL_TABLE} m WHERE m.donor_id = :donor"
+    rows = session.exec(text(sql).bindparams(donor=donor.id)).all()  # type: ignore[call-overload]
+    return [dict(zip(shown, row, strict=True)) for row in rows]
+
+
+# -- audit log ---------------------------------------------------------------------------------------------------
+
+
+def audit_filter_options(session: Session) -> dict[str, list[str]]:
+    users = session.exec(select(User.username).order_by(User.username)).all()
+    tables = session.exec(select(AuditLog.table_name).distinct().order_by(AuditLog.table_name)).all()
+    return {"users": list(users), "tables": list(tables)}
+
+
+def audit_page(
+    session: Session,
+    *,
+    username: str | None = None,
+    table: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the audit log, newest first, and how many rows match in all."""
+    conditions = []
+    if username:
+        conditions.append(AuditLog.user_id.in_(select(User.id).where(User.username == username)))
+    if table:
+        conditions.append(AuditLog.table_name == table)
+    if start is not None:
+        conditions.append(AuditLog.occurred_at >= start)
+    if end is not None:
+        conditions.append(AuditLog.occurred_at < end)
+    where = and_(True, *conditions)
+    total = session.exec(select(func.count()).select_from(AuditLog).where(where)).one()
+    statement = (
+        select(AuditLog, User.username)
+        .join(User, User.id == AuditLog.user_id, isouter=True)
+        .where(where)
+        .order_by(AuditLog.occurred_at.desc(), AuditLog.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [
+        {
+            "at": log.occurred_at, "user": name, "table": log.table_name, "row": log.row_id, "action": log.action,
+            "changes": _describe(log.action, log.changes or {}), "reason": log.reason,
+        }
+        for log, name in session.exec(statement).all()
+    ]
+    return rows, int(total)
+
+
+def _describe(action: str, changes: dict[str, Any]) -> str:
+    """``field: old → new`` for updates; ``field=value`` for inserts (bookkeeping columns left out)."""
+    skip = {"created_at", "created_by_id", "updated_at", "updated_by_id"}
+    if action == "insert":
+        return ", ".join(
+            f"{k}={_clip(v[1] if isinstance(v, list) and len(v) == 2 else v)}" for k, v in changes.items() if k not in skip
+        )
+    return ", ".join(f"{k}: {_short(v)}" for k, v in changes.items() if k not in skip)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) == 2:
+        return f"{_clip(value[0])} → {_clip(value[1])}"
+    return _clip(value)
+
+
+def _clip(value: Any, width: int = 40) -> str:
+    shown = "∅" if value is None else str(value)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+
+
+# -- specimen search ---------------------------------------------------------------------------------------------
+
+
+def resolve_specimen_code(session: Session, typed: str) -> str | None:
+    """The specimen code for what was typed or scanned: its code, its barcode, or its code in another case."""
+    value = (typed or "").strip()
+    if not value:
+        return None
+    for condition in (Specimen.code == value, Specimen.barcode == value, func.upper(Specimen.code) == value.upper()):
+        found = session.exec(select(Specimen.code).where(condition).limit(1)).first()
+        if found is not None:
+            return found
+    return None
+
+
+def similar_codes(session: Session, typed: str, *, limit: int = 10) -> list[str]:
+    """Codes starting with (or containing) what was typed, for a near miss."""
+    value = (typed or "").strip().upper()
+    if len(value) < 3:
+        return []
+    pattern = value.replace("%", "").replace("_", "\\_")
+    rows = session.exec(
+        select(Specimen.code).where(func.upper(Specimen.code).like(f"%{pattern}%", escape="\\")).order_by(Specimen.code).limit(limit)
+    ).all()
+    return list(rows)

@@ -1,0 +1,93 @@
+"""Cached loaders for the cohort overview, the donor view, the specimen view and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from biobank import queries, queries_cohort
+from biobank.queries_cohort import CohortFilter
+from dashboards.data import read_session
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def filter_options(_url: str) -> dict[str, Any]:
+    with read_session() as session:
+        return queries_cohort.filter_options(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cohort(_url: str, f: CohortFilter) -> dict[str, Any]:
+    """Every aggregate the overview draws, for one filter."""
+    with read_session() as session:
+        models = queries_cohort.model_counts(session)
+        return {
+            "counts": queries_cohort.cohort_counts(session, f),
+            "pmi": pd.DataFrame(queries_cohort.pmi_histogram(session, f), columns=["pmi_hours", "specimens"]),
+            "cases": pd.DataFrame(queries_cohort.case_pmi_summary(session, f)),
+            "donor_sites": pd.DataFrame(queries_cohort.donor_site_matrix(session, f), columns=["donor", "site", "sampling_sites"]),
+            "format_sites": pd.DataFrame(queries_cohort.format_site_matrix(session, f), columns=["storage_format", "site", "specimens"]),
+            "stock": pd.DataFrame(queries_cohort.stock_by_format(session, f)),
+            "has_models": queries_cohort.has_models(session),
+            "models": models,
+            "take_rate": queries_cohort.take_rate(models),
+        }
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def case_specimen_pmis(_url: str, cases: tuple[str, ...]) -> pd.DataFrame:
+    with read_session() as session:
+        return pd.DataFrame(queries_cohort.case_specimen_pmis(session, list(cases)))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def donor_codes(_url: str) -> list[str]:
+    with read_session() as session:
+        return queries_cohort.donor_codes(session)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def donor(_url: str, code: str) -> dict[str, Any]:
+    with read_session() as session:
+        return {
+            "detail": queries.donor_detail(session, code),
+            "timeline": queries_cohort.donor_timeline(session, code),
+            "sites": pd.DataFrame(queries_cohort.donor_sites(session, code)),
+            "lesions": pd.DataFrame(queries_cohort.donor_lesions(session, code)),
+            "specimens": pd.DataFrame(queries_cohort.donor_specimens(session, code)),
+            "models": pd.DataFrame(queries_cohort.donor_models(session, code)),
+        }
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def specimen(_url: str, code: str) -> dict[str, Any]:
+    with read_session() as session:
+        return queries.specimen_detail(session, code)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def audit_options(_url: str) -> dict[str, list[str]]:
+    with read_session() as session:
+        return queries_cohort.audit_filter_options(session)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def audit_page(
+    _url: str, username: str | None, table: str | None, start: datetime | None, end: datetime | None, limit: int, offset: int
+) -> tuple[pd.DataFrame, int]:
+    with read_session() as session:
+        rows, total = queries_cohort.audit_page(
+            session, username=username, table=table, start=start, end=end, limit=limit, offset=offset
+        )
+    return pd.DataFrame(rows, columns=["at", "user", "table", "row", "action", "changes", "reason"]), total
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def find_specimen(_url: str, typed: str) -> tuple[str | None, list[str]]:
+    """The code a typed or scanned value stands for, or near matches."""
+    with read_session() as session:
+        code = queries_cohort.resolve_specimen_code(session, typed)
+        return code, ([] if code else queries_cohort.similar_codes(session, typed))

@@ -1,0 +1,355 @@
+"""Live autopsy board: the clock since death, one form per region that makes all its specimens, the checklist of
+what is still missing, PMI warnings, labels for what was just made, and audited corrections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from biobank.config import get_settings
+from biobank.errors import BiobankError
+from biobank.labels import LabelData, render_pdf
+from biobank.services import collection, specimens
+from biobank.services.auth import Action, can
+from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest
+from biobank.services.donors import get_donor
+from biobank.sites import load_sites
+from biobank.timing import pmi_flag
+from biobank.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
+from dashboards import data, data_board
+from dashboards.clock import pmi_clock
+from dashboards.forms import CORRECTION_FIELDS, parse_correction
+from dashboards.session import current_user
+
+settings = get_settings()
+zone = settings.zone
+
+KIND_LABELS = {
+    SiteKind.tumour_region.value: "Lesion region",
+    SiteKind.normal_tissue.value: "Normal tissue",
+    SiteKind.germline_blood.value: "Germline blood",
+    SiteKind.bone_marrow.value: "Bone marrow",
+}
+FORMAT_LABELS = {
+    "snap_frozen": "Snap-frozen (LN2)",
+    "oct": "OCT-embedded, frozen",
+    "ffpe": "FFPE block",
+    "rnalater": "RNAlater",
+    "viable_cryo": "Viable cryopreserved (DMSO)",
+    "fresh": "Fresh, into medium (organoid/PDX)",
+    "frozen": "Frozen",
+}
+DONE = ":green[:material/check_circle:]"
+TODO = ":orange[:material/radio_button_unchecked:]"
+UNIT_LABELS = {"mg": "mg", "ul": "µL", "blocks": "blocks", "cells": "cells", "sections": "sections", "ng": "ng"}
+
+
+def formats_for(kind: str, model_consent: bool) -> list[tuple[FormatRequest, bool]]:
+    """The formats the form offers for a kind of sample, each with whether it is ticked by default."""
+    if kind == SiteKind.germline_blood:
+        return [(FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul, count=2), True)]
+    if kind == SiteKind.bone_marrow:
+        return [
+            (FormatRequest(StorageFormat.viable_cryo, 1000, QuantityUnit.ul, count=2), True),
+            (FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul), True),
+        ]
+    offered = [*DEFAULT_REGION_FORMATS, FormatRequest(StorageFormat.fresh, 100, QuantityUnit.mg)]
+    if kind == SiteKind.normal_tissue:
+        default = {"snap_frozen", "ffpe", "rnalater"}
+    else:
+        default = {"snap_frozen", "oct", "ffpe", "rnalater"} | ({"viable_cryo"} if model_consent else set())
+    return [(request, str(request.storage_format) in default) for request in offered]
+
+
+def local(value: datetime | None) -> str:
+    return value.astimezone(zone).strftime("%d %b %Y %H:%M") if value is not None else "—"
+
+
+def now_local() -> datetime:
+    return datetime.now(zone).replace(second=0, microsecond=0, tzinfo=None)
+
+
+st.title("Live autopsy board")
+
+cases = data_board.running_cases(data.url())
+if not cases:
+    st.info(
+        "No autopsy is in progress. A case appears here once it has a time of death and a start time "
+        "(`biobank` services `open_autopsy` / `update_autopsy_times`)."
+    )
+    st.stop()
+
+labels = {c["case"]: f"{c['case']} · donor {c['donor']} · died {local(c['death_at'])}" for c in cases}
+case = st.selectbox("Running case", list(labels), format_func=labels.get, key="board_case")
+state = data_board.case_state(data.url(), case)
+header, summary, specimens_df = state["header"], state["summary"], state["specimens"]
+death_at: datetime = header["death_at"]
+
+with data.read_session() as session:
+    user = current_user(session)
+    may_enter = can(user, Action.enter)
+    may_correct = can(user, Action.correct)
+
+clock_col, facts_col, check_col = st.columns([4, 3, 5], gap="large")
+with clock_col:
+    pmi_clock(death_at, target_hours=settings.pmi_target_hours, limit_hours=settings.pmi_limit_hours)
+with facts_col:
+    st.markdown(
+        f"**Donor {header['donor']}** · {header['diagnosis'] or 'diagnosis not recorded'}  \n"
+        f"Death {local(death_at)} · refrigerated {local(header['refrigerated_at'])}  \n"
+        f"Autopsy started {local(header['start_at'])} · {header['prosector'] or 'prosector not recorded'}"
+    )
+    median = summary["median_pmi_hours"]
+    st.markdown(
+        f"**{header['primary_specimens']}** specimens · median PMI **{f'{median:.1f} h' if median is not None else '—'}** · "
+        f"**{summary['specimens_beyond_limit']}** past the limit"
+    )
+with check_col:
+    items = state["checklist"]
+    done = sum(1 for i in items if i["done"])
+    st.markdown(f"**Checklist** · {done} of {len(items)} done")
+    lines = [
+        f"{DONE if i['done'] else TODO} {i['label']} — <span style='color:#666'>{i['detail']}</span>"
+        for i in sorted(items, key=lambda i: i["done"])
+    ]
+    st.markdown("<br>".join(lines), unsafe_allow_html=True)
+
+
+@st.fragment(run_every=timedelta(seconds=30))
+def pmi_warnings() -> None:
+    """Refreshes on its own every 30 s so the warnings follow the clock without a click."""
+    hours = (datetime.now(UTC) - death_at).total_seconds() / 3600
+    flag = pmi_flag(hours, target_hours=settings.pmi_target_hours, limit_hours=settings.pmi_limit_hours)
+    if flag == "past limit":
+        st.error(
+            f"The case is {hours:.1f} h after death, past the {settings.pmi_limit_hours:g} h limit: "
+            "every specimen stabilised from now on is flagged."
+        )
+    elif flag == "past target":
+        st.warning(
+            f"The case is {hours:.1f} h after death, past the {settings.pmi_target_hours:g} h target: "
+            f"{settings.pmi_limit_hours - hours:.1f} h remain before the limit. Stabilise the priority regions first."
+        )
+    if not specimens_df.empty:
+        past = specimens_df[specimens_df["flag"].isin(["past target", "past limit"])]
+        if len(past):
+            counts = past["flag"].value_counts().to_dict()
+            st.caption(
+                f"Specimens of this case beyond the target: {counts.get('past target', 0)}; "
+                f"beyond the limit: {counts.get('past limit', 0)}."
+            )
+
+
+pmi_warnings()
+
+flash = st.session_state.pop("board_flash", None)
+if flash:
+    st.success(flash)
+
+if not may_enter:
+    st.info("Your role can look at the board but not record collections.")
+
+form_col, made_col = st.columns([5, 6], gap="large")
+
+with form_col:
+    if may_enter:
+        st.subheader("Record a region")
+        n = st.session_state.setdefault("board_form_n", 0)
+        kind = st.radio(
+            "What was taken", list(KIND_LABELS), format_func=KIND_LABELS.get, horizontal=True, key="board_kind",
+        ) or SiteKind.tumour_region.value
+        lesions = state["lesions"]
+        lesion = None
+        if kind == SiteKind.tumour_region:
+            if not lesions:
+                st.warning("This donor has no lesions yet: add one below first.")
+            else:
+                by_code = {row["code"]: row for row in lesions}
+                lesion_code = st.selectbox(
+                    "Lesion", list(by_code), key="board_lesion",
+                    format_func=lambda c: f"{c} · {by_code[c]['site']} ({by_code[c]['kind'].replace('_', ' ')}) · "
+                    f"{by_code[c]['regions']} region(s) so far",
+                )
+                lesion = by_code[lesion_code]
+        model_consent = any(i["key"] == "viable" and "not consented" not in i["detail"] for i in items)
+        offered = formats_for(kind, model_consent)
+        excised_key = f"board_excised_{n}"
+        if excised_key not in st.session_state:
+            st.session_state[excised_key] = now_local()
+        with st.form(f"board_region_{n}", border=True):
+            site_code = None
+            tissue_status = TissueStatus.normal.value
+            distance = None
+            label = None
+            if kind == SiteKind.tumour_region and lesion is not None:
+                a, b = st.columns([1, 2])
+                label = a.text_input("Region label", value=lesion["next_label"], key=f"board_label_{n}", max_chars=3)
+                b.caption(f"Site: {lesion['site']} ({lesion['site_code']}), laterality {lesion['laterality'].replace('_', ' ')}")
+                site_code = lesion["site_code"]
+            elif kind == SiteKind.normal_tissue:
+                sites = {code: s.label for code, s in load_sites().items() if s.category not in {"blood", "bone_marrow"}}
+                a, b, c = st.columns([2, 2, 1])
+                site_code = a.selectbox("Tissue", list(sites), format_func=lambda c: f"{sites[c]} ({c})", key=f"board_site_{n}",
+                                        index=list(sites).index("LIVER"))
+                tissue_status = b.selectbox("Status", [TissueStatus.normal.value, TissueStatus.adjacent_normal.value],
+                                            format_func=lambda s: s.replace("_", " "), key=f"board_status_{n}")
+                distance = c.number_input("mm to tumour", min_value=0.0, value=None, step=5.0, key=f"board_distance_{n}")
+            else:
+                site_code = "BLOOD" if kind == SiteKind.germline_blood else "BONE_MARROW"
+            t1, t2 = st.columns([3, 2])
+            excised_local = t1.datetime_input(
+                f"Excised ({settings.timezone})", key=excised_key, step=60, format="YYYY-MM-DD",
+            )
+            stab_minutes = t2.number_input("Stabilised, minutes after excision", min_value=0, max_value=600, value=5,
+                                           step=1, key=f"board_stab_{n}")
+            st.markdown("**Storage formats** (pieces × quantity each)")
+            chosen: list[tuple[FormatRequest, Any, Any, Any]] = []
+            for request, ticked in offered:
+                fmt = str(request.storage_format)
+                c1, c2, c3 = st.columns([5, 2, 3])
+                make = c1.checkbox(FORMAT_LABELS[fmt], value=ticked, key=f"board_make_{fmt}_{n}")
+                count = c2.number_input("pieces", min_value=1, max_value=20, value=request.count, key=f"board_count_{fmt}_{n}",
+                                        label_visibility="collapsed")
+                quantity = c3.number_input(UNIT_LABELS[str(request.unit)], min_value=0.0, value=float(request.quantity),
+                                           key=f"board_qty_{fmt}_{n}", label_visibility="collapsed",
+                                           help=f"quantity per piece, {UNIT_LABELS[str(request.unit)]}")
+                chosen.append((request, make, count, quantity))
+            gross = st.text_input("Gross description (optional)", key=f"board_gross_{n}")
+            submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{n}")
+        if submitted:
+            try:
+                if excised_local is None:
+                    raise BiobankError("excised_at: give the excision time")
+                excised = excised_local.replace(tzinfo=zone).astimezone(UTC)
+                stabilised = excised + timedelta(minutes=int(stab_minutes))
+                requests = [
+                    FormatRequest(
+                        request.storage_format, float(quantity), request.unit, count=int(count),
+                        stabilised_at=stabilised, fixative=request.fixative,
+                    )
+                    for request, make, count, quantity in chosen
+                    if make
+                ]
+                with data.unit_of_work() as session:
+                    made = collection.collect_region(
+                        session, actor=current_user(session), case_code=case, kind=kind, site_code=site_code or "",
+                        excised_at=excised, formats=requests,
+                        lesion_code=lesion["code"] if kind == SiteKind.tumour_region and lesion else None,
+                        region_label=(label or "").strip().upper() or None,
+                        tissue_status=tissue_status if kind == SiteKind.normal_tissue else None,
+                        distance_to_tumour_mm=distance,
+                        gross_description=gross.strip() or None,
+                    )
+                    just_made = {
+                        "case": case,
+                        "region": made.site.code,
+                        "site": site_code,
+                        "donor": header["donor"],
+                        "excised": local(excised),
+                        "specimens": [
+                            {"code": s.code, "storage_format": s.storage_format, "quantity": s.quantity, "unit": s.unit}
+                            for s in made.specimens
+                        ],
+                    }
+            except BiobankError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["board_last"] = just_made
+                st.session_state["board_form_n"] = n + 1
+                st.rerun()
+
+        with st.expander("Add a lesion found at the table"):
+            with st.form("board_add_lesion"):
+                sites = {code: s.label for code, s in load_sites().items() if s.category not in {"blood"}}
+                a, b, c = st.columns([3, 2, 2])
+                new_site = a.selectbox("Site", list(sites), format_func=lambda c: f"{sites[c]} ({c})", key="board_new_lesion_site")
+                new_kind = b.selectbox("Kind", [k.value for k in LesionKind], index=1, format_func=lambda k: k.replace("_", " "),
+                                       key="board_new_lesion_kind")
+                new_side = c.selectbox("Laterality", ["", *[v.value for v in Laterality]], key="board_new_lesion_side",
+                                       format_func=lambda v: v.replace("_", " ") or "(default)")
+                add = st.form_submit_button("Add lesion", key="board_new_lesion_submit")
+            if add:
+                try:
+                    with data.unit_of_work() as session:
+                        donor = get_donor(session, header["donor"])
+                        code = collection.next_lesion_code(session, donor)
+                        collection.add_lesion(session, actor=current_user(session), donor_code=header["donor"], code=code,
+                                              site_code=new_site, kind=new_kind, laterality=new_side or None)
+                except BiobankError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state["board_flash"] = f"Lesion {code} added ({sites[new_site]})."
+                    st.rerun()
+
+with made_col:
+    last = st.session_state.get("board_last")
+    if last and last["case"] == case:
+        st.subheader(f"Just made: {last['region']}")
+        made_df = pd.DataFrame(last["specimens"])
+        st.success(f"{len(made_df)} specimens from region {last['region']}, excised {last['excised']}.")
+        st.dataframe(made_df, hide_index=True, width="stretch", key="board_made_table")
+        tubes = [s for s in last["specimens"] if s["storage_format"] != "ffpe"]
+        blocks = [s for s in last["specimens"] if s["storage_format"] == "ffpe"]
+
+        def label_sheet(rows: list[dict[str, Any]], fmt: str) -> bytes:
+            return render_pdf(
+                [LabelData(code=s["code"], donor=last["donor"], site=str(last["site"]), storage_format=s["storage_format"],
+                           date=last["excised"][:11]) for s in rows],
+                fmt,
+            )
+
+        l1, l2 = st.columns(2)
+        if tubes:
+            l1.download_button("Tube labels (PDF)", label_sheet(tubes, "cryotube"), f"labels-{last['region']}-tubes.pdf",
+                               "application/pdf", key="board_labels_tubes")
+        if blocks:
+            l2.download_button("Cassette labels (PDF)", label_sheet(blocks, "cassette"), f"labels-{last['region']}-cassettes.pdf",
+                               "application/pdf", key="board_labels_cassettes")
+    st.subheader("Specimens of this case")
+    if specimens_df.empty:
+        st.caption("None yet.")
+    else:
+        shown = specimens_df.assign(
+            excised=specimens_df["excised_at"].map(lambda t: t.astimezone(zone).strftime("%H:%M")),
+            format=specimens_df["storage_format"].str.replace("_", " "),
+        )[["code", "format", "excised", "pmi_hours", "flag"]]
+        st.dataframe(
+            shown, hide_index=True, width="stretch", height=360, key="board_specimens",
+            column_config={
+                "code": st.column_config.TextColumn(width="medium"),
+                "format": st.column_config.TextColumn(width="small"),
+                "excised": st.column_config.TextColumn(width="small"),
+                "pmi_hours": st.column_config.NumberColumn("PMI h", format="%.1f", width="small"),
+                "flag": st.column_config.TextColumn("PMI flag", width="small"),
+            },
+        )
+
+    if may_correct and not specimens_df.empty:
+        with st.expander("Correct a mistaken entry"):
+            st.caption("Corrections are recorded in the audit trail with your reason; the old value is kept there.")
+            with st.form("board_correct"):
+                code = st.selectbox("Specimen", specimens_df["code"].tolist(), key="board_correct_code")
+                field = st.selectbox("Field", list(CORRECTION_FIELDS), format_func=lambda f: CORRECTION_FIELDS[f][0],
+                                     key="board_correct_field")
+                value = st.text_input("New value", key="board_correct_value",
+                                      help=f"Times as YYYY-MM-DD HH:MM ({settings.timezone}); quantities as numbers")
+                reason = st.text_input("Reason", key="board_correct_reason")
+                fix = st.form_submit_button("Save correction", key="board_correct_submit")
+            if fix:
+                try:
+                    parsed = parse_correction(field, value, zone)
+                    with data.unit_of_work() as session:
+                        changes = {field: parsed}
+                        current = specimens.get_specimen(session, code)
+                        if field == "quantity" and current.quantity_remaining == current.quantity:
+                            changes["quantity_remaining"] = parsed  # nothing was taken yet: the remainder follows
+                        specimens.correct_specimen(session, actor=current_user(session), code=code, reason=reason,
+                                                   **changes)
+                except BiobankError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state["board_flash"] = f"{code}: {CORRECTION_FIELDS[field][0].lower()} corrected (audited)."
+                    st.rerun()

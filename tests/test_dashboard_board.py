@@ -1,0 +1,121 @@
+"""The live autopsy board: the region form makes the right specimens, corrections are audited, roles are respected."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from biobank.config import get_settings
+from biobank.db import session_scope
+from biobank.models import AuditLog, SamplingSite, Specimen
+from biobank.services import collection, donors
+from biobank.services.collection import FormatRequest
+from tests.apptest import assert_no_exception, make_app
+
+DONE = ":green[:material/check_circle:]"
+TODO = ":orange[:material/radio_button_unchecked:]"
+
+
+@pytest.fixture
+def running_case(engine, tech):
+    """A case started three hours after a death 7 h ago (past the 6 h target), one liver metastasis."""
+    death = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=7)
+    with session_scope(engine) as session:
+        donors.register_donor(session, actor=tech, code="RA-0100", sex="female", primary_diagnosis="Breast carcinoma")
+        donors.record_consent(session, actor=tech, donor_code="RA-0100", given_by="donor",
+                              consented_on=(death - timedelta(days=40)).date(), scopes={"research_use"})
+        collection.open_autopsy(session, actor=tech, donor_code="RA-0100", case_code="RAP-T-100", death_at=death,
+                                start_at=death + timedelta(hours=3))
+        collection.add_lesion(session, actor=tech, donor_code="RA-0100", code="L01", site_code="LIVER", kind="metastasis")
+    return death
+
+
+def board(db_url, username):
+    at = make_app(db_url, page="board")
+    at.session_state["username"] = username
+    return at.run()
+
+
+def test_the_board_shows_the_running_case_the_checklist_and_the_past_target_warning(db_url, running_case):
+    at = board(db_url, "tech")
+    assert_no_exception(at)
+    assert at.selectbox(key="board_case").value == "RAP-T-100"
+    text = " ".join(m.value for m in at.markdown)
+    assert f"{TODO} Germline blood" in text and f"{TODO} Normal liver" in text and "L01 liver" in text
+    assert any("past the 6 h target" in w.value for w in at.warning)
+
+
+def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, engine, running_case):
+    at = board(db_url, "tech")
+    assert at.text_input(key="board_label_0").value == "A"
+    at.checkbox(key="board_make_oct_0").uncheck()
+    at.number_input(key="board_count_snap_frozen_0").set_value(3)
+    at.number_input(key="board_qty_rnalater_0").set_value(20.0)
+    at.session_state["board_excised_0"] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key="board_submit_0").click().run()
+    assert_no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    with session_scope(engine) as session:
+        site = session.exec(select(SamplingSite).where(SamplingSite.code == "L01-A")).one()
+        made = {s.code: s for s in session.exec(select(Specimen).where(Specimen.sampling_site_id == site.id)).all()}
+    assert sorted(made) == ["RA0100-L01A-FF1", "RA0100-L01A-RL1", "RA0100-L01A-SF1", "RA0100-L01A-SF2", "RA0100-L01A-SF3"]
+    assert made["RA0100-L01A-RL1"].quantity == 20.0
+    assert made["RA0100-L01A-FF1"].fixative == "nbf"
+    assert all(s.stabilised_at - s.collected_at == timedelta(minutes=5) for s in made.values())
+    assert "Just made: L01-A" in [s.value for s in at.subheader]
+    assert at.text_input(key="board_label_1").value == "B"  # a fresh form for the next region
+
+
+def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url, engine, running_case, tech):
+    with session_scope(engine) as session:
+        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
+                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
+                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+    at = board(db_url, "tech")
+    at.text_input(key="board_label_0").set_value("A")
+    at.form_submit_button(key="board_submit_0").click().run()
+    assert "already collected" in at.error[0].value
+    with session_scope(engine) as session:
+        assert len(session.exec(select(Specimen)).all()) == 1
+
+
+def test_germline_blood_from_the_board_clears_its_checklist_item(db_url, engine, running_case):
+    at = board(db_url, "tech")
+    at.radio(key="board_kind").set_value("germline_blood").run()
+    at.form_submit_button(key="board_submit_0").click().run()
+    assert_no_exception(at)
+    with session_scope(engine) as session:
+        codes = sorted(s.code for s in session.exec(select(Specimen)).all())
+    assert codes == ["RA0100-GB1-FZ1", "RA0100-GB1-FZ2"]
+    assert f"{DONE} Germline blood" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_correction_from_the_board_is_audited_with_its_reason(db_url, engine, running_case, tech):
+    with session_scope(engine) as session:
+        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
+                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
+                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+    at = board(db_url, "tech")
+    at.selectbox(key="board_correct_code").set_value("RA0100-L01A-SF1")
+    at.selectbox(key="board_correct_field").set_value("quantity")
+    at.text_input(key="board_correct_value").set_value("45")
+    at.text_input(key="board_correct_reason").set_value("scale was not tared")
+    at.form_submit_button(key="board_correct_submit").click().run()
+    assert_no_exception(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("corrected" in s.value for s in at.success)
+    with session_scope(engine) as session:
+        specimen = session.exec(select(Specimen)).one()
+        assert specimen.quantity == 45.0 and specimen.version == 2
+        audit = session.exec(select(AuditLog).where(AuditLog.reason == "scale was not tared")).all()
+    assert audit and audit[0].changes["quantity"] == [50.0, 45.0] and audit[0].changes["quantity_remaining"] == [50.0, 45.0]
+
+
+def test_a_pi_cannot_open_the_board(db_url, running_case, pi):
+    at = make_app(db_url)
+    at.session_state["username"] = "pi"
+    at.run()
+    with pytest.raises(Exception):  # noqa: B017 - AppTest raises when the page is not in the navigation
+        at.switch_page("views/board.py").run()
