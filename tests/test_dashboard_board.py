@@ -117,5 +117,5 @@ def test_a_pi_cannot_open_the_board(db_url, running_case, pi):
     at = make_app(db_url)
     at.session_state["username"] = "pi"
     at.run()
-    with pytest.raises(Exception):  # noqa: B017 - AppTest raises when the page is not in the navigation
+    with pytest.raises(Exception):
         at.switch_page("views/board.py").run()
