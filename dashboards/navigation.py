@@ -36,7 +36,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Material", "storage", "Storage", ":material/kitchen:"),
     PageSpec("Material", "distribution", "Distribution", ":material/local_shipping:"),
     PageSpec("Models", "models", "Derived models", ":material/biotech:"),
-    PageSpec("Analysis", "planner", "Planner", ":material/account_tree:", roles=REVIEW),
+    PageSpec("Analysis", "planner", "Planner", ":material/account_tree:"),
     PageSpec("Data", "import_data", "Import data", ":material/upload_file:", roles=STAFF_WRITE),
     PageSpec("Admin", "audit", "Audit log", ":material/history:", roles=frozenset({"admin"})),
 ]

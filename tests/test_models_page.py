@@ -19,8 +19,10 @@ def _model(engine, tech, death) -> str:
         return model.code
 
 
-def test_page_renders_on_an_empty_database(db_url):
-    at = make_app(db_url, page="models").run()
+def test_page_renders_on_an_empty_database(db_url, viewer):
+    at = make_app(db_url, page="models")
+    at.session_state["username"] = "viewer"
+    at.run()
     assert_no_exception(at)
     assert any("No derived models yet" in i.value for i in at.info)
 
