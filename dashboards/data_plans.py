@@ -60,3 +60,10 @@ def export_bytes(_url: str, plan_code: str, target: str, username: str) -> tuple
         return files, None
     except Exception as exc:  # shown next to the button: a refused export is information, not a crash
         return None, str(exc).splitlines()[0]
+
+
+def site_codes(_url: str) -> list[str]:
+    """Anatomical-site codes a plan may name as its primary site (the shipped vocabulary)."""
+    from biobank.sites import load_sites
+
+    return sorted(load_sites())

@@ -183,3 +183,25 @@ def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, d
     assert (tmp_path / "sheet.csv").read_text().startswith("patient,sex,status,sample")
     result = runner.invoke(app, ["plan", "approve", "WGS-1", "--user", "tech"])
     assert result.exit_code == 2 and "technician" in result.output
+
+
+def test_a_draft_can_name_its_primary_site_or_mark_it_unknown(engine):
+    from biobank.db import session_scope as scope
+    from biobank.demo import load_demo
+    from biobank.errors import ValidationError as Invalid
+    from biobank.services import planning as plans
+    from biobank.services.auth import get_user
+
+    with scope(engine) as session:
+        load_demo(session, donors_count=2, seed=7)
+    with scope(engine) as session:
+        pi = get_user(session, "pi")
+        plans.create_plan(session, actor=pi, code="MIG-1", name="Migration", purpose="migration_history", assay="wgs",
+                          donor_codes=["RA-0001"])
+        plan = plans.update_plan_settings(session, actor=pi, plan_code="MIG-1", primary_site_code="BREAST", target_depth=90)
+        assert (plan.primary_site_code, plan.unknown_primary, plan.target_depth) == ("BREAST", False, 90)
+        plan = plans.update_plan_settings(session, actor=pi, plan_code="MIG-1", unknown_primary=True)
+        assert (plan.primary_site_code, plan.unknown_primary) == (None, True)
+    with pytest.raises(Invalid, match="cannot be given together"), scope(engine) as session:
+        pi = get_user(session, "pi")
+        plans.update_plan_settings(session, actor=pi, plan_code="MIG-1", primary_site_code="BREAST", unknown_primary=True)

@@ -393,6 +393,33 @@ def create_plan(
     return plan
 
 
+def update_plan_settings(
+    session: Session,
+    *,
+    actor: User | None,
+    plan_code: str,
+    target_depth: float | None = None,
+    primary_site_code: str | None = None,
+    unknown_primary: bool = False,
+) -> AnalysisPlan:
+    """Change a draft's target depth and primary site (or mark the primary unknown), as the rules may ask."""
+    require(actor, Action.plan)
+    plan = _get_draft(session, plan_code)
+    if target_depth is not None and target_depth <= 0:
+        raise invalid("target_depth", target_depth, "must be positive (e.g. 60 for 60x)")
+    if unknown_primary and primary_site_code:
+        raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
+    if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
+        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
+    act_as(session, actor)
+    if target_depth is not None:
+        plan.target_depth = target_depth
+    plan.primary_site_code = primary_site_code
+    plan.unknown_primary = unknown_primary
+    session.flush()
+    return plan
+
+
 def _add_donors(session: Session, plan: AnalysisPlan, donors: pd.DataFrame, *, use_suggestion: bool) -> None:
     for donor_id in donors["donor_id"]:
         session.add(PlanDonor(plan_id=_id(plan), donor_id=int(donor_id)))

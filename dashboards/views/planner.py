@@ -53,6 +53,20 @@ else:
     assay, purpose, donor_codes, status = state["assay"], state["purpose"], state["donor_codes"], state["status"]
     st.markdown(f"**{state['name']}**: {purpose.replace('_', ' ')}, {assay}, status **{status}**")
 
+# The primary site for migration analyses: the donors' records, a named site, or unknown (DOMAIN.md §6 rule 3).
+FROM_RECORD, UNKNOWN = "(as on the donor records)", "(unknown primary)"
+site_codes = data_plans.site_codes(url)
+current = UNKNOWN if state and state["unknown_primary"] else (state["primary_site_code"] if state else None) or FROM_RECORD
+primary_choice = st.selectbox(
+    "Primary site (for migration analyses)",
+    [FROM_RECORD, UNKNOWN, *site_codes],
+    index=[FROM_RECORD, UNKNOWN, *site_codes].index(current) if current in site_codes or current in (FROM_RECORD, UNKNOWN) else 0,
+    key=f"planner_primary_{plan_code}",
+    disabled=status != "draft" or not may_plan,
+)
+chosen_primary = primary_choice if primary_choice not in (FROM_RECORD, UNKNOWN) else None
+chosen_unknown = primary_choice == UNKNOWN
+
 if not donor_codes:
     st.info("Choose one or more donors to see the suggested plan.")
     st.stop()
@@ -97,8 +111,8 @@ selection = pd.DataFrame({"specimen_id": [ids[c] for c in included["specimen_cod
 
 ctx = PlanContext(
     purpose=purpose, assay=assay, donors=donors, specimens=specimens, selection=selection,
-    primary_site_code=state["primary_site_code"] if state else None,
-    unknown_primary=bool(state["unknown_primary"]) if state else False,
+    primary_site_code=chosen_primary,
+    unknown_primary=chosen_unknown,
 )
 report = run_rules(ctx)
 
@@ -139,7 +153,8 @@ if may_plan and state is None:
             try:
                 with data.unit_of_work() as session:
                     planning.create_plan(session, actor=current_user(session), code=code.strip(), name=name, purpose=purpose,
-                                         assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False)
+                                         assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False,
+                                         primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
                     planning.set_specimens(session, actor=current_user(session), plan_code=code.strip(), selection=rows)
                 st.session_state["planner_saved"] = code.strip()
                 st.rerun()
@@ -150,6 +165,8 @@ elif state is not None and status == "draft":
     if may_plan and left.button("Save changes", key="planner_save"):
         try:
             with data.unit_of_work() as session:
+                planning.update_plan_settings(session, actor=current_user(session), plan_code=plan_code,
+                                              primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
                 planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
             st.success("Saved.")
         except BiobankError as exc:
@@ -157,6 +174,8 @@ elif state is not None and status == "draft":
     if may_approve and right.button("Approve", key="planner_approve", type="primary"):
         try:
             with data.unit_of_work() as session:
+                planning.update_plan_settings(session, actor=current_user(session), plan_code=plan_code,
+                                              primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
                 planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
                 planning.approve_plan(session, actor=current_user(session), plan_code=plan_code)
             st.rerun()
