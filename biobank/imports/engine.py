@@ -18,8 +18,7 @@ How an import runs (:func:`run_import`):
    columns present in the file whose value differs (an unchanged row writes nothing, not even an audit row), and
    never the identity columns (a row cannot move a specimen to another donor).
 
-Adding a kind (e.g. ``placements`` or ``models``/``passages`` once their tables exist) is adding one class to a
-module and calling :func:`register`:
+Adding a kind is adding one class to a module and calling :func:`register` (``placements`` is built like this):
 
 .. code-block:: python
 
@@ -47,8 +46,8 @@ module and calling :func:`register`:
             ...
 
 The spec's columns give the template (:mod:`biobank.imports.templates`), the CLI and the dashboard page for free.
-The foundation kinds live in :mod:`biobank.imports.kinds`; storage placements and derived models/passages are still
-to be added there as their tables arrive.
+The kinds live in :mod:`biobank.imports.kinds`. A self-referencing kind names its in-file key with :meth:`Kind.natural`
+(a code by default; a passage's is its model and label).
 """
 
 from __future__ import annotations
@@ -371,6 +370,10 @@ class Kind:
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """Side effects of new rows (custody events, status changes), in the same transaction."""
+
+    def natural(self, record: dict[str, Any]) -> Any:
+        """The in-file key a self-referencing kind's rows are named by (``pending`` values): its ``code``."""
+        return record["code"]
 
     def column(self, name: str) -> Column:
         return self._by_name()[name]
@@ -834,8 +837,8 @@ def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> 
 
 
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:
-    """The in-file key a self-referencing kind uses (its ``code``)."""
-    return record["code"]
+    """The in-file key a self-referencing kind uses (its ``code`` unless the kind says otherwise)."""
+    return spec.natural(record)
 
 
 def _plain(value: Any) -> Any:
