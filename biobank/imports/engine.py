@@ -67,7 +67,7 @@ from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from biobank.audit import act_as, audit_changes_for_insert, record_bulk
+from biobank.audit import REDACTED, act_as, audit_changes_for_insert, record_bulk
 from biobank.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
@@ -577,12 +577,12 @@ def _validate(
             return
         present = frozenset(col.name for col in columns)
         res.state["present"] = present
-        caches: dict[str, dict[Any, Any]] = {col.name: {} for col in columns}
+        plan: list[tuple[Column, dict[Any, Any]]] = [(col, {}) for col in columns]
         seen: dict[tuple[Any, ...], int] = {}
         chunk: list[Staged] = []
         for source_row in rows:
             report.rows += 1
-            chunk.append(_coerce_row(spec, columns, caches, ctx, source_row.number, source_row.cells, report))
+            chunk.append(_coerce_row(spec, plan, ctx, source_row.number, source_row.cells, report))
             if len(chunk) >= CHUNK_ROWS:
                 _finish_chunk(spec, chunk, res, seen, report, spill, present)
                 chunk = []
@@ -611,10 +611,12 @@ def _check_header(spec: Kind, headers: Sequence[str], header_row: int, report: I
     return [known[h] for h in dict.fromkeys(headers) if h in known]
 
 
+_MEMO_TYPES = frozenset({str, int, float})
+
+
 def _coerce_row(
     spec: Kind,
-    columns: list[Column],
-    caches: dict[str, dict[Any, Any]],
+    plan: list[tuple[Column, dict[Any, Any]]],
     ctx: Context,
     number: int,
     cells: dict[str, Any],
@@ -622,10 +624,17 @@ def _coerce_row(
 ) -> Staged:
     values: dict[str, Any] = {}
     row = Staged(number, values, cells)
-    for col in columns:
-        raw = cells.get(col.name)
+    get = cells.get
+    for col, cache in plan:
+        raw = get(col.name)
+        # Fast path: a value this column has already read (vocabulary words, units, times repeat in bulk files).
+        result = cache.get(raw) if raw.__class__ in _MEMO_TYPES else None
+        if (result is not None and result.__class__ is c.Coerced and result.note is None
+                and (result.value is not None or not col.required)):
+            values[col.name] = result.value
+            continue
         try:
-            result = _coerce_cached(col, ctx, caches[col.name], raw)
+            result = _coerce_cached(col, ctx, cache, raw)
         except c.CellError as exc:
             row.errors.append(RowError(number, col.name, _shown(raw), exc.expected, exc.message))
             continue
@@ -796,10 +805,10 @@ def _insert_batch(
         for column, ref in rec.pop("__pending").items():
             rec[column] = written_ids[ref]
     ids = _insert_ids(session, table, batch)
-    audit = []
-    for rec, new_id in zip(batch, ids, strict=True):
-        audit.append((new_id, audit_changes_for_insert({"id": new_id, **rec})))
-        if spec.self_referencing:
+    changes = _InsertChanges()
+    audit = [(new_id, changes({"id": new_id, **rec})) for rec, new_id in zip(batch, ids, strict=True)]
+    if spec.self_referencing:
+        for rec, new_id in zip(batch, ids, strict=True):
             written_ids[_natural(spec, rec)] = new_id
     record_bulk(session, table.name, audit, "insert")
     spec.after_insert(session, list(zip(ids, batch, strict=True)), actor)
@@ -834,6 +843,40 @@ def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> 
     if (count, low, high) != (len(batch), before + 1, before + len(batch)):
         raise BiobankError(f"{table.name}: new ids are not contiguous; import refused (another writer?)")
     return list(range(before + 1, before + len(batch) + 1))
+
+
+class _InsertChanges:
+    """:func:`biobank.audit.audit_changes_for_insert` for a batch, with each time and date formatted once.
+
+    Bulk rows repeat their times and dates; the result is the same ``{column: [None, value]}`` as the ORM hook's.
+    """
+
+    _simple = frozenset({str, int, float, bool})
+
+    def __init__(self) -> None:
+        self.formatted: dict[Any, Any] = {}
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, list[Any]]:
+        simple, plain = self._simple, self._plain
+        return {
+            key: [None, value if value.__class__ in simple else plain(value)]
+            for key, value in record.items()
+            if value is not None and key not in REDACTED
+        }
+
+    def _plain(self, value: Any) -> Any:
+        try:
+            return self.formatted[value]
+        except (KeyError, TypeError):
+            pass
+        result = audit_changes_for_insert({"v": value})["v"][1]
+        try:
+            if len(self.formatted) > _CACHE_LIMIT:
+                self.formatted.clear()
+            self.formatted[value] = result
+        except TypeError:  # unhashable (a list or dict): formatted every time
+            pass
+        return result
 
 
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:
