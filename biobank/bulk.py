@@ -10,12 +10,29 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Date, Table
 from sqlalchemy.orm import Session
 
 from biobank.db import UTCDateTime
+
+
+def _memo(convert: Callable[[Any], Any], limit: int = 100_000) -> Callable[[Any], Any]:
+    """``convert`` remembered per value for one call of :func:`insert_rows` (bulk rows repeat their times)."""
+    cache: dict[Any, Any] = {}
+
+    def memo(value: Any) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            result = cache[value] = convert(value)
+            if len(cache) > limit:
+                cache.clear()
+            return result
+
+    return memo
 
 
 def _converter(column: Any, dialect: str) -> Callable[[Any], Any] | None:
@@ -27,9 +44,9 @@ def _converter(column: Any, dialect: str) -> Callable[[Any], Any] | None:
                     return None
                 if value.tzinfo is None or value.utcoffset() is None:
                     raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
-                return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
-            return sqlite_time
+            return _memo(sqlite_time)
 
         def pg_time(value: Any) -> Any:
             if value is not None and (value.tzinfo is None or value.utcoffset() is None):
@@ -38,7 +55,8 @@ def _converter(column: Any, dialect: str) -> Callable[[Any], Any] | None:
 
         return pg_time
     if isinstance(kind, JSON):
-        return lambda value: None if value is None else json.dumps(value, default=_json_default)
+        encode = _JSON.encode
+        return lambda value: None if value is None else encode(value)
     if isinstance(kind, Date) and dialect == "sqlite":
         return lambda value: value.isoformat() if isinstance(value, date) else value
     return None
@@ -48,6 +66,10 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+#: One encoder for every JSON cell (``json.dumps`` with ``default=`` builds a new encoder per call).
+_JSON = json.JSONEncoder(default=_json_default)
 
 
 def _defaults(table: Table, given: list[str]) -> dict[str, Any]:
@@ -83,10 +105,15 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)}) "
         f"VALUES ({', '.join(marker for _ in names)})"
     )
-    pairs = list(zip(names, converters, strict=True))
-    params = [
-        tuple(convert(row[name]) if convert is not None else row[name] for name, convert in pairs) for row in rows
-    ]
+    getter = itemgetter(*names)
+    converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
+    params: list[Any]
+    params = [(getter(row),) for row in rows] if len(names) == 1 else [getter(row) for row in rows]
+    if converted:
+        params = [list(values) for values in params]
+        for index, convert in converted:
+            for values in params:
+                values[index] = convert(values[index])
     if dialect.name == "postgresql":
         # COPY is PostgreSQL's bulk path; constraints, foreign keys and triggers apply as for INSERT.
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -95,7 +122,8 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             for values in params:
                 copy.write_row(values)
         return
-    connection.exec_driver_sql(sql, params)
+    # The driver's own executemany (SQLAlchemy's exec_driver_sql would insist on tuples); same transaction.
+    connection.connection.dbapi_connection.cursor().executemany(sql, params)  # type: ignore[union-attr]
 
 
 def next_ids(session: Session, table: Table, count: int) -> list[int]:

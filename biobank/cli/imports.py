@@ -20,7 +20,8 @@ from biobank.config import get_settings
 
 KindArgument = Annotated[
     str,
-    typer.Argument(help="donors, consents, treatment_lines, autopsies, lesions, sampling_sites or specimens."),
+    typer.Argument(help="donors, consents, treatment_lines, autopsies, lesions, sampling_sites, specimens, containers, "
+                   "placements, models or passages."),
 ]
 
 

@@ -18,8 +18,7 @@ How an import runs (:func:`run_import`):
    columns present in the file whose value differs (an unchanged row writes nothing, not even an audit row), and
    never the identity columns (a row cannot move a specimen to another donor).
 
-Adding a kind (e.g. ``placements`` or ``models``/``passages`` once their tables exist) is adding one class to a
-module and calling :func:`register`:
+Adding a kind is adding one class to a module and calling :func:`register` (``placements`` is built like this):
 
 .. code-block:: python
 
@@ -47,8 +46,8 @@ module and calling :func:`register`:
             ...
 
 The spec's columns give the template (:mod:`biobank.imports.templates`), the CLI and the dashboard page for free.
-The foundation kinds live in :mod:`biobank.imports.kinds`; storage placements and derived models/passages are still
-to be added there as their tables arrive.
+The kinds live in :mod:`biobank.imports.kinds`. A self-referencing kind names its in-file key with :meth:`Kind.natural`
+(a code by default; a passage's is its model and label).
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from biobank.audit import act_as, audit_changes_for_insert, record_bulk
+from biobank.audit import REDACTED, act_as, audit_changes_for_insert, record_bulk
 from biobank.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
@@ -372,6 +371,10 @@ class Kind:
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """Side effects of new rows (custody events, status changes), in the same transaction."""
 
+    def natural(self, record: dict[str, Any]) -> Any:
+        """The in-file key a self-referencing kind's rows are named by (``pending`` values): its ``code``."""
+        return record["code"]
+
     def column(self, name: str) -> Column:
         return self._by_name()[name]
 
@@ -574,12 +577,12 @@ def _validate(
             return
         present = frozenset(col.name for col in columns)
         res.state["present"] = present
-        caches: dict[str, dict[Any, Any]] = {col.name: {} for col in columns}
+        plan: list[tuple[Column, dict[Any, Any]]] = [(col, {}) for col in columns]
         seen: dict[tuple[Any, ...], int] = {}
         chunk: list[Staged] = []
         for source_row in rows:
             report.rows += 1
-            chunk.append(_coerce_row(spec, columns, caches, ctx, source_row.number, source_row.cells, report))
+            chunk.append(_coerce_row(spec, plan, ctx, source_row.number, source_row.cells, report))
             if len(chunk) >= CHUNK_ROWS:
                 _finish_chunk(spec, chunk, res, seen, report, spill, present)
                 chunk = []
@@ -608,10 +611,12 @@ def _check_header(spec: Kind, headers: Sequence[str], header_row: int, report: I
     return [known[h] for h in dict.fromkeys(headers) if h in known]
 
 
+_MEMO_TYPES = frozenset({str, int, float})
+
+
 def _coerce_row(
     spec: Kind,
-    columns: list[Column],
-    caches: dict[str, dict[Any, Any]],
+    plan: list[tuple[Column, dict[Any, Any]]],
     ctx: Context,
     number: int,
     cells: dict[str, Any],
@@ -619,10 +624,17 @@ def _coerce_row(
 ) -> Staged:
     values: dict[str, Any] = {}
     row = Staged(number, values, cells)
-    for col in columns:
-        raw = cells.get(col.name)
+    get = cells.get
+    for col, cache in plan:
+        raw = get(col.name)
+        # Fast path: a value this column has already read (vocabulary words, units, times repeat in bulk files).
+        result = cache.get(raw) if raw.__class__ in _MEMO_TYPES else None
+        if (result is not None and result.__class__ is c.Coerced and result.note is None
+                and (result.value is not None or not col.required)):
+            values[col.name] = result.value
+            continue
         try:
-            result = _coerce_cached(col, ctx, caches[col.name], raw)
+            result = _coerce_cached(col, ctx, cache, raw)
         except c.CellError as exc:
             row.errors.append(RowError(number, col.name, _shown(raw), exc.expected, exc.message))
             continue
@@ -793,10 +805,10 @@ def _insert_batch(
         for column, ref in rec.pop("__pending").items():
             rec[column] = written_ids[ref]
     ids = _insert_ids(session, table, batch)
-    audit = []
-    for rec, new_id in zip(batch, ids, strict=True):
-        audit.append((new_id, audit_changes_for_insert({"id": new_id, **rec})))
-        if spec.self_referencing:
+    changes = _InsertChanges()
+    audit = [(new_id, changes({"id": new_id, **rec})) for rec, new_id in zip(batch, ids, strict=True)]
+    if spec.self_referencing:
+        for rec, new_id in zip(batch, ids, strict=True):
             written_ids[_natural(spec, rec)] = new_id
     record_bulk(session, table.name, audit, "insert")
     spec.after_insert(session, list(zip(ids, batch, strict=True)), actor)
@@ -833,9 +845,43 @@ def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> 
     return list(range(before + 1, before + len(batch) + 1))
 
 
+class _InsertChanges:
+    """:func:`biobank.audit.audit_changes_for_insert` for a batch, with each time and date formatted once.
+
+    Bulk rows repeat their times and dates; the result is the same ``{column: [None, value]}`` as the ORM hook's.
+    """
+
+    _simple = frozenset({str, int, float, bool})
+
+    def __init__(self) -> None:
+        self.formatted: dict[Any, Any] = {}
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, list[Any]]:
+        simple, plain = self._simple, self._plain
+        return {
+            key: [None, value if value.__class__ in simple else plain(value)]
+            for key, value in record.items()
+            if value is not None and key not in REDACTED
+        }
+
+    def _plain(self, value: Any) -> Any:
+        try:
+            return self.formatted[value]
+        except (KeyError, TypeError):
+            pass
+        result = audit_changes_for_insert({"v": value})["v"][1]
+        try:
+            if len(self.formatted) > _CACHE_LIMIT:
+                self.formatted.clear()
+            self.formatted[value] = result
+        except TypeError:  # unhashable (a list or dict): formatted every time
+            pass
+        return result
+
+
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:
-    """The in-file key a self-referencing kind uses (its ``code``)."""
-    return record["code"]
+    """The in-file key a self-referencing kind uses (its ``code`` unless the kind says otherwise)."""
+    return spec.natural(record)
 
 
 def _plain(value: Any) -> Any:

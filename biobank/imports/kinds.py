@@ -1,4 +1,5 @@
-"""The foundation import kinds: donors, consents, treatment lines, autopsies, lesions, sampling sites, specimens.
+"""The import kinds: donors, consents, treatment lines, autopsies, lesions, sampling sites, specimens, storage
+containers and placements, derived models and their passages.
 
 Each is one :class:`~biobank.imports.engine.Kind`: its columns (the template), natural key, the services' rules
 for one row (:meth:`check`), set-based reference resolution building the table record (:meth:`resolve`), and the
@@ -8,17 +9,17 @@ through the same helpers (``biobank.services.checks``, ``biobank.codes``, the co
 Historic spreadsheets record the present state, so a specimen row carries its own remaining quantity and status:
 importing an aliquot does not take its quantity from the parent again (the parent's row says what is left).
 
-Still to come as their tables arrive: ``placements`` (storage) and ``models``/``passages`` (derived models); see
-:mod:`biobank.imports.engine` for how to add them.
+Not (yet) kinds: model QC results, check-outs and distributions (they are recorded through their services), and
+specimens produced by a passage (``specimen.passage_id``): the specimens kind does not set it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -26,8 +27,10 @@ from biobank.audit import record_bulk
 from biobank.bulk import insert_rows
 from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
 from biobank.errors import BiobankError, invalid
+from biobank.imports import coerce as c
 from biobank.imports.engine import (
     Column,
+    Context,
     Kind,
     Resolver,
     RowFailed,
@@ -48,18 +51,29 @@ from biobank.models import (
     Autopsy,
     Consent,
     ConsentWithdrawal,
+    Container,
     CustodyEvent,
+    DerivedModel,
     Donor,
     Lesion,
+    ModelPassage,
     SamplingSite,
     Specimen,
+    SpecimenLocation,
     TreatmentLine,
     User,
 )
 from biobank.models.base import utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import _check_autopsy_times
+from biobank.services.derived import CULTURE_FIELDS, PDX_FIELDS, qc_requirements_met
 from biobank.services.specimens import DERIVABLE
+from biobank.services.storage import STORABLE
+from biobank.storage import compat
+from biobank.storage.coords import CoordinateError
+from biobank.storage.kinds import KINDS as STORAGE_KINDS
+from biobank.storage.kinds import ContainerKind, grid_of, may_hold
+from biobank.storage.kinds import spec as storage_kind
 from biobank.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -83,6 +97,17 @@ from biobank.vocab import (
     TissueStatus,
     TreatmentCategory,
     TreatmentIntent,
+)
+from biobank.vocab_derived import (
+    ESTABLISHED_OR_BEYOND,
+    STATUS_TRANSITIONS,
+    VIABLE_SOURCE_FORMATS,
+    EngraftmentType,
+    GrowthProperties,
+    Matrix,
+    ModelKind,
+    ModelStatus,
+    TumourPreparation,
 )
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
@@ -953,4 +978,668 @@ class Specimens(Kind):
         for specimen, donor_code, site_code, parent_code in session.execute(statement):
             row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
             row.update(donor_code=donor_code, sampling_site=site_code, parent_code=parent_code)
+            yield row
+
+
+# ------------------------------------------------------------------------------------------------------ containers
+
+
+class ContainerInfo(NamedTuple):
+    id: int | None  # None while the container is only in this file
+    code: str
+    kind: str
+    parent_code: str | None
+    temperature_class: str | None
+    grid_rows: int | None
+    grid_cols: int | None
+
+
+def containers(res: Resolver) -> dict[str, ContainerInfo]:
+    """Every container by code (the storage tree is small: one query per import), plus those of this file."""
+    cached = res.state.get("containers")
+    if cached is None:
+        parent = aliased(Container)
+        rows = res.session.execute(
+            select(Container.id, Container.code, Container.kind, parent.code, Container.temperature_class,  # type: ignore[call-overload,misc]
+                   Container.grid_rows, Container.grid_cols)
+            .outerjoin(parent, parent.id == Container.parent_id)  # type: ignore[arg-type]
+        )
+        cached = {r[1]: ContainerInfo(*r) for r in rows}
+        res.state["containers"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def temperature_in(tree: dict[str, ContainerInfo], code: str) -> str | None:
+    """The MIABIS class a container sits at: its own or the nearest ancestor's (as ``storage.temperature_of_container``)."""
+    seen: set[str] = set()
+    node: ContainerInfo | None = tree.get(code)
+    while node is not None and node.code not in seen:
+        if node.temperature_class is not None:
+            return node.temperature_class
+        seen.add(node.code)
+        node = tree.get(node.parent_code) if node.parent_code else None
+    return None
+
+
+def path_in(tree: dict[str, ContainerInfo], code: str) -> str:
+    """``UH/PATH-B12/FRZ-01/R1/BOX-001`` (as ``storage.path_of``)."""
+    parts: list[str] = []
+    node: ContainerInfo | None = tree.get(code)
+    while node is not None and node.code not in parts:
+        parts.insert(0, node.code)
+        node = tree.get(node.parent_code) if node.parent_code else None
+    return "/".join(parts)
+
+
+@register
+class Containers(Kind):
+    name = "containers"
+    noun = "container"
+    title = "Storage containers (the freezer layout)"
+    help = ("One row per container: site, room, freezer or tank, rack or shelf, box, bag. A container names its "
+            "parent (which may be an earlier row of the same file); its kind decides its grid, its temperature and "
+            "what it may hold, as 'biobank storage add' does. Containers are moved with 'biobank storage move'.")
+    table = Container.__table__  # type: ignore[attr-defined]
+    order = 80
+    key = ("code",)
+    identity = frozenset({"kind", "parent_id"})
+    self_referencing = True
+    columns = (
+        text_col("code", "Unique container code, e.g. FRZ-01 or BOX80-001", required=True, max_length=40),
+        vocab_col("kind", ContainerKind, "Kind of container", required=True),
+        text_col("parent_code", "Code of the container it stands in (empty only for a site)", max_length=40,
+                 targets=()),
+        text_col("name", "Name shown in listings, e.g. '-80 °C upright 1'", max_length=120),
+        text_col("note", "Note", max_length=300),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("code", v["code"])
+        kind_spec = storage_kind(v["kind"])
+        parent = v.get("parent_code")
+        if parent is None and not kind_spec.root:
+            roots = ", ".join(k.value for k, s in STORAGE_KINDS.items() if s.root)
+            raise invalid("parent_code", None, f"a {v['kind']} goes inside another container (only {roots} stand alone)")
+        if parent is not None and kind_spec.root:
+            raise invalid("kind", v["kind"], f"a {v['kind']} stands at the top of the tree; it cannot go inside {parent}")
+        if parent == v["code"]:
+            raise invalid("parent_code", parent, "a container cannot stand inside itself")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        tree = containers(res)
+
+        def build(row: Staged) -> None:
+            v = row.values
+            kind_spec = storage_kind(v["kind"])
+            parent_code = v.get("parent_code")
+            pending: dict[str, Any] = {}
+            parent: ContainerInfo | None = None
+            if parent_code is not None:
+                parent = tree.get(parent_code)
+                if parent is None:
+                    raise row.fail("parent_code", f"container {parent_code!r} not found in the database or in an "
+                                   "earlier row of this file", expected="an existing container code")
+                if not may_hold(parent.kind, v["kind"]):
+                    allowed = ", ".join(sorted(k.value for k in storage_kind(parent.kind).holds)) or "no containers"
+                    raise row.fail("kind", f"a {parent.kind} ({parent.code}) holds {allowed}, not a {v['kind']}",
+                                   expected=allowed)
+                if parent.id is None:
+                    pending["parent_id"] = parent_code
+            row.record = {
+                "code": v["code"],
+                "kind": v["kind"],
+                "name": v.get("name"),
+                "parent_id": parent.id if parent is not None else None,
+                "temperature_class": kind_spec.temperature.value if kind_spec.temperature else None,
+                "grid_rows": kind_spec.grid.rows if kind_spec.grid else None,
+                "grid_cols": kind_spec.grid.cols if kind_spec.grid else None,
+                "note": v.get("note"),
+            }
+            row.pending = pending
+            known = tree.get(v["code"])
+            tree[v["code"]] = ContainerInfo(
+                known.id if known is not None else None, v["code"], v["kind"], parent_code,
+                row.record["temperature_class"], row.record["grid_rows"], row.record["grid_cols"],
+            ) if known is None else known
+
+        each(rows, build)
+        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        for row in rows:
+            if row.record is not None and "parent_id" in row.pending:
+                parent = tree.get(row.values["parent_code"])
+                if parent is not None and parent.id is not None:
+                    row.record["parent_id"] = parent.id
+                    del row.pending["parent_id"]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        parent = aliased(Container)
+        statement = (
+            select(Container, parent.code)  # type: ignore[call-overload,misc]
+            .outerjoin(parent, parent.id == Container.parent_id)  # type: ignore[arg-type]
+            .order_by(Container.id)
+        )
+        for container, parent_code in session.execute(statement):
+            yield {"code": container.code, "kind": container.kind, "parent_code": parent_code,
+                   "name": container.name, "note": container.note}
+
+
+# ------------------------------------------------------------------------------------------------------ placements
+
+
+class StoredInfo(NamedTuple):
+    id: int
+    code: str
+    status: str
+    storage_format: str
+    material_type: str
+
+
+#: Statuses a placed specimen may have: storable ones, and in use (a checked-out specimen keeps its position).
+PLACEABLE = frozenset(STORABLE | {SpecimenStatus.in_use.value})
+
+
+@register
+class Placements(Kind):
+    name = "placements"
+    noun = "placement of specimen"
+    title = "Storage placements"
+    help = ("One row per stored specimen: its code, the box, bag or drawer, and the position (empty for containers "
+            "without a grid). The same rules as 'biobank storage store': one position holds one specimen, only a box, "
+            "bag, bin or drawer holds specimens, and the format must suit the temperature. Each placement is a "
+            "'stored' custody event. Import containers first; moves are made with 'biobank storage move'.")
+    table = SpecimenLocation.__table__  # type: ignore[attr-defined]
+    order = 85
+    key = ("specimen_code",)
+    identity = frozenset({"specimen_id", "container_id", "position"})
+    columns = (
+        text_col("specimen_code", "Code of the specimen", required=True, max_length=64, targets=()),
+        text_col("container_code", "Code of the box, bag, bin or drawer", required=True, max_length=40, targets=()),
+        text_col("position", "Position such as A1 or 17 (empty for a bag or bin)", max_length=8, targets=()),
+        datetime_col("placed_at", "When it was put there (empty: now)"),
+    )
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        session = res.session
+        tree = containers(res)
+        taken: dict[tuple[int, str], str] = res.state.setdefault("placements_taken", {})
+        now = res.state.setdefault("placements_now", utcnow())
+
+        def fetch(batch: list[Any]) -> dict[str, StoredInfo]:
+            statement = select(Specimen.id, Specimen.code, Specimen.status, Specimen.storage_format,  # type: ignore[call-overload,misc]
+                               Specimen.material_type).where(Specimen.code.in_(batch))  # type: ignore[attr-defined]
+            return {r[1]: StoredInfo(*r) for r in session.execute(statement)}
+
+        found = res.lookup("specimen_stored", {r.values["specimen_code"] for r in rows}, fetch)
+        box_ids = {tree[r.values["container_code"]].id for r in rows if r.values["container_code"] in tree}
+        box_ids.discard(None)
+        if box_ids:
+            location = SpecimenLocation.__table__  # type: ignore[attr-defined]
+            specimen = Specimen.__table__  # type: ignore[attr-defined]
+            statement = (
+                select(location.c.container_id, location.c.position, specimen.c.code)
+                .join(specimen, specimen.c.id == location.c.specimen_id)
+                .where(location.c.container_id.in_(box_ids), location.c.position.is_not(None))
+            )
+            for container_id, position, code in session.execute(statement):
+                taken.setdefault((container_id, position), code)
+
+        def build(row: Staged) -> None:
+            v = row.values
+            stored = found.get(v["specimen_code"])
+            if stored is None:
+                raise row.fail("specimen_code", f"specimen {v['specimen_code']!r} not found (import specimens first)",
+                               expected="an existing specimen code")
+            box = tree.get(v["container_code"])
+            if box is None or box.id is None:
+                raise row.fail("container_code", f"container {v['container_code']!r} not found (import containers "
+                               "first)", expected="an existing box, bag, bin or drawer")
+            if not storage_kind(box.kind).holds_specimens:
+                raise row.fail("container_code", f"a {box.kind} holds containers, not specimens",
+                               expected="a box, bag, bin or drawer")
+            if stored.status not in PLACEABLE:
+                raise row.fail("specimen_code", f"specimen is {stored.status}; only available, reserved or in-use "
+                               "material has a place in storage", expected="a specimen in the biobank")
+            verdict = compat.check(stored.storage_format, stored.material_type, temperature_in(tree, box.code))
+            if not verdict.allowed:
+                raise row.fail("container_code", f"{stored.code}: {verdict.reason}",
+                               expected="a container at a suitable temperature")
+            position = v.get("position")
+            box_grid = grid_of(box.kind, box.grid_rows, box.grid_cols)
+            if box_grid is None:
+                if position is not None:
+                    raise row.fail("position", f"{box.code} is a {box.kind} without positions",
+                                   expected="empty for a container without a grid")
+            else:
+                if position is None:
+                    raise row.fail("position", f"{box.code} is a {box.kind}: give the position",
+                                   expected=f"a position of the {box_grid.describe()} grid")
+                try:
+                    position = box_grid.normalise(position)
+                except CoordinateError as exc:
+                    raise row.fail("position", f"{box.code}: {exc}",
+                                   expected=f"a position of the {box_grid.describe()} grid") from None
+                holder = taken.get((box.id, position))
+                if holder is not None and holder != stored.code:
+                    raise row.fail("position", f"box {box.code} position {position}: already holds {holder} "
+                                   "(one position, one specimen)", expected="a free position")
+                taken[(box.id, position)] = stored.code
+            row.record = {
+                "specimen_id": stored.id,
+                "container_id": box.id,
+                "position": position,
+                "placed_at": v.get("placed_at") or now,
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("specimen_id",), lambda r: (r.record["specimen_id"],))  # type: ignore[index]
+        for row in rows:
+            if row.existing is not None and row.record is not None and row.values.get("placed_at") is None:
+                row.record["placed_at"] = row.existing["placed_at"]  # an empty cell does not restamp a placement
+
+    def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
+        """As storing does: a 'stored' custody event per placement, to the container's path and position."""
+        parent = aliased(Container)
+        tree: dict[str, ContainerInfo] = {}
+        codes: dict[int, str] = {}
+        for r in session.execute(
+            select(Container.id, Container.code, Container.kind, parent.code, Container.temperature_class,  # type: ignore[call-overload,misc]
+                   Container.grid_rows, Container.grid_cols)
+            .outerjoin(parent, parent.id == Container.parent_id)  # type: ignore[arg-type]
+        ):
+            tree[r[1]] = ContainerInfo(*r)
+            codes[r[0]] = r[1]
+        paths: dict[int, str] = {}
+        events = []
+        for _id, rec in rows:
+            box_id = rec["container_id"]
+            if box_id not in paths:
+                paths[box_id] = path_in(tree, codes[box_id])
+            where = f"{paths[box_id]}:{rec['position']}" if rec["position"] else paths[box_id]
+            events.append({
+                "specimen_id": rec["specimen_id"], "kind": CustodyKind.stored.value, "occurred_at": rec["placed_at"],
+                "user_id": actor.id if actor is not None else None, "from_location": None, "to_location": where,
+                "note": "imported",
+            })
+        insert_rows(session, CustodyEvent.__table__, events)  # type: ignore[attr-defined]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(SpecimenLocation, Specimen.code, Container.code)  # type: ignore[call-overload,misc]
+            .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)  # type: ignore[arg-type]
+            .join(Container, Container.id == SpecimenLocation.container_id)  # type: ignore[arg-type]
+            .order_by(SpecimenLocation.id)
+        )
+        for location, specimen_code, container_code in session.execute(statement):
+            yield {"specimen_code": specimen_code, "container_code": container_code,
+                   "position": location.position, "placed_at": location.placed_at}
+
+
+# --------------------------------------------------------------------------------------------------- derived models
+
+
+def matrix_col(name: str, help: str) -> Column:
+    """The culture matrix: 'none' is a value here (no matrix), not an empty cell."""
+    coercer = c.vocab(Matrix)
+
+    def run(raw: Any, _ctx: Context) -> c.Coerced[Any]:
+        if isinstance(raw, str) and raw.strip().casefold() == Matrix.none.value:
+            return c.Coerced(Matrix.none.value)
+        result = coercer(raw)
+        return c.Coerced(None if result.value is None else result.value.value, result.note)
+
+    return Column(name, run, help, vocabulary=tuple(m.value for m in Matrix), type="vocabulary")
+
+
+class SourceInfo(NamedTuple):
+    id: int
+    donor_id: int
+    donor_code: str
+    storage_format: str
+    collected_at: datetime
+
+
+def model_consent(res: Resolver, donor_ids: set[int]) -> set[int]:
+    """Donors whose consents cover model derivation and who have not withdrawn (as ``require_consent``)."""
+    def fetch(batch: list[Any]) -> dict[int, bool]:
+        consented = {r[0] for r in res.session.execute(
+            select(Consent.donor_id).where(Consent.donor_id.in_(batch), Consent.model_derivation.is_(True)))}  # type: ignore[attr-defined,call-overload,union-attr]
+        withdrawn = {r[0] for r in res.session.execute(
+            select(ConsentWithdrawal.donor_id).where(ConsentWithdrawal.donor_id.in_(batch)))}  # type: ignore[attr-defined,call-overload]
+        return {donor_id: donor_id in consented and donor_id not in withdrawn for donor_id in batch}
+
+    return {donor_id for donor_id, ok in res.lookup("model_consent", donor_ids, fetch).items() if ok}
+
+
+def noon(day: date) -> datetime:
+    """A day as a time, as the models service records it (12:00 UTC)."""
+    return datetime.combine(day, time(12), UTC)
+
+
+@register
+class Models(Kind):
+    name = "models"
+    noun = "model"
+    title = "Derived models (organoids, PDX, cell lines)"
+    help = ("One row per model derived from a fresh or viable cryopreserved specimen of a donor who consented to model "
+            "derivation. The row records the model's present state: its status with the dates that go with it "
+            "(established_on for established or cryobanked, failed_on for failed, ended_on for discontinued). "
+            "The source's remaining quantity is the specimens file's business. QC results are recorded with "
+            "'biobank models qc'; an upsert that establishes a model needs the QC the settings require.")
+    table = DerivedModel.__table__  # type: ignore[attr-defined]
+    order = 90
+    key = ("code",)
+    identity = frozenset({"donor_id", "source_specimen_id", "kind"})
+    columns = (
+        text_col("code", "Unique model code, e.g. RA0001-L02A-ORG1", required=True, max_length=64),
+        vocab_col("kind", ModelKind, "organoid, pdx or cell_line", required=True),
+        text_col("source_code", "Code of the fresh or viable_cryo specimen it was derived from", required=True,
+                 max_length=64, targets=()),
+        vocab_col("status", ModelStatus, "Status (empty: initiated)"),
+        date_col("initiated_on", "Day of plating or first engraftment", required=True),
+        date_col("established_on", "Day it was established (established, cryobanked, or discontinued after that)"),
+        date_col("failed_on", "Day it failed (failed only)"),
+        date_col("ended_on", "Day it was discontinued (discontinued only)"),
+        text_col("host_strain_name", "PDX: host strain, e.g. NSG", max_length=60),
+        text_col("host_strain_nomenclature", "PDX: official strain nomenclature", max_length=120),
+        text_col("engraftment_site", "PDX: where it was engrafted, e.g. subcutaneous flank", max_length=120),
+        vocab_col("engraftment_type", EngraftmentType, "PDX: orthotopic or heterotopic"),
+        vocab_col("tumour_preparation", TumourPreparation, "PDX: fragment or cell suspension"),
+        bool_col("humanised", "PDX: humanised host (yes/no; empty: no)"),
+        text_col("humanisation_type", "PDX: how the host was humanised", max_length=120),
+        text_col("medium", "Organoid or cell line: culture medium", max_length=200),
+        matrix_col("matrix", "Organoid or cell line: matrix"),
+        vocab_col("growth_properties", GrowthProperties, "Organoid or cell line: how it grows"),
+        text_col("notes", "Notes", max_length=1000),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("code", v["code"])
+        kind = v["kind"]
+        if kind == ModelKind.pdx:
+            if v.get("host_strain_name") is None:
+                raise invalid("host_strain_name", None, "a PDX names its host strain (e.g. NSG)")
+            for name in CULTURE_FIELDS:
+                if v.get(name) is not None:
+                    raise invalid(name, v[name], "applies to organoids and cell lines, not to a PDX")
+        else:
+            for name in PDX_FIELDS:
+                if v.get(name) is not None:
+                    raise invalid(name, v[name], f"applies to a PDX, not to a {kind}")
+            if v.get("humanised"):
+                raise invalid("humanised", "yes", f"only a PDX host is humanised, not a {kind}")
+        if v.get("humanisation_type") is not None and not v.get("humanised"):
+            raise invalid("humanisation_type", v["humanisation_type"], "given for a host that is not humanised")
+        status = v.get("status") or ModelStatus.initiated.value
+        v["status"] = status
+        initiated = v["initiated_on"]
+        for name in ("established_on", "failed_on", "ended_on"):
+            day = v.get(name)
+            if day is not None and day < initiated:
+                raise invalid(name, day.isoformat(), f"is before the model was initiated ({initiated})")
+        established, failed, ended = v.get("established_on"), v.get("failed_on"), v.get("ended_on")
+        if status in (ModelStatus.established, ModelStatus.cryobanked) and established is None:
+            raise invalid("established_on", None, f"a {status} model has the day it was established")
+        if status == ModelStatus.failed and failed is None:
+            raise invalid("failed_on", None, "a failed model has the day it failed")
+        if status == ModelStatus.discontinued and ended is None:
+            raise invalid("ended_on", None, "a discontinued model has the day it was discontinued")
+        if failed is not None and status != ModelStatus.failed:
+            raise invalid("failed_on", failed.isoformat(), f"only a failed model has one (status is {status})")
+        if ended is not None and status != ModelStatus.discontinued:
+            raise invalid("ended_on", ended.isoformat(), f"only a discontinued model has one (status is {status})")
+        if established is not None and status not in ESTABLISHED_OR_BEYOND | {ModelStatus.discontinued}:
+            raise invalid("established_on", established.isoformat(), f"a {status} model was not established")
+        if established is not None and ended is not None and ended < established:
+            raise invalid("ended_on", ended.isoformat(), f"is before the model was established ({established})")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        session = res.session
+
+        def fetch(batch: list[Any]) -> dict[str, SourceInfo]:
+            statement = (
+                select(Specimen.code, Specimen.id, Specimen.donor_id, Donor.code, Specimen.storage_format,  # type: ignore[call-overload,misc]
+                       Specimen.collected_at)
+                .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]
+                .where(Specimen.code.in_(batch))  # type: ignore[attr-defined]
+            )
+            return {r[0]: SourceInfo(*r[1:]) for r in session.execute(statement)}
+
+        sources = res.lookup("model_source", {r.values["source_code"] for r in rows}, fetch)
+        consenting = model_consent(res, {s.donor_id for s in sources.values()})
+
+        def build(row: Staged) -> None:
+            v = row.values
+            source = sources.get(v["source_code"])
+            if source is None:
+                raise row.fail("source_code", f"specimen {v['source_code']!r} not found (import specimens first)",
+                               expected="an existing specimen code")
+            if source.storage_format not in VIABLE_SOURCE_FORMATS:
+                raise row.fail("source_code", f"{v['source_code']} is {source.storage_format}; a model needs living "
+                               "material", expected="a fresh or viable_cryo specimen")
+            if source.donor_id not in consenting:
+                raise row.fail("source_code", f"donor {source.donor_code}: no consent to model derivation, or "
+                               "consent was withdrawn", expected="a specimen of a donor who consented to model_derivation")
+            if v["initiated_on"] < source.collected_at.date():
+                raise row.fail("initiated_on", f"is before the source was collected ({source.collected_at.date()})",
+                               value=v["initiated_on"].isoformat(), expected=f"on or after {source.collected_at.date()}")
+            row.record = {
+                "code": v["code"],
+                "kind": v["kind"],
+                "donor_id": source.donor_id,
+                "source_specimen_id": source.id,
+                "status": v["status"],
+                "humanised": bool(v.get("humanised")),
+                **{name: v.get(name) for name in (
+                    "initiated_on", "established_on", "failed_on", "ended_on", *PDX_FIELDS, *CULTURE_FIELDS, "notes")},
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        for row in rows:
+            if row.existing is None or row.record is None or row.existing["status"] == row.record["status"]:
+                continue
+            current, target = ModelStatus(row.existing["status"]), ModelStatus(row.record["status"])
+            if target not in STATUS_TRANSITIONS[current]:
+                options = ", ".join(sorted(s.value for s in STATUS_TRANSITIONS[current])) or "none (final)"
+                row.error("status", f"model {row.values['code']} is {current}; allowed next: {options}",
+                          expected=options)
+                row.record = None
+            elif target == ModelStatus.established:
+                model = session.get(DerivedModel, row.existing["id"])
+                assert model is not None
+                missing = [name for name, ok in qc_requirements_met(session, model).items() if not ok]
+                if missing:
+                    row.error("status", f"model {model.code}: cannot be established without passing QC: "
+                              f"{', '.join(missing)} (record QC with 'biobank models qc' first)",
+                              expected="the QC the settings require")
+                    row.record = None
+
+    def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
+        """As starting a model does: a 'derived' custody event on the source specimen."""
+        events = [
+            {
+                "specimen_id": rec["source_specimen_id"], "kind": CustodyKind.derived.value,
+                "occurred_at": noon(rec["initiated_on"]), "user_id": actor.id if actor is not None else None,
+                "from_location": None, "to_location": None,
+                "note": f"model {rec['code']} ({rec['kind']}) initiated; imported",
+            }
+            for _id, rec in rows
+        ]
+        insert_rows(session, CustodyEvent.__table__, events)  # type: ignore[attr-defined]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(DerivedModel, Specimen.code)  # type: ignore[call-overload,misc]
+            .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
+            .order_by(DerivedModel.id)
+        )
+        for model, source_code in session.execute(statement):
+            row = {col.name: getattr(model, col.name, None) for col in self.columns}
+            row["source_code"] = source_code
+            yield row
+
+
+# -------------------------------------------------------------------------------------------------------- passages
+
+
+class ModelInfo(NamedTuple):
+    id: int
+    kind: str
+    donor_id: int
+    initiated_on: date
+    failed_on: date | None
+    ended_on: date | None
+
+
+class PassageInfo(NamedTuple):
+    id: int | None  # None while the passage is only in this file
+    number: int
+    passaged_on: date
+
+
+@register
+class Passages(Kind):
+    name = "passages"
+    noun = "passage"
+    title = "Passages of derived models"
+    help = ("One row per passage: P0 (no parent) is the first plating or engraftment; every later passage names its "
+            "parent passage of the same model (which may be an earlier row of the same file) and its number is the "
+            "parent's plus one. A PDX passage records latency in days, a culture its doubling time.")
+    table = ModelPassage.__table__  # type: ignore[attr-defined]
+    order = 95
+    key = ("model_code", "label")
+    identity = frozenset({"model_id", "parent_passage_id", "number"})
+    self_referencing = True
+    columns = (
+        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
+        text_col("label", "Passage label, e.g. P0, P1, P2-B", required=True, max_length=16),
+        text_col("parent_label", "Label of the parent passage (empty for P0)", max_length=16, targets=()),
+        date_col("passaged_on", "Day of the passage", required=True),
+        text_col("mouse_or_vessel_id", "Mouse or vessel identifier", max_length=64),
+        int_col("latency_days", "PDX: days to a palpable tumour", minimum=0),
+        num_col("doubling_time_hours", "Organoid or cell line: doubling time in hours", minimum=0),
+        date_col("distributed_on", "Day it was sent to a recipient"),
+        text_col("distributed_to", "Recipient it was sent to", max_length=200),
+        text_col("notes", "Notes", max_length=1000),
+    )
+
+    def natural(self, record: dict[str, Any]) -> Any:
+        return (record["model_id"], record["label"])
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("label", v["label"])
+        if v.get("parent_label") == v["label"]:
+            raise invalid("parent_label", v["parent_label"], "a passage cannot be its own parent")
+        hours = v.get("doubling_time_hours")
+        if hours is not None and hours <= 0:
+            raise invalid("doubling_time_hours", hours, "must be positive")
+        on, to = v.get("distributed_on"), v.get("distributed_to")
+        if (on is None) != (to is None):
+            raise invalid("distributed_to" if to is None else "distributed_on", None,
+                          "a distribution names both its recipient and its day")
+        check_order("passaged_on", v["passaged_on"], "distributed_on", on)
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        session = res.session
+        in_file: dict[tuple[int, str], PassageInfo] = res.state.setdefault("passages", {})
+
+        def fetch_models(batch: list[Any]) -> dict[str, ModelInfo]:
+            statement = select(DerivedModel.code, DerivedModel.id, DerivedModel.kind, DerivedModel.donor_id,  # type: ignore[call-overload,misc]
+                               DerivedModel.initiated_on, DerivedModel.failed_on, DerivedModel.ended_on).where(
+                DerivedModel.code.in_(batch))  # type: ignore[attr-defined]
+            return {r[0]: ModelInfo(*r[1:]) for r in session.execute(statement)}
+
+        models = res.lookup("model", {r.values["model_code"] for r in rows}, fetch_models)
+        parent_keys = {(models[r.values["model_code"]].id, r.values["parent_label"]) for r in rows
+                       if r.values.get("parent_label") and r.values["model_code"] in models}
+
+        def fetch_passages(batch: list[Any]) -> dict[Any, PassageInfo]:
+            statement = select(ModelPassage.model_id, ModelPassage.label, ModelPassage.id, ModelPassage.number,  # type: ignore[call-overload,misc]
+                               ModelPassage.passaged_on).where(tuple_(ModelPassage.model_id, ModelPassage.label).in_(batch))
+            return {(r[0], r[1]): PassageInfo(*r[2:]) for r in session.execute(statement)}
+
+        stored = res.lookup("passage", set(parent_keys) - set(in_file), fetch_passages)
+        distributing = {models[r.values["model_code"]].donor_id for r in rows
+                        if r.values.get("distributed_on") and r.values["model_code"] in models}
+        consenting = model_consent(res, distributing) if distributing else set()
+
+        def build(row: Staged) -> None:
+            v = row.values
+            model = models.get(v["model_code"])
+            if model is None:
+                raise row.fail("model_code", f"model {v['model_code']!r} not found (import models first)",
+                               expected="an existing model code")
+            on = v["passaged_on"]
+            if on < model.initiated_on:
+                raise row.fail("passaged_on", f"is before the model was initiated ({model.initiated_on})",
+                               value=on.isoformat(), expected=f"on or after {model.initiated_on}")
+            last = model.failed_on or model.ended_on
+            if last is not None and on > last:
+                raise row.fail("passaged_on", f"model {v['model_code']} stopped on {last}; no passage comes after",
+                               value=on.isoformat(), expected=f"on or before {last}")
+            pending: dict[str, Any] = {}
+            parent: PassageInfo | None = None
+            if v.get("parent_label") is not None:
+                parent = in_file.get((model.id, v["parent_label"])) or stored.get((model.id, v["parent_label"]))
+                if parent is None:
+                    raise row.fail("parent_label", f"model {v['model_code']}: passage {v['parent_label']!r} not found "
+                                   "in the database or in an earlier row of this file", expected="an existing passage label")
+                if on < parent.passaged_on:
+                    raise row.fail("passaged_on", f"is before its parent {v['parent_label']} ({parent.passaged_on})",
+                                   value=on.isoformat(), expected=f"on or after {parent.passaged_on}")
+                if parent.id is None:
+                    pending["parent_passage_id"] = (model.id, v["parent_label"])
+            if v.get("latency_days") is not None and model.kind != ModelKind.pdx:
+                raise row.fail("latency_days", f"latency applies to a PDX; give a {model.kind} a doubling time",
+                               expected="empty for an organoid or cell line")
+            if v.get("doubling_time_hours") is not None and model.kind == ModelKind.pdx:
+                raise row.fail("doubling_time_hours", "a PDX passage records its latency in days",
+                               expected="empty for a PDX")
+            if v.get("distributed_on") is not None and model.donor_id not in consenting:
+                raise row.fail("distributed_to", f"model {v['model_code']}: the donor has no consent to model "
+                               "derivation or withdrew it; the passage cannot be distributed",
+                               expected="empty (not distributed)")
+            number = parent.number + 1 if parent is not None else 0
+            row.record = {
+                "model_id": model.id,
+                "number": number,
+                "label": v["label"],
+                "parent_passage_id": parent.id if parent is not None else None,
+                **{name: v.get(name) for name in (
+                    "passaged_on", "mouse_or_vessel_id", "latency_days", "doubling_time_hours", "distributed_on",
+                    "distributed_to", "notes")},
+            }
+            row.pending = pending
+            key = (model.id, v["label"])
+            if key not in in_file:
+                in_file[key] = PassageInfo(None, number, on)
+
+        each(rows, build)
+        existing_by(res, self, rows, ("model_id", "label"),
+                    lambda r: (r.record["model_id"], r.values["label"]))  # type: ignore[index]
+        for row in rows:
+            if row.existing is not None and row.record is not None:
+                key = (row.record["model_id"], row.values["label"])
+                in_file[key] = in_file[key]._replace(id=row.existing["id"])
+        for row in rows:
+            if row.record is not None and "parent_passage_id" in row.pending:
+                parent_info = in_file.get(row.pending["parent_passage_id"])
+                if parent_info is not None and parent_info.id is not None:
+                    row.record["parent_passage_id"] = parent_info.id
+                    del row.pending["parent_passage_id"]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        parent = aliased(ModelPassage)
+        statement = (
+            select(ModelPassage, DerivedModel.code, parent.label)  # type: ignore[call-overload,misc]
+            .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)  # type: ignore[arg-type]
+            .outerjoin(parent, parent.id == ModelPassage.parent_passage_id)  # type: ignore[arg-type]
+            .order_by(ModelPassage.id)
+        )
+        for passage, model_code, parent_label in session.execute(statement):
+            row = {col.name: getattr(passage, col.name, None) for col in self.columns}
+            row.update(model_code=model_code, parent_label=parent_label)
             yield row

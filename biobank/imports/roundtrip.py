@@ -1,6 +1,7 @@
 """Export the database in template format, one file per kind, so that the files re-import to identical rows.
 
-Values are written the way the importer reads them back without notes: times as ISO 8601 in UTC with their offset,
+Values are written the way the importer reads them back without notes: times as ISO 8601 in the lab's time zone
+with their offset (a UTC offset in summer would be noted as differing from the lab's),
 dates as ISO, numbers with ``repr`` precision, yes/no for booleans, empty for NULL.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,19 @@ from sqlmodel import Session
 from biobank.imports.engine import Kind, get_kind, kind_names
 
 
+def _zone() -> tzinfo:
+    from biobank.config import get_settings
+
+    return get_settings().zone
+
+
 def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.astimezone(_zone()).isoformat() if value.tzinfo is not None else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):

@@ -1,0 +1,279 @@
+"""Import of the freezer layout, storage placements, derived models and their passages: the services' rules."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from biobank.db import session_scope
+from biobank.imports.engine import ImportReport, run_import
+from biobank.models import User
+from biobank.services import derived, storage
+from tests.dbtools import snapshot
+from tests.models_fixtures import donor_with_material
+from tests.storage_factory import by_format, donor_with_region
+
+LAYOUT = """code,kind,parent_code,name
+UH,site,,University Hospital
+LAB1,room,UH,
+FRZ1,Freezer,LAB1,-80 upright
+R1,rack,FRZ1,
+BOX1,box 9x9,R1,
+BAG1,bag,FRZ1,
+CAB1,rt_cabinet,LAB1,
+DRAWER1,cassette_drawer,CAB1,
+"""
+
+
+def do_import(engine: Engine, actor: User, kind: str, content: str, **options) -> ImportReport:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        return run_import(session, actor=actor, kind=kind, source=content.encode(), filename=f"{kind}.csv", **options)
+
+
+def refused(engine: Engine, actor: User, kind: str, content: str, **options) -> set[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Import that must be refused as a whole and change nothing; returns the (row, column) of its errors."""
+    before = snapshot(engine)
+    report = do_import(engine, actor, kind, content, **options)
+    assert not report.ok and not report.written
+    assert snapshot(engine) == before
+    assert all(e.message and e.row for e in report.errors), report.errors
+    return {(e.row, e.column) for e in report.errors}
+
+
+def twice_unchanged(engine: Engine, actor: User, kind: str, content: str) -> None:
+    before = snapshot(engine)
+    for _ in range(2):
+        report = do_import(engine, actor, kind, content, mode="upsert")
+        assert report.ok and report.inserted == report.updated == 0 and report.unchanged == report.rows, report.errors
+    assert snapshot(engine) == before
+
+
+@pytest.fixture
+def stocked(engine: Engine, tech: User) -> dict[str, str]:
+    """The layout imported, and one donor's region in five formats (snap_frozen x2, oct, ffpe, viable_cryo, fresh)."""
+    assert do_import(engine, tech, "containers", LAYOUT).ok
+    with session_scope(engine) as session:
+        made = donor_with_region(session, tech)
+        return {fmt: by_format(made, fmt)[0] for fmt in ("snap_frozen", "oct", "ffpe", "viable_cryo", "fresh")}
+
+
+def test_a_freezer_layout_imports_with_grids_temperatures_and_parents_from_earlier_rows(engine: Engine, tech: User) -> None:
+    report = do_import(engine, tech, "containers", LAYOUT)
+    assert report.ok and report.inserted == 8, report.errors
+    with session_scope(engine) as session:
+        tree = {row["code"]: row for row in storage.tree(session)}
+        box = storage.box_view(session, "BOX1")
+    assert tree["BOX1"]["path"] == "UH/LAB1/FRZ1/R1/BOX1" and tree["BOX1"]["temperature"] == "-60to-85"
+    assert (box["rows"], box["cols"], box["capacity"]) == (9, 9, 81)
+    assert tree["DRAWER1"]["temperature"] == "RT" and tree["FRZ1"]["name"] == "-80 upright"
+    twice_unchanged(engine, tech, "containers", LAYOUT)
+
+
+def test_containers_follow_the_kind_rules_and_name_parents_that_exist(engine: Engine, tech: User) -> None:
+    content = (
+        "code,kind,parent_code\n"
+        "UH,site,\n"
+        "BOX0,box_9x9,\n"          # only a site stands alone
+        "FRZ1,freezer,UH\n"        # a site holds rooms
+        "R1,rack,FRZX\n"           # unknown parent
+        "BOX2,box_9x9,LAB1\n"      # parent defined later in the file
+        "LAB1,room,UH\n"
+        "LAB2,roomy,UH\n"          # not a kind
+    )
+    assert refused(engine, tech, "containers", content) == {
+        (3, "parent_code"), (4, "kind"), (5, "parent_code"), (6, "parent_code"), (8, "kind")}
+
+
+def test_upsert_cannot_move_a_container(engine: Engine, tech: User) -> None:
+    do_import(engine, tech, "containers", LAYOUT)
+    moved = LAYOUT.replace("BAG1,bag,FRZ1,", "BAG1,bag,R1,")
+    assert refused(engine, tech, "containers", moved, mode="upsert") == {(7, "parent_id")}
+
+
+def test_placements_store_specimens_with_a_custody_event_each(engine: Engine, tech: User, stocked: dict[str, str]) -> None:
+    content = (
+        "specimen_code,container_code,position,placed_at\n"
+        f"{stocked['snap_frozen']},BOX1,a1,2026-03-14 09:00\n"
+        f"{stocked['oct']},BOX1, B2 ,2026-03-14 09:00\n"
+        f"{stocked['viable_cryo']},BAG1,,\n"
+        f"{stocked['ffpe']},DRAWER1,7,2026-03-15 10:00\n"
+    )
+    report = do_import(engine, tech, "placements", content)
+    assert report.ok and report.inserted == 4, report.errors
+    with session_scope(engine) as session:
+        found = {code: storage.find(session, code) for code in stocked.values() if code != stocked["fresh"]}
+    assert found[stocked["snap_frozen"]]["location"] == "UH/LAB1/FRZ1/R1/BOX1:A1"
+    assert found[stocked["oct"]]["position"] == "B2"
+    assert found[stocked["viable_cryo"]]["location"] == "UH/LAB1/FRZ1/BAG1"
+    assert found[stocked["ffpe"]]["location"] == "UH/LAB1/CAB1/DRAWER1:7"
+    with engine.connect() as conn:
+        events = conn.execute(text(
+            "SELECT s.code, e.to_location, e.user_id FROM custody_event e JOIN specimen s ON s.id = e.specimen_id"
+            " WHERE e.kind = 'stored' ORDER BY e.id")).all()
+    assert [(code, where) for code, where, _ in events] == [
+        (stocked["snap_frozen"], "UH/LAB1/FRZ1/R1/BOX1:A1"), (stocked["oct"], "UH/LAB1/FRZ1/R1/BOX1:B2"),
+        (stocked["viable_cryo"], "UH/LAB1/FRZ1/BAG1"), (stocked["ffpe"], "UH/LAB1/CAB1/DRAWER1:7")]
+    assert {user for _, _, user in events} == {tech.id}
+    twice_unchanged(engine, tech, "placements", content)
+
+
+def test_placements_keep_one_position_one_specimen_and_suitable_temperatures(
+    engine: Engine, tech: User, stocked: dict[str, str]
+) -> None:
+    with session_scope(engine) as session:
+        storage.store(session, actor=tech, codes=[stocked["oct"]], box_code="BOX1", at="A1")
+    s = stocked
+    content = (
+        "specimen_code,container_code,position\n"
+        f"{s['snap_frozen']},BOX1,A1\n"      # taken by the OCT block
+        f"{s['viable_cryo']},BOX1,J1\n"       # not on a 9x9 grid
+        f"{s['ffpe']},BOX1,C1\n"              # FFPE does not go to -80
+        f"{s['fresh']},BOX1,D1\n"             # fresh tissue is never stored
+        "NOPE,BOX1,E1\n"                      # unknown specimen
+        f"{s['viable_cryo']}x,R1,\n"          # unknown specimen
+    )
+    errors = refused(engine, tech, "placements", content)
+    assert errors == {(2, "position"), (3, "position"), (4, "container_code"), (5, "container_code"),
+                      (6, "specimen_code"), (7, "specimen_code")}
+    content = (
+        "specimen_code,container_code,position\n"
+        f"{s['snap_frozen']},R1,\n"           # a rack holds boxes
+        f"{s['viable_cryo']},BAG1,A1\n"       # a bag has no grid
+        f"{s['oct']},BOX1,B1\n"               # already stored (create mode)
+        f"{s['ffpe']},DRAWER1,\n"             # a grid needs a position
+    )
+    before = snapshot(engine)
+    report = do_import(engine, tech, "placements", content)
+    assert snapshot(engine) == before
+    assert {(e.row, e.column) for e in report.errors} == {
+        (2, "container_code"), (3, "position"), (4, "specimen_code"), (5, "position")}
+    assert "upsert" in next(e.message for e in report.errors if e.row == 4)
+
+
+def test_two_rows_of_one_file_cannot_share_a_position(engine: Engine, tech: User, stocked: dict[str, str]) -> None:
+    content = f"specimen_code,container_code,position\n{stocked['snap_frozen']},BOX1,A1\n{stocked['oct']},BOX1,A1\n"
+    errors = refused(engine, tech, "placements", content)
+    assert errors == {(3, "position")}
+
+
+DAY0 = date(2026, 3, 14)
+
+
+@pytest.fixture
+def material(engine: Engine, tech: User, death) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        made = donor_with_material(session, tech, death)
+        donor_with_material(session, tech, death, code="RA-0002", scopes=frozenset({"research_use"}))
+        return {key: s.code for key, s in made.items()}
+
+
+def models_csv(material: dict[str, str]) -> str:
+    return (
+        "code,kind,source_code,status,initiated_on,established_on,failed_on,host_strain_name,medium,matrix,"
+        "growth_properties\n"
+        f"ORG-1,organoid,{material['L02-fresh']},growing,{DAY0 + timedelta(days=1)},,,,IntestiCult,None,Embedded 3D\n"
+        f"PDX-1,PDX,{material['L01-viable_cryo']},,{DAY0 + timedelta(days=1)},,,NSG,,,\n"
+        f"ORG-2,organoid,{material['L01-fresh']},failed,{DAY0 + timedelta(days=1)},,{DAY0 + timedelta(days=20)},,,,\n"
+    )
+
+
+PASSAGES = (
+    "model_code,label,parent_label,passaged_on,latency_days,doubling_time_hours,distributed_on,distributed_to\n"
+    "PDX-1,P0,,2026-03-15,,,,\n"
+    "PDX-1,P1,P0,2026-05-20,66,,,\n"
+    "PDX-1,P2,P1,2026-07-01,40,,2026-07-10,Lab of Dr Who\n"
+    "PDX-1,P2-B,P1,2026-07-01,,,,\n"
+    "ORG-1,P0,,2026-03-15,,52.5,,\n"
+    "ORG-2,P0,,2026-03-20,,,,\n"
+)
+
+
+def test_models_with_passages_import_as_a_tree_with_custody_on_the_source(
+    engine: Engine, tech: User, material: dict[str, str]
+) -> None:
+    report = do_import(engine, tech, "models", models_csv(material))
+    assert report.ok and report.inserted == 3, report.errors
+    report = do_import(engine, tech, "passages", PASSAGES)
+    assert report.ok and report.inserted == 6, report.errors
+    with session_scope(engine) as session:
+        detail = derived.model_detail(session, "PDX-1")
+        organoid = derived.model_detail(session, "ORG-1")
+    assert detail["passages"] == 4 and detail["newest_passage"] == "P2-B"
+    (p0,) = detail["passage_tree"]
+    (p1,) = p0["children"]
+    assert [(c["label"], c["number"]) for c in p1["children"]] == [("P2", 2), ("P2-B", 2)]
+    assert p1["children"][0]["distributed_to"] == "Lab of Dr Who"
+    assert (organoid["status"], organoid["matrix"], organoid["growth_properties"]) == ("growing", "none", "embedded_3d")
+    with engine.connect() as conn:
+        events = conn.execute(text("SELECT note FROM custody_event WHERE kind = 'derived' ORDER BY id")).scalars().all()
+    assert events == ["model ORG-1 (organoid) initiated; imported", "model PDX-1 (pdx) initiated; imported",
+                      "model ORG-2 (organoid) initiated; imported"]
+    twice_unchanged(engine, tech, "models", models_csv(material))
+    twice_unchanged(engine, tech, "passages", PASSAGES)
+
+
+def test_models_need_living_consented_material_and_dates_that_fit_the_status(
+    engine: Engine, tech: User, material: dict[str, str]
+) -> None:
+    with session_scope(engine) as session:
+        other = session.execute(text("SELECT code FROM specimen WHERE code LIKE 'RA0002%' AND storage_format = 'fresh'"
+                                     " ORDER BY code")).scalars().first()
+    content = (
+        "code,kind,source_code,status,initiated_on,established_on,failed_on,host_strain_name,medium\n"
+        f"M-1,organoid,{material['L02-snap_frozen']},,2026-03-15,,,,\n"   # not living material
+        f"M-2,organoid,{other},,2026-03-15,,,,\n"                          # no consent to model derivation
+        f"M-3,organoid,{material['L02-fresh']},established,2026-03-15,,,,\n"  # established without the day
+        f"M-4,pdx,{material['L02-fresh']},,2026-03-15,,,,\n"              # a PDX names its host strain
+        f"M-5,organoid,{material['L02-fresh']},,2026-03-15,,,NSG,\n"      # host strain is PDX-only
+        f"M-6,organoid,{material['L02-fresh']},growing,2026-03-15,,2026-03-20,,\n"  # failed_on on a growing model
+        f"M-7,organoid,{material['L02-fresh']},,2026-03-01,,,,\n"         # before the source was collected
+        f"M-8,organoid,NOPE,,2026-03-15,,,,\n"                            # unknown source
+        f"M 9,organoid,{material['L02-fresh']},,2026-03-15,,,,\n"         # unsafe code
+    )
+    assert refused(engine, tech, "models", content) == {
+        (2, "source_code"), (3, "source_code"), (4, "established_on"), (5, "host_strain_name"),
+        (6, "host_strain_name"), (7, "failed_on"), (8, "initiated_on"), (9, "source_code"), (10, "code")}
+
+
+def test_passages_follow_their_model_and_parent(engine: Engine, tech: User, material: dict[str, str]) -> None:
+    assert do_import(engine, tech, "models", models_csv(material)).ok
+    content = (
+        "model_code,label,parent_label,passaged_on,latency_days,doubling_time_hours\n"
+        "PDX-1,P0,,2026-03-10,,\n"        # before the model was initiated
+        "PDX-1,P1,P0,2026-04-01,,\n"      # its parent was refused
+        "PDX-1,P5,PX,2026-04-01,,\n"      # unknown parent
+        "ORG-1,P0,,2026-03-20,12,\n"      # latency is for a PDX
+        "PDX-1,Q0,,2026-03-20,,30\n"      # doubling time is for a culture
+        "ORG-2,P0,,2026-05-01,,\n"        # after the model failed
+        "NOPE,P0,,2026-03-20,,\n"         # unknown model
+        "ORG-1,P1,P2,2026-04-01,,\n"      # parent given later in the file
+        "ORG-1,P2,,2026-03-20,,\n"
+    )
+    assert refused(engine, tech, "passages", content) == {
+        (2, "passaged_on"), (3, "parent_label"), (4, "parent_label"), (5, "latency_days"),
+        (6, "doubling_time_hours"), (7, "passaged_on"), (8, "model_code"), (9, "parent_label")}
+
+
+def test_an_upsert_moves_a_model_only_along_allowed_status_changes_and_establishes_only_after_qc(
+    engine: Engine, tech: User, material: dict[str, str]
+) -> None:
+    do_import(engine, tech, "models", models_csv(material))
+    do_import(engine, tech, "passages", PASSAGES)
+    header = "code,kind,source_code,initiated_on,status,established_on,failed_on,medium,matrix,growth_properties\n"
+    org1 = f"ORG-1,organoid,{material['L02-fresh']},{DAY0 + timedelta(days=1)}"
+    growing_to_cryobanked = f"{header}{org1},cryobanked,2026-06-01,,IntestiCult,none,embedded_3d\n"
+    failed_to_growing = f"{header}ORG-2,organoid,{material['L01-fresh']},{DAY0 + timedelta(days=1)},growing,,,,,\n"
+    established = f"{header}{org1},established,2026-06-01,,IntestiCult,none,embedded_3d\n"
+    assert refused(engine, tech, "models", failed_to_growing, mode="upsert") == {(2, "status")}
+    assert refused(engine, tech, "models", growing_to_cryobanked, mode="upsert") == {(2, "status")}
+    assert refused(engine, tech, "models", established, mode="upsert") == {(2, "status")}
+    with session_scope(engine) as session:
+        derived.record_model_qc(session, actor=tech, model_code="ORG-1", passage_label="P0", tested_on=date(2026, 4, 1),
+                                identity_method="STR", identity_match_pct=95, mycoplasma="negative")
+    report = do_import(engine, tech, "models", established, mode="upsert")
+    assert report.ok and report.updated == 1, report.errors
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT status, established_on FROM derived_model WHERE code = 'ORG-1'")).one()[0] == "established"
