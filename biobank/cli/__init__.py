@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from biobank.cli import core
+from biobank.cli import core, ops
 from biobank.cli.common import handle_errors
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ app.add_typer(core.autopsy_app, name="autopsy")
 app.add_typer(core.specimen_app, name="specimen")
 app.command("demo")(handle_errors(core.demo))
 app.command("serve")(core.serve)
+
+app.command("backup")(handle_errors(ops.backup))
+app.command("restore")(handle_errors(ops.restore))
+core.db_app.command("checksums")(handle_errors(ops.checksums))
 
 
 def main() -> None:
