@@ -147,7 +147,7 @@ def test_restore_refuses_a_database_that_holds_tables_and_changes_nothing(engine
     _populate(engine, tech, admin)
     made = backup.backup(engine, tmp_path / "one.backup")
     before = backup.table_checksums(engine)
-    with pytest.raises(ConflictError, match="restore refused: database .* is not empty"):
+    with pytest.raises(ConflictError, match=r"restore refused: database .* is not empty"):
         backup.restore(engine, made.path)
     assert backup.table_checksums(engine) == before
 
