@@ -138,6 +138,8 @@ SQL_BUILDERS_ALLOWED = {"biobank/ddl.py"}
 #: Interpolated expressions that are identifiers or keywords chosen by code, never user data (file -> sources).
 SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
+    # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
+    "benchmarks/synthetic.py": {"name", "column_list"},
 }
 SQL_CALLS = {"exec_driver_sql", "execute", "executemany", "executescript", "copy"}
 
@@ -174,7 +176,7 @@ def _safe(expression: ast.AST, allowed: set[str]) -> bool:
     if isinstance(expression, ast.Call):
         func = expression.func
         called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if called in {"int", "float", "quote", "quote_identifier", "format_table", "format_column"}:
+        if called in {"int", "float", "quote", "quote_identifier", "format_table", "format_column", "Identifier"}:
             return True
     return ast.unparse(expression) in allowed
 
