@@ -78,22 +78,23 @@ def specimen_export_statement(*, include_withdrawn: bool = False) -> Select[Any]
     parent = aliased(Specimen)
     death = Autopsy.death_at
     post_mortem = SamplingSite.kind != "premortem_blood"
+    columns: list[Any] = [
+        Specimen.code, Donor.code, Autopsy.case_code, SamplingSite.code, SamplingSite.kind,
+        SamplingSite.tissue_status, SamplingSite.site_code, SamplingSite.laterality, Lesion.code, Lesion.kind,
+        Specimen.lineage, parent.code, Specimen.material_type, Specimen.storage_format, Specimen.status,
+        Specimen.quantity, Specimen.quantity_remaining, Specimen.unit, Specimen.parent_quantity_used,
+        Specimen.concentration_ng_ul, Specimen.freeze_thaw_count, Specimen.fixative,
+        Specimen.decalcification_agent, Specimen.decalcification_hours,
+        hours_between(death, Specimen.collected_at),
+        hours_between(death, Specimen.stabilised_at),
+        hours_between(Specimen.stabilised_at, Specimen.fixation_end_at),
+        case((post_mortem, hours_between(death, func.coalesce(Specimen.stabilised_at, Specimen.collected_at)))),
+        Specimen.er_status, Specimen.pr_status, Specimen.her2_status, Specimen.tumour_cellularity_pct,
+        Specimen.necrosis_pct, Specimen.yield_ng, Specimen.a260_280, Specimen.rin, Specimen.din,
+        Specimen.dv200_pct,
+    ]
     statement = (
-        select(
-            Specimen.code, Donor.code, Autopsy.case_code, SamplingSite.code, SamplingSite.kind,
-            SamplingSite.tissue_status, SamplingSite.site_code, SamplingSite.laterality, Lesion.code, Lesion.kind,
-            Specimen.lineage, parent.code, Specimen.material_type, Specimen.storage_format, Specimen.status,
-            Specimen.quantity, Specimen.quantity_remaining, Specimen.unit, Specimen.parent_quantity_used,
-            Specimen.concentration_ng_ul, Specimen.freeze_thaw_count, Specimen.fixative,
-            Specimen.decalcification_agent, Specimen.decalcification_hours,
-            hours_between(death, Specimen.collected_at),
-            hours_between(death, Specimen.stabilised_at),
-            hours_between(Specimen.stabilised_at, Specimen.fixation_end_at),
-            case((post_mortem, hours_between(death, func.coalesce(Specimen.stabilised_at, Specimen.collected_at)))),
-            Specimen.er_status, Specimen.pr_status, Specimen.her2_status, Specimen.tumour_cellularity_pct,
-            Specimen.necrosis_pct, Specimen.yield_ng, Specimen.a260_280, Specimen.rin, Specimen.din,
-            Specimen.dv200_pct,
-        )
+        select(*columns)
         .select_from(Specimen)
         .join(Donor, Donor.id == Specimen.donor_id)
         .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
