@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import case, func, select
+from sqlalchemy import Double, case, cast, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
@@ -73,6 +73,11 @@ class ExportResult:
     batches: int
 
 
+def _hours(start: Any, end: Any) -> Any:
+    """Hours between two timestamps as a double on both databases (PostgreSQL's EXTRACT gives numeric)."""
+    return cast(hours_between(start, end), Double)
+
+
 def specimen_export_statement(*, include_withdrawn: bool = False) -> Select[Any]:
     """One row per specimen with the de-identified columns of :data:`SCHEMA`, in specimen id order."""
     parent = aliased(Specimen)
@@ -85,10 +90,10 @@ def specimen_export_statement(*, include_withdrawn: bool = False) -> Select[Any]
         Specimen.quantity, Specimen.quantity_remaining, Specimen.unit, Specimen.parent_quantity_used,
         Specimen.concentration_ng_ul, Specimen.freeze_thaw_count, Specimen.fixative,
         Specimen.decalcification_agent, Specimen.decalcification_hours,
-        hours_between(death, Specimen.collected_at),
-        hours_between(death, Specimen.stabilised_at),
-        hours_between(Specimen.stabilised_at, Specimen.fixation_end_at),
-        case((post_mortem, hours_between(death, func.coalesce(Specimen.stabilised_at, Specimen.collected_at)))),
+        _hours(death, Specimen.collected_at),
+        _hours(death, Specimen.stabilised_at),
+        _hours(Specimen.stabilised_at, Specimen.fixation_end_at),
+        case((post_mortem, _hours(death, func.coalesce(Specimen.stabilised_at, Specimen.collected_at)))),
         Specimen.er_status, Specimen.pr_status, Specimen.her2_status, Specimen.tumour_cellularity_pct,
         Specimen.necrosis_pct, Specimen.yield_ng, Specimen.a260_280, Specimen.rin, Specimen.din,
         Specimen.dv200_pct,
