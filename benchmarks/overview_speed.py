@@ -29,6 +29,7 @@ APP = ROOT / "dashboards" / "app.py"
 
 
 def _fresh_app(url: str, page: str, username: str | None) -> Any:
+    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # bare-mode warnings on every run otherwise
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
