@@ -309,7 +309,7 @@ def build(engine: Engine, specimens: int, *, seed: int = 1, chunk_rows: int = 50
                              {"t": table.name, "v": max(ids.next[table.name] - 1, 1)})
     if backend == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(text("VACUUM ANALYZE"))  # what autovacuum would do soon after a bulk load
     else:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -375,6 +375,7 @@ def ensure_cohort(url: str, specimens: int, *, rebuild: bool = False, log: Calla
     """A migrated database holding exactly ``specimens`` synthetic specimens, reused when it already does."""
     if not rebuild and specimen_count(url) == specimens:
         log(f"reusing cohort of {specimens:,} specimens at {make_url(url).render_as_string(hide_password=True)}")
+        migrate(url)  # indexes added by later migrations reach the cached cohort too
         return {"reused": True}
     _recreate(url)
     migrate(url)
