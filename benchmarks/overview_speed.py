@@ -32,8 +32,12 @@ APP = ROOT / "dashboards" / "app.py"
 
 
 def _fresh_app(url: str, page: str, username: str | None) -> Any:
-    os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # bare-mode warnings on every run otherwise
+    import logging
+
     import streamlit as st
+
+    for name in ("streamlit", "streamlit.runtime", "streamlit.elements"):  # bare-mode warnings on every run
+        logging.getLogger(name).setLevel(logging.ERROR)
     from streamlit.testing.v1 import AppTest
 
     from biobank.config import get_settings

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Double, case, cast, func, select
+from sqlalchemy import Double, case, cast, exists, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
@@ -109,9 +109,10 @@ def specimen_export_statement(*, include_withdrawn: bool = False) -> Select[Any]
         .order_by(Specimen.id)
     )
     if not include_withdrawn:
-        statement = statement.outerjoin(ConsentWithdrawal, ConsentWithdrawal.donor_id == Specimen.donor_id).where(
-            ConsentWithdrawal.id.is_(None)  # type: ignore[union-attr]
-        )
+        # NOT EXISTS, not a LEFT JOIN ... IS NULL: PostgreSQL estimated the latter at one row and planned nested
+        # loops with sequential scans per specimen (minutes at a million specimens).
+        withdrawn = select(ConsentWithdrawal.id).where(ConsentWithdrawal.donor_id == Specimen.donor_id)
+        statement = statement.where(~exists(withdrawn))
     return statement  # type: ignore[return-value]
 
 
