@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, inspect, select, text
+from sqlalchemy import MetaData, func, inspect, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 
 from biobank.errors import BiobankError, ConflictError, NotFoundError, ValidationError
@@ -92,6 +92,17 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Rows per table (cheap: no row is read into Python)."""
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.connect() as conn:
+        return {
+            name: int(conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one())
+            for name in sorted(metadata.tables)
+        }
 
 
 def table_checksums(engine: Engine, *, batch_size: int = 10_000) -> dict[str, TableChecksum]:

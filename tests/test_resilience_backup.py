@@ -139,6 +139,7 @@ def test_restore_into_an_empty_database_gives_identical_counts_and_checksums(eng
         finally:
             target.dispose()
     assert {t: c.rows for t, c in restored.items()} == {t: c.rows for t, c in source.items()}
+    assert {t: c.rows for t, c in source.items()} == backup.table_counts(engine)
     assert restored == source
     assert source["specimen"].rows == 5 and source["audit_log"].rows > 0
 

@@ -37,7 +37,7 @@ def restore(
 ) -> None:
     """Restore FILE into the configured database, which must be empty (no tables); never merges into data."""
     result = backup_module.restore(get_engine(), file)
-    counts = {name: c.rows for name, c in backup_module.table_checksums(get_engine()).items()}
+    counts = backup_module.table_counts(get_engine())
     data = {"file": str(result.path), "backend": result.backend, "tables": result.tables, "rows": counts,
             "database": _url()}
     if as_json:
