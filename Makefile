@@ -5,13 +5,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+SCALE  ?= full
 
 .PHONY: run test lint bench clean help
 
 help:
 	@echo "make run    start the dashboard on a demo cohort (SQLite file biobank.db)"
 	@echo "make test   lint, type-check and run the test suite"
-	@echo "make bench  run the benchmarks (prints figures, writes benchmarks/results/)"
+	@echo "make bench  run the benchmarks (prints figures, writes benchmarks/results/; SCALE=quick for a short run)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,7 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info artifacts

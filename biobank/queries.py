@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal
+from sqlalchemy import Integer, and_, case, cast, func, literal
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -342,7 +342,7 @@ def donor_detail(session: Session, code: str) -> dict[str, Any]:
 def pmi_distribution(session: Session, *, bin_hours: float = 0.5) -> list[dict[str, Any]]:
     """Histogram of primary post-mortem specimen PMIs, binned in SQL (never every specimen in memory)."""
     hours = pmi_hours_expr()
-    bucket = func.floor(hours / bin_hours)
+    bucket = cast(func.floor(hours / bin_hours), Integer)  # integer keys: the grouping sort is cheaper at 1 M rows
     statement = (
         select(bucket.label("bucket"), func.count().label("n"))
         .select_from(Specimen)

@@ -26,4 +26,5 @@ def _hours_sqlite(element: hours_between, compiler: Any, **kw: Any) -> str:
 @compiles(hours_between, "postgresql")
 def _hours_pg(element: hours_between, compiler: Any, **kw: Any) -> str:
     start, end = list(element.clauses)
-    return f"(EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)})) / 3600.0)"
+    # date_part gives a double; EXTRACT gives numeric since PostgreSQL 14, several times slower over a million rows.
+    return f"(date_part('epoch', {compiler.process(end, **kw)} - {compiler.process(start, **kw)}) / 3600.0)"

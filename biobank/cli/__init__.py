@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from biobank.cli import core, imports
+from biobank.cli import core, imports, ops
 from biobank.cli.common import handle_errors
 
 app = typer.Typer(
@@ -30,6 +30,10 @@ from biobank.cli import storage as _storage_cli  # noqa: E402
 
 app.add_typer(_storage_cli.storage_app, name="storage")
 app.add_typer(_storage_cli.distribution_app, name="distribution")
+
+app.command("backup")(handle_errors(ops.backup))
+app.command("restore")(handle_errors(ops.restore))
+core.db_app.command("checksums")(handle_errors(ops.checksums))
 
 
 def main() -> None:

@@ -105,6 +105,7 @@ def aliquot(
             raise invalid(f"portions[{index}]", portion, "must be positive")
     act_as(session, actor)
     _consume(parent, float(sum(portions)), "portions")
+    parent.version += 1  # every edit moves the version on, so a stale correction elsewhere is refused
     start = _children_count(session, parent, Lineage.aliquot)
     children = [
         _child(
@@ -181,6 +182,7 @@ def derive(
         check_order("parent collected_at", parent.collected_at, "at", at)
     act_as(session, actor)
     _consume(parent, float(parent_quantity_used), "parent_quantity_used")
+    parent.version += 1
     number = _children_count(session, parent, Lineage.derivative, str(material_type)) + 1
     child = _child(
         parent,

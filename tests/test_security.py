@@ -1,0 +1,297 @@
+"""Security pass: roles enforced in every write service (found by introspection, so later services are covered too),
+no personal identifiers in the schema, SQL only through bound parameters, secrets only from the environment."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import SQLModel
+
+import biobank.services
+from biobank.db import session_scope
+from biobank.errors import PermissionDeniedError
+from tests.dbtools import snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Public functions that take an ``actor`` but are helpers, never entry points; each says why it needs no role check.
+HELPERS: dict[str, str] = {
+    "biobank.services.custody.record_event": "writes a custody row on behalf of a service that has already checked",
+}
+
+
+def write_services() -> Iterator[tuple[str, Callable[..., Any]]]:
+    """Every public function in biobank/services/ that takes a session and a keyword-only ``actor``."""
+    for module_info in pkgutil.iter_modules(biobank.services.__path__, "biobank.services."):
+        module = importlib.import_module(module_info.name)
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if name.startswith("_") or function.__module__ != module.__name__:
+                continue
+            parameters = inspect.signature(function).parameters
+            actor = parameters.get("actor")
+            if actor is None or actor.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            qualified = f"{module.__name__}.{name}"
+            if qualified not in HELPERS:
+                yield qualified, function
+
+
+SERVICES = sorted(write_services())
+
+
+def _dummy(parameter: inspect.Parameter) -> Any:
+    """Something of roughly the right shape: the role check comes first, so the values are never looked at."""
+    annotation = str(parameter.annotation)
+    if parameter.name == "username":
+        return "admin"  # an account that exists, so "may change your own account" paths reach the role check
+    if "datetime" in annotation:
+        return datetime(2026, 1, 1, tzinfo=UTC)
+    if "date" in annotation:
+        return date(2026, 1, 1)
+    if "Sequence" in annotation or "list" in annotation:
+        return []
+    if "set" in annotation:
+        return set()
+    if "bool" in annotation:
+        return True
+    if "float" in annotation or "int" in annotation:
+        return 1
+    return "X"
+
+
+def test_the_introspection_finds_the_foundation_write_services():
+    names = {name.rsplit(".", 1)[1] for name, _ in SERVICES}
+    expected = {"register_donor", "record_consent", "withdraw_consent", "open_autopsy", "collect_region", "aliquot",
+                "derive", "record_qc", "dispose", "correct_specimen", "add_user", "set_active", "set_password"}
+    assert expected <= names, expected - names
+
+
+@pytest.mark.parametrize("name", [name for name, _ in SERVICES])
+def test_a_viewer_is_refused_by_every_write_service(name, engine, viewer, admin):
+    function = dict(SERVICES)[name]
+    kwargs = {
+        p.name: _dummy(p)
+        for p in inspect.signature(function).parameters.values()
+        if p.name not in ("session", "actor") and p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+    before = snapshot(engine)
+    with pytest.raises(PermissionDeniedError), session_scope(engine) as session:
+        function(session, actor=viewer, **kwargs)
+    assert snapshot(engine) == before
+
+
+# ------------------------------------------------------------------------------------- personal identifiers
+
+PERSONAL = re.compile(
+    r"(^|_)(first_?name|last_?name|surname|forename|given_name|family_name|full_name|maiden_name|patient_name"
+    r"|donor_name|birth|dob|address|postcode|zip_?code|mrn|nhs|hospital_number|phone|telephone|mobile|email|ssn"
+    r"|social_security|insurance_number)($|_)",
+    re.IGNORECASE,
+)
+#: Staff accounts, not donors.
+ALLOWED_PERSONAL = {("user_account", "full_name"), ("user_account", "username")}
+
+
+def _personal_columns(tables: dict[str, list[str]]) -> list[tuple[str, str]]:
+    found = []
+    for table, columns in tables.items():
+        about_donor = table == "donor" or "donor_id" in columns
+        for column in columns:
+            if (table, column) in ALLOWED_PERSONAL:
+                continue
+            if PERSONAL.search(column) or (about_donor and column.lower() in {"name", "initials"}):
+                found.append((table, column))
+    return found
+
+
+def test_no_table_holds_a_personal_identifier(engine):
+    inspector = sa_inspect(engine)
+    in_database = {t: [c["name"] for c in inspector.get_columns(t)] for t in inspector.get_table_names()}
+    in_models = {t.name: [c.name for c in t.columns] for t in SQLModel.metadata.tables.values()}
+    assert _personal_columns(in_database) == []
+    assert _personal_columns(in_models) == []
+
+
+def test_the_personal_identifier_scan_would_catch_one():
+    assert _personal_columns({"donor": ["id", "code", "name", "date_of_birth"], "lesion": ["donor_id", "nhs_number"],
+                              "storage_box": ["name"]}) == [("donor", "name"), ("donor", "date_of_birth"),
+                                                            ("lesion", "nhs_number")]
+
+
+# ----------------------------------------------------------------------------------------- bound parameters
+
+#: Where SQL text may be assembled: DDL helpers and migrations build trigger DDL from code constants.
+SQL_BUILDERS_ALLOWED = {"biobank/ddl.py"}
+#: Interpolated expressions that are identifiers or keywords chosen by code, never user data (file -> sources).
+SAFE_INTERPOLATIONS: dict[str, set[str]] = {
+    "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
+    # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
+    "benchmarks/synthetic.py": {"name", "column_list"},
+}
+SQL_CALLS = {"exec_driver_sql", "execute", "executemany", "executescript", "copy"}
+
+
+def _sql_sources() -> list[Path]:
+    return sorted(p for pattern in ("biobank/**/*.py", "dashboards/**/*.py", "benchmarks/**/*.py")
+                  for p in ROOT.glob(pattern))
+
+
+def _is_built(node: ast.AST) -> bool:
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(v, ast.FormattedValue) for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
+        return True
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+
+
+def _interpolations(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+    if isinstance(node, ast.BinOp):
+        return [part for side in (node.left, node.right)
+                for part in (_interpolations(side) if _is_built(side) else
+                             [] if isinstance(side, ast.Constant) else [side])]
+    if isinstance(node, ast.Call):
+        return [*node.args, *(k.value for k in node.keywords)]
+    return []
+
+
+def _safe(expression: ast.AST, allowed: set[str]) -> bool:
+    """Numbers forced by int()/float(), identifiers quoted by the dialect's preparer, or whitelisted names."""
+    if isinstance(expression, ast.Constant):
+        return True
+    if isinstance(expression, ast.Call):
+        func = expression.func
+        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if called in {"int", "float", "quote", "quote_identifier", "format_table", "format_column", "Identifier"}:
+            return True
+    return ast.unparse(expression) in allowed
+
+
+def unsafe_sql(path: Path, source: str) -> list[str]:
+    relative = path.relative_to(ROOT).as_posix() if path.is_absolute() else str(path)
+    if relative in SQL_BUILDERS_ALLOWED:
+        return []
+    tree = ast.parse(source)
+    text_names = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and node.module in {"sqlalchemy", "sqlmodel", "sqlalchemy.sql", "sqlalchemy.sql.expression"}
+                  for alias in node.names if alias.name == "text"}
+    assigned: dict[str, list[ast.AST]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    assigned.setdefault(target.id, []).append(node.value)
+    problems = []
+    allowed = SAFE_INTERPOLATIONS.get(relative, set())
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        is_text = (isinstance(func, ast.Name) and func.id in text_names) or (
+            isinstance(func, ast.Attribute) and func.attr == "text" and isinstance(func.value, ast.Name)
+            and func.value.id in {"sa", "sqlalchemy"})
+        is_sql_call = isinstance(func, ast.Attribute) and func.attr in SQL_CALLS
+        if not (is_text or is_sql_call):
+            continue
+        argument = node.args[0]
+        candidates = assigned.get(argument.id, []) if isinstance(argument, ast.Name) else [argument]
+        for candidate in candidates:
+            if not _is_built(candidate):
+                continue
+            for expression in _interpolations(candidate):
+                if not _safe(expression, allowed):
+                    problems.append(f"{relative}:{node.lineno}: SQL built from {ast.unparse(expression)!r}")
+    return problems
+
+
+def test_sql_is_only_ever_built_with_bound_parameters():
+    problems = [p for path in _sql_sources() for p in unsafe_sql(path, path.read_text(encoding="utf-8"))]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_sql_scan_would_catch_an_interpolated_value():
+    bad = (
+        "from sqlalchemy import text\n"
+        "def f(conn, code):\n"
+        "    conn.execute(text(f\"SELECT * FROM donor WHERE code = '{code}'\"))\n"
+        "    sql = 'SELECT * FROM specimen WHERE code = ' + code\n"
+        "    conn.execute(text(sql))\n"
+        "    conn.exec_driver_sql('DELETE FROM x WHERE id = %s' % code)\n"
+        "    conn.execute(text('SELECT * FROM donor WHERE code = :code'), {'code': code})\n"
+        "    conn.exec_driver_sql(f'PRAGMA busy_timeout={int(code)}')\n"
+    )
+    problems = unsafe_sql(Path("biobank/example.py"), bad)
+    assert sorted(p.split(":")[1] for p in problems) == ["3", "5", "6"], problems
+
+
+# ----------------------------------------------------------------------------------------------- secrets
+
+PASSWORD_IN_URL = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^:/@\s'\"]+:(?P<password>[^@\s'\"]+)@")
+PLACEHOLDER = re.compile(r"^(\$\{?\w+\}?|<[^>]+>|\*+|PASSWORD|password|pass|secret|\.\.\.)$")
+
+
+def _tracked_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [ROOT / line for line in listed.stdout.splitlines() if (ROOT / line).is_file()]
+
+
+def test_no_database_password_or_cookie_secret_is_committed():
+    problems = []
+    for path in _tracked_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("tests/") or path.suffix in {".png", ".pdf", ".db", ".parquet", ".xlsx"}:
+            continue
+        try:
+            content = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for match in PASSWORD_IN_URL.finditer(content):
+            if not PLACEHOLDER.match(match.group("password")):
+                problems.append(f"{relative}: database URL with a password")
+        if re.search(r"cookieSecret\s*=\s*[\"'][^\"'$<]", content) or re.search(
+            r"STREAMLIT_SERVER_COOKIE_SECRET\s*=\s*[\"']?[A-Za-z0-9+/]{8,}", content
+        ):
+            problems.append(f"{relative}: a literal cookie secret")
+    assert problems == [], problems
+    assert not (ROOT / ".streamlit" / "secrets.toml").exists() or ".streamlit/secrets.toml" not in {
+        p.relative_to(ROOT).as_posix() for p in _tracked_files()
+    }
+
+
+def test_secrets_files_are_ignored_by_git():
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored and ".streamlit/secrets.toml" in ignored
+
+
+def test_the_dashboard_server_takes_its_secrets_from_the_environment(monkeypatch):
+    """``biobank serve`` hands the environment (cookie secret, database URL, PGPASSWORD) to Streamlit unchanged."""
+    import biobank.cli.core as core
+
+    seen: dict[str, Any] = {}
+
+    def fake_call(command, env):
+        seen["env"], seen["command"] = env, command
+        return 0
+
+    monkeypatch.setenv("STREAMLIT_SERVER_COOKIE_SECRET", "from-the-environment")
+    monkeypatch.setattr(core.subprocess, "call", fake_call)
+    with pytest.raises(typer.Exit):
+        core.serve(port=8599, host="127.0.0.1", headless=True)
+    assert seen["env"]["STREAMLIT_SERVER_COOKIE_SECRET"] == "from-the-environment"
+    assert not any("cookie" in part.lower() for part in seen["command"])
