@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, func, inspect, text
+from sqlalchemy import Select, and_, case, func
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
@@ -23,6 +23,7 @@ from biobank.models import (
     Autopsy,
     ClinicalEvent,
     ConsentWithdrawal,
+    DerivedModel,
     Donor,
     Lesion,
     SamplingSite,
@@ -36,7 +37,6 @@ from biobank.timing import PMI_BANDS, specimen_pmi
 from biobank.vocab import SiteKind
 
 IN_STOCK = ("available", "reserved", "in_use")
-MODEL_TABLE = "derived_model"
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,13 @@ def filter_options(session: Session) -> dict[str, Any]:
 
 
 def has_models(session: Session) -> bool:
-    """Whether the derived-model table exists (it comes with the models module)."""
-    return inspect(session.connection()).has_table(MODEL_TABLE)
+    """Whether any derived model has been recorded (the page shows model figures only then)."""
+    return session.exec(select(DerivedModel.id).limit(1)).first() is not None
 
 
 def model_counts(session: Session) -> dict[str, int]:
-    """Models by status, or {} when the table does not exist."""
-    if not has_models(session):
-        return {}
-    rows = session.exec(text(f"SELECT status, COUNT(*) FROM {MODEL_TABLE} GROUP BY status")).all()  # type: ignore[call-overload]
+    """Models by status."""
+    rows = session.exec(select(DerivedModel.status, func.count()).group_by(DerivedModel.status)).all()
     return {str(status): int(n) for status, n in rows}
 
 
@@ -394,25 +392,19 @@ def donor_specimens(session: Session, code: str) -> list[dict[str, Any]]:
 
 
 def donor_models(session: Session, code: str) -> list[dict[str, Any]]:
-    """The donor's derived models when the models table exists: whichever of its columns name, kind and status it."""
-    if not has_models(session):
-        return []
+    """The donor's derived models with their source specimen."""
     donor = get_donor(session, code)
-    columns = {c["name"] for c in inspect(session.connection()).get_columns(MODEL_TABLE)}
-    source = next((c for c in ("source_specimen_id", "specimen_id") if c in columns), None)
-    if source is None and "donor_id" not in columns:
-        return []
-    shown = [c for c in ("code", "model_code", "kind", "status", "initiated_on", "established_on") if c in columns]
-    if not shown:
-        return []
-    cols = ", ".join(f"m.{c}" for c in shown)
-    if source is not None:
-        sql = f"SELECT {cols}, s.code AS source_specimen FROM {MODEL_TABLE} m JOIN specimen s ON s.id = m.{source} WHERE s.donor_id = :donor"
-        shown.append("source_specimen")
-    else:
-        sql = f"SELECT {cols} FROM {MODEL_TABLE} m WHERE m.donor_id = :donor"
-    rows = session.exec(text(sql).bindparams(donor=donor.id)).all()  # type: ignore[call-overload]
-    return [dict(zip(shown, row, strict=True)) for row in rows]
+    statement = (
+        select(
+            DerivedModel.code, DerivedModel.kind, DerivedModel.status, DerivedModel.initiated_on,
+            DerivedModel.established_on, Specimen.code,
+        )
+        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)
+        .where(DerivedModel.donor_id == donor.id)
+        .order_by(DerivedModel.code)
+    )
+    shown = ["code", "kind", "status", "initiated_on", "established_on", "source_specimen"]
+    return [dict(zip(shown, row, strict=True)) for row in session.exec(statement).all()]
 
 
 # -- audit log ---------------------------------------------------------------------------------------------------
