@@ -140,6 +140,14 @@ SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
     # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
     "benchmarks/synthetic.py": {"name", "column_list"},
+    # a scratch database name made from a uuid in the code
+    "benchmarks/common.py": {"name", "make_url(url).database"},
+    # a constant column list and its placeholders (the benchmark's raw baseline)
+    "benchmarks/import_speed.py": {"', '.join(RAW_COLUMNS)", "', '.join(('?' for _ in RAW_COLUMNS))"},
+    # the table's own column names, each quoted by the dialect's preparer; one driver placeholder per column
+    "biobank/bulk.py": {"', '.join((preparer.quote(n) for n in names))", "', '.join((marker for _ in names))"},
+    # the models table's name (a constant) and columns picked from fixed tuples after inspecting that table
+    "biobank/queries_cohort.py": {"MODEL_TABLE", "cols", "source"},
 }
 SQL_CALLS = {"exec_driver_sql", "execute", "executemany", "executescript", "copy"}
 
