@@ -67,3 +67,57 @@ def machine() -> dict[str, Any]:
 
     return {"nproc": os.cpu_count(), "memory_gib": memory_gib, "cpu": cpu, "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version, "postgres_client": postgres}
+
+
+def scratch_url(like: str) -> Any:
+    """A context manager giving the URL of a fresh, migrated, empty database on the same backend (and server) as
+    ``like``, dropped afterwards: for benchmarks that build their own data at their own stated size."""
+    import contextlib
+    import tempfile
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    @contextlib.contextmanager
+    def scratch() -> Any:
+        from alembic import command
+        from alembic.config import Config
+
+        from biobank.db import dispose_engines
+
+        parsed = make_url(like)
+        admin = None
+        folder = None
+        if parsed.get_backend_name() == "sqlite":
+            folder = tempfile.TemporaryDirectory(prefix="biobank-bench-")
+            url = f"sqlite:///{Path(folder.name) / 'scratch.db'}"
+        else:
+            name = f"biobank_scratch_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = parsed.set(database=name).render_as_string(hide_password=False)
+        try:
+            config = Config(str(ROOT / "alembic.ini"))
+            config.set_main_option("script_location", str(ROOT / "migrations"))
+            config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+            config.attributes["configure_logging"] = False
+            command.upgrade(config, "head")
+            yield url
+        finally:
+            dispose_engines()
+            if admin is not None:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+                admin.dispose()
+            if folder is not None:
+                folder.cleanup()
+
+    return scratch()
+
+
+def backend_of(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return "sqlite" if make_url(url).get_backend_name() == "sqlite" else "postgresql"

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from biobank.db import make_engine, session_scope
 from biobank.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
-from biobank.services import specimens
+from biobank.services import specimens, storage
 from biobank.services.auth import get_user
 
 START_TIMEOUT = 60.0  # seconds for every worker to be ready (spawned interpreters import the whole library)
@@ -120,6 +120,24 @@ def op_correct(engine: Engine, ctx: Context, *, code: str, reason: str, pause: f
 def op_qc(engine: Engine, ctx: Context, *, code: str, cellularity: float) -> None:
     with session_scope(engine) as session:
         specimens.record_qc(session, actor=ctx.actor(session), code=code, tumour_cellularity_pct=cellularity)
+
+
+@operation("store")
+def op_store(engine: Engine, ctx: Context, *, codes: Sequence[str], box: str, at: str | None = None) -> str:
+    """Store specimens into a (shared) box: at ``at`` or, without it, auto-allocated to the first free run."""
+    with session_scope(engine) as session:
+        placed = storage.store(session, actor=ctx.actor(session), codes=list(codes), box_code=box, at=at)
+        return ",".join(f"{p.code}@{p.position}" for p in placed)
+
+
+@operation("aliquot_store")
+def op_aliquot_store(engine: Engine, ctx: Context, *, parent: str, portions: Sequence[float], box: str) -> str:
+    """Aliquot a parent and store the new tubes into a shared box, in one transaction."""
+    with session_scope(engine) as session:
+        actor = ctx.actor(session)
+        children = specimens.aliquot(session, actor=actor, parent_code=parent, portions=list(portions))
+        placed = storage.store(session, actor=actor, codes=[c.code for c in children], box_code=box)
+        return ",".join(f"{p.code}@{p.position}" for p in placed)
 
 
 # ------------------------------------------------------------------------------------------------- the gang

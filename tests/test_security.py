@@ -142,6 +142,8 @@ SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     "benchmarks/synthetic.py": {"name", "column_list"},
     # the driver's placeholder ('?' or '%s') chosen from the dialect
     "biobank/bulk.py": {"marker"},
+    # a scratch database name made from a uuid in the code
+    "benchmarks/common.py": {"name", "make_url(url).database"},
     # a constant column list and a benchmark table/database name chosen in code
     "benchmarks/import_speed.py": {"', '.join(RAW_COLUMNS)", "name"},
 }
@@ -302,3 +304,113 @@ def test_the_dashboard_server_takes_its_secrets_from_the_environment(monkeypatch
         core.serve(port=8599, host="127.0.0.1", headless=True)
     assert seen["env"]["STREAMLIT_SERVER_COOKIE_SECRET"] == "from-the-environment"
     assert not any("cookie" in part.lower() for part in seen["command"])
+
+
+# ------------------------------------------------------------------------------------------------- exports
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _names_in(name: str, content: bytes) -> set[str]:
+    """Column names (CSV/TSV headers, JSON keys, Parquet fields) of one exported file, camelCase made snake_case."""
+    import io
+    import json
+
+    names: set[str] = set()
+    if name.endswith((".csv", ".tsv", ".txt")):
+        text = content.decode("utf-8")
+        for line in text.splitlines():
+            if line.startswith("#"):  # cBioPortal's metadata header lines: display names of the columns
+                names.update(re.split(r"[\t,]", line.lstrip("#")))
+                continue
+            names.update(re.split(r"[\t,]", line))
+            break
+    elif name.endswith(".json"):
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                names.update(node)
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+        walk(json.loads(content))
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        names.update(pq.read_schema(io.BytesIO(content)).names)
+    return {re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", n.strip().strip('"')).lower() for n in names if n.strip()}
+
+
+def _leaks(files: dict[str, bytes], deaths: list[datetime]) -> list[str]:
+    found = []
+    for name, content in files.items():
+        for column in sorted(_names_in(name, content)):
+            # A bare "name" is allowed: ontology resources (phenopackets) and cancer models (CancerModels.org) have one.
+            if PERSONAL.search(column) or column == "initials":
+                found.append(f"{name}: column {column!r}")
+        if name.endswith(".xlsx"):
+            continue  # the same sheets are written as CSV and scanned there
+        if name.endswith(".parquet"):
+            import io
+
+            import pyarrow.parquet as pq
+
+            text = pq.read_table(io.BytesIO(content)).to_pandas().to_csv()
+        else:
+            text = content.decode("utf-8", errors="replace")
+        for death in deaths:
+            for stamp in {death.date().isoformat(), death.astimezone(UTC).date().isoformat()}:
+                if stamp in text:
+                    found.append(f"{name}: the death date {stamp}")
+    return found
+
+
+def test_the_export_scan_would_catch_a_name_column_or_a_death_date():
+    death = datetime(2025, 3, 14, 2, 0, tzinfo=UTC)
+    files = {"donors.csv": b"donor_code,lastName,age\nRA-0001,X,61\n",
+             "bundle.json": b'{"resource": {"deceasedDateTime": "2025-03-14T02:00:00Z"}}'}
+    assert _leaks(files, [death]) == ["donors.csv: column 'last_name'", "bundle.json: the death date 2025-03-14"]
+
+
+def test_no_export_target_writes_a_personal_identifier_or_a_death_date(engine, tmp_path):
+    """Every export target on a 2-donor demo (a plan for the sequencing targets), the cancer-models sheets and the
+    streamed Parquet export: no column named like a personal identifier, no donor's death date in any file."""
+    from sqlalchemy import text
+    from sqlmodel import Session, select
+
+    from biobank.demo import load_demo
+    from biobank.exports import cancermodels, service
+    from biobank.exports.stream import export_specimens_parquet
+    from biobank.models import Autopsy, User
+    from biobank.services import planning
+
+    with session_scope(engine) as session:  # a past "now": no death falls on today, the date files are made
+        load_demo(session, donors_count=2, seed=7, now=datetime(2025, 6, 1, 12, 0, tzinfo=UTC))
+    with Session(engine, expire_on_commit=False) as session:
+        pi = session.exec(select(User).where(User.username == "pi")).one()
+        deaths = [a.death_at for a in session.exec(select(Autopsy)).all()]
+    assert len(deaths) == 2
+    with session_scope(engine) as session:
+        planning.create_plan(session, actor=pi, code="WGS-1", name="Multiregional WGS", purpose="phylogeny",
+                             assay="wgs", donor_codes=["RA-0001"])
+    leaks: list[str] = []
+    with Session(engine) as session:
+        for target in service.TARGETS:
+            if target == "metient":
+                codes = session.execute(text(
+                    "SELECT code FROM specimen WHERE code LIKE 'RA0001-L0%-SF1' AND lineage = 'primary' ORDER BY code"
+                )).scalars().all()
+                files = service.export_files(session, actor=pi, target=target, specimen_codes=codes)
+            elif target in service.SEQUENCING_TARGETS:
+                files = service.export_files(session, actor=pi, target=target, plan_code="WGS-1")
+            else:
+                files = service.export_files(session, actor=pi, target=target)
+            assert files, target
+            leaks += [f"{target}: {leak}" for leak in _leaks(files, deaths)]
+        _, paths = cancermodels.export_models(session, tmp_path / "models", include_unestablished=True)
+        leaks += [f"cancermodels: {leak}" for leak in _leaks({p.name: p.read_bytes() for p in paths}, deaths)]
+    parquet = tmp_path / "specimens.parquet"
+    export_specimens_parquet(engine, parquet)
+    leaks += [f"parquet: {leak}" for leak in _leaks({"specimens.parquet": parquet.read_bytes()}, deaths)]
+    assert leaks == [], "\n".join(leaks)

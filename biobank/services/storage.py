@@ -371,9 +371,10 @@ def store(
     act_as(session, actor)
     at_time = when or utcnow()
     placements = []
+    path = path_of(session, box)  # once per call: walking the tree per specimen was most of a 9-tube store's time
     for specimen, position, warning in zip(specimens, positions, warnings, strict=True):
         session.add(SpecimenLocation(specimen_id=specimen.id, container_id=box.id, position=position, placed_at=at_time))  # type: ignore[arg-type]
-        where = label(session, box, position)
+        where = f"{path}:{position}" if position else path  # as label() writes it
         record_event(session, specimen=specimen, kind=CustodyKind.stored, actor=actor, at=at_time, to_location=where)
         placements.append(Placement(specimen.code, box.code, position, where, warning))
     _flush_placement(session, box, positions)
