@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     with log.open("w") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", "from biobank.cli import main; main()", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -73,11 +74,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             time.sleep(0.5)
         yield base, db_url
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)  # the server and anything it started
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
@@ -294,14 +293,13 @@ def test_the_dashboard_server_takes_its_secrets_from_the_environment(monkeypatch
 
     seen: dict[str, Any] = {}
 
-    def fake_call(command, env):
-        seen["env"], seen["command"] = env, command
-        return 0
+    def fake_execve(path, command, env):
+        seen["path"], seen["env"], seen["command"] = path, env, command
 
     monkeypatch.setenv("STREAMLIT_SERVER_COOKIE_SECRET", "from-the-environment")
-    monkeypatch.setattr(core.subprocess, "call", fake_call)
-    with pytest.raises(typer.Exit):
-        core.serve(port=8599, host="127.0.0.1", headless=True)
+    monkeypatch.setattr(core.os, "execve", fake_execve)
+    core.serve(port=8599, host="127.0.0.1", headless=True)
+    assert seen["command"][1:4] == ["-m", "streamlit", "run"]
     assert seen["env"]["STREAMLIT_SERVER_COOKIE_SECRET"] == "from-the-environment"
     assert not any("cookie" in part.lower() for part in seen["command"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -117,7 +116,8 @@ def serve(
         "--server.port", str(port), "--server.address", host,
         "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
     ]
-    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+    # Become the Streamlit process, so a process manager's signals (and Ctrl-C) reach the server itself.
+    os.execve(sys.executable, command, os.environ.copy())
 
 
 @users_app.command("add")
