@@ -95,3 +95,25 @@ def drop_guard(name: str, table: str, events: str) -> None:
         for event in events.split(" OR "):
             suffix = "ins" if event.startswith("INSERT") else "upd"
             op.execute(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
+
+
+#: A specimen collected before its donor's death, unless its site is a pre-mortem draw (DOMAIN.md §3).
+SPECIMEN_COLLECTED_BEFORE_DEATH = (
+    "NEW.collected_at < (SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
+    " AND (SELECT s.kind FROM sampling_site s WHERE s.id = NEW.sampling_site_id) <> 'premortem_blood'"
+)
+
+
+def specimen_triggers() -> None:
+    """The foundation's rules on ``specimen``: never deleted, never collected before death.
+
+    A SQLite batch rebuild of ``specimen`` drops its triggers; a migration that rebuilds it calls this again.
+    """
+    forbid_changes("specimen", update=False)
+    guard(
+        "tg_specimen_collected_after_death",
+        "specimen",
+        "INSERT OR UPDATE OF collected_at",
+        SPECIMEN_COLLECTED_BEFORE_DEATH,
+        "a specimen cannot be collected before death (only a pre-mortem blood draw can)",
+    )

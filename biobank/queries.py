@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, cast, func, literal
+from sqlalchemy import Integer, case, cast, func
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -16,7 +16,6 @@ from biobank.models import (
     Autopsy,
     Consent,
     ConsentWithdrawal,
-    CustodyEvent,
     Donor,
     Lesion,
     SamplingSite,
@@ -394,21 +393,6 @@ def stock_by_format(session: Session) -> list[dict[str, Any]]:
         for fmt, unit, total, stock, remaining in session.exec(statement).all()
     ]
 
-
-__all__ = [
-    "and_",
-    "autopsy_summary",
-    "cohort_counts",
-    "donor_detail",
-    "donor_rows",
-    "literal",
-    "pmi_distribution",
-    "specimen_detail",
-    "specimen_pmis",
-    "specimens_by_format_and_site",
-    "stock_by_format",
-]
-_ = CustodyEvent
 
 
 # Storage (issue 3): where a specimen is and at what temperature, for the specimen view and SPREC.

@@ -65,7 +65,7 @@ from biobank.models import (
 )
 from biobank.models.base import utcnow
 from biobank.services.checks import check_order
-from biobank.services.collection import _check_autopsy_times
+from biobank.services.collection import check_autopsy_times
 from biobank.services.derived import CULTURE_FIELDS, PDX_FIELDS, qc_requirements_met
 from biobank.services.specimens import DERIVABLE
 from biobank.services.storage import STORABLE
@@ -422,7 +422,7 @@ class Autopsies(Kind):
     def check(self, row: Staged) -> None:
         v = row.values
         require_safe("case_code", v["case_code"])
-        _check_autopsy_times(v.get("death_at"), v.get("refrigerated_at"), v.get("start_at"), v.get("end_at"))
+        check_autopsy_times(v.get("death_at"), v.get("refrigerated_at"), v.get("start_at"), v.get("end_at"))
         if v.get("status") is None:
             v["status"] = (AutopsyStatus.complete if v.get("end_at") else
                            AutopsyStatus.in_progress if v.get("start_at") else AutopsyStatus.scheduled).value

@@ -50,9 +50,10 @@ def get_autopsy(session: Session, case_code: str) -> Autopsy:
     return autopsy
 
 
-def _check_autopsy_times(
+def check_autopsy_times(
     death_at: datetime | None, refrigerated_at: datetime | None, start_at: datetime | None, end_at: datetime | None
 ) -> None:
+    """Impossible autopsy times are errors (DOMAIN.md §3); shared by the services and the importer."""
     for name, value in (("death_at", death_at), ("refrigerated_at", refrigerated_at), ("start_at", start_at), ("end_at", end_at)):
         require_aware(name, value)
     if death_at is None and any(t is not None for t in (refrigerated_at, start_at, end_at)):
@@ -83,7 +84,7 @@ def open_autopsy(
     require(actor, Action.enter)
     donor = get_donor(session, donor_code)
     require_safe("case_code", case_code)
-    _check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
+    check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
     if status is None:
         status = AutopsyStatus.complete if end_at else AutopsyStatus.in_progress if start_at else AutopsyStatus.scheduled
     check_enum("status", status, AutopsyStatus)
@@ -136,7 +137,7 @@ def update_autopsy_times(
         "start_at": start_at or autopsy.start_at,
         "end_at": end_at or autopsy.end_at,
     }
-    _check_autopsy_times(**new)
+    check_autopsy_times(**new)
     earliest = session.exec(
         select(func.min(SamplingSite.excised_at)).where(
             SamplingSite.autopsy_id == autopsy.id, SamplingSite.kind != SiteKind.premortem_blood

@@ -25,10 +25,6 @@ SITE_BEFORE_DEATH = (
     "NEW.kind <> 'premortem_blood' AND NEW.excised_at < "
     "(SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
 )
-SPECIMEN_BEFORE_DEATH = (
-    "NEW.collected_at < (SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
-    " AND (SELECT s.kind FROM sampling_site s WHERE s.id = NEW.sampling_site_id) <> 'premortem_blood'"
-)
 
 
 def _seed_sites() -> None:
@@ -810,7 +806,6 @@ def upgrade() -> None:
     _seed_sites()
     ddl.forbid_changes("audit_log")
     ddl.forbid_changes("custody_event")
-    ddl.forbid_changes("specimen", update=False)
     ddl.guard(
         "tg_sampling_site_excised_after_death",
         "sampling_site",
@@ -818,13 +813,7 @@ def upgrade() -> None:
         SITE_BEFORE_DEATH,
         "material cannot be excised before death (only a pre-mortem blood draw can)",
     )
-    ddl.guard(
-        "tg_specimen_collected_after_death",
-        "specimen",
-        "INSERT OR UPDATE OF collected_at",
-        SPECIMEN_BEFORE_DEATH,
-        "a specimen cannot be collected before death (only a pre-mortem blood draw can)",
-    )
+    ddl.specimen_triggers()
 
 
 def downgrade() -> None:

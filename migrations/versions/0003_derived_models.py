@@ -81,21 +81,7 @@ NO_DELETE = ("derived_model", "model_passage", "model_qc")
 
 def _restore_specimen_triggers() -> None:
     """A SQLite batch rebuild drops the old table's triggers with it: put the foundation's back."""
-    ddl.forbid_changes("specimen", update=False)
-    ddl.guard(
-        "tg_specimen_collected_after_death",
-        "specimen",
-        "INSERT OR UPDATE OF collected_at",
-        SPECIMEN_BEFORE_DEATH,
-        "a specimen cannot be collected before death (only a pre-mortem blood draw can)",
-    )
-
-
-#: The foundation's (0001) trigger condition, needed to restore the trigger after a SQLite rebuild.
-SPECIMEN_BEFORE_DEATH = (
-    "NEW.collected_at < (SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
-    " AND (SELECT s.kind FROM sampling_site s WHERE s.id = NEW.sampling_site_id) <> 'premortem_blood'"
-)
+    ddl.specimen_triggers()
 
 
 def _add_specimen_passage_id() -> None:
