@@ -7,16 +7,17 @@ writes one :class:`AuditLog` row per changed object with the changed fields' old
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import JSON, Boolean, Table, bindparam, event, inspect, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 
+from biobank.db import UTCDateTime
 from biobank.models.base import utcnow
 from biobank.models.core import AuditLog, User
 
@@ -133,18 +134,70 @@ def _audit_row(
     }
 
 
-def audit_changes_for_insert(record: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """The ``changes`` of an insert as the ORM hook writes them: every non-null column, old value ``None``."""
-    out: dict[str, list[Any]] = {}
-    for key, value in record.items():
-        if value is None or key in REDACTED:
-            continue
-        kind = type(value)
-        out[key] = [None, value if kind in _SIMPLE else value.isoformat() if kind is datetime else _plain(value)]
-    return out
+def _insert_changes_sql(table: Table, dialect: str) -> str:
+    """SQL for an insert's ``changes`` built by the database from the row itself, shaped as the ORM hook writes them
+    (``{column: [null, value]}`` for every non-null column; times as ISO 8601 in UTC, booleans as JSON booleans)."""
+    columns = [column for column in table.columns if column.name not in REDACTED]
+    if dialect == "sqlite":
+        members = []
+        for column in columns:
+            name = column.name
+            ref = f'"{name}"'
+            if isinstance(column.type, UTCDateTime):
+                # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); Python's isoformat drops zero microseconds
+                value = (f"(CASE WHEN substr({ref}, 21, 6) = '000000' THEN replace(substr({ref}, 1, 19), ' ', 'T') "
+                         f"ELSE replace({ref}, ' ', 'T') END || '+00:00')")
+            elif isinstance(column.type, Boolean):
+                value = f"json(CASE WHEN {ref} THEN 'true' ELSE 'false' END)"
+            elif isinstance(column.type, JSON):
+                value = f"json({ref})"
+            else:
+                value = ref
+            members.append(f"'{name}', CASE WHEN {ref} IS NULL THEN NULL ELSE json_array(NULL, {value}) END")
+        # a merge patch drops the members whose value is null: only the non-null columns remain
+        return f"json_patch('{{}}', json_object({', '.join(members)}))"
+    # PostgreSQL: the engine pins the session to UTC, so a timestamptz becomes exactly Python's isoformat
+    members = [f"'{column.name}', CASE WHEN \"{column.name}\" IS NULL THEN NULL "
+               f"ELSE json_build_array(NULL, \"{column.name}\") END" for column in columns]
+    if len(members) <= 50:  # json_build_object takes at most 100 arguments
+        return f"json_strip_nulls(json_build_object({', '.join(members)}))"
+    pieces = [f"jsonb_build_object({', '.join(members[i:i + 50])})" for i in range(0, len(members), 50)]
+    return f"jsonb_strip_nulls({' || '.join(pieces)})::json"
 
 
-_SIMPLE = frozenset({str, int, float, bool})
+def record_inserted(session: OrmSession, table: Table, ids: Sequence[int]) -> int:
+    """Audit rows for rows a bulk Core insert wrote (``ids``, ascending), one per row, in the caller's transaction.
+
+    The database builds each row's ``changes`` from the row as stored (same shape as the ORM hook's), in one
+    ``INSERT ... SELECT``: nothing is formatted per row in Python. Returns the number written.
+    """
+    if not ids:
+        return 0
+    connection = session.connection()
+    dialect = connection.dialect.name
+    key = (table.name, dialect)
+    changes = _INSERT_SQL.get(key)
+    if changes is None:
+        changes = _INSERT_SQL[key] = _insert_changes_sql(table, dialect)
+    row_id = "CAST(id AS TEXT)" if dialect == "sqlite" else "id::text"
+    params: dict[str, Any]
+    if dialect == "postgresql":
+        where, params = "id = ANY(:ids)", {"ids": list(ids)}
+    else:  # the import checks that its SQLite rowids are contiguous
+        where, params = "id BETWEEN :low AND :high", {"low": ids[0], "high": ids[-1]}
+    statement = text(
+        f"INSERT INTO audit_log (occurred_at, user_id, table_name, row_id, action, changes, reason) "
+        f"SELECT :now, :actor, :table, {row_id}, 'insert', {changes}, :reason FROM {table.name} "
+        f"WHERE {where} ORDER BY id"
+    ).bindparams(bindparam("now", type_=UTCDateTime()))
+    result = connection.execute(statement, {
+        "now": utcnow(), "actor": session.info.get("actor_id"), "table": table.name,
+        "reason": session.info.get("audit_reason"), **params,
+    })
+    return result.rowcount
+
+
+_INSERT_SQL: dict[tuple[str, str], str] = {}
 
 
 def record_bulk(

@@ -139,8 +139,13 @@ SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
     # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
     "benchmarks/synthetic.py": {"name", "column_list"},
-    # the driver's placeholder ('?' or '%s') chosen from the dialect
-    "biobank/bulk.py": {"marker"},
+    # the driver's placeholder ('?' or '%s') chosen from the dialect; JSON array positions (integers) of a batch
+    "biobank/bulk.py": {"marker", "selected"},
+    # a bulk insert's audit rows: a table and its columns from the SQLModel metadata, a cast and a WHERE chosen in
+    # code (the ids themselves are bound parameters)
+    "biobank/audit.py": {"row_id", "changes", "table.name", "where"},
+    # the imported specimens' custody events: a WHERE chosen in code, the ids bound
+    "biobank/imports/kinds.py": {"where"},
     # a scratch database name made from a uuid in the code
     "benchmarks/common.py": {"name", "make_url(url).database"},
     # a constant column list and a benchmark table/database name chosen in code

@@ -11,9 +11,12 @@ How an import runs (:func:`run_import`):
    note a :class:`RowNote`; nothing stops at the first error. Validated records are spilled to a temporary file, so
    memory holds only what reference resolution needs (natural keys seen so far, the in-file parents).
 2. **Write everything or nothing.** Only when no row has an error (and it is not a dry run) are the spilled records
-   written, in the caller's transaction, with Core ``INSERT ... RETURNING`` executemany in chunks and audit rows in
-   bulk (:func:`biobank.audit.record_bulk`); a database constraint that still refuses something rolls the whole
-   import back and is reported as an error.
+   written, in the caller's transaction, in batches of 5,000 rows (``COPY`` on PostgreSQL, one ``INSERT ... SELECT``
+   over a JSON array on SQLite: :func:`biobank.bulk.insert_rows`). Each new row's audit row, and a specimen's first
+   custody event, are written by the database from the rows just inserted (one ``INSERT ... SELECT`` per batch:
+   :func:`biobank.audit.record_inserted`); updates are audited with their old and new values
+   (:func:`biobank.audit.record_bulk`). A database constraint that still refuses something rolls the whole import
+   back and is reported as an error.
 3. **Modes.** ``create`` refuses rows whose natural key already exists; ``upsert`` updates them, but only the
    columns present in the file whose value differs (an unchanged row writes nothing, not even an audit row), and
    never the identity columns (a row cannot move a specimen to another donor).
@@ -67,7 +70,7 @@ from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from biobank.audit import REDACTED, act_as, audit_changes_for_insert, record_bulk
+from biobank.audit import act_as, record_bulk, record_inserted
 from biobank.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
@@ -805,12 +808,10 @@ def _insert_batch(
         for column, ref in rec.pop("__pending").items():
             rec[column] = written_ids[ref]
     ids = _insert_ids(session, table, batch)
-    changes = _InsertChanges()
-    audit = [(new_id, changes({"id": new_id, **rec})) for rec, new_id in zip(batch, ids, strict=True)]
     if spec.self_referencing:
         for rec, new_id in zip(batch, ids, strict=True):
             written_ids[_natural(spec, rec)] = new_id
-    record_bulk(session, table.name, audit, "insert")
+    record_inserted(session, table, ids)
     spec.after_insert(session, list(zip(ids, batch, strict=True)), actor)
 
 
@@ -843,40 +844,6 @@ def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> 
     if (count, low, high) != (len(batch), before + 1, before + len(batch)):
         raise BiobankError(f"{table.name}: new ids are not contiguous; import refused (another writer?)")
     return list(range(before + 1, before + len(batch) + 1))
-
-
-class _InsertChanges:
-    """:func:`biobank.audit.audit_changes_for_insert` for a batch, with each time and date formatted once.
-
-    Bulk rows repeat their times and dates; the result is the same ``{column: [None, value]}`` as the ORM hook's.
-    """
-
-    _simple = frozenset({str, int, float, bool})
-
-    def __init__(self) -> None:
-        self.formatted: dict[Any, Any] = {}
-
-    def __call__(self, record: dict[str, Any]) -> dict[str, list[Any]]:
-        simple, plain = self._simple, self._plain
-        return {
-            key: [None, value if value.__class__ in simple else plain(value)]
-            for key, value in record.items()
-            if value is not None and key not in REDACTED
-        }
-
-    def _plain(self, value: Any) -> Any:
-        try:
-            return self.formatted[value]
-        except (KeyError, TypeError):
-            pass
-        result = audit_changes_for_insert({"v": value})["v"][1]
-        try:
-            if len(self.formatted) > _CACHE_LIMIT:
-                self.formatted.clear()
-            self.formatted[value] = result
-        except TypeError:  # unhashable (a list or dict): formatted every time
-            pass
-        return result
 
 
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from biobank.audit import record_bulk
 from biobank.bulk import insert_rows
 from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
+from biobank.db import UTCDateTime
 from biobank.errors import BiobankError, invalid
 from biobank.imports import coerce as c
 from biobank.imports.engine import (
@@ -948,23 +949,25 @@ class Specimens(Kind):
                     del row.pending["parent_id"]
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
-        """The chain of custody starts at collection: one event per imported specimen."""
-        now = utcnow()
-        kinds = {Lineage.primary.value: CustodyKind.collected, Lineage.aliquot.value: CustodyKind.aliquoted,
-                 Lineage.derivative.value: CustodyKind.derived}
-        events = [
-            {
-                "specimen_id": new_id,
-                "kind": kinds[rec["lineage"]].value,
-                "occurred_at": rec["collected_at"] if rec["lineage"] == Lineage.primary else now,
-                "user_id": actor.id if actor is not None else None,
-                "from_location": None,
-                "to_location": None,
-                "note": "imported",
-            }
-            for new_id, rec in rows
-        ]
-        insert_rows(session, CustodyEvent.__table__, events)  # type: ignore[attr-defined]
+        """The chain of custody starts at collection: one event per imported specimen (a primary's at its collection
+        time, an aliquot's or derivative's now), written by the database from the rows just inserted."""
+        ids = [new_id for new_id, _rec in rows]
+        if not ids:
+            return
+        postgres = session.get_bind().dialect.name == "postgresql"
+        where = "id = ANY(:ids)" if postgres else "id BETWEEN :low AND :high"  # SQLite rowids are contiguous
+        statement = text(
+            "INSERT INTO custody_event (specimen_id, kind, occurred_at, user_id, note) "
+            "SELECT id, CASE lineage WHEN :primary THEN :collected WHEN :aliquot THEN :aliquoted ELSE :derived END, "
+            f"CASE WHEN lineage = :primary THEN collected_at ELSE :now END, :actor, 'imported' FROM specimen WHERE {where} "
+            "ORDER BY id"
+        ).bindparams(bindparam("now", type_=UTCDateTime()))
+        session.execute(statement, {
+            "primary": Lineage.primary.value, "aliquot": Lineage.aliquot.value,
+            "collected": CustodyKind.collected.value, "aliquoted": CustodyKind.aliquoted.value,
+            "derived": CustodyKind.derived.value, "now": utcnow(), "actor": actor.id if actor is not None else None,
+            **({"ids": ids} if postgres else {"low": ids[0], "high": ids[-1]}),
+        })
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         parent = aliased(Specimen)

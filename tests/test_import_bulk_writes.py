@@ -1,0 +1,122 @@
+"""The importer's bulk write path: rows go in unchanged, and the audit rows and first custody events the database
+builds from them have the same shape as those the services write."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from biobank import bulk
+from biobank.audit import REDACTED
+from biobank.db import UTCDateTime, make_engine, session_scope
+from biobank.demo import load_demo
+from biobank.imports.engine import kind_names
+from biobank.imports.roundtrip import export_kind
+from biobank.models import AuditLog, User
+from tests.dbtools import Templates, fresh_database
+from tests.test_import_engine import do_import
+
+AWKWARD = ["plain", "tab\there", "new\nline", "back\\slash", "quote \" and ' both", "ünïcödé µl", "", "\\N", "[1, 2]",
+           "null", "0.50", "1e3"]
+
+
+@pytest.mark.parametrize("rows", [10, 120], ids=["executemany", "batch"])
+def test_insert_rows_stores_every_value_as_given(engine: Engine, tech: User, rows: int) -> None:
+    """Small batches go through executemany, large ones through one JSON statement (SQLite) or COPY (PostgreSQL):
+    text that looks like numbers, JSON, escapes or NULL stays text; numbers, times and JSON keep their types."""
+    base = datetime(2026, 3, 14, 2, 0, 0, 123456, tzinfo=UTC)
+    values = [
+        {"occurred_at": base + timedelta(seconds=i, microseconds=-i), "user_id": tech.id if i % 2 else None,
+         "table_name": "specimen", "row_id": AWKWARD[i % len(AWKWARD)], "action": "insert",
+         "changes": {"quantity": [None, i / 7], "code": [None, AWKWARD[(i + 3) % len(AWKWARD)]], "n": [None, 2**53 + i]},
+         "reason": None if i % 3 == 0 else AWKWARD[(i + 5) % len(AWKWARD)]}
+        for i in range(rows)
+    ]
+    table = AuditLog.__table__  # type: ignore[attr-defined]
+    with session_scope(engine) as session:
+        before = session.execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0
+        bulk.insert_rows(session, table, values)
+    with Session(engine) as session:
+        got = session.execute(select(table).where(table.c.id > before).order_by(table.c.id)).mappings().all()
+    assert [{k: row[k] for k in values[0]} for row in got] == values
+
+
+def _hook_shape(row: dict[str, Any], table: Any) -> dict[str, list[Any]]:
+    return {
+        name: [None, value.isoformat() if hasattr(value, "isoformat") else value]
+        for name, value in row.items()
+        if value is not None and name not in REDACTED and name in table.c
+    }
+
+
+def _same_changes(got: dict[str, list[Any]], want: dict[str, list[Any]], table: Any) -> bool:
+    if got.keys() != want.keys():
+        return False
+    for name, (old, new) in got.items():
+        expected = want[name][1]
+        if old is not None:
+            return False
+        if isinstance(table.c[name].type, UTCDateTime):
+            if datetime.fromisoformat(new) != datetime.fromisoformat(expected):
+                return False
+        elif new != expected:
+            return False
+    return True
+
+
+def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a_first_custody_event(
+    engine: Engine, backend: str, templates: Templates, tmp_path: Path
+) -> None:
+    with session_scope(engine) as session:
+        load_demo(session, donors_count=4)  # the first donor has derived models and passages
+    with Session(engine) as session:
+        files = {name: export_kind(session, name) for name in kind_names()}
+    with fresh_database(backend, templates, tmp_path) as url:
+        target = make_engine(url)
+        try:
+            with session_scope(target) as session:
+                session.add(User(username="importer", role="technician"))
+            with Session(target, expire_on_commit=False) as session:
+                importer = session.exec(select(User)).scalars().one()  # type: ignore[call-overload]
+            for name, content in files.items():
+                report = do_import(target, importer, name, content)
+                assert report.ok, (name, report.errors[:3])
+            with Session(target) as session:
+                audits = session.execute(select(AuditLog).where(  # type: ignore[arg-type]
+                    AuditLog.action == "insert", AuditLog.table_name != "user_account")).scalars().all()
+                by_table: dict[str, dict[str, dict[str, list[Any]]]] = {}
+                for audit in audits:
+                    assert audit.user_id == importer.id
+                    changes = audit.changes if isinstance(audit.changes, dict) else json.loads(audit.changes)
+                    assert audit.row_id not in by_table.setdefault(audit.table_name, {}), "one audit row per row"
+                    by_table[audit.table_name][audit.row_id] = changes
+                imported = 0
+                for name, rows in by_table.items():
+                    table = SQLModel.metadata.tables[name]
+                    stored = {str(r["id"]): dict(r) for r in session.execute(select(table)).mappings()}
+                    assert rows.keys() == stored.keys(), f"{name}: every row audited once"
+                    for row_id, changes in rows.items():
+                        assert _same_changes(changes, _hook_shape(stored[row_id], table), table), (name, row_id, changes)
+                    imported += len(rows)
+                assert imported > 100 and "specimen" in by_table
+                events = session.execute(text(
+                    "SELECT s.lineage, s.collected_at, e.kind, e.occurred_at, e.note, e.user_id, "
+                    "count(*) OVER (PARTITION BY s.id) FROM specimen s JOIN custody_event e ON e.specimen_id = s.id "
+                    "WHERE e.kind IN ('collected', 'aliquoted', 'derived') AND e.note = 'imported'"
+                )).all()
+                specimens = session.execute(text("SELECT count(*) FROM specimen")).scalar()
+        finally:
+            target.dispose()
+    assert len(events) == specimens
+    expected_kind = {"primary": "collected", "aliquot": "aliquoted", "derivative": "derived"}
+    for lineage, collected_at, kind, occurred_at, note, user_id, per_specimen in events:
+        assert (kind, note, user_id, per_specimen) == (expected_kind[lineage], "imported", importer.id, 1)
+        if lineage == "primary":
+            assert str(occurred_at)[:19] == str(collected_at)[:19]
