@@ -8,6 +8,7 @@ handed to the driver. Everything still runs in the caller's transaction, and eve
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from operator import itemgetter
@@ -68,15 +69,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _sqlite_has_json_arrows() -> bool:
-    import sqlite3
-
-    return sqlite3.sqlite_version_info >= (3, 38, 0)
-
-
 #: SQLite batches of at least this many rows go in through one JSON parameter (``->>`` needs SQLite 3.38).
 _JSON_ROWS = 50
-_SQLITE_JSON = _sqlite_has_json_arrows()
+_SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38, 0)
 #: Rows of plain values (strings, numbers, None): anything else is a bug upstream, never silently stringified.
 _ROWS_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 
@@ -147,6 +142,16 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     # The driver's own executemany (SQLAlchemy's exec_driver_sql would insist on tuples); same transaction.
     cursor.executemany(sql, params)
+
+
+def id_filter(dialect: str, ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
+    """A ``WHERE`` condition (on a column named ``id``) and its bound parameters selecting exactly ``ids``: for the
+    ``INSERT ... SELECT`` statements that derive rows (audit, custody) from a batch just written."""
+    if dialect == "postgresql":
+        return "id = ANY(:ids)", {"ids": list(ids)}
+    if ids and list(ids) == list(range(ids[0], ids[0] + len(ids))):  # a run of rowids (the importer's batches)
+        return "id BETWEEN :low AND :high", {"low": ids[0], "high": ids[-1]}
+    return "id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(list(ids))}
 
 
 def next_ids(session: Session, table: Table, count: int) -> list[int]:

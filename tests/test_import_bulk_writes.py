@@ -120,3 +120,24 @@ def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a
         assert (kind, note, user_id, per_specimen) == (expected_kind[lineage], "imported", importer.id, 1)
         if lineage == "primary":
             assert str(occurred_at)[:19] == str(collected_at)[:19]
+
+
+def test_record_inserted_audits_exactly_the_ids_given_even_when_they_are_not_a_run(engine: Engine, tech: User) -> None:
+    from biobank.audit import act_as, record_inserted
+    from biobank.models import Donor
+
+    with session_scope(engine) as session:
+        for number in range(1, 6):
+            session.add(Donor(code=f"RA-{number:04d}"))
+    table = Donor.__table__  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        ids = session.execute(select(table.c.id).order_by(table.c.id)).scalars().all()
+    chosen = [ids[0], ids[2], ids[4]]
+    with session_scope(engine) as session:
+        before = session.execute(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1)).scalar() or 0  # type: ignore[arg-type,union-attr]
+        act_as(session, tech)
+        assert record_inserted(session, table, chosen) == 3
+    with Session(engine) as session:
+        written = session.execute(select(AuditLog.row_id, AuditLog.user_id).where(AuditLog.id > before)  # type: ignore[arg-type,operator]
+                                  .order_by(AuditLog.id)).all()  # type: ignore[arg-type]
+    assert written == [(str(i), tech.id) for i in chosen]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from biobank.audit import record_bulk
-from biobank.bulk import insert_rows
+from biobank.bulk import id_filter, insert_rows
 from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
 from biobank.db import UTCDateTime
 from biobank.errors import BiobankError, invalid
@@ -954,8 +954,7 @@ class Specimens(Kind):
         ids = [new_id for new_id, _rec in rows]
         if not ids:
             return
-        postgres = session.get_bind().dialect.name == "postgresql"
-        where = "id = ANY(:ids)" if postgres else "id BETWEEN :low AND :high"  # SQLite rowids are contiguous
+        where, params = id_filter(session.get_bind().dialect.name, ids)
         statement = text(
             "INSERT INTO custody_event (specimen_id, kind, occurred_at, user_id, note) "
             "SELECT id, CASE lineage WHEN :primary THEN :collected WHEN :aliquot THEN :aliquoted ELSE :derived END, "
@@ -966,7 +965,7 @@ class Specimens(Kind):
             "primary": Lineage.primary.value, "aliquot": Lineage.aliquot.value,
             "collected": CustodyKind.collected.value, "aliquoted": CustodyKind.aliquoted.value,
             "derived": CustodyKind.derived.value, "now": utcnow(), "actor": actor.id if actor is not None else None,
-            **({"ids": ids} if postgres else {"low": ids[0], "high": ids[-1]}),
+            **params,
         })
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
