@@ -93,6 +93,14 @@ def _defaults(table: Table, given: list[str]) -> dict[str, Any]:
     return out
 
 
+def _null_everywhere(column: Any, name: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """True when every row gives ``column`` as None and leaving it out stores the same NULL (no default of any kind):
+    such columns are left out of the statement (an import's record names every optional column, most files few)."""
+    if column.primary_key or column.default is not None or column.server_default is not None:
+        return False
+    return all(row[name] is None for row in rows)
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """``INSERT`` every row (dicts with the same keys) with one driver ``executemany``."""
     if not rows:
@@ -104,6 +112,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if defaults:
         rows = [{**defaults, **row} for row in rows]
         names = list(rows[0])
+    names = [name for name in names if not _null_everywhere(table.c[name], name, rows)] or names[:1]
     columns = [table.c[name] for name in names]
     converters = [_converter(column, dialect.name) for column in columns]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -152,6 +161,26 @@ def id_filter(dialect: str, ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
     if ids and list(ids) == list(range(ids[0], ids[0] + len(ids))):  # a run of rowids (the importer's batches)
         return "id BETWEEN :low AND :high", {"low": ids[0], "high": ids[-1]}
     return "id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(list(ids))}
+
+
+def key_in(column: Any, values: Sequence[Any], dialect: str) -> Any:
+    """``column IN values`` as one bound parameter, for lookups by thousands of keys (codes, ids).
+
+    PostgreSQL: ``= ANY(array)``, planned once for the whole set (an IN list is planned value by value).
+    SQLite: ``IN (SELECT value FROM json_each(?))`` (no parameter per value to bind and no limit on their number);
+    the values must be strings or integers, as keys are. Elsewhere a plain IN list.
+    """
+    from sqlalchemy import ARRAY, any_, bindparam, select
+    from sqlalchemy import func as sql_func
+
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    if dialect == "sqlite" and _SQLITE_JSON:
+        if any(value.__class__ not in (str, int) for value in values):
+            raise TypeError(f"{column}: keys must be strings or integers")
+        each = sql_func.json_each(bindparam(None, _ROWS_JSON.encode(list(values)))).table_valued("value")
+        return column.in_(select(each.c.value))
+    return column.in_(list(values))
 
 
 def next_ids(session: Session, table: Table, count: int) -> list[int]:

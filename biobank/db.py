@@ -122,3 +122,40 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+#: A table whose rows changed by more than this share since its statistics were taken is analysed before a bulk job.
+STALE_SHARE = 0.1
+#: ... and by at least this many rows (the planner copes with small tables whatever their statistics).
+STALE_ROWS = 1000
+
+
+def refresh_statistics(session: Session, tables: Iterator[str] | list[str]) -> list[str]:
+    """``ANALYZE`` the PostgreSQL ``tables`` whose planner statistics are missing or stale; returns those analysed.
+
+    A bulk import looks rows up by key sets (``code IN (...)``); with no statistics (a table just filled by an
+    earlier import, and autovacuum off or not yet run) PostgreSQL plans each lookup as a scan of the whole table.
+    Autovacuum's own rule decides what is stale (rows changed since the last analysis above a share of the table).
+    Runs in the caller's transaction (PostgreSQL allows ``ANALYZE`` there); a role that does not own a table only
+    gets a server warning. Nothing to do on SQLite, whose planner uses the indexes for such lookups.
+    """
+    from sqlalchemy import text
+
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return []
+    names = sorted(set(tables))
+    stale = [
+        name
+        for name, rows, changed in connection.execute(
+            text("SELECT c.relname, c.reltuples, s.n_mod_since_analyze FROM pg_class c "
+                 "JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE s.schemaname = current_schema() "
+                 "AND c.relname = ANY(:names)"),
+            {"names": names},
+        )
+        if changed >= STALE_ROWS and changed > STALE_SHARE * max(rows, 0)
+    ]
+    preparer = connection.dialect.identifier_preparer
+    for name in sorted(stale):
+        connection.exec_driver_sql(f"ANALYZE {preparer.quote(name)}")
+    return sorted(stale)

@@ -71,6 +71,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from biobank.audit import act_as, record_bulk, record_inserted
+from biobank.bulk import key_in
+from biobank.db import refresh_statistics
 from biobank.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
@@ -457,9 +459,14 @@ class Resolver:
         """Full rows of ``table`` whose ``columns`` equal one of ``keys`` (one query per 500 keys)."""
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
         cols = [table.c[name] for name in columns]
-        for start in range(0, len(keys), 500):
-            batch = keys[start : start + 500]
-            where = cols[0].in_([k[0] for k in batch]) if len(cols) == 1 else tuple_(*cols).in_(batch)
+        # A one-column key set goes as one parameter (biobank.bulk.key_in), thousands of keys per query; composite
+        # keys as IN lists of 500.
+        dialect = self.session.get_bind().dialect.name
+        single = len(cols) == 1
+        size = 10_000 if single else 500
+        for start in range(0, len(keys), size):
+            batch = keys[start : start + size]
+            where = key_in(cols[0], [k[0] for k in batch], dialect) if single else tuple_(*cols).in_(batch)
             for row in self.session.execute(table.select().where(where)).mappings():
                 out[tuple(row[name] for name in columns)] = dict(row)
         return out
@@ -529,6 +536,8 @@ def run_import(
     report = ImportReport(spec.name, mode, dry_run, filename)
     ctx = Context(tz, dayfirst)
     res = Resolver(session, ctx, mode)
+    # Lookups go by key sets into the kind's table and the tables it points to: plan them on current statistics.
+    refresh_statistics(session, [spec.table.name, *(fk.column.table.name for fk in spec.table.foreign_keys)])
     with tempfile.TemporaryFile() as spill:
         try:
             _validate(spec, source, filename, sheet, ctx, res, report, spill)
@@ -763,7 +772,7 @@ def _write(spec: Kind, session: Session, spill: Any, actor: User | None, report:
         batch: list[dict[str, Any]] = []
         batch_keys: set[Any] = set()
         for _op, number, record, _old, pending in inserts:
-            if any(ref in batch_keys for ref in pending.values()):
+            if pending and any(ref in batch_keys for ref in pending.values()):
                 _insert_batch(spec, session, batch, written_ids, actor)
                 batch, batch_keys = [], set()
             rec = dict(record)

@@ -850,6 +850,9 @@ class Specimens(Kind):
             return {(r[0], r[1]): SiteRef(r[2], r[3], r[4]) for r in session.execute(statement)}
 
         sites = res.lookup("sampling_site", site_keys, fetch_sites)
+        # The value columns this file gives (and the fixative, which the checks fill in): the others stay NULL.
+        present = res.state.get("present", SPECIMEN_VALUE_COLUMNS)
+        value_names = [name for name in SPECIMEN_VALUE_COLUMNS if name in present or name == "fixative"]
 
         def build(row: Staged) -> None:
             v = row.values
@@ -929,7 +932,7 @@ class Specimens(Kind):
                 "parent_quantity_used": None if used is None else used[0],
                 "freeze_thaw_count": v.get("freeze_thaw_count") or 0,
                 "status": status,
-                **{name: v.get(name) for name in SPECIMEN_VALUE_COLUMNS},
+                **{name: v.get(name) for name in value_names},
             }
             row.pending = pending
             in_file[v["code"]] = ParentInfo(None, donor.id, donor.code, site_id, site_code, site_kind, material,

@@ -85,6 +85,9 @@ def _blank(value: object) -> bool:
 
 
 def _blank_row(values: list[Any]) -> bool:
+    first = values[0] if values else None
+    if first.__class__ is str and first and not first[0].isspace():  # the usual row: its first cell filled
+        return False
     return all(_blank(value) for value in values)
 
 
@@ -106,6 +109,7 @@ class SourceRows(Iterator[SourceRow]):
         self._wrapper: io.TextIOWrapper | None = None
         self._closed = False
         self._names: list[str | None] = []
+        self._plain_names = False
         try:
             stream, name = self._open(source)
             self.filename = filename or name
@@ -234,10 +238,13 @@ class SourceRows(Iterator[SourceRow]):
         if not names:
             raise ImportFormatError("no header row found")
         self._names = names
+        self._plain_names = None not in names
         self.headers = tuple(n for n in names if n is not None)
         self.header_row = row
 
     def _row(self, number: int, values: list[Any] | tuple[Any, ...]) -> SourceRow:
+        if len(values) == len(self._names) and self._plain_names:  # the usual row: one cell per named column
+            return SourceRow(number, dict(zip(self.headers, values, strict=True)))
         cells: dict[str, Any] = dict.fromkeys(self.headers)
         for index, value in enumerate(values):
             name = self._names[index] if index < len(self._names) else None
