@@ -136,7 +136,7 @@ def _audit_row(
     }
 
 
-def _insert_changes_sql(table: Table, dialect: str) -> str:
+def _insert_changes_sql(table: Table, dialect: str, columns: frozenset[str] | None = None) -> str:
     """SQL for an insert's ``changes`` built by the database from the row itself, shaped as the ORM hook writes them
     (``{column: [null, value]}`` for every non-null column; times as ISO 8601 in UTC, booleans as JSON booleans).
 
@@ -146,7 +146,7 @@ def _insert_changes_sql(table: Table, dialect: str) -> str:
     members = []
     for column in table.columns:
         name = column.name
-        if name in REDACTED:
+        if name in REDACTED or not _may_hold_value(column, columns):
             continue
         if not _PLAIN_NAME.fullmatch(name):  # the name is written into the JSON text as is
             raise ValueError(f"{table.name}.{name}: column name cannot be audited by record_inserted")
@@ -169,24 +169,37 @@ def _insert_changes_sql(table: Table, dialect: str) -> str:
     return f"CAST({body} AS json)" if dialect == "postgresql" else body
 
 
+def _may_hold_value(column: Any, given: frozenset[str] | None) -> bool:
+    """Whether ``column`` may be non-NULL in rows inserted with values for the ``given`` columns only (None: all).
+    No trigger of this schema sets a column on insert, so only the given columns and those with defaults can."""
+    if given is None or column.name in given or column.primary_key:
+        return True
+    return column.default is not None or column.server_default is not None
+
+
 #: Column names written into the audit JSON text without escaping.
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-def record_inserted(session: OrmSession, table: Table, ids: Sequence[int]) -> int:
+def record_inserted(
+    session: OrmSession, table: Table, ids: Sequence[int], *, columns: Sequence[str] | None = None
+) -> int:
     """Audit rows for rows a bulk Core insert wrote (``ids``, ascending), one per row, in the caller's transaction.
 
     The database builds each row's ``changes`` from the row as stored (same shape as the ORM hook's), in one
-    ``INSERT ... SELECT``: nothing is formatted per row in Python. Returns the number written.
+    ``INSERT ... SELECT``: nothing is formatted per row in Python. ``columns``: the columns the insert gave values
+    (as :func:`biobank.bulk.insert_rows` returns them); the others, NULL unless they have a default, are not
+    looked at. Returns the number written.
     """
     if not ids:
         return 0
     connection = session.connection()
     dialect = connection.dialect.name
-    key = (table.name, dialect)
+    given = None if columns is None else frozenset(columns)
+    key = (table.name, dialect, given)
     changes = _INSERT_SQL.get(key)
     if changes is None:
-        changes = _INSERT_SQL[key] = _insert_changes_sql(table, dialect)
+        changes = _INSERT_SQL[key] = _insert_changes_sql(table, dialect, given)
     where, params = id_filter(dialect, ids)
     statement = text(
         f"INSERT INTO audit_log (occurred_at, user_id, table_name, row_id, action, changes, reason) "
@@ -200,7 +213,7 @@ def record_inserted(session: OrmSession, table: Table, ids: Sequence[int]) -> in
     return result.rowcount
 
 
-_INSERT_SQL: dict[tuple[str, str], str] = {}
+_INSERT_SQL: dict[tuple[str, str, frozenset[str] | None], str] = {}
 
 
 def record_bulk(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from operator import itemgetter
 from typing import Any
@@ -101,65 +102,84 @@ def _null_everywhere(column: Any, name: str, rows: Sequence[dict[str, Any]]) -> 
     return all(row[name] is None for row in rows)
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """``INSERT`` every row (dicts with the same keys) with one driver ``executemany``."""
+@dataclass
+class PreparedRows:
+    """Rows ready for :func:`insert_prepared`: the columns given values and each row's values in that order, already
+    converted for the driver. Made without a connection (so the import can prepare one batch while the database
+    writes the previous one)."""
+
+    names: list[str]
+    params: list[list[Any]]
+
+
+def prepare_rows(table: Table, rows: Sequence[dict[str, Any]], dialect: str) -> PreparedRows:
+    """Python-side defaults applied, columns NULL in every row left out, values converted as the column types
+    would (see the module docstring)."""
     if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
+        return PreparedRows([], [])
     names = list(rows[0])
     defaults = _defaults(table, names)
     if defaults:
         rows = [{**defaults, **row} for row in rows]
         names = list(rows[0])
     names = [name for name in names if not _null_everywhere(table.c[name], name, rows)] or names[:1]
-    columns = [table.c[name] for name in names]
-    converters = [_converter(column, dialect.name) for column in columns]
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    preparer = dialect.identifier_preparer
-    sql = (
-        f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)}) "
-        f"VALUES ({', '.join(marker for _ in names)})"
-    )
     getter = itemgetter(*names)
-    converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
-    params: list[Any]
-    params = [(getter(row),) for row in rows] if len(names) == 1 else [getter(row) for row in rows]
-    if converted:
-        params = [list(values) for values in params]
-        for index, convert in converted:
+    params = [[getter(row)] for row in rows] if len(names) == 1 else [list(getter(row)) for row in rows]
+    for index, name in enumerate(names):
+        convert = _converter(table.c[name], dialect)
+        if convert is not None:
             for values in params:
                 values[index] = convert(values[index])
+    return PreparedRows(names, params)
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``INSERT`` every row (dicts with the same keys) in one statement; returns the columns given values (a column
+    left out is NULL in every row: its value was None everywhere and it has no default)."""
+    return insert_prepared(session, table, prepare_rows(table, rows, session.connection().dialect.name))
+
+
+def insert_prepared(session: Session, table: Table, rows: PreparedRows, *, ids: Sequence[int] | None = None) -> list[str]:
+    """``INSERT`` prepared rows (``ids``: their primary keys, when drawn beforehand) in the session's transaction:
+    ``COPY`` on PostgreSQL, one ``INSERT ... SELECT`` over a JSON array on SQLite (``executemany`` for small
+    batches). Every constraint and trigger applies. Returns the columns given values."""
+    if not rows.params:
+        return []
+    names, params = rows.names, rows.params
+    if ids is not None:
+        names = ["id", *names]
+        params = [[new_id, *values] for new_id, values in zip(ids, params, strict=True)]
+    connection = session.connection()
+    dialect = connection.dialect
+    preparer = dialect.identifier_preparer
+    target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)})"
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     if dialect.name == "postgresql":
         # COPY is PostgreSQL's bulk path; constraints, foreign keys and triggers apply as for INSERT.
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        copy_sql = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)}) FROM STDIN"
-        with cursor.copy(copy_sql) as copy:
+        with cursor.copy(f"COPY {target} FROM STDIN") as copy:
             for values in params:
                 copy.write_row(values)
-        return
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        return names
     if len(params) >= _JSON_ROWS and _SQLITE_JSON:
         # One statement for the whole batch: SQLite reads the rows from one JSON array (json_each), so the insert
         # runs in C from start to end (one driver call instead of one per row); the same rows, types and checks.
         selected = ", ".join(f"value ->> {index}" for index in range(len(names)))
-        cursor.execute(
-            f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)}) "
-            f"SELECT {selected} FROM json_each(?) ORDER BY key",
-            (_ROWS_JSON.encode(params),),
-        )
-        return
+        cursor.execute(f"INSERT INTO {target} SELECT {selected} FROM json_each(?) ORDER BY key",
+                       (_ROWS_JSON.encode(params),))
+        return names
     # The driver's own executemany (SQLAlchemy's exec_driver_sql would insist on tuples); same transaction.
-    cursor.executemany(sql, params)
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    cursor.executemany(f"INSERT INTO {target} VALUES ({', '.join(marker for _ in names)})", params)
+    return names
 
 
 def id_filter(dialect: str, ids: Sequence[int]) -> tuple[str, dict[str, Any]]:
     """A ``WHERE`` condition (on a column named ``id``) and its bound parameters selecting exactly ``ids``: for the
     ``INSERT ... SELECT`` statements that derive rows (audit, custody) from a batch just written."""
+    if ids and ids[-1] - ids[0] == len(ids) - 1 and list(ids) == list(range(ids[0], ids[0] + len(ids))):
+        return "id BETWEEN :low AND :high", {"low": ids[0], "high": ids[-1]}  # a run (the importer's batches)
     if dialect == "postgresql":
         return "id = ANY(:ids)", {"ids": list(ids)}
-    if ids and list(ids) == list(range(ids[0], ids[0] + len(ids))):  # a run of rowids (the importer's batches)
-        return "id BETWEEN :low AND :high", {"low": ids[0], "high": ids[-1]}
     return "id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(list(ids))}
 
 
@@ -187,8 +207,8 @@ def next_ids(session: Session, table: Table, count: int) -> list[int]:
     """``count`` ids taken from a PostgreSQL table's id sequence, ascending (so rows keep the file's order)."""
     from sqlalchemy import text
 
-    result = session.execute(
-        text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+    drawn = session.execute(
+        text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) FROM generate_series(1, :count)"),
         {"table": table.name, "count": count},
-    )
-    return sorted(int(r[0]) for r in result)
+    ).scalar_one()
+    return sorted(drawn)

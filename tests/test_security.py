@@ -139,8 +139,9 @@ SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
     # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
     "benchmarks/synthetic.py": {"name", "column_list"},
-    # the driver's placeholder ('?' or '%s') chosen from the dialect; JSON array positions (integers) of a batch
-    "biobank/bulk.py": {"marker", "selected"},
+    # the driver's placeholder ('?' or '%s') chosen from the dialect; JSON array positions (integers) of a batch;
+    # the target table and its columns, from the metadata, quoted by the dialect's identifier preparer
+    "biobank/bulk.py": {"marker", "selected", "target"},
     # a bulk insert's audit rows: a table and its columns from the SQLModel metadata, a WHERE chosen in code
     # (biobank.bulk.id_filter; the ids themselves are bound parameters)
     "biobank/audit.py": {"changes", "table.name", "where"},

@@ -60,6 +60,7 @@ import io
 import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -71,7 +72,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from biobank.audit import act_as, record_bulk, record_inserted
-from biobank.bulk import key_in
+from biobank.bulk import PreparedRows, key_in, prepare_rows
 from biobank.db import refresh_statistics
 from biobank.errors import BiobankError
 from biobank.imports import coerce as c
@@ -755,77 +756,153 @@ def _differs(old: Any, new: Any) -> bool:
 
 
 def _write(spec: Kind, session: Session, spill: Any, actor: User | None, report: ImportReport) -> None:
-    table = spec.table
+    """Write the spilled, validated rows in file order. A helper thread reads and prepares the next batch (records,
+    driver values) while the database writes the current one; all statements run here, in the caller's thread."""
     actor_id = actor.id if actor is not None else None
     now = utcnow()
     written_ids: dict[Any, int] = {}
+    dialect = session.get_bind().dialect.name
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biobank-import") as pool:
+        ahead = _Ahead(pool, _prepared_writes(spec, spill, actor_id, now, dialect))
+        while (item := ahead.get()) is not _END:
+            op, payload = item
+            if op == "insert":
+                # the next batch is prepared while the database derives this one's audit rows and custody events
+                _insert_batch(spec, session, payload, written_ids, actor, on_written=ahead.start)
+                continue
+            ahead.start()
+            _update_rows(spec, session, payload, actor_id, now)
+
+
+def _update_rows(spec: Kind, session: Session, payload: list[Any], actor_id: int | None, now: datetime) -> None:
+    table = spec.table
     tracked = "created_by_id" in table.c
     versioned = "version" in table.c
+    audit = []
+    for _op, _number, changes, old, _pending in payload:
+        assert old is not None
+        values = dict(changes)
+        if tracked:
+            values["updated_at"] = now
+            values["updated_by_id"] = actor_id
+        statement = update(table).where(table.c.id == old["id"])
+        if versioned:
+            values["version"] = table.c.version + 1
+        session.execute(statement.values(**values))
+        audit.append((old["id"], {k: [_plain(old.get(k)), _plain(v)] for k, v in changes.items()}))
+    record_bulk(session, table.name, audit, "update")
+
+
+@dataclass
+class _Batch:
+    """Rows to insert together: their records, the in-file references still to replace by ids (row index ->
+    {column: natural key}), and the driver values prepared from the records."""
+
+    records: list[dict[str, Any]]
+    pending: list[tuple[int, dict[str, Any]]]
+    prepared: PreparedRows
+
+
+def _prepared_writes(
+    spec: Kind, spill: Any, actor_id: int | None, now: datetime, dialect: str
+) -> Iterator[tuple[str, Any]]:
+    """``("insert", _Batch)`` and ``("update", writes)`` in file order, from the spill. Touches no connection."""
+    tracked = "created_by_id" in spec.table.c
+    earlier: set[Any] = set()  # in-file keys of the rows in batches already handed out (self-referencing kinds)
+
+    def batch_of(records: list[dict[str, Any]], pending: list[tuple[int, dict[str, Any]]]) -> _Batch:
+        if spec.self_referencing:
+            earlier.update(_natural(spec, rec) for rec in records)
+        return _Batch(records, pending, prepare_rows(spec.table, records, dialect))
+
     while True:
         try:
             writes = pickle.load(spill)
         except EOFError:
-            break
-        inserts = [w for w in writes if w[0] == "insert"]
-        updates = [w for w in writes if w[0] == "update"]
-        # File order is kept (ids follow the rows); a row naming a row of the same batch flushes the batch first.
-        batch: list[dict[str, Any]] = []
-        batch_keys: set[Any] = set()
-        for _op, number, record, _old, pending in inserts:
-            if pending and any(ref in batch_keys for ref in pending.values()):
-                _insert_batch(spec, session, batch, written_ids, actor)
-                batch, batch_keys = [], set()
+            return
+        # File order is kept (ids follow the rows); a row naming a row of the same batch closes the batch first.
+        records: list[dict[str, Any]] = []
+        pending: list[tuple[int, dict[str, Any]]] = []
+        keys: set[Any] = set()
+        for op, number, record, _old, refs in writes:
+            if op != "insert":
+                continue
+            if refs and any(ref in keys for ref in refs.values()):
+                yield "insert", batch_of(records, pending)
+                records, pending, keys = [], [], set()
             rec = dict(record)
-            for column, ref in pending.items():
-                if ref not in written_ids and ref not in batch_keys:
+            for column, ref in refs.items():
+                if ref not in earlier and ref not in keys:
                     raise BiobankError(f"row {number}: names a row that is not earlier in the file ({ref})")
                 rec[column] = ref  # replaced by the id once written
+            if refs:
+                pending.append((len(records), refs))
             if tracked:
                 rec["created_at"] = now
                 rec["created_by_id"] = actor_id
-            rec["__pending"] = pending
-            batch.append(rec)
+            records.append(rec)
             if spec.self_referencing:
-                batch_keys.add(_natural(spec, rec))
-            if len(batch) >= WRITE_ROWS:
-                _insert_batch(spec, session, batch, written_ids, actor)
-                batch, batch_keys = [], set()
-        _insert_batch(spec, session, batch, written_ids, actor)
+                keys.add(_natural(spec, rec))
+            if len(records) >= WRITE_ROWS:
+                yield "insert", batch_of(records, pending)
+                records, pending, keys = [], [], set()
+        if records:
+            yield "insert", batch_of(records, pending)
+        updates = [w for w in writes if w[0] == "update"]
         if updates:
-            audit = []
-            for _op, _number, changes, old, _pending in updates:
-                assert old is not None
-                values = dict(changes)
-                if tracked:
-                    values["updated_at"] = now
-                    values["updated_by_id"] = actor_id
-                statement = update(table).where(table.c.id == old["id"])
-                if versioned:
-                    values["version"] = table.c.version + 1
-                session.execute(statement.values(**values))
-                audit.append((old["id"], {k: [_plain(old.get(k)), _plain(v)] for k, v in changes.items()}))
-            record_bulk(session, table.name, audit, "update")
+            yield "update", updates
+
+
+class _Ahead:
+    """The items of an iterator, the next one computed on a helper thread from when :meth:`start` is called until
+    :meth:`get` takes it: while the database works on the current batch (the drivers release the interpreter lock
+    while they wait for it), preparing the next one costs the import no time. Exceptions come out of :meth:`get`."""
+
+    def __init__(self, pool: ThreadPoolExecutor, items: Iterator[Any]) -> None:
+        self._pool = pool
+        self._items = items
+        self._next: Any = None
+
+    def start(self) -> None:
+        if self._next is None:
+            self._next = self._pool.submit(next, self._items, _END)
+
+    def get(self) -> Any:
+        self.start()
+        item = self._next.result()
+        self._next = None
+        return item
+
+
+_END = object()
 
 
 def _insert_batch(
-    spec: Kind, session: Session, batch: list[dict[str, Any]], written_ids: dict[Any, int], actor: User | None
+    spec: Kind,
+    session: Session,
+    batch: _Batch,
+    written_ids: dict[Any, int],
+    actor: User | None,
+    *,
+    on_written: Callable[[], None] | None = None,
 ) -> None:
-    if not batch:
-        return
     table = spec.table
-    for rec in batch:
-        for column, ref in rec.pop("__pending").items():
-            rec[column] = written_ids[ref]
-    ids = _insert_ids(session, table, batch)
+    names = batch.prepared.names
+    for index, refs in batch.pending:
+        for column, ref in refs.items():
+            batch.records[index][column] = batch.prepared.params[index][names.index(column)] = written_ids[ref]
+    ids, columns = _insert_ids(session, table, batch)
+    if on_written is not None:
+        on_written()
     if spec.self_referencing:
-        for rec, new_id in zip(batch, ids, strict=True):
+        for rec, new_id in zip(batch.records, ids, strict=True):
             written_ids[_natural(spec, rec)] = new_id
-    record_inserted(session, table, ids)
-    spec.after_insert(session, list(zip(ids, batch, strict=True)), actor)
+    record_inserted(session, table, ids, columns=columns)
+    spec.after_insert(session, list(zip(ids, batch.records, strict=True)), actor)
 
 
-def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> list[int]:
-    """Insert ``batch`` with one executemany and return the new ids in order.
+def _insert_ids(session: Session, table: Table, batch: _Batch) -> tuple[list[int], list[str] | None]:
+    """Insert ``batch``; return the new ids in order and the columns given values (None: all).
 
     PostgreSQL: ids are drawn from the table's sequence first, then the rows go in by ``COPY``. SQLite would fall
     back to one statement per row for ordered ``RETURNING``; there the import holds the write lock (``BEGIN
@@ -834,25 +911,25 @@ def _insert_ids(session: Session, table: Table, batch: list[dict[str, Any]]) -> 
     """
     from sqlalchemy import func, select
 
-    from biobank.bulk import insert_rows, next_ids
+    from biobank.bulk import insert_prepared, next_ids
 
     dialect = session.get_bind().dialect.name
+    count = len(batch.records)
     if dialect == "postgresql":
-        ids = next_ids(session, table, len(batch))
-        insert_rows(session, table, [{"id": new_id, **rec} for new_id, rec in zip(ids, batch, strict=True)])
-        return ids
+        ids = next_ids(session, table, count)
+        return ids, insert_prepared(session, table, batch.prepared, ids=ids)
     if dialect != "sqlite":
-        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch)
-        return [r[0] for r in result]
+        result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), batch.records)
+        return [r[0] for r in result], None
 
     before = session.execute(select(func.max(table.c.id))).scalar() or 0
-    insert_rows(session, table, batch)
-    count, low, high = session.execute(
+    columns = insert_prepared(session, table, batch.prepared)
+    found, low, high = session.execute(
         select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(table.c.id > before)
     ).one()
-    if (count, low, high) != (len(batch), before + 1, before + len(batch)):
+    if (found, low, high) != (count, before + 1, before + count):
         raise BiobankError(f"{table.name}: new ids are not contiguous; import refused (another writer?)")
-    return list(range(before + 1, before + len(batch) + 1))
+    return list(range(before + 1, before + count + 1)), columns
 
 
 def _natural(spec: Kind, record: dict[str, Any]) -> Any:
