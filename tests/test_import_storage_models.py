@@ -277,3 +277,51 @@ def test_an_upsert_moves_a_model_only_along_allowed_status_changes_and_establish
     assert report.ok and report.updated == 1, report.errors
     with engine.connect() as conn:
         assert conn.execute(text("SELECT status, established_on FROM derived_model WHERE code = 'ORG-1'")).one()[0] == "established"
+
+
+def test_passage_specimens_import_links_each_to_its_passage_and_checks_the_rules(engine, tech, death) -> None:
+    """Specimens a passage produced: donor, site and parent from the model's source, passage_id set, a 'derived'
+    custody event at the time taken; unknown passages, materials a passage cannot yield, formats the material is
+    not kept in, and times before the passage are refused with nothing written."""
+    from datetime import date
+
+    from sqlalchemy import text
+
+    from biobank.db import session_scope
+    from biobank.services import derived
+    from tests.dbtools import snapshot
+    from tests.models_fixtures import donor_with_material
+    from tests.test_import_engine import do_import
+
+    with session_scope(engine) as session:
+        made = donor_with_material(session, tech, death)
+        model = derived.create_model(session, actor=tech, source_code=made["L02-fresh"].code, kind="organoid",
+                                     initiated_on=date(2026, 3, 15), matrix="matrigel_bme")
+        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=date(2026, 3, 15))
+        code, source = model.code, made["L02-fresh"].code
+    header = "code,model_code,passage_label,material_type,storage_format,quantity,collected_at\n"
+    before = snapshot(engine)
+    bad = do_import(engine, tech, "passage_specimens", header + "".join([
+        f"V-1,{code},P9,cells,viable cryo,1000000 cells,\n",          # no such passage
+        f"V-2,{code},P0,plasma,frozen,100 ul,\n",                     # a passage yields no plasma
+        f"V-3,{code},P0,cells,FFPE,1000000 cells,\n",                 # cells are not kept in FFPE
+        f"V-4,{code},P0,cells,viable cryo,1000000 cells,2026-03-14 10:00\n",  # before the passage day
+    ]))
+    assert {(e.row, e.column) for e in bad.errors} == {
+        (2, "passage_label"), (3, "material_type"), (4, "storage_format"), (5, "collected_at")}
+    assert snapshot(engine) == before
+    good = do_import(engine, tech, "passage_specimens", header + f"V-5,{code},P0,cells,viable cryo,2e6 cells,\n"
+                     f"V-6,{code},P0,tissue,snap frozen,20 mg,2026-03-16 09:30\n")
+    assert good.ok, good.errors
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT s.code, s.lineage, p.code, mp.label, s.material_type, s.quantity, s.unit, s.collected_at, "
+            "s.donor_id = p.donor_id, s.sampling_site_id = p.sampling_site_id, e.kind, e.occurred_at = s.collected_at "
+            "FROM specimen s JOIN specimen p ON p.id = s.parent_id JOIN model_passage mp ON mp.id = s.passage_id "
+            "JOIN custody_event e ON e.specimen_id = s.id WHERE s.code LIKE 'V-%' ORDER BY s.code")).all()
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows] == [
+        ("V-5", "derivative", source, "P0", "cells", 2e6, "cells"),
+        ("V-6", "derivative", source, "P0", "tissue", 20.0, "mg"),
+    ]
+    assert str(rows[0][7])[:16] == "2026-03-15 12:00" and str(rows[1][7])[:16] == "2026-03-16 09:30"
+    assert all(r[8] and r[9] and r[10] == "derived" and r[11] for r in rows)

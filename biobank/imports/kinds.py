@@ -9,8 +9,10 @@ through the same helpers (``biobank.services.checks``, ``biobank.codes``, the co
 Historic spreadsheets record the present state, so a specimen row carries its own remaining quantity and status:
 importing an aliquot does not take its quantity from the parent again (the parent's row says what is left).
 
-Not (yet) kinds: model QC results, check-outs and distributions (they are recorded through their services), and
-specimens produced by a passage (``specimen.passage_id``): the specimens kind does not set it.
+Specimens a passage produced (``specimen.passage_id``) are their own kind, ``passage_specimens``, imported after the
+models and passages they come from (and placements after them, so every specimen exists before it is placed).
+
+Not (yet) kinds: model QC results, check-outs and distributions (they are recorded through their services).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from biobank.models import (
 from biobank.models.base import utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import check_autopsy_times
-from biobank.services.derived import CULTURE_FIELDS, PDX_FIELDS, qc_requirements_met
+from biobank.services.derived import CULTURE_FIELDS, PASSAGE_MATERIALS, PDX_FIELDS, qc_requirements_met
 from biobank.services.specimens import DERIVABLE
 from biobank.services.storage import STORABLE
 from biobank.storage import compat
@@ -978,6 +980,7 @@ class Specimens(Kind):
             .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]
             .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
             .outerjoin(parent, parent.id == Specimen.parent_id)  # type: ignore[arg-type]
+            .where(Specimen.passage_id.is_(None))  # type: ignore[union-attr]  # those are passage_specimens rows
             .order_by(Specimen.id)
         )
         for specimen, donor_code, site_code, parent_code in session.execute(statement):
@@ -1154,7 +1157,7 @@ class Placements(Kind):
             "bag, bin or drawer holds specimens, and the format must suit the temperature. Each placement is a "
             "'stored' custody event. Import containers first; moves are made with 'biobank storage move'.")
     table = SpecimenLocation.__table__  # type: ignore[attr-defined]
-    order = 85
+    order = 99  # after every kind that makes specimens (passage_specimens: 97)
     key = ("specimen_code",)
     identity = frozenset({"specimen_id", "container_id", "position"})
     columns = (
@@ -1647,4 +1650,157 @@ class Passages(Kind):
         for passage, model_code, parent_label in session.execute(statement):
             row = {col.name: getattr(passage, col.name, None) for col in self.columns}
             row.update(model_code=model_code, parent_label=parent_label)
+            yield row
+
+
+# ----------------------------------------------------------------------------------------------- passage specimens
+
+
+class PassageOrigin(NamedTuple):
+    passage_id: int
+    passaged_on: date
+    model_id: int
+    donor_id: int
+    source_id: int
+    site_id: int
+
+
+@register
+class PassageSpecimens(Kind):
+    name = "passage_specimens"
+    noun = "specimen"
+    title = "Specimens produced by a passage"
+    help = ("One row per specimen a passage of a derived model produced (frozen vials, xenograft tissue, DNA), as "
+            "'biobank models specimens' records them: the donor and sampling site are the model's source specimen's, "
+            "which is also the parent (a derivative). Import models and passages first.")
+    table = Specimen.__table__  # type: ignore[attr-defined]
+    order = 97
+    key = ("code",)
+    identity = frozenset({"donor_id", "sampling_site_id", "parent_id", "passage_id", "lineage", "material_type"})
+    columns = (
+        text_col("code", "Unique specimen code, e.g. ORG-0001-P3-VC1", required=True, max_length=64),
+        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
+        text_col("passage_label", "Label of the passage that produced it, e.g. P3", required=True, max_length=16,
+                 targets=()),
+        vocab_col("material_type", MaterialType, "Material: " + ", ".join(PASSAGE_MATERIALS), required=True),
+        vocab_col("storage_format", StorageFormat, "Storage format (as the material allows)", required=True),
+        quantity_col("quantity", "Quantity with its unit ('50 mg', '1000000 cells') or a number with the unit column",
+                     required=True, targets=("quantity", "unit")),
+        vocab_col("unit", QuantityUnit, "Unit when the quantity cell is a bare number"),
+        quantity_col("quantity_remaining", "What is left (empty: the whole quantity)"),
+        datetime_col("collected_at", "Time it was taken from the passage (empty: noon UTC on the passage day)"),
+        datetime_col("stabilised_at", "Time frozen or fixed (empty: the time it was taken)"),
+        int_col("freeze_thaw_count", "Freeze-thaw cycles so far", minimum=0),
+        vocab_col("status", SpecimenStatus, "Status (empty: available, or depleted when nothing remains)"),
+        text_col("barcode", "Barcode when different from the code", max_length=64),
+        text_col("notes", "Notes", max_length=1000),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        require_safe("code", v["code"])
+        material, storage_format = v["material_type"], v["storage_format"]
+        if material not in PASSAGE_MATERIALS:
+            raise invalid("material_type", material, f"a passage yields {', '.join(PASSAGE_MATERIALS)}")
+        if storage_format not in PASSAGE_MATERIALS[material]:
+            raise invalid("storage_format", storage_format,
+                          f"{material} is kept as {', '.join(sorted(PASSAGE_MATERIALS[material]))}")
+        amount, unit = v["quantity"]
+        given_unit = v.get("unit")
+        if unit is None:
+            if given_unit is None:
+                raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
+            unit = given_unit
+        elif given_unit is not None and given_unit != unit:
+            raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
+        if amount <= 0:
+            raise invalid("quantity", amount, "must be positive")
+        remaining = v.get("quantity_remaining")
+        if remaining is not None:
+            if remaining[1] not in (None, unit):
+                raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
+            if remaining[0] > amount + 1e-9:
+                raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
+        v["_quantity"], v["_unit"] = amount, unit
+        v["_remaining"] = amount if remaining is None else remaining[0]
+        check_order("collected_at", v.get("collected_at"), "stabilised_at", v.get("stabilised_at"))
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        session = res.session
+
+        def fetch_origins(batch: list[Any]) -> dict[Any, PassageOrigin]:
+            statement = (
+                select(DerivedModel.code, ModelPassage.label, ModelPassage.id, ModelPassage.passaged_on,  # type: ignore[call-overload,misc]
+                       DerivedModel.id, DerivedModel.donor_id, Specimen.id, Specimen.sampling_site_id)
+                .join(ModelPassage, ModelPassage.model_id == DerivedModel.id)  # type: ignore[arg-type]
+                .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
+                .where(tuple_(DerivedModel.code, ModelPassage.label).in_(batch))
+            )
+            return {(r[0], r[1]): PassageOrigin(*r[2:]) for r in session.execute(statement)}
+
+        origins = res.lookup("passage_origin", {(r.values["model_code"], r.values["passage_label"]) for r in rows},
+                             fetch_origins)
+        consenting = model_consent(res, {origin.donor_id for origin in origins.values()})
+
+        def build(row: Staged) -> None:
+            v = row.values
+            origin = origins.get((v["model_code"], v["passage_label"]))
+            if origin is None:
+                raise row.fail("passage_label", f"model {v['model_code']!r} has no passage {v['passage_label']!r} "
+                               "(import models and passages first)", expected="an existing model and passage")
+            if origin.donor_id not in consenting:
+                raise row.fail("model_code", f"model {v['model_code']}: the donor has no consent to model derivation "
+                               "or withdrew it; nothing new can be recorded", expected="a model of a consenting donor")
+            collected = v.get("collected_at") or noon(origin.passaged_on)
+            if collected.date() < origin.passaged_on:
+                raise row.fail("collected_at", f"is before passage {v['passage_label']} ({origin.passaged_on})",
+                               value=collected.isoformat(), expected=f"on or after {origin.passaged_on}")
+            stabilised = v.get("stabilised_at") or collected
+            check_order("collected_at", collected, "stabilised_at", stabilised)
+            row.record = {
+                "code": v["code"],
+                "donor_id": origin.donor_id,
+                "sampling_site_id": origin.site_id,
+                "parent_id": origin.source_id,
+                "passage_id": origin.passage_id,
+                "lineage": Lineage.derivative.value,
+                "material_type": v["material_type"],
+                "storage_format": v["storage_format"],
+                "collected_at": collected,
+                "stabilised_at": stabilised,
+                "fixative": Fixative.nbf.value if v["storage_format"] == StorageFormat.ffpe else None,
+                "quantity": v["_quantity"],
+                "quantity_remaining": v["_remaining"],
+                "unit": v["_unit"],
+                "freeze_thaw_count": v.get("freeze_thaw_count") or 0,
+                "status": v.get("status") or (SpecimenStatus.depleted.value if v["_remaining"] == 0
+                                              else SpecimenStatus.available.value),
+                "barcode": v.get("barcode"),
+                "notes": v.get("notes"),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+
+    def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
+        """The chain of custody starts when the passage produced the specimen: one 'derived' event at that time."""
+        ids = [new_id for new_id, _rec in rows]
+        if not ids:
+            return
+        where, params = id_filter(session.get_bind().dialect.name, ids)
+        session.execute(text(
+            "INSERT INTO custody_event (specimen_id, kind, occurred_at, user_id, note) "
+            f"SELECT id, :derived, collected_at, :actor, 'imported' FROM specimen WHERE {where} ORDER BY id"
+        ), {"derived": CustodyKind.derived.value, "actor": actor.id if actor is not None else None, **params})
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(Specimen, DerivedModel.code, ModelPassage.label)  # type: ignore[call-overload,misc]
+            .join(ModelPassage, ModelPassage.id == Specimen.passage_id)  # type: ignore[arg-type]
+            .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)  # type: ignore[arg-type]
+            .order_by(Specimen.id)
+        )
+        for specimen, model_code, passage_label in session.execute(statement):
+            row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
+            row.update(model_code=model_code, passage_label=passage_label)
             yield row
