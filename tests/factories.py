@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from biobank.db import session_scope
 from biobank.models import User
@@ -71,3 +72,33 @@ def collect(
             lesion_code=lesion, region_label=region, **extra,
         )
         return [s.code for s in made.specimens]
+
+
+def bank_and_store_a_passage(session: Session) -> None:
+    """Vials from the demo's latest passage (specimen.passage_id set), one placed in a box with room, DNA and its
+    aliquots made from the other."""
+    from sqlmodel import func, select
+
+    from biobank.models import Container, DerivedModel, ModelPassage, SpecimenLocation
+    from biobank.services import derived, storage
+
+    tech = session.exec(select(User).where(User.role == "technician")).first()
+    model, passage = session.exec(select(DerivedModel, ModelPassage).join(
+        ModelPassage, ModelPassage.model_id == DerivedModel.id).order_by(ModelPassage.id.desc())).first()  # type: ignore[arg-type,union-attr]
+    made = derived.passage_specimens(session, actor=tech, model_code=model.code, passage_label=passage.label,
+                                     material_type="cells", storage_format="viable_cryo", quantity=1e6, unit="cells",
+                                     count=2)
+    from biobank.models import Specimen
+
+    # a box already holding viable cryopreserved specimens (so at their temperature), with a free position
+    boxes = session.exec(select(Container, func.count()).join(SpecimenLocation, SpecimenLocation.container_id == Container.id)  # type: ignore[arg-type]
+                         .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)  # type: ignore[arg-type]
+                         .where(Specimen.storage_format == "viable_cryo").group_by(Container.id)).all()  # type: ignore[arg-type]
+    box = next(box for box, held in boxes if held < (box.grid_rows or 0) * (box.grid_cols or 0))
+    storage.store(session, actor=tech, codes=[made[0].code], box_code=box.code)
+    # DNA from the other vial, split in two: passage descendants two levels down
+    from biobank.services import specimens
+
+    dna = specimens.derive(session, actor=tech, parent_code=made[1].code, material_type="dna", quantity=4000,
+                           unit="ng", parent_quantity_used=5e5)
+    specimens.aliquot(session, actor=tech, parent_code=dna.code, portions=[1000, 1000])

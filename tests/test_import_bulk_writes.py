@@ -21,6 +21,7 @@ from biobank.imports.engine import kind_names
 from biobank.imports.roundtrip import export_kind
 from biobank.models import AuditLog, User
 from tests.dbtools import Templates, fresh_database
+from tests.factories import bank_and_store_a_passage
 from tests.test_import_engine import do_import
 
 AWKWARD = ["plain", "tab\there", "new\nline", "back\\slash", "quote \" and ' both", "ünïcödé µl", "", "\\N", "[1, 2]",
@@ -76,6 +77,7 @@ def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a
 ) -> None:
     with session_scope(engine) as session:
         load_demo(session, donors_count=4)  # the first donor has derived models and passages
+        bank_and_store_a_passage(session)  # so that every kind has rows
     with Session(engine) as session:
         files = {name: export_kind(session, name) for name in kind_names()}
     with fresh_database(backend, templates, tmp_path) as url:

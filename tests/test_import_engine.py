@@ -19,7 +19,7 @@ from biobank.imports.roundtrip import export_kind
 from biobank.models import User
 from tests.conftest import DEATH
 from tests.dbtools import Templates, fresh_database, snapshot
-from tests.factories import collect, make_case
+from tests.factories import bank_and_store_a_passage, collect, make_case
 
 BOOKKEEPING = {"created_at", "created_by_id", "updated_at", "updated_by_id", "version"}
 TABLES = ("donor", "consent", "treatment_line", "autopsy", "lesion", "sampling_site", "specimen", "container",
@@ -55,10 +55,12 @@ def test_export_then_import_of_the_demo_cohort_gives_identical_rows_and_upsert_t
 ) -> None:
     with session_scope(engine) as session:
         load_demo(session, donors_count=4)  # four donors: the first with derived models and passages
-        _bank_and_store_a_passage(session)
+        bank_and_store_a_passage(session)
     with Session(engine) as session:
         assert {t: n for t, n in snapshot_counts(engine).items() if not n} == {}
         files = {name: export_kind(session, name) for name in kind_names()}
+    # the vials, and the DNA with its two aliquots, come out in their own files (imported after the passages)
+    assert [len(files[name].splitlines()) - 1 for name in ("passage_specimens", "passage_descendants")] == [2, 3]
     with fresh_database(backend, templates, tmp_path) as url:
         target = make_engine(url)
         try:
@@ -81,29 +83,6 @@ def test_export_then_import_of_the_demo_cohort_gives_identical_rows_and_upsert_t
             assert snapshot(target) == before  # no audit rows either
         finally:
             target.dispose()
-
-
-def _bank_and_store_a_passage(session: Session) -> None:
-    """Vials from the demo's latest passage (specimen.passage_id set), one of them placed in a box with room."""
-    from sqlmodel import func, select
-
-    from biobank.models import Container, DerivedModel, ModelPassage, SpecimenLocation
-    from biobank.services import derived, storage
-
-    tech = session.exec(select(User).where(User.role == "technician")).first()
-    model, passage = session.exec(select(DerivedModel, ModelPassage).join(
-        ModelPassage, ModelPassage.model_id == DerivedModel.id).order_by(ModelPassage.id.desc())).first()  # type: ignore[arg-type,union-attr]
-    made = derived.passage_specimens(session, actor=tech, model_code=model.code, passage_label=passage.label,
-                                     material_type="cells", storage_format="viable_cryo", quantity=1e6, unit="cells",
-                                     count=2)
-    from biobank.models import Specimen
-
-    # a box already holding viable cryopreserved specimens (so at their temperature), with a free position
-    boxes = session.exec(select(Container, func.count()).join(SpecimenLocation, SpecimenLocation.container_id == Container.id)  # type: ignore[arg-type]
-                         .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)  # type: ignore[arg-type]
-                         .where(Specimen.storage_format == "viable_cryo").group_by(Container.id)).all()  # type: ignore[arg-type]
-    box = next(box for box, held in boxes if held < (box.grid_rows or 0) * (box.grid_cols or 0))
-    storage.store(session, actor=tech, codes=[made[0].code], box_code=box.code)
 
 
 DONORS = "code,sex,age_at_death,primary_site_code,status\nRA-0101,F,61,breast,\nRA-0102,Male,70,,deceased\n"

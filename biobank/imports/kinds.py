@@ -10,7 +10,8 @@ Historic spreadsheets record the present state, so a specimen row carries its ow
 importing an aliquot does not take its quantity from the parent again (the parent's row says what is left).
 
 Specimens a passage produced (``specimen.passage_id``) are their own kind, ``passage_specimens``, imported after the
-models and passages they come from (and placements after them, so every specimen exists before it is placed).
+models and passages they come from; what was made from them (aliquots, DNA) is ``passage_descendants``, with the
+specimens columns; placements come last, so every specimen exists before it is placed.
 
 Not (yet) kinds: model QC results, check-outs and distributions (they are recorded through their services).
 """
@@ -973,6 +974,11 @@ class Specimens(Kind):
             **params,
         })
 
+    @staticmethod
+    def _exported(tree: Any) -> Any:
+        """Which specimens this kind's export holds: not those a passage produced nor anything made from them."""
+        return Specimen.id.not_in(select(tree.c.id))  # type: ignore[union-attr]
+
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         parent = aliased(Specimen)
         statement = (
@@ -980,7 +986,7 @@ class Specimens(Kind):
             .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]
             .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
             .outerjoin(parent, parent.id == Specimen.parent_id)  # type: ignore[arg-type]
-            .where(Specimen.passage_id.is_(None))  # type: ignore[union-attr]  # those are passage_specimens rows
+            .where(self._exported(from_passages()))
             .order_by(Specimen.id)
         )
         for specimen, donor_code, site_code, parent_code in session.execute(statement):
@@ -1804,3 +1810,24 @@ class PassageSpecimens(Kind):
             row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
             row.update(model_code=model_code, passage_label=passage_label)
             yield row
+
+
+def from_passages() -> Any:
+    """A recursive CTE of the ids of the specimens passages produced and of everything made from them."""
+    tree = select(Specimen.id).where(Specimen.passage_id.is_not(None)).cte("from_passage", recursive=True)  # type: ignore[call-overload,union-attr]
+    child = aliased(Specimen)
+    return tree.union_all(select(child.id).where(child.parent_id == tree.c.id))  # type: ignore[call-overload,arg-type]
+
+
+@register
+class PassageDescendants(Specimens):
+    name = "passage_descendants"
+    title = "Specimens made from passage specimens"
+    help = ("Aliquots and derivatives of the specimens a passage produced (DNA from an organoid vial, sections of "
+            "xenograft tissue): the columns and rules of 'specimens', imported after 'passage_specimens' so that "
+            "their parents exist. The export of 'specimens' leaves these rows out.")
+    order = 98
+
+    @staticmethod
+    def _exported(tree: Any) -> Any:
+        return Specimen.id.in_(select(tree.c.id)) & Specimen.passage_id.is_(None)  # type: ignore[union-attr]
