@@ -23,7 +23,7 @@ from tests.factories import bank_and_store_a_passage, collect, make_case
 
 BOOKKEEPING = {"created_at", "created_by_id", "updated_at", "updated_by_id", "version"}
 TABLES = ("donor", "consent", "treatment_line", "autopsy", "lesion", "sampling_site", "specimen", "container",
-          "specimen_location", "derived_model", "model_passage")
+          "specimen_location", "derived_model", "model_passage", "model_qc")
 
 
 def do_import(engine: Engine, actor: User, kind: str, content: str | bytes, **options):  # type: ignore[no-untyped-def]

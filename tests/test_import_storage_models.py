@@ -325,3 +325,33 @@ def test_passage_specimens_import_links_each_to_its_passage_and_checks_the_rules
     ]
     assert str(rows[0][7])[:16] == "2026-03-15 12:00" and str(rows[1][7])[:16] == "2026-03-16 09:30"
     assert all(r[8] and r[9] and r[10] == "derived" and r[11] for r in rows)
+
+
+def test_model_qc_imports_judged_by_the_settings_and_refuses_what_the_service_refuses(
+    engine: Engine, tech: User, material: dict[str, str]
+) -> None:
+    """QC rows of tested passages: passed or failed as the settings judge them (a failed row's reasons become its
+    notes when it has none); unknown passages, tests before the passage, identity without its method or match, and
+    rows that measured nothing are refused with nothing written; a second upsert changes nothing."""
+    assert do_import(engine, tech, "models", models_csv(material)).ok
+    assert do_import(engine, tech, "passages", PASSAGES).ok
+    header = "model_code,passage_label,tested_on,identity_method,identity_match_pct,mycoplasma,mouse_content_pct,notes\n"
+    assert refused(engine, tech, "model_qc", header + "".join([
+        "PDX-1,P9,2026-06-01,STR,95,negative,,\n",    # no such passage
+        "PDX-1,P1,2026-05-01,STR,95,negative,,\n",    # before the passage (2026-05-20)
+        "PDX-1,P1,2026-06-01,,95,negative,,\n",       # a match without its method
+        "PDX-1,P1,2026-06-02,SNP,,,,\n",              # a method without its match
+        "PDX-1,P1,2026-06-03,,,,,\n",                 # nothing measured
+    ])) == {(2, "passage_label"), (3, "tested_on"), (4, "identity_method"), (5, "identity_match_pct"), (6, "mycoplasma")}
+    good = header + ("PDX-1,P1,2026-06-01,STR,95,negative,5,\n"
+                     "PDX-1,P2,2026-07-05,STR,95,positive,,\n"
+                     "ORG-1,P0,2026-04-01,SNP,99.5,negative,,checked by core\n")
+    report = do_import(engine, tech, "model_qc", good)
+    assert report.ok and report.inserted == 3, report.errors
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT m.code, p.label, q.passed, q.notes FROM model_qc q JOIN model_passage p ON p.id = q.passage_id "
+            "JOIN derived_model m ON m.id = p.model_id ORDER BY q.id")).all()
+    assert [(r[0], r[1], r[2]) for r in rows] == [("PDX-1", "P1", True), ("PDX-1", "P2", False), ("ORG-1", "P0", True)]
+    assert "mycoplasma" in rows[1][3] and rows[2][3] == "checked by core" and rows[0][3] is None
+    twice_unchanged(engine, tech, "model_qc", good)

@@ -13,7 +13,8 @@ Specimens a passage produced (``specimen.passage_id``) are their own kind, ``pas
 models and passages they come from; what was made from them (aliquots, DNA) is ``passage_descendants``, with the
 specimens columns; placements come last, so every specimen exists before it is placed.
 
-Not (yet) kinds: model QC results, check-outs and distributions (they are recorded through their services).
+Model QC results are ``model_qc`` (after the passages). Not (yet) kinds: check-outs and distributions (they are
+recorded through their services).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from biobank.models import (
     Donor,
     Lesion,
     ModelPassage,
+    ModelQC,
     SamplingSite,
     Specimen,
     SpecimenLocation,
@@ -70,7 +72,13 @@ from biobank.models import (
 from biobank.models.base import utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import check_autopsy_times
-from biobank.services.derived import CULTURE_FIELDS, PASSAGE_MATERIALS, PDX_FIELDS, qc_requirements_met
+from biobank.services.derived import (
+    CULTURE_FIELDS,
+    PASSAGE_MATERIALS,
+    PDX_FIELDS,
+    judge_qc,
+    qc_requirements_met,
+)
 from biobank.services.specimens import DERIVABLE
 from biobank.services.storage import STORABLE
 from biobank.storage import compat
@@ -108,13 +116,23 @@ from biobank.vocab_derived import (
     VIABLE_SOURCE_FORMATS,
     EngraftmentType,
     GrowthProperties,
+    IdentityMethod,
     Matrix,
     ModelKind,
     ModelStatus,
+    MycoplasmaResult,
     TumourPreparation,
 )
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
+
+
+def template_rows(kind: Kind, session: Session, statement: Any, *names: str) -> Iterator[dict[str, Any]]:
+    """The rows of ``statement`` (a table row, then the codes the template names ``names``) in ``kind``'s columns."""
+    for obj, *codes in session.execute(statement):
+        row = {col.name: getattr(obj, col.name, None) for col in kind.columns}
+        row.update(zip(names, codes, strict=True))
+        yield row
 
 
 def receptor_cols(what: str) -> tuple[Column, ...]:
@@ -482,10 +500,7 @@ class Autopsies(Kind):
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id).order_by(Autopsy.id)  # type: ignore[arg-type,call-overload,misc]
-        for autopsy, code in session.execute(statement):
-            row = {col.name: getattr(autopsy, col.name, None) for col in self.columns}
-            row["donor_code"] = code
-            yield row
+        yield from template_rows(self, session, statement, "donor_code")
 
 
 # --------------------------------------------------------------------------------------------------------- lesions
@@ -689,11 +704,7 @@ class SamplingSites(Kind):
             .outerjoin(Lesion, Lesion.id == SamplingSite.lesion_id)  # type: ignore[arg-type]
             .order_by(SamplingSite.id)
         )
-        for site, donor_code, lesion_code in session.execute(statement):
-            row = {col.name: getattr(site, col.name, None) for col in self.columns}
-            row["donor_code"] = donor_code
-            row["lesion_code"] = lesion_code
-            yield row
+        yield from template_rows(self, session, statement, "donor_code", "lesion_code")
 
 
 # ------------------------------------------------------------------------------------------------------- specimens
@@ -989,10 +1000,7 @@ class Specimens(Kind):
             .where(self._exported(from_passages()))
             .order_by(Specimen.id)
         )
-        for specimen, donor_code, site_code, parent_code in session.execute(statement):
-            row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
-            row.update(donor_code=donor_code, sampling_site=site_code, parent_code=parent_code)
-            yield row
+        yield from template_rows(self, session, statement, "donor_code", "sampling_site", "parent_code")
 
 
 # ------------------------------------------------------------------------------------------------------ containers
@@ -1489,10 +1497,7 @@ class Models(Kind):
             .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
             .order_by(DerivedModel.id)
         )
-        for model, source_code in session.execute(statement):
-            row = {col.name: getattr(model, col.name, None) for col in self.columns}
-            row["source_code"] = source_code
-            yield row
+        yield from template_rows(self, session, statement, "source_code")
 
 
 # -------------------------------------------------------------------------------------------------------- passages
@@ -1653,10 +1658,7 @@ class Passages(Kind):
             .outerjoin(parent, parent.id == ModelPassage.parent_passage_id)  # type: ignore[arg-type]
             .order_by(ModelPassage.id)
         )
-        for passage, model_code, parent_label in session.execute(statement):
-            row = {col.name: getattr(passage, col.name, None) for col in self.columns}
-            row.update(model_code=model_code, parent_label=parent_label)
-            yield row
+        yield from template_rows(self, session, statement, "model_code", "parent_label")
 
 
 # ----------------------------------------------------------------------------------------------- passage specimens
@@ -1806,10 +1808,7 @@ class PassageSpecimens(Kind):
             .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)  # type: ignore[arg-type]
             .order_by(Specimen.id)
         )
-        for specimen, model_code, passage_label in session.execute(statement):
-            row = {col.name: getattr(specimen, col.name, None) for col in self.columns}
-            row.update(model_code=model_code, passage_label=passage_label)
-            yield row
+        yield from template_rows(self, session, statement, "model_code", "passage_label")
 
 
 def from_passages() -> Any:
@@ -1831,3 +1830,107 @@ class PassageDescendants(Specimens):
     @staticmethod
     def _exported(tree: Any) -> Any:
         return Specimen.id.in_(select(tree.c.id)) & Specimen.passage_id.is_(None)  # type: ignore[union-attr]
+
+
+# -------------------------------------------------------------------------------------------------------- model QC
+
+
+class TestedPassage(NamedTuple):
+    id: int
+    passaged_on: date
+
+
+@register
+class ModelQCResults(Kind):
+    name = "model_qc"
+    noun = "QC result"
+    title = "QC of derived models"
+    help = ("One row per QC of a tested passage, as 'biobank models qc' records it: identity (STR or SNP match to the "
+            "donor's germline), mycoplasma, mouse content, histology, origin. Whether it passed is judged from the "
+            "thresholds of the settings, as for a QC entered by hand. Import after the passages.")
+    table = ModelQC.__table__  # type: ignore[attr-defined]
+    order = 96
+    key = ("model_code", "passage_label", "tested_on")
+    identity = frozenset({"passage_id", "tested_on"})
+    columns = (
+        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
+        text_col("passage_label", "Label of the tested passage, e.g. P2", required=True, max_length=16, targets=()),
+        date_col("tested_on", "Day of the test", required=True),
+        vocab_col("identity_method", IdentityMethod, "How identity was tested (str or snp)"),
+        pct_col("identity_match_pct", "Match to the donor's germline, %"),
+        vocab_col("mycoplasma", MycoplasmaResult, "Mycoplasma result (empty: not tested)"),
+        pct_col("mouse_content_pct", "Mouse content, %"),
+        bool_col("histology_concordant", "Histology concordant with the tumour (yes/no)"),
+        bool_col("not_mouse_or_ebv_origin", "Not of mouse or EBV-lymphoma origin (yes/no)"),
+        text_col("notes", "Notes (empty: the reasons a failed QC failed)", max_length=1000),
+    )
+
+    def check(self, row: Staged) -> None:
+        v = row.values
+        method, match = v.get("identity_method"), v.get("identity_match_pct")
+        if match is not None and method is None:
+            raise invalid("identity_method", None, "say whether identity was tested by STR or SNP")
+        if method is not None and match is None:
+            raise invalid("identity_match_pct", None, f"give the {method} match to the donor's germline")
+        measured = (match is not None or v.get("mycoplasma") not in (None, MycoplasmaResult.not_tested.value)
+                    or v.get("mouse_content_pct") is not None or v.get("histology_concordant") is not None
+                    or v.get("not_mouse_or_ebv_origin") is not None)
+        if not measured:
+            raise invalid("mycoplasma", None, "give at least one QC result")
+
+    def resolve(self, res: Resolver, rows: list[Staged]) -> None:
+        from biobank.config import get_settings
+
+        session = res.session
+        settings = get_settings()
+
+        def fetch(batch: list[Any]) -> dict[Any, TestedPassage]:
+            statement = (
+                select(DerivedModel.code, ModelPassage.label, ModelPassage.id, ModelPassage.passaged_on)  # type: ignore[call-overload,misc]
+                .join(ModelPassage, ModelPassage.model_id == DerivedModel.id)  # type: ignore[arg-type]
+                .where(tuple_(DerivedModel.code, ModelPassage.label).in_(batch))
+            )
+            return {(r[0], r[1]): TestedPassage(r[2], r[3]) for r in session.execute(statement)}
+
+        passages = res.lookup("tested_passage", {(r.values["model_code"], r.values["passage_label"]) for r in rows},
+                              fetch)
+
+        def build(row: Staged) -> None:
+            v = row.values
+            passage = passages.get((v["model_code"], v["passage_label"]))
+            if passage is None:
+                raise row.fail("passage_label", f"model {v['model_code']!r} has no passage {v['passage_label']!r} "
+                               "(import models and passages first)", expected="an existing model and passage")
+            if v["tested_on"] < passage.passaged_on:
+                raise row.fail("tested_on", f"is before passage {v['passage_label']} ({passage.passaged_on})",
+                               value=v["tested_on"].isoformat(), expected=f"on or after {passage.passaged_on}")
+            mycoplasma = v.get("mycoplasma") or MycoplasmaResult.not_tested.value
+            verdict = judge_qc(identity_match_pct=v.get("identity_match_pct"), mycoplasma=mycoplasma,
+                               mouse_content_pct=v.get("mouse_content_pct"),
+                               histology_concordant=v.get("histology_concordant"),
+                               not_mouse_or_ebv_origin=v.get("not_mouse_or_ebv_origin"), settings=settings)
+            row.record = {
+                "passage_id": passage.id,
+                "tested_on": v["tested_on"],
+                "identity_method": v.get("identity_method"),
+                "identity_match_pct": v.get("identity_match_pct"),
+                "mycoplasma": mycoplasma,
+                "mouse_content_pct": v.get("mouse_content_pct"),
+                "histology_concordant": v.get("histology_concordant"),
+                "not_mouse_or_ebv_origin": v.get("not_mouse_or_ebv_origin"),
+                "passed": verdict.passed,
+                "notes": v.get("notes") or ("; ".join(verdict.failures) or None),
+            }
+
+        each(rows, build)
+        existing_by(res, self, rows, ("passage_id", "tested_on"),
+                    lambda r: (r.record["passage_id"], r.values["tested_on"]))  # type: ignore[index]
+
+    def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
+        statement = (
+            select(ModelQC, DerivedModel.code, ModelPassage.label)  # type: ignore[call-overload,misc]
+            .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]
+            .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)  # type: ignore[arg-type]
+            .order_by(ModelQC.id)
+        )
+        yield from template_rows(self, session, statement, "model_code", "passage_label")
