@@ -737,6 +737,30 @@ DEFAULT_MATERIAL = {
     SiteKind.bone_marrow.value: MaterialType.bone_marrow.value,
 }
 
+def specimen_quantities(row: Staged, *, positive: bool) -> None:
+    """A specimen row's quantity with its unit (from the cell or the unit column, which must agree) and what is left
+    (in the same unit, at most the quantity), as ``_quantity``, ``_unit`` and ``_remaining`` in its values."""
+    v = row.values
+    amount, unit = v["quantity"]
+    given_unit = v.get("unit")
+    if unit is None:
+        if given_unit is None:
+            raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
+        unit = given_unit
+    elif given_unit is not None and given_unit != unit:
+        raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
+    if positive and amount <= 0:
+        raise invalid("quantity", amount, "must be positive")
+    remaining = v.get("quantity_remaining")
+    if remaining is not None:
+        if remaining[1] not in (None, unit):
+            raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
+        if remaining[0] > amount + 1e-9:
+            raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
+    v["_quantity"], v["_unit"] = amount, unit
+    v["_remaining"] = amount if remaining is None else remaining[0]
+
+
 SPECIMEN_VALUE_COLUMNS = (
     "stabilised_at", "fixation_end_at", "fixative", "decalcification_agent", "decalcification_hours",
     "concentration_ng_ul", "barcode", "er_status", "pr_status", "her2_status", "tumour_cellularity_pct",
@@ -807,24 +831,7 @@ class Specimens(Kind):
             raise invalid("parent_code", parent, "a primary specimen has no parent")
         elif parent == v["code"]:
             raise invalid("parent_code", parent, "a specimen cannot be its own parent")
-        amount, unit = v["quantity"]
-        given_unit = v.get("unit")
-        if unit is None:
-            if given_unit is None:
-                raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
-            unit = given_unit
-        elif given_unit is not None and given_unit != unit:
-            raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
-        if amount <= 0 and parent is None:
-            raise invalid("quantity", amount, "must be positive")
-        v["_quantity"], v["_unit"] = amount, unit
-        remaining = v.get("quantity_remaining")
-        if remaining is not None:
-            if remaining[1] not in (None, unit):
-                raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
-            if remaining[0] > amount + 1e-9:
-                raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
-        v["_remaining"] = amount if remaining is None else remaining[0]
+        specimen_quantities(row, positive=parent is None)
         check_order("stabilised_at", v.get("stabilised_at"), "fixation_end_at", v.get("fixation_end_at"))
         if v.get("fixation_end_at") is not None and v.get("stabilised_at") is None:
             raise invalid("fixation_end_at", v["fixation_end_at"].isoformat(), "needs the time fixation started")
@@ -1713,24 +1720,7 @@ class PassageSpecimens(Kind):
         if storage_format not in PASSAGE_MATERIALS[material]:
             raise invalid("storage_format", storage_format,
                           f"{material} is kept as {', '.join(sorted(PASSAGE_MATERIALS[material]))}")
-        amount, unit = v["quantity"]
-        given_unit = v.get("unit")
-        if unit is None:
-            if given_unit is None:
-                raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
-            unit = given_unit
-        elif given_unit is not None and given_unit != unit:
-            raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
-        if amount <= 0:
-            raise invalid("quantity", amount, "must be positive")
-        remaining = v.get("quantity_remaining")
-        if remaining is not None:
-            if remaining[1] not in (None, unit):
-                raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
-            if remaining[0] > amount + 1e-9:
-                raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
-        v["_quantity"], v["_unit"] = amount, unit
-        v["_remaining"] = amount if remaining is None else remaining[0]
+        specimen_quantities(row, positive=True)
         check_order("collected_at", v.get("collected_at"), "stabilised_at", v.get("stabilised_at"))
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
