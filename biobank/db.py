@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -129,7 +129,7 @@ STALE_SHARE = 0.1
 STALE_ROWS = 1000
 
 
-def refresh_statistics(session: Session, tables: Iterator[str] | list[str]) -> list[str]:
+def refresh_statistics(session: Session, tables: Iterable[str]) -> list[str]:
     """``ANALYZE`` the PostgreSQL ``tables`` whose planner statistics are missing or stale; returns those analysed.
 
     A bulk import looks rows up by key sets (``code IN (...)``); with no statistics (a table just filled by an

@@ -102,3 +102,27 @@ def bank_and_store_a_passage(session: Session) -> None:
     dna = specimens.derive(session, actor=tech, parent_code=made[1].code, material_type="dna", quantity=4000,
                            unit="ng", parent_quantity_used=5e5)
     specimens.aliquot(session, actor=tech, parent_code=dna.code, portions=[1000, 1000])
+
+
+def exported_demo(engine: Engine) -> dict[str, str]:
+    """The demo cohort (four donors, the first with derived models), passage vials and what was made from them, so
+    that every import kind has rows; exported as one CSV per kind, in import order."""
+    from biobank.demo import load_demo
+    from biobank.imports.engine import kind_names
+    from biobank.imports.roundtrip import export_kind
+
+    with session_scope(engine) as session:
+        load_demo(session, donors_count=4)
+        bank_and_store_a_passage(session)
+    with Session(engine) as session:
+        return {name: export_kind(session, name) for name in kind_names()}
+
+
+def importer_of(engine: Engine) -> User:
+    """A technician named 'importer', the only user of a fresh database."""
+    from sqlmodel import select
+
+    with session_scope(engine) as session:
+        session.add(User(username="importer", role="technician"))
+    with Session(engine, expire_on_commit=False) as session:
+        return session.exec(select(User).where(User.username == "importer")).one()

@@ -16,12 +16,9 @@ from sqlmodel import Session, SQLModel
 from biobank import bulk
 from biobank.audit import REDACTED
 from biobank.db import UTCDateTime, make_engine, session_scope
-from biobank.demo import load_demo
-from biobank.imports.engine import kind_names
-from biobank.imports.roundtrip import export_kind
 from biobank.models import AuditLog, User
 from tests.dbtools import Templates, fresh_database
-from tests.factories import bank_and_store_a_passage
+from tests.factories import exported_demo, importer_of
 from tests.test_import_engine import do_import
 
 AWKWARD = ["plain", "tab\there", "new\nline", "back\\slash", "quote \" and ' both", "ünïcödé µl", "", "\\N", "[1, 2]",
@@ -75,18 +72,11 @@ def _same_changes(got: dict[str, list[Any]], want: dict[str, list[Any]], table: 
 def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a_first_custody_event(
     engine: Engine, backend: str, templates: Templates, tmp_path: Path
 ) -> None:
-    with session_scope(engine) as session:
-        load_demo(session, donors_count=4)  # the first donor has derived models and passages
-        bank_and_store_a_passage(session)  # so that every kind has rows
-    with Session(engine) as session:
-        files = {name: export_kind(session, name) for name in kind_names()}
+    files = exported_demo(engine)
     with fresh_database(backend, templates, tmp_path) as url:
         target = make_engine(url)
         try:
-            with session_scope(target) as session:
-                session.add(User(username="importer", role="technician"))
-            with Session(target, expire_on_commit=False) as session:
-                importer = session.exec(select(User)).scalars().one()  # type: ignore[call-overload]
+            importer = importer_of(target)
             for name, content in files.items():
                 report = do_import(target, importer, name, content)
                 assert report.ok, (name, report.errors[:3])

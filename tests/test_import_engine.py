@@ -9,17 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from biobank.db import make_engine, session_scope
-from biobank.demo import load_demo
 from biobank.errors import PermissionDeniedError
-from biobank.imports.engine import errors_csv, kind_names, run_import
-from biobank.imports.roundtrip import export_kind
+from biobank.imports.engine import errors_csv, run_import
 from biobank.models import User
 from tests.conftest import DEATH
 from tests.dbtools import Templates, fresh_database, snapshot
-from tests.factories import bank_and_store_a_passage, collect, make_case
+from tests.factories import collect, exported_demo, importer_of, make_case
 
 BOOKKEEPING = {"created_at", "created_by_id", "updated_at", "updated_by_id", "version"}
 TABLES = ("donor", "consent", "treatment_line", "autopsy", "lesion", "sampling_site", "specimen", "container",
@@ -53,21 +50,14 @@ def rows_of(engine: Engine) -> dict[str, list[dict]]:
 def test_export_then_import_of_the_demo_cohort_gives_identical_rows_and_upsert_twice_changes_nothing(
     engine: Engine, backend: str, templates: Templates, tmp_path: Path
 ) -> None:
-    with session_scope(engine) as session:
-        load_demo(session, donors_count=4)  # four donors: the first with derived models and passages
-        bank_and_store_a_passage(session)
-    with Session(engine) as session:
-        assert {t: n for t, n in snapshot_counts(engine).items() if not n} == {}
-        files = {name: export_kind(session, name) for name in kind_names()}
+    files = exported_demo(engine)
+    assert {t: n for t, n in snapshot_counts(engine).items() if not n} == {}
     # the vials, and the DNA with its two aliquots, come out in their own files (imported after the passages)
     assert [len(files[name].splitlines()) - 1 for name in ("passage_specimens", "passage_descendants")] == [2, 3]
     with fresh_database(backend, templates, tmp_path) as url:
         target = make_engine(url)
         try:
-            with session_scope(target) as session:
-                session.add(User(username="importer", role="technician"))
-            with Session(target, expire_on_commit=False) as session:
-                importer = session.exec(__import__("sqlmodel").select(User)).one()
+            importer = importer_of(target)
             for name, content in files.items():
                 report = do_import(target, importer, name, content)
                 assert report.ok, (name, report.errors[:3])
