@@ -76,6 +76,8 @@ from biobank.services.derived import (
     CULTURE_FIELDS,
     PASSAGE_MATERIALS,
     PDX_FIELDS,
+    check_passage_yield,
+    check_qc_results,
     judge_qc,
     qc_requirements_met,
 )
@@ -1714,12 +1716,7 @@ class PassageSpecimens(Kind):
     def check(self, row: Staged) -> None:
         v = row.values
         require_safe("code", v["code"])
-        material, storage_format = v["material_type"], v["storage_format"]
-        if material not in PASSAGE_MATERIALS:
-            raise invalid("material_type", material, f"a passage yields {', '.join(PASSAGE_MATERIALS)}")
-        if storage_format not in PASSAGE_MATERIALS[material]:
-            raise invalid("storage_format", storage_format,
-                          f"{material} is kept as {', '.join(sorted(PASSAGE_MATERIALS[material]))}")
+        check_passage_yield(v["material_type"], v["storage_format"])
         specimen_quantities(row, positive=True)
         check_order("collected_at", v.get("collected_at"), "stabilised_at", v.get("stabilised_at"))
 
@@ -1857,16 +1854,14 @@ class ModelQCResults(Kind):
 
     def check(self, row: Staged) -> None:
         v = row.values
-        method, match = v.get("identity_method"), v.get("identity_match_pct")
-        if match is not None and method is None:
-            raise invalid("identity_method", None, "say whether identity was tested by STR or SNP")
-        if method is not None and match is None:
-            raise invalid("identity_match_pct", None, f"give the {method} match to the donor's germline")
-        measured = (match is not None or v.get("mycoplasma") not in (None, MycoplasmaResult.not_tested.value)
-                    or v.get("mouse_content_pct") is not None or v.get("histology_concordant") is not None
-                    or v.get("not_mouse_or_ebv_origin") is not None)
-        if not measured:
-            raise invalid("mycoplasma", None, "give at least one QC result")
+        try:
+            check_qc_results(**{name: v.get(name) for name in (
+                "identity_method", "identity_match_pct", "mycoplasma", "mouse_content_pct", "histology_concordant",
+                "not_mouse_or_ebv_origin")})
+        except BiobankError as exc:  # "nothing measured" names no column: the template's first result column
+            if exc.field == "qc":
+                raise invalid("mycoplasma", None, "give at least one QC result") from exc
+            raise
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         from biobank.config import get_settings

@@ -409,6 +409,43 @@ def judge_qc(
     return QcVerdict(not failures, tuple(failures))
 
 
+def check_passage_yield(material_type: str, storage_format: str) -> None:
+    """What a passage can produce: the materials of PASSAGE_MATERIALS, each in the formats it is kept in."""
+    if material_type not in PASSAGE_MATERIALS:
+        raise invalid("material_type", material_type, f"a passage yields {', '.join(PASSAGE_MATERIALS)}")
+    if storage_format not in PASSAGE_MATERIALS[material_type]:
+        raise invalid(
+            "storage_format",
+            storage_format,
+            f"{material_type} is kept as {', '.join(sorted(PASSAGE_MATERIALS[material_type]))}",
+        )
+
+
+def check_qc_results(
+    *,
+    identity_method: str | None,
+    identity_match_pct: float | None,
+    mycoplasma: str | None,
+    mouse_content_pct: float | None,
+    histology_concordant: bool | None,
+    not_mouse_or_ebv_origin: bool | None,
+) -> None:
+    """A QC row measured something, and identity comes with both its method and its match."""
+    if identity_match_pct is not None and identity_method is None:
+        raise invalid("identity_method", None, "say whether identity was tested by STR or SNP")
+    if identity_method is not None and identity_match_pct is None:
+        raise invalid("identity_match_pct", None, f"give the {identity_method} match to the donor's germline")
+    measured = (
+        identity_match_pct is not None
+        or mycoplasma not in (None, MycoplasmaResult.not_tested)
+        or mouse_content_pct is not None
+        or histology_concordant is not None
+        or not_mouse_or_ebv_origin is not None
+    )
+    if not measured:
+        raise invalid("qc", {}, "give at least one QC result")
+
+
 def record_model_qc(
     session: Session,
     *,
@@ -432,21 +469,10 @@ def record_model_qc(
     check_enum("mycoplasma", mycoplasma, MycoplasmaResult)
     check_range("identity_match_pct", identity_match_pct, 0, 100)
     check_range("mouse_content_pct", mouse_content_pct, 0, 100)
-    if identity_match_pct is not None and identity_method is None:
-        raise invalid("identity_method", None, "say whether identity was tested by STR or SNP")
-    if identity_method is not None and identity_match_pct is None:
-        raise invalid("identity_match_pct", None, f"give the {identity_method} match to the donor's germline")
-    if mouse_content_pct is not None and model.kind != ModelKind.pdx and mouse_content_pct > 0:
-        pass  # a culture can be overgrown by mouse feeder cells too: recorded, judged like a PDX
-    measured = (
-        identity_match_pct is not None
-        or mycoplasma != MycoplasmaResult.not_tested
-        or mouse_content_pct is not None
-        or histology_concordant is not None
-        or not_mouse_or_ebv_origin is not None
-    )
-    if not measured:
-        raise invalid("qc", {}, "give at least one QC result")
+    # a culture can be overgrown by mouse feeder cells too: its mouse content is recorded and judged like a PDX's
+    check_qc_results(identity_method=identity_method, identity_match_pct=identity_match_pct, mycoplasma=mycoplasma,
+                     mouse_content_pct=mouse_content_pct, histology_concordant=histology_concordant,
+                     not_mouse_or_ebv_origin=not_mouse_or_ebv_origin)
     if tested_on < passage.passaged_on:
         raise invalid(
             "tested_on", tested_on.isoformat(), f"is before passage {passage.label} ({passage.passaged_on})"
@@ -590,14 +616,7 @@ def passage_specimens(
     check_enum("material_type", material_type, MaterialType)
     check_enum("storage_format", storage_format, StorageFormat)
     check_enum("unit", unit, QuantityUnit)
-    if material_type not in PASSAGE_MATERIALS:
-        raise invalid("material_type", material_type, f"a passage yields {', '.join(PASSAGE_MATERIALS)}")
-    if storage_format not in PASSAGE_MATERIALS[material_type]:
-        raise invalid(
-            "storage_format",
-            storage_format,
-            f"{material_type} is kept as {', '.join(sorted(PASSAGE_MATERIALS[material_type]))}",
-        )
+    check_passage_yield(material_type, storage_format)
     if quantity is None or quantity <= 0:
         raise invalid("quantity", quantity, "must be positive")
     if not 1 <= count <= 50:
