@@ -20,7 +20,7 @@ from sqlmodel import Session, func, select
 
 from biobank.db import make_engine, session_scope
 from biobank.demo import load_demo
-from biobank.models import SamplingSite
+from biobank.models import Autopsy, Lesion, SamplingSite
 from tests.dbtools import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,6 +169,65 @@ def test_a_pi_and_a_technician_work_through_the_dashboard(server, browser):
         shot(page, "05-specimen")
     except Exception:
         shot(page, "failure")
+        raise
+    finally:
+        context.close()
+
+
+def choose(page, label: str, option_prefix: str) -> None:
+    """Pick the option of a Streamlit selectbox whose text starts with ``option_prefix``."""
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label).first
+    box.click()
+    page.get_by_role("option").filter(has_text=option_prefix).first.click()
+    settle(page)
+
+
+def regions_of(db_url: str) -> dict[str, str]:
+    """The lesion regions of the running case's donor: region code (L03-C) -> the code of the lesion it belongs to."""
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as session:
+            donor_id = session.exec(select(Autopsy.donor_id).where(Autopsy.status == "in_progress")).one()
+            rows = session.exec(
+                select(SamplingSite.code, Lesion.code)
+                .join(Lesion, Lesion.id == SamplingSite.lesion_id)
+                .where(SamplingSite.donor_id == donor_id)
+            ).all()
+    finally:
+        engine.dispose()
+    return dict(rows)
+
+
+def test_the_board_records_each_region_into_the_lesion_on_screen(server, browser):
+    """Regions recorded one after another on three lesions each land in the lesion the technician chose, with the
+    next free label of that lesion, also when the same lesion stays chosen for a second region."""
+    base, db_url = server
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    try:
+        sign_in(page, base, "tech", "demo-tech-2026")
+        open_page(page, "Live autopsy board", "Record a region")
+        shown = None
+        for step, lesion in enumerate(["L03", "L03", "L04", "L02"], start=1):
+            before = regions_of(db_url)
+            if lesion != shown:  # the second L03 region is recorded with the box left as it is
+                choose(page, "Lesion", lesion)
+                shown = lesion
+            page.get_by_role("button", name="Record region and make specimens").click()
+            deadline = time.monotonic() + 30
+            while (after := regions_of(db_url)) == before and time.monotonic() < deadline:
+                page.wait_for_timeout(250)
+            settle(page)
+            new = sorted(set(after) - set(before))
+            assert len(new) == 1, f"step {step}: expected one new region, got {new}"
+            assert after[new[0]] == lesion, f"step {step}: {lesion} on screen but the region went to {new[0]}"
+            taken = {site.split("-", 1)[1] for site, owner in before.items() if owner == lesion}
+            expected = next(letter for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if letter not in taken)
+            assert new[0] == f"{lesion}-{expected}", f"step {step}: the next free region of {lesion} was {expected}"
+            page.get_by_text(f"Just made: {new[0]}").first.wait_for()
+            shot(page, f"06-board-region-{step}-{new[0]}")
+    except Exception:
+        shot(page, "failure-board-lesions")
         raise
     finally:
         context.close()

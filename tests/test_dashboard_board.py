@@ -49,7 +49,7 @@ def test_the_board_shows_the_running_case_the_checklist_and_the_past_target_warn
 
 def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, engine, running_case):
     at = board(db_url, "tech")
-    assert at.text_input(key="board_label_0").value == "A"
+    assert at.text_input(key="board_label_L01_0").value == "A"
     at.checkbox(key="board_make_oct_0").uncheck()
     at.number_input(key="board_count_snap_frozen_0").set_value(3)
     at.number_input(key="board_qty_rnalater_0").set_value(20.0)
@@ -65,7 +65,26 @@ def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, eng
     assert made["RA0100-L01A-FF1"].fixative == "nbf"
     assert all(s.stabilised_at - s.collected_at == timedelta(minutes=5) for s in made.values())
     assert "Just made: L01-A" in [s.value for s in at.subheader]
-    assert at.text_input(key="board_label_1").value == "B"  # a fresh form for the next region
+    assert at.text_input(key="board_label_L01_1").value == "B"  # a fresh form for the next region
+
+
+def test_switching_lesion_offers_that_lesions_next_label_and_records_into_it(db_url, engine, running_case, tech):
+    with session_scope(engine) as session:
+        collection.add_lesion(session, actor=tech, donor_code="RA-0100", code="L02", site_code="LUNG", kind="metastasis")
+        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
+                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
+                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+    at = board(db_url, "tech")
+    assert at.text_input(key="board_label_L01_0").value == "B"
+    at.selectbox(key="board_lesion").set_value("L02").run()
+    assert at.text_input(key="board_label_L02_0").value == "A"  # not L01's next label
+    at.session_state["board_excised_0"] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key="board_submit_0").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="board_lesion").value == "L02"  # the choice survives the recording
+    with session_scope(engine) as session:
+        site = session.exec(select(SamplingSite).where(SamplingSite.code == "L02-A")).one()
+        assert site.site_code == "LUNG"
 
 
 def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url, engine, running_case, tech):
@@ -74,7 +93,7 @@ def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url
                                   lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
                                   formats=[FormatRequest("snap_frozen", 50, "mg")])
     at = board(db_url, "tech")
-    at.text_input(key="board_label_0").set_value("A")
+    at.text_input(key="board_label_L01_0").set_value("A")
     at.form_submit_button(key="board_submit_0").click().run()
     assert "already collected" in at.error[0].value
     with session_scope(engine) as session:

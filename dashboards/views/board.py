@@ -168,12 +168,14 @@ with form_col:
                 st.warning("This donor has no lesions yet: add one below first.")
             else:
                 by_code = {row["code"]: row for row in lesions}
+                # The option text must not change when a region is recorded: the browser sends the selection back as
+                # that text, and text that no longer matches an option silently fell back to the first lesion (L01).
                 lesion_code = st.selectbox(
                     "Lesion", list(by_code), key="board_lesion",
-                    format_func=lambda c: f"{c} · {by_code[c]['site']} ({by_code[c]['kind'].replace('_', ' ')}) · "
-                    f"{by_code[c]['regions']} region(s) so far",
+                    format_func=lambda c: f"{c} · {by_code[c]['site']} ({by_code[c]['kind'].replace('_', ' ')})",
                 )
                 lesion = by_code[lesion_code]
+                st.caption(f"{lesion['regions']} region(s) of {lesion_code} recorded so far; next label {lesion['next_label']}.")
         model_consent = any(i["key"] == "viable" and "not consented" not in i["detail"] for i in items)
         offered = formats_for(kind, model_consent)
         excised_key = f"board_excised_{n}"
@@ -186,7 +188,8 @@ with form_col:
             label = None
             if kind == SiteKind.tumour_region and lesion is not None:
                 a, b = st.columns([1, 2])
-                label = a.text_input("Region label", value=lesion["next_label"], key=f"board_label_{n}", max_chars=3)
+                label = a.text_input("Region label", value=lesion["next_label"], key=f"board_label_{lesion['code']}_{n}",
+                                     max_chars=3)  # keyed by lesion: another lesion's next label never carries over
                 b.caption(f"Site: {lesion['site']} ({lesion['site_code']}), laterality {lesion['laterality'].replace('_', ' ')}")
                 site_code = lesion["site_code"]
             elif kind == SiteKind.normal_tissue:
