@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Table, func, select, text  # noqa: E402
 from sqlalchemy.engine import Connection, Engine, make_url  # noqa: E402
 
-from biobank.codes import derivative_code, primary_specimen_code  # noqa: E402
+from biobank.domain.codes import derivative_code, primary_specimen_code  # noqa: E402
 from biobank.models import (  # noqa: E402
     Autopsy,
     Consent,

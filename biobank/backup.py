@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 
-from biobank.errors import BiobankError, ConflictError, NotFoundError, ValidationError
+from biobank.domain.errors import BiobankError, ConflictError, NotFoundError, ValidationError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_CUSTOM_MAGIC = b"PGDMP"

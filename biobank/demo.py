@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.errors import ConflictError
+from biobank.domain.errors import ConflictError
+from biobank.domain.vocab import ConsentScope, Fixative, Role, SiteKind, StorageFormat
 from biobank.models import Donor, Specimen, User
 from biobank.services import collection, donors, specimens, users
 from biobank.services.collection import FormatRequest
-from biobank.vocab import ConsentScope, Fixative, Role, SiteKind, StorageFormat
 
 #: Demo accounts (shown on the sign-in page in demo mode only).
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from biobank.domain.vocab import MaterialType, StorageFormat
 from biobank.models import Specimen, User
 from biobank.services import distribution, storage
-from biobank.vocab import MaterialType, StorageFormat
 
 #: Positions filled per box before the next box is opened (the last row stays free for returns).
 FILL_PER_BOX = {"box_9x9": 72, "box_10x10": 90, "cassette_drawer": 60, "slide_box": 100}

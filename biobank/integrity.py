@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy.exc import IntegrityError
 
-from biobank.errors import BiobankError, ConflictError, ValidationError
+from biobank.domain.errors import BiobankError, ConflictError, ValidationError
 
 #: Plain-language meaning of constraints whose name alone would puzzle a technician.
 MEANINGS: dict[str, str] = {

@@ -16,11 +16,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
 
+from biobank.domain.timing import PMI_BANDS
+from biobank.domain.vocab_derived import ModelKind, ModelStatus
 from biobank.models import Autopsy, DerivedModel, Donor, Lesion, ModelPassage, ModelQC, SamplingSite, Specimen
 from biobank.services.checks import check_enum
 from biobank.sqlfunc import hours_between
-from biobank.timing import PMI_BANDS
-from biobank.vocab_derived import ModelKind, ModelStatus
 
 
 class days_between(FunctionElement[float]):
@@ -48,7 +48,7 @@ def source_pmi_hours() -> Any:
 
 
 def pmi_band_expr() -> Any:
-    """:func:`biobank.timing.pmi_band` as an SQL CASE built from the same table of bands."""
+    """:func:`biobank.domain.timing.pmi_band` as an SQL CASE built from the same table of bands."""
     hours = source_pmi_hours()
     whens = []
     for label, low, high in PMI_BANDS:

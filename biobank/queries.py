@@ -11,6 +11,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
+from biobank.domain.sprec import sprec_code
+from biobank.domain.timing import case_figures, cold_interval, specimen_pmi, warm_pmi
 from biobank.models import (
     AnatomicalSite,
     Autopsy,
@@ -27,9 +29,7 @@ from biobank.services.collection import get_autopsy
 from biobank.services.custody import history
 from biobank.services.donors import consent_state, get_donor
 from biobank.services.specimens import get_specimen
-from biobank.sprec import sprec_code
 from biobank.sqlfunc import hours_between
-from biobank.timing import case_figures, cold_interval, specimen_pmi, warm_pmi
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -11,10 +11,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
+from biobank.domain.timing import pmi_flag, specimen_pmi
+from biobank.domain.vocab import AutopsyStatus, SiteKind
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen
 from biobank.services.collection import get_autopsy
-from biobank.timing import pmi_flag, specimen_pmi
-from biobank.vocab import AutopsyStatus, SiteKind
 
 
 def running_cases(session: Session) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ from sqlalchemy import Select, and_, case, func
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
+from biobank.domain.timing import PMI_BANDS, specimen_pmi
+from biobank.domain.vocab import SiteKind
 from biobank.models import (
     AnatomicalSite,
     AuditLog,
@@ -33,8 +35,6 @@ from biobank.models import (
 )
 from biobank.queries import pmi_hours_expr
 from biobank.services.donors import get_donor
-from biobank.timing import PMI_BANDS, specimen_pmi
-from biobank.vocab import SiteKind
 
 IN_STOCK = ("available", "reserved", "in_use")
 

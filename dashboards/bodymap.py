@@ -1,6 +1,6 @@
 """A schematic human figure (front view) drawn with Altair marks, with sampled sites marked on it.
 
-Coordinates follow ``biobank.sites``: x and y in [0, 1], x = 0 the image's left (the figure's right side), y = 0 the
+Coordinates follow ``biobank.domain.sites``: x and y in [0, 1], x = 0 the image's left (the figure's right side), y = 0 the
 top of the head. The figure's parts are rounded rectangles in the same coordinates, so every site's ``body_x/body_y``
 lands on the right organ. The planner page can reuse :func:`body_map` with its own points.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from biobank.sites import body_position, get_site
+from biobank.domain.sites import body_position, get_site
 from dashboards.charts import KIND_COLOURS
 
 WIDTH, HEIGHT = 300, 620

@@ -64,6 +64,6 @@ def export_bytes(_url: str, plan_code: str, target: str, username: str) -> tuple
 
 def site_codes(_url: str) -> list[str]:
     """Anatomical-site codes a plan may name as its primary site (the shipped vocabulary)."""
-    from biobank.sites import load_sites
+    from biobank.domain.sites import load_sites
 
     return sorted(load_sites())

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from biobank.errors import invalid
+from biobank.domain.errors import invalid
 
 #: Fields the board offers to correct: label, and how the typed value is read.
 CORRECTION_FIELDS: dict[str, tuple[str, str]] = {

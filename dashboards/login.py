@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from biobank.config import get_settings
-from biobank.errors import PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from biobank.models import User
 from biobank.services.users import authenticate
 from dashboards import data

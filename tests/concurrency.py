@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from biobank.db import make_engine, session_scope
-from biobank.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from biobank.services import specimens, storage
 from biobank.services.auth import get_user
 

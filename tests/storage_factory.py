@@ -6,10 +6,10 @@ from datetime import date, timedelta
 
 from sqlmodel import Session
 
+from biobank.domain.vocab import Fixative, SiteKind, StorageFormat
 from biobank.models import Specimen, User
 from biobank.services import collection, donors, storage
 from biobank.services.collection import FormatRequest
-from biobank.vocab import Fixative, SiteKind, StorageFormat
 from tests.conftest import DEATH
 
 FORMATS = (

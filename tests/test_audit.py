@@ -7,7 +7,7 @@ from sqlalchemy import delete, text, update
 from sqlmodel import Session, select
 
 from biobank.db import session_scope
-from biobank.errors import BiobankError, ValidationError
+from biobank.domain.errors import BiobankError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Donor
 from biobank.services import donors
 

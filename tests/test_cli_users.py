@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db import session_scope
-from biobank.errors import PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from biobank.models import User
 from biobank.services.users import authenticate
 

@@ -8,7 +8,13 @@ import pytest
 from sqlmodel import Session, select
 
 from biobank.db import session_scope
-from biobank.errors import BiobankError, ConflictError, ConsentError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import (
+    BiobankError,
+    ConflictError,
+    ConsentError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from biobank.models import CustodyEvent, SamplingSite, Specimen
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest

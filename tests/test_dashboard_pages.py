@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from biobank.db import session_scope
 from biobank.demo import load_demo
-from biobank.errors import PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest

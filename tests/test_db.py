@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from biobank.db import UTCDateTime, make_engine, session_scope
-from biobank.errors import ConflictError
+from biobank.domain.errors import ConflictError
 from biobank.models import Donor, User
 
 
@@ -63,7 +63,7 @@ def test_a_unique_violation_becomes_a_conflict_naming_the_rule(engine):
 
 
 def test_an_empty_string_is_not_a_code(engine):
-    from biobank.errors import ValidationError
+    from biobank.domain.errors import ValidationError
 
     with pytest.raises(ValidationError, match="ck_donor_code_safe"):
         with session_scope(engine) as session:

@@ -8,7 +8,7 @@ import pytest
 
 from biobank import queries
 from biobank.db import session_scope
-from biobank.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.services import distribution as orders
 from biobank.services import donors, storage
 from biobank.services import specimens as specimen_service

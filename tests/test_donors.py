@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from biobank.db import session_scope
-from biobank.errors import ConflictError, ConsentError, ValidationError
+from biobank.domain.errors import ConflictError, ConsentError, ValidationError
 from biobank.services import donors
 from tests.conftest import DEATH
 from tests.dbtools import assert_refused

@@ -208,7 +208,7 @@ def test_a_failure_while_preparing_a_later_batch_rolls_back_the_batches_already_
 ) -> None:
     """The helper thread's error comes out in the import (a refusal in the report), and the rows of the batches
     written before it are rolled back with the rest: nothing half-written."""
-    from biobank.errors import BiobankError
+    from biobank.domain.errors import BiobankError
     from biobank.imports import engine as import_engine
     from tests.dbtools import snapshot
     from tests.factories import collect, make_case

@@ -14,10 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from biobank.imports import coerce as c
-from biobank.imports.coerce import CellError, Coerced, PercentCell, Quantity
-from biobank.imports.read import ImportFormatError, SourceRow, iter_rows, normalise_header
-from biobank.vocab import (
+from biobank.domain.vocab import (
     DecalcificationAgent,
     Laterality,
     LesionKind,
@@ -27,6 +24,9 @@ from biobank.vocab import (
     Sex,
     StorageFormat,
 )
+from biobank.imports import coerce as c
+from biobank.imports.coerce import CellError, Coerced, PercentCell, Quantity
+from biobank.imports.read import ImportFormatError, SourceRow, iter_rows, normalise_header
 
 LONDON = ZoneInfo("Europe/London")
 ZONES = [LONDON, ZoneInfo("America/New_York"), ZoneInfo("Australia/Sydney"), ZoneInfo("Asia/Kolkata"), dt.UTC]

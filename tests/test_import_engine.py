@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from biobank.db import make_engine, session_scope
-from biobank.errors import PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from biobank.imports.engine import errors_csv, run_import
 from biobank.models import User
 from tests.conftest import DEATH

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from biobank.db import session_scope
-from biobank.errors import NotFoundError
+from biobank.domain.errors import NotFoundError
 from biobank.labels import service
 from biobank.models import User
 from biobank.services import collection

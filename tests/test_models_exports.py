@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from biobank.db import session_scope
-from biobank.errors import ConsentError
+from biobank.domain.errors import ConsentError
 from biobank.exports import cancermodels as cm
 from biobank.services import derived, donors
 from tests.models_fixtures import donor_with_material

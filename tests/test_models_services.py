@@ -10,11 +10,11 @@ from sqlmodel import select
 
 from biobank.config import get_settings
 from biobank.db import session_scope
-from biobank.errors import BiobankError, ConsentError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import BiobankError, ConsentError, PermissionDeniedError, ValidationError
+from biobank.domain.vocab_derived import STATUS_TRANSITIONS, ModelStatus
 from biobank.models import Specimen
 from biobank.queries import specimen_detail
 from biobank.services import derived, donors, specimens
-from biobank.vocab_derived import STATUS_TRANSITIONS, ModelStatus
 from tests.dbtools import snapshot
 from tests.models_fixtures import donor_with_material
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from biobank.config import get_settings
-from biobank.errors import ValidationError
+from biobank.domain.errors import ValidationError
 from biobank.services.plan_rules import RULE_NAMES, PlanContext, run_rules, severities
 from biobank.services.planning import suggest_from_frames
 

@@ -20,7 +20,7 @@ from biobank import backup
 from biobank.cli import app
 from biobank.config import get_settings
 from biobank.db import dispose_engines, make_engine, session_scope
-from biobank.errors import ConflictError, ValidationError
+from biobank.domain.errors import ConflictError, ValidationError
 from biobank.services import donors, specimens
 from tests.dbtools import empty_database
 from tests.factories import collect, make_case

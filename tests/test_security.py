@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 
 import biobank.services
 from biobank.db import session_scope
-from biobank.errors import PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from tests.dbtools import snapshot
 
 ROOT = Path(__file__).resolve().parents[1]

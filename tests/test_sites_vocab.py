@@ -8,7 +8,7 @@ from importlib.resources import files
 
 import pytest
 
-from biobank.sites import (
+from biobank.domain.sites import (
     CATEGORIES,
     AnatomicalSite,
     body_position,

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from biobank.db import session_scope
-from biobank.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from biobank.services import specimens
 from tests.conftest import DEATH

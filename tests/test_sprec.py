@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from biobank.sprec import (
+from biobank.domain.sprec import (
     SPREC_VERSION,
     collection_type,
     fixation_time,

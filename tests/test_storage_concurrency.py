@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.db import make_engine, session_scope
-from biobank.errors import BiobankError, ConflictError
+from biobank.domain.errors import BiobankError, ConflictError
 from biobank.models import CustodyEvent, SpecimenLocation
 from biobank.services import storage
 from tests.storage_factory import by_format, donor_with_region, lab

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from biobank.storage import compat
-from biobank.storage.coords import CoordinateError, Grid, Scheme
-from biobank.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
+from biobank.domain.storage import compat
+from biobank.domain.storage.coords import CoordinateError, Grid, Scheme
+from biobank.domain.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
 
 
 def test_letter_number_positions_parse_and_format_both_ways():

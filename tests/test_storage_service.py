@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from biobank import queries
 from biobank.db import session_scope
-from biobank.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import CustodyEvent, Specimen, SpecimenLocation
 from biobank.models.base import utcnow
 from biobank.services import specimens as specimen_service

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from biobank.timing import (
+from biobank.domain.timing import (
     PmiBasis,
     case_figures,
     cold_interval,

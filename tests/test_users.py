@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from biobank.db import session_scope
-from biobank.errors import ConflictError, PermissionDeniedError, ValidationError
+from biobank.domain.errors import ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import User
 from biobank.services import auth, users
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from biobank.config import get_settings
 from biobank.db import get_engine, session_scope
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
 from biobank.models import User
 from biobank.services.auth import get_user
 

@@ -166,7 +166,7 @@ def _tri(value: str | None, field: str) -> bool | None:
         return True
     if value.lower() in ("no", "false", "n"):
         return False
-    from biobank.errors import invalid
+    from biobank.domain.errors import invalid
 
     raise invalid(field, value, "answer yes or no")
 
@@ -319,7 +319,7 @@ def metrics(
     as_json: JsonOption = False,
 ) -> None:
     """Take rate (established / initiated) by a dimension, time to establishment, passages per model."""
-    from biobank.errors import invalid
+    from biobank.domain.errors import invalid
 
     if by not in models_metrics.DIMENSIONS:
         raise invalid("by", by, f"one of {', '.join(models_metrics.DIMENSIONS)}")

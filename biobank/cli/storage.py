@@ -18,10 +18,10 @@ from biobank.cli.common import (
     handle_errors,
     unit_of_work,
 )
+from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
+from biobank.domain.vocab import FORMAT_ABBREVIATION, StorageFormat
 from biobank.services import distribution as orders
 from biobank.services import storage
-from biobank.storage.kinds import KINDS, TEMPERATURE_LABEL
-from biobank.vocab import FORMAT_ABBREVIATION, StorageFormat
 
 storage_app = typer.Typer(help="Freezers, tanks, boxes and positions; store, move, find, check out and return.",
                           no_args_is_help=True)

@@ -9,7 +9,7 @@ columns; the required ones are unchanged.
 De-identified: the donor's pseudonymous code is the patient id; the collection date is month and year (as the
 dictionary asks); no free-text notes except the model's comments. A withdrawn donor's models, or a donor without
 consent to model derivation and external sharing, are never exported: named explicitly they raise a
-:class:`~biobank.errors.ConsentError`, otherwise they are left out and listed in ``excluded``.
+:class:`~biobank.domain.errors.ConsentError`, otherwise they are left out and listed in ``excluded``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, select
 
-from biobank.errors import ConsentError, NotFoundError
+from biobank.domain.errors import ConsentError, NotFoundError
+from biobank.domain.vocab_derived import GROWTH_PROPERTIES_LABEL, GrowthProperties, ModelKind
 from biobank.models import (
     AnatomicalSite,
     DerivedModel,
@@ -35,7 +36,6 @@ from biobank.models import (
     TreatmentLine,
 )
 from biobank.services.donors import consent_state
-from biobank.vocab_derived import GROWTH_PROPERTIES_LABEL, GrowthProperties, ModelKind
 
 #: Sheet -> columns, in the dictionary's order.
 SHEETS: dict[str, tuple[str, ...]] = {

@@ -25,7 +25,8 @@ import pandas as pd
 from sqlalchemy import Select, case, func, select
 from sqlmodel import Session
 
-from biobank.errors import ConsentError, NotFoundError
+from biobank.domain.errors import ConsentError, NotFoundError
+from biobank.domain.vocab import ConsentScope
 from biobank.exports.formats import DONOR_COLUMNS, SAMPLE_COLUMNS
 from biobank.models import (
     AnatomicalSite,
@@ -41,7 +42,6 @@ from biobank.models import (
 )
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.sqlfunc import hours_between
-from biobank.vocab import ConsentScope
 
 
 def _table(model: type) -> Any:

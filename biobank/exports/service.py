@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 from sqlmodel import Session
 
-from biobank.errors import ValidationError, invalid
+from biobank.domain.errors import ValidationError, invalid
+from biobank.domain.vocab import ConsentScope
 from biobank.exports import query
 from biobank.exports.formats import (
     ExportValidationError,
@@ -41,7 +42,6 @@ from biobank.models import User
 from biobank.services import planning
 from biobank.services.auth import Action, require
 from biobank.services.plan_rules import PlanRulesError, run_rules
-from biobank.vocab import ConsentScope
 
 SEQUENCING_TARGETS = ("sarek", "clonal", "machina", "metient")
 EXCHANGE_TARGETS = ("cbioportal", "phenopackets", "fhir", "tables")

@@ -45,7 +45,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from dateutil.tz import datetime_ambiguous, datetime_exists
 
-from biobank.vocab import (
+from biobank.domain.vocab import (
     FORMAT_ABBREVIATION,
     BonePhenotype,
     ConsentGiver,

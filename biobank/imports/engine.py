@@ -5,7 +5,7 @@ How an import runs (:func:`run_import`):
 
 1. **Validate the whole file first.** Rows stream from :func:`biobank.imports.read.iter_rows` in chunks; every cell
    goes through its column's coercer (:mod:`biobank.imports.coerce`); then the kind's row checks (the services'
-   own helpers from :mod:`biobank.services.checks`, :mod:`biobank.codes` ...); then the kind resolves the row's
+   own helpers from :mod:`biobank.services.checks`, :mod:`biobank.domain.codes` ...); then the kind resolves the row's
    references (donor codes, lesion codes, parent specimen codes...) with one set-based query per chunk and builds
    the table record. Every problem becomes a :class:`RowError` (row, column, value, expected) and every coercion
    note a :class:`RowNote`; nothing stops at the first error. Validated records are spilled to a temporary file, so
@@ -39,7 +39,7 @@ Adding a kind is adding one class to a module and calling :func:`register` (``pl
             text_col("position", "Grid position such as A1 (empty for containers without a grid)"),
         )
 
-        def check(self, row):                        # row-local rules; raise biobank.errors (invalid(...))
+        def check(self, row):                        # row-local rules; raise biobank.domain.errors (invalid(...))
             ...
 
         def resolve(self, res, rows):                # set-based lookups; set row.record / row.existing or row.fail()
@@ -74,7 +74,7 @@ from sqlmodel import Session
 from biobank.audit import act_as, record_bulk, record_inserted
 from biobank.bulk import PreparedRows, key_in, prepare_rows
 from biobank.db import refresh_statistics
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
 from biobank.models import User
@@ -364,7 +364,7 @@ class Kind:
     self_referencing: ClassVar[bool] = False
 
     def check(self, row: Staged) -> None:
-        """Row-local rules; raise a :class:`~biobank.errors.BiobankError` (``invalid(field, value, why)``)."""
+        """Row-local rules; raise a :class:`~biobank.domain.errors.BiobankError` (``invalid(field, value, why)``)."""
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         """Set-based lookups for a chunk of checked rows: set ``record`` and ``existing`` or record errors."""

@@ -4,7 +4,7 @@ containers and placements, derived models and their passages.
 Each is one :class:`~biobank.imports.engine.Kind`: its columns (the template), natural key, the services' rules
 for one row (:meth:`check`), set-based reference resolution building the table record (:meth:`resolve`), and the
 current table in template format (:meth:`export_rows`, for the round trip). Rules are the services' rules, called
-through the same helpers (``biobank.services.checks``, ``biobank.codes``, the collection service's time checks).
+through the same helpers (``biobank.services.checks``, ``biobank.domain.codes``, the collection service's time checks).
 
 Historic spreadsheets record the present state, so a specimen row carries its own remaining quantity and status:
 importing an aliquot does not take its quantity from the parent again (the parent's row says what is left).
@@ -29,9 +29,58 @@ from sqlmodel import Session
 
 from biobank.audit import record_bulk
 from biobank.bulk import id_filter, insert_rows
-from biobank.codes import DONOR_CODE, LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
 from biobank.db import UTCDateTime
-from biobank.errors import BiobankError, invalid
+from biobank.domain.codes import (
+    DONOR_CODE,
+    LESION_CODE,
+    REGION_LABEL,
+    SITE_PREFIX,
+    region_site_code,
+    require_safe,
+)
+from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.storage import compat
+from biobank.domain.storage.coords import CoordinateError
+from biobank.domain.storage.kinds import KINDS as STORAGE_KINDS
+from biobank.domain.storage.kinds import ContainerKind, grid_of, may_hold
+from biobank.domain.storage.kinds import spec as storage_kind
+from biobank.domain.vocab import (
+    AutopsyStatus,
+    BonePhenotype,
+    ConsentGiver,
+    CustodyKind,
+    DecalcificationAgent,
+    DonorStatus,
+    Fixative,
+    ImagingResponse,
+    Laterality,
+    LesionKind,
+    Lineage,
+    MaterialType,
+    QuantityUnit,
+    ReceptorStatus,
+    Response,
+    Sex,
+    SiteKind,
+    SpecimenStatus,
+    StorageFormat,
+    TissueStatus,
+    TreatmentCategory,
+    TreatmentIntent,
+)
+from biobank.domain.vocab_derived import (
+    ESTABLISHED_OR_BEYOND,
+    STATUS_TRANSITIONS,
+    VIABLE_SOURCE_FORMATS,
+    EngraftmentType,
+    GrowthProperties,
+    IdentityMethod,
+    Matrix,
+    ModelKind,
+    ModelStatus,
+    MycoplasmaResult,
+    TumourPreparation,
+)
 from biobank.imports import coerce as c
 from biobank.imports.engine import (
     Column,
@@ -83,48 +132,6 @@ from biobank.services.derived import (
 )
 from biobank.services.specimens import DERIVABLE
 from biobank.services.storage import STORABLE
-from biobank.storage import compat
-from biobank.storage.coords import CoordinateError
-from biobank.storage.kinds import KINDS as STORAGE_KINDS
-from biobank.storage.kinds import ContainerKind, grid_of, may_hold
-from biobank.storage.kinds import spec as storage_kind
-from biobank.vocab import (
-    AutopsyStatus,
-    BonePhenotype,
-    ConsentGiver,
-    CustodyKind,
-    DecalcificationAgent,
-    DonorStatus,
-    Fixative,
-    ImagingResponse,
-    Laterality,
-    LesionKind,
-    Lineage,
-    MaterialType,
-    QuantityUnit,
-    ReceptorStatus,
-    Response,
-    Sex,
-    SiteKind,
-    SpecimenStatus,
-    StorageFormat,
-    TissueStatus,
-    TreatmentCategory,
-    TreatmentIntent,
-)
-from biobank.vocab_derived import (
-    ESTABLISHED_OR_BEYOND,
-    STATUS_TRANSITIONS,
-    VIABLE_SOURCE_FORMATS,
-    EngraftmentType,
-    GrowthProperties,
-    IdentityMethod,
-    Matrix,
-    ModelKind,
-    ModelStatus,
-    MycoplasmaResult,
-    TumourPreparation,
-)
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
 

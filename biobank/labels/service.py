@@ -1,6 +1,6 @@
 """Labels from the database: specimens by code, a whole case, or placeholders pre-printed for a planned autopsy.
 
-Pre-printing works because specimen codes are deterministic (:mod:`biobank.codes`): the region ``L01-A`` of donor
+Pre-printing works because specimen codes are deterministic (:mod:`biobank.domain.codes`): the region ``L01-A`` of donor
 ``RA-0001`` collected as two snap-frozen pieces becomes ``RA0001-L01A-SF1`` and ``RA0001-L01A-SF2`` whatever else
 happens at the table. :func:`planned_labels` prints, for each lesion already recorded for the case's donor, the
 regions ``A``, ``B``, ``C`` (by default) in the board's default formats and counts
@@ -16,15 +16,15 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from biobank.codes import primary_specimen_code, region_site_code
 from biobank.config import get_settings
-from biobank.errors import NotFoundError, invalid
+from biobank.domain.codes import primary_specimen_code, region_site_code
+from biobank.domain.errors import NotFoundError, invalid
+from biobank.domain.vocab import StorageFormat
 from biobank.labels.formats import LABEL_FORMATS
 from biobank.labels.model import LabelData
 from biobank.labels.render import render_pdf, render_zpl
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen
 from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest, get_autopsy
-from biobank.vocab import StorageFormat
 
 #: How a storage format reads on a label (short: a cryo label is 32 mm wide).
 FORMAT_TEXT = {

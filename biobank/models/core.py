@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from biobank import vocab as v
 from biobank.db import UTCDateTime
+from biobank.domain import vocab as v
 from biobank.models.base import Tracked, between, not_blank, one_of, safe_code, utcnow
 
 

@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field
 
-from biobank import vocab_derived as dv
+from biobank.domain import vocab_derived as dv
 from biobank.models.base import Tracked, between, not_blank, one_of, safe_code
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field
 
 from biobank.db import UTCDateTime
+from biobank.domain.storage.kinds import ContainerKind, TemperatureClass
+from biobank.domain.storage.orders import DistributionUse, OrderStatus
 from biobank.models.base import Tracked, not_blank, one_of, safe_code, utcnow
-from biobank.storage.kinds import ContainerKind, TemperatureClass
-from biobank.storage.orders import DistributionUse, OrderStatus
 
 
 class Container(Tracked, table=True):

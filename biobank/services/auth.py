@@ -6,9 +6,9 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
-from biobank.errors import NotFoundError, PermissionDeniedError
+from biobank.domain.errors import NotFoundError, PermissionDeniedError
+from biobank.domain.vocab import Role
 from biobank.models import User
-from biobank.vocab import Role
 
 
 class Action(StrEnum):

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from biobank.domain.sites import get_site, root_site
+from biobank.domain.vocab import ConsentScope, LesionKind, SiteKind, StorageFormat
 from biobank.models import Autopsy, Donor, Lesion, SamplingSite, Specimen
 from biobank.services.collection import get_autopsy
 from biobank.services.donors import consent_state
-from biobank.sites import get_site, root_site
-from biobank.vocab import ConsentScope, LesionKind, SiteKind, StorageFormat
 
 VIABLE_FORMATS = frozenset({StorageFormat.fresh.value, StorageFormat.viable_cryo.value})
 #: Categories whose organs have no routinely sampled normal-tissue counterpart (see the module docstring).

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from biobank.errors import invalid
+from biobank.domain.errors import invalid
 
 
 def check_enum(field: str, value: Any, enum: type[StrEnum], *, nullable: bool = False) -> None:

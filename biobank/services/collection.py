@@ -10,7 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.codes import (
+from biobank.domain.codes import (
     LESION_CODE,
     REGION_LABEL,
     other_site_code,
@@ -18,13 +18,8 @@ from biobank.codes import (
     region_site_code,
     require_safe,
 )
-from biobank.errors import ConflictError, ConsentError, NotFoundError, ValidationError, invalid
-from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
-from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_order, check_positive, require_aware
-from biobank.services.custody import record_event
-from biobank.services.donors import get_donor, withdrawal_of
-from biobank.vocab import (
+from biobank.domain.errors import ConflictError, ConsentError, NotFoundError, ValidationError, invalid
+from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
     CustodyKind,
@@ -41,6 +36,11 @@ from biobank.vocab import (
     StorageFormat,
     TissueStatus,
 )
+from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
+from biobank.services.auth import Action, require
+from biobank.services.checks import check_enum, check_order, check_positive, require_aware
+from biobank.services.custody import record_event
+from biobank.services.donors import get_donor, withdrawal_of
 
 
 def get_autopsy(session: Session, case_code: str) -> Autopsy:

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from biobank.domain.vocab import CustodyKind
 from biobank.models import CustodyEvent, Specimen, User
 from biobank.models.base import utcnow
-from biobank.vocab import CustodyKind
 
 
 def record_event(

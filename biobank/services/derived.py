@@ -17,9 +17,32 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.codes import compact, require_safe
 from biobank.config import Settings, get_settings
-from biobank.errors import ConflictError, NotFoundError, ValidationError, invalid
+from biobank.domain.codes import compact, require_safe
+from biobank.domain.errors import ConflictError, NotFoundError, ValidationError, invalid
+from biobank.domain.vocab import (
+    FORMAT_ABBREVIATION,
+    CustodyKind,
+    Fixative,
+    MaterialType,
+    QuantityUnit,
+    SpecimenStatus,
+    StorageFormat,
+)
+from biobank.domain.vocab_derived import (
+    KIND_ABBREVIATION,
+    STATUS_TRANSITIONS,
+    VIABLE_SOURCE_FORMATS,
+    EngraftmentType,
+    GrowthProperties,
+    IdentityMethod,
+    Matrix,
+    ModelKind,
+    ModelStatus,
+    MycoplasmaResult,
+    QcRequirement,
+    TumourPreparation,
+)
 from biobank.models import (
     DerivedModel,
     Donor,
@@ -35,29 +58,6 @@ from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.services.custody import record_event
 from biobank.services.donors import require_consent
 from biobank.services.specimens import TAKEABLE, get_specimen
-from biobank.vocab import (
-    FORMAT_ABBREVIATION,
-    CustodyKind,
-    Fixative,
-    MaterialType,
-    QuantityUnit,
-    SpecimenStatus,
-    StorageFormat,
-)
-from biobank.vocab_derived import (
-    KIND_ABBREVIATION,
-    STATUS_TRANSITIONS,
-    VIABLE_SOURCE_FORMATS,
-    EngraftmentType,
-    GrowthProperties,
-    IdentityMethod,
-    Matrix,
-    ModelKind,
-    ModelStatus,
-    MycoplasmaResult,
-    QcRequirement,
-    TumourPreparation,
-)
 
 #: The consent scope a derived model needs (DOMAIN.md §2 "Consent").
 MODEL_SCOPE = "model_derivation"

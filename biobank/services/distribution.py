@@ -15,8 +15,11 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.codes import require_safe
-from biobank.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
+from biobank.domain.codes import require_safe
+from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
+from biobank.domain.storage.kinds import TemperatureClass
+from biobank.domain.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
+from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.models import Donor, Specimen, User
 from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
@@ -26,9 +29,6 @@ from biobank.services.checks import check_enum, require_aware
 from biobank.services.custody import record_event
 from biobank.services.donors import require_consent
 from biobank.services.specimens import get_specimen
-from biobank.storage.kinds import TemperatureClass
-from biobank.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
-from biobank.vocab import CustodyKind, SpecimenStatus
 
 #: Statuses from which material may be promised or shipped.
 DISTRIBUTABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserved.value})

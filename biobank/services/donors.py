@@ -8,8 +8,19 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.codes import DONOR_CODE, require_safe
-from biobank.errors import ConflictError, ConsentError, NotFoundError, invalid
+from biobank.domain.codes import DONOR_CODE, require_safe
+from biobank.domain.errors import ConflictError, ConsentError, NotFoundError, invalid
+from biobank.domain.vocab import (
+    ClinicalEventKind,
+    ConsentGiver,
+    ConsentScope,
+    DonorStatus,
+    ReceptorStatus,
+    Response,
+    Sex,
+    TreatmentCategory,
+    TreatmentIntent,
+)
 from biobank.models import (
     AnatomicalSite,
     ClinicalEvent,
@@ -21,17 +32,6 @@ from biobank.models import (
 )
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
-from biobank.vocab import (
-    ClinicalEventKind,
-    ConsentGiver,
-    ConsentScope,
-    DonorStatus,
-    ReceptorStatus,
-    Response,
-    Sex,
-    TreatmentCategory,
-    TreatmentIntent,
-)
 
 
 def get_donor(session: Session, code: str) -> Donor:

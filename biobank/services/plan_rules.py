@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from biobank.codes import SAFE_CODE
 from biobank.config import get_settings
-from biobank.errors import ValidationError, invalid
+from biobank.domain.codes import SAFE_CODE
+from biobank.domain.errors import ValidationError, invalid
+from biobank.domain.vocab import ACID_DECALCIFICATION
 from biobank.models.plans import DNA_ASSAYS, PlanPurpose
-from biobank.vocab import ACID_DECALCIFICATION
 
 SEVERITIES = ("error", "warning", "info", "off")
 

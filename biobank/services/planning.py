@@ -26,8 +26,8 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from biobank.audit import act_as
-from biobank.codes import require_safe
-from biobank.errors import ConflictError, ConsentError, invalid
+from biobank.domain.codes import require_safe
+from biobank.domain.errors import ConflictError, ConsentError, invalid
 from biobank.exports import query
 from biobank.models import AnatomicalSite, Donor, User
 from biobank.models.base import utcnow

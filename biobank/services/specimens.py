@@ -10,14 +10,9 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from biobank.audit import act_as, audit_reason
-from biobank.codes import aliquot_code, derivative_code
-from biobank.errors import ConflictError, NotFoundError, invalid
-from biobank.models import Specimen, User
-from biobank.models.base import utcnow
-from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
-from biobank.services.custody import record_event
-from biobank.vocab import (
+from biobank.domain.codes import aliquot_code, derivative_code
+from biobank.domain.errors import ConflictError, NotFoundError, invalid
+from biobank.domain.vocab import (
     CustodyKind,
     Lineage,
     MaterialType,
@@ -25,6 +20,11 @@ from biobank.vocab import (
     SpecimenStatus,
     StorageFormat,
 )
+from biobank.models import Specimen, User
+from biobank.models.base import utcnow
+from biobank.services.auth import Action, require
+from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
+from biobank.services.custody import record_event
 
 #: Statuses from which material can still be taken.
 TAKEABLE = {SpecimenStatus.available.value, SpecimenStatus.reserved.value, SpecimenStatus.in_use.value}

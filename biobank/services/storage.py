@@ -17,19 +17,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.codes import require_safe
 from biobank.config import get_settings
-from biobank.errors import ConflictError, NotFoundError, invalid
+from biobank.domain.codes import require_safe
+from biobank.domain.errors import ConflictError, NotFoundError, invalid
+from biobank.domain.storage import compat
+from biobank.domain.storage.coords import CoordinateError, Grid
+from biobank.domain.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
+from biobank.domain.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
 from biobank.models import Autopsy, Checkout, Container, Donor, SamplingSite, Specimen, SpecimenLocation, User
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, require_aware
 from biobank.services.custody import record_event
 from biobank.services.specimens import get_specimen
-from biobank.storage import compat
-from biobank.storage.coords import CoordinateError, Grid
-from biobank.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
-from biobank.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
 
 #: Statuses in which a specimen may be put into storage or moved.
 STORABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserved.value})

@@ -9,11 +9,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from biobank.audit import act_as
-from biobank.errors import ConflictError, PermissionDeniedError, invalid
+from biobank.domain.errors import ConflictError, PermissionDeniedError, invalid
+from biobank.domain.vocab import Role
 from biobank.models import User
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, get_user, require
-from biobank.vocab import Role
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")

@@ -10,15 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
+from biobank.domain.sites import load_sites
+from biobank.domain.timing import pmi_flag
+from biobank.domain.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
 from biobank.labels import LabelData, render_pdf
 from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
 from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest
 from biobank.services.donors import get_donor
-from biobank.sites import load_sites
-from biobank.timing import pmi_flag
-from biobank.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
 from dashboards import data, data_board
 from dashboards.clock import pmi_clock
 from dashboards.forms import CORRECTION_FIELDS, parse_correction

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
+from biobank.domain.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
+from biobank.domain.storage.orders import DistributionUse
 from biobank.services import distribution
 from biobank.services.auth import Action, can
-from biobank.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
-from biobank.storage.orders import DistributionUse
 from dashboards import data, data_storage
 from dashboards.session import current_user
 

@@ -8,7 +8,7 @@ from datetime import date
 import altair as alt
 import streamlit as st
 
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
 from biobank.models_metrics import DIMENSIONS
 from biobank.services import derived
 from biobank.services.auth import Action, can

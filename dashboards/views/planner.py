@@ -7,18 +7,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from biobank.errors import BiobankError
+from biobank.domain.errors import BiobankError
+from biobank.domain.sites import body_position
 from biobank.exports import service as export_service
 from biobank.models.plans import Assay, PlanPurpose, PlanRole
 from biobank.services import planning
 from biobank.services.auth import Action, can
 from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
-from biobank.sites import body_position
 from dashboards import data, data_plans
 from dashboards.session import current_user
 
 NEW = "(new plan)"
-#: A schematic front-view outline (x, y in the body-map convention of biobank.sites).
+#: A schematic front-view outline (x, y in the body-map convention of biobank.domain.sites).
 OUTLINE = [
     (0.5, 0.0), (0.56, 0.02), (0.57, 0.08), (0.53, 0.12), (0.64, 0.16), (0.70, 0.32), (0.74, 0.48), (0.69, 0.49),
     (0.64, 0.34), (0.62, 0.47), (0.60, 0.70), (0.58, 0.97), (0.52, 0.97), (0.51, 0.55), (0.49, 0.55), (0.48, 0.97),

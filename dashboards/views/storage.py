@@ -7,10 +7,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from biobank.errors import BiobankError, invalid
+from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
 from biobank.services import storage
 from biobank.services.auth import Action, can
-from biobank.storage.kinds import KINDS, TEMPERATURE_LABEL
 from dashboards import data, data_storage
 from dashboards.session import current_user
 

@@ -13,7 +13,7 @@ from alembic import op
 
 import biobank.db
 from biobank import ddl
-from biobank.sites import load_sites
+from biobank.domain.sites import load_sites
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

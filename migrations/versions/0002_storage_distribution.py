@@ -19,7 +19,7 @@ down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: Container kinds that hold specimens (biobank.storage.kinds at this revision), and those among them with a grid.
+#: Container kinds that hold specimens (biobank.domain.storage.kinds at this revision), and those among them with a grid.
 SPECIMEN_HOLDERS = "('box_9x9', 'box_10x10', 'slide_box', 'cassette_drawer', 'bag', 'bin')"
 CONTAINER_OF_NEW = "(SELECT c.{column} FROM container c WHERE c.id = NEW.container_id)"
 LOCATION_EVENTS = "INSERT OR UPDATE OF container_id, position"

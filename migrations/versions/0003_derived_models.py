@@ -20,7 +20,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-#: Allowed status changes (``biobank.vocab_derived.STATUS_TRANSITIONS``, frozen here as of this revision).
+#: Allowed status changes (``biobank.domain.vocab_derived.STATUS_TRANSITIONS``, frozen here as of this revision).
 TRANSITIONS = (
     "initiated>growing",
     "initiated>failed",

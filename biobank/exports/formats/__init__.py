@@ -49,7 +49,7 @@ Input contract
 - ``storage_temperature`` MIABIS code ``RT|2to10|-18to-35|-60to-85|LN|Other`` or NA (:data:`STORAGE_TEMPERATURES`)
 
 Each writer requires only the columns it uses and raises :class:`ValueError` naming the missing ones
-(:func:`require_columns`); vocabulary columns are checked against :mod:`biobank.vocab` (:func:`check_vocabulary`).
+(:func:`require_columns`); vocabulary columns are checked against :mod:`biobank.domain.vocab` (:func:`check_vocabulary`).
 Problems found by a target's own rules are returned by its ``validate_*`` function as :class:`Problem` rows, and
 raised together as :class:`ExportValidationError` (a ``ValueError``) by its ``build_*`` function.
 """
@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from biobank import vocab
+from biobank.domain import vocab
 from biobank.exports.formats._common import isna as _isna
 
 #: Columns of the ``donors`` frame, in contract order.

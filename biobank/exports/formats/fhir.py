@@ -34,7 +34,7 @@ from fhir.resources.bundle import Bundle
 from fhir.resources.patient import Patient
 from fhir.resources.specimen import Specimen
 
-from biobank import vocab
+from biobank.domain import vocab
 from biobank.exports.formats import (
     ExportValidationError,
     Problem,

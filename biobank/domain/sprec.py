@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from biobank.vocab import Fixative, MaterialType, StorageFormat
+from biobank.domain.vocab import Fixative, MaterialType, StorageFormat
 
 SPREC_VERSION = "2.0"
 

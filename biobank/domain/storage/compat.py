@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from biobank.storage.kinds import TemperatureClass as T
-from biobank.vocab import MaterialType, StorageFormat
+from biobank.domain.storage.kinds import TemperatureClass as T
+from biobank.domain.vocab import MaterialType, StorageFormat
 
 ALLOWED: dict[StorageFormat, frozenset[T]] = {
     StorageFormat.snap_frozen: frozenset({T.minus80, T.ln}),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from biobank.errors import invalid
-from biobank.vocab import FORMAT_ABBREVIATION, MaterialType, SiteKind, StorageFormat
+from biobank.domain.errors import invalid
+from biobank.domain.vocab import FORMAT_ABBREVIATION, MaterialType, SiteKind, StorageFormat
 
 SAFE_CODE = re.compile(r"^[A-Za-z0-9._-]+$")
 DONOR_CODE = re.compile(r"^[A-Za-z]{1,6}-?\d{1,6}$")

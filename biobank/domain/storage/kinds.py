@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from biobank.storage.coords import Grid, Scheme
+from biobank.domain.storage.coords import Grid, Scheme
 
 
 class TemperatureClass(StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from biobank.vocab import ConsentScope
+from biobank.domain.vocab import ConsentScope
 
 
 class DistributionUse(StrEnum):
