@@ -27,7 +27,7 @@ from sqlalchemy import func  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from benchmarks.common import backend_of, figure, scratch_url  # noqa: E402
-from biobank.db import make_engine, session_scope  # noqa: E402
+from biobank.db.engine import make_engine, session_scope  # noqa: E402
 from biobank.domain.errors import ConflictError  # noqa: E402
 from biobank.models import Autopsy, Consent, Donor, SamplingSite, Specimen, SpecimenLocation, User  # noqa: E402
 from biobank.services import storage  # noqa: E402

@@ -84,7 +84,7 @@ def scratch_url(like: str) -> Any:
         from alembic import command
         from alembic.config import Config
 
-        from biobank.db import dispose_engines
+        from biobank.db.engine import dispose_engines
 
         parsed = make_url(like)
         admin = None

@@ -29,7 +29,7 @@ MEMORY_TARGET_MIB = 512
 
 
 def _library(url: str, out: Path, batch_size: int) -> dict[str, Any]:
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
     from biobank.exports.stream import export_specimens_parquet
 
     engine = make_engine(url)
@@ -44,7 +44,7 @@ def _baseline(url: str, out: Path, batch_size: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from sqlalchemy.engine import make_url
 
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
     from biobank.exports.stream import SCHEMA, record_batch, specimen_export_statement
 
     parsed = make_url(url)

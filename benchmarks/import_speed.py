@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from benchmarks.common import backend_of, figure, scratch_url  # noqa: E402
-from biobank.db import make_engine, session_scope  # noqa: E402
+from biobank.db.engine import make_engine, session_scope  # noqa: E402
 from biobank.imports.engine import run_import  # noqa: E402
 from biobank.models import User  # noqa: E402
 from biobank.services import collection, donors  # noqa: E402

@@ -41,7 +41,7 @@ def _fresh_app(url: str, page: str, username: str | None) -> Any:
     from streamlit.testing.v1 import AppTest
 
     from biobank.config import get_settings
-    from biobank.db import dispose_engines
+    from biobank.db.engine import dispose_engines
 
     os.environ["BIOBANK_DATABASE_URL"] = url
     get_settings.cache_clear()
@@ -79,7 +79,7 @@ def query_seconds(url: str, page: str = "home") -> dict[str, float]:
     from sqlmodel import Session
 
     from biobank import queries, queries_cohort
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
 
     engine = make_engine(url)
     timings: dict[str, float] = {}

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from sqlmodel import Session  # noqa: E402
 
 from benchmarks.common import backend_of, figure, scratch_url  # noqa: E402
-from biobank.db import make_engine  # noqa: E402
+from biobank.db.engine import make_engine  # noqa: E402
 from biobank.models import Autopsy, Consent, Donor, Lesion, SamplingSite, Specimen  # noqa: E402
 from biobank.services.planning import suggest, suggest_and_check  # noqa: E402
 

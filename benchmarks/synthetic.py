@@ -331,7 +331,7 @@ def migrate(url: str) -> None:
 
 
 def specimen_count(url: str) -> int | None:
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
 
     engine = make_engine(url)
     try:
@@ -379,7 +379,7 @@ def ensure_cohort(url: str, specimens: int, *, rebuild: bool = False, log: Calla
         return {"reused": True}
     _recreate(url)
     migrate(url)
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
 
     engine = make_engine(url)
     try:
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.fresh:
         _recreate(args.url)
     migrate(args.url)
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
 
     engine = make_engine(args.url)
     try:

@@ -18,8 +18,8 @@ from sqlalchemy import JSON, Boolean, Table, bindparam, event, inspect, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 
-from biobank.bulk import id_filter
-from biobank.db import UTCDateTime
+from biobank.db.bulk import id_filter
+from biobank.db.engine import UTCDateTime
 from biobank.models.base import utcnow
 from biobank.models.core import AuditLog, User
 
@@ -188,7 +188,7 @@ def record_inserted(
 
     The database builds each row's ``changes`` from the row as stored (same shape as the ORM hook's), in one
     ``INSERT ... SELECT``: nothing is formatted per row in Python. ``columns``: the columns the insert gave values
-    (as :func:`biobank.bulk.insert_rows` returns them); the others, NULL unless they have a default, are not
+    (as :func:`biobank.db.bulk.insert_rows` returns them); the others, NULL unless they have a default, are not
     looked at. Returns the number written.
     """
     if not ids:
@@ -246,7 +246,7 @@ def record_bulk(
         }
         for row_id, changes in rows
     ]
-    from biobank.bulk import insert_rows
+    from biobank.db.bulk import insert_rows
 
     insert_rows(session, AuditLog.__table__, values)  # type: ignore[attr-defined]
     return len(values)

@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BIOBANK_", env_file=".env", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///biobank.db",
+        default="sqlite:///biobank.db.engine",
         description="SQLAlchemy URL; a SQLite file in the working directory by default, PostgreSQL in production.",
     )
     timezone: str = Field(default="Europe/London", description="The lab's time zone, for display and entry.")

@@ -16,11 +16,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
 
+from biobank.db.sqlfunc import hours_between
 from biobank.domain.timing import PMI_BANDS
 from biobank.domain.vocab_derived import ModelKind, ModelStatus
 from biobank.models import Autopsy, DerivedModel, Donor, Lesion, ModelPassage, ModelQC, SamplingSite, Specimen
 from biobank.services.checks import check_enum
-from biobank.sqlfunc import hours_between
 
 
 class days_between(FunctionElement[float]):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
+from biobank.db.sqlfunc import hours_between
 from biobank.domain.sprec import sprec_code
 from biobank.domain.timing import case_figures, cold_interval, specimen_pmi, warm_pmi
 from biobank.models import (
@@ -29,7 +30,6 @@ from biobank.services.collection import get_autopsy
 from biobank.services.custody import history
 from biobank.services.donors import consent_state, get_donor
 from biobank.services.specimens import get_specimen
-from biobank.sqlfunc import hours_between
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -226,7 +226,7 @@ def case_specimen_pmis(session: Session, cases: list[str]) -> list[dict[str, Any
 
 
 def hours_from_death_expr() -> Any:
-    from biobank.sqlfunc import hours_between
+    from biobank.db.sqlfunc import hours_between
 
     return hours_between(Autopsy.death_at, Specimen.collected_at)
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from biobank import queries
 from biobank.config import get_settings
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 
 
 @st.cache_resource

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 import biobank.models  # noqa: F401  (registers every table on the metadata)
-from biobank.db import make_engine
+from biobank.db.engine import make_engine
 from biobank.models import metadata
 
 config = context.config

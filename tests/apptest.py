@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from biobank.config import get_settings
-from biobank.db import dispose_engines
+from biobank.db.engine import dispose_engines
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 

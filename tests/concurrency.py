@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from biobank.services import specimens, storage
 from biobank.services.auth import get_user

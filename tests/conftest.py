@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from biobank.config import get_settings
-from biobank.db import dispose_engines, make_engine
+from biobank.db.engine import dispose_engines, make_engine
 from biobank.models import User
 from tests.dbtools import BACKENDS, POSTGRES_URL, Templates, fresh_database
 

@@ -127,7 +127,7 @@ def assert_refused(engine: Engine, error: type[Exception], match: str, action) -
     """``action(session)`` raises ``error`` matching ``match``, and the database is exactly as it was."""
     import pytest
 
-    from biobank.db import session_scope
+    from biobank.db.engine import session_scope
 
     before = snapshot(engine)
     with pytest.raises(error, match=match), session_scope(engine) as session:

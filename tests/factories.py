@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.models import User
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import delete, text, update
 from sqlmodel import Session, select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Donor
 from biobank.services import donors

@@ -8,7 +8,7 @@ from sqlmodel import Session, func, select
 
 from benchmarks import synthetic
 from biobank import queries
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.models import CustodyEvent, Donor, Specimen
 from biobank.services import donors, specimens
 

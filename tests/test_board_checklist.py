@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.services import collection, donors
 from biobank.services.checklist import CaseMaterial, LesionInfo, RegionInfo, case_material, checklist, missing
 from biobank.services.collection import FormatRequest

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 from biobank.demo import load_demo
 from biobank.models import Autopsy, Lesion, SamplingSite
 from tests.dbtools import migrate

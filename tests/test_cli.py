@@ -110,7 +110,7 @@ def test_unknown_codes_exit_2_with_one_line(db_url, args):
 
 def test_an_unmigrated_database_is_a_clear_error(tmp_path, monkeypatch):
     from biobank.config import get_settings
-    from biobank.db import dispose_engines
+    from biobank.db.engine import dispose_engines
 
     monkeypatch.setenv("BIOBANK_DATABASE_URL", f"sqlite:///{tmp_path / 'nothing.db'}")
     get_settings.cache_clear()

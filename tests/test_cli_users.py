@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from biobank.cli import app
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import PermissionDeniedError
 from biobank.models import User
 from biobank.services.users import authenticate

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import (
     BiobankError,
     ConflictError,

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from biobank.config import get_settings
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.models import AuditLog, SamplingSite, Specimen
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.demo import load_demo
 from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User

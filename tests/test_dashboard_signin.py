@@ -7,7 +7,7 @@ import time
 import pytest
 
 from biobank.config import get_settings
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.services import auth, users
 from tests.apptest import assert_no_exception, make_app
 

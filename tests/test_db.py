@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from biobank.db import UTCDateTime, make_engine, session_scope
+from biobank.db.engine import UTCDateTime, make_engine, session_scope
 from biobank.domain.errors import ConflictError
 from biobank.models import Donor, User
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.demo import load_demo
 from biobank.models import ConsentWithdrawal, Donor, Lesion, SamplingSite, Specimen
 
@@ -31,7 +31,7 @@ def _counts(engine) -> dict[str, object]:
 
 
 def test_the_demo_loads_twice_from_scratch_to_the_same_rows(templates, tmp_path, backend):
-    from biobank.db import make_engine
+    from biobank.db.engine import make_engine
     from tests.dbtools import fresh_database
 
     results = []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from biobank import queries
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.services import distribution as orders
 from biobank.services import donors, storage

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, ValidationError
 from biobank.services import donors
 from tests.conftest import DEATH

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.exports.stream import SCHEMA, export_specimens_parquet
 from biobank.services import donors, specimens
 from tests.factories import collect, make_case

@@ -13,9 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from biobank import bulk
 from biobank.audit import REDACTED
-from biobank.db import UTCDateTime, make_engine, session_scope
+from biobank.db import bulk
+from biobank.db.engine import UTCDateTime, make_engine, session_scope
 from biobank.models import AuditLog, User
 from tests.dbtools import Templates, fresh_database
 from tests.factories import exported_demo, importer_of
@@ -240,7 +240,7 @@ def test_refresh_statistics_analyses_only_tables_that_changed_a_lot(engine: Engi
     table barely changed is left alone. SQLite: nothing to do."""
     import time
 
-    from biobank.db import STALE_ROWS, refresh_statistics
+    from biobank.db.engine import STALE_ROWS, refresh_statistics
     from biobank.models import Donor
 
     table = Donor.__table__  # type: ignore[attr-defined]

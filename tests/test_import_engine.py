@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 from biobank.domain.errors import PermissionDeniedError
 from biobank.imports.engine import errors_csv, run_import
 from biobank.models import User

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.imports.engine import run_import
 from biobank.models import User
 from tests.dbtools import snapshot

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.imports.engine import ImportReport, run_import
 from biobank.models import User
 from biobank.services import derived, storage
@@ -287,7 +287,7 @@ def test_passage_specimens_import_links_each_to_its_passage_and_checks_the_rules
 
     from sqlalchemy import text
 
-    from biobank.db import session_scope
+    from biobank.db.engine import session_scope
     from biobank.services import derived
     from tests.dbtools import snapshot
     from tests.models_fixtures import donor_with_material

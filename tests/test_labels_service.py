@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import NotFoundError
 from biobank.labels import service
 from biobank.models import User

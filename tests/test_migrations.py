@@ -16,7 +16,7 @@ from pytest_alembic.tests import (  # imported explicitly: see pytest_alembic_te
 from sqlalchemy import CheckConstraint, inspect, text
 from sqlalchemy.engine import Engine
 
-from biobank.db import make_engine
+from biobank.db.engine import make_engine
 from biobank.models import metadata
 from tests.dbtools import alembic_config as biobank_alembic_config
 from tests.dbtools import empty_database, snapshot

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from biobank.cli import app
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from tests.models_fixtures import donor_with_material
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import ConsentError
 from biobank.exports import cancermodels as cm
 from biobank.services import derived, donors

@@ -8,7 +8,7 @@ import pytest
 
 from biobank import models_metrics as mm
 from biobank.config import get_settings
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.services import derived
 from tests.models_fixtures import donor_with_material
 

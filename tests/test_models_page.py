@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.services import derived
 from tests.apptest import assert_no_exception, make_app
 from tests.models_fixtures import donor_with_material

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from biobank.config import get_settings
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.domain.vocab_derived import STATUS_TRANSITIONS, ModelStatus
 from biobank.models import Specimen

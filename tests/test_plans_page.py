@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.demo import load_demo
 from biobank.services import planning
 from tests.apptest import assert_no_exception, make_app

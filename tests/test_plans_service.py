@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from biobank.cli import app
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.demo import load_demo
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.exports import service
@@ -186,7 +186,7 @@ def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, d
 
 
 def test_a_draft_can_name_its_primary_site_or_mark_it_unknown(engine):
-    from biobank.db import session_scope as scope
+    from biobank.db.engine import session_scope as scope
     from biobank.demo import load_demo
     from biobank.domain.errors import ValidationError as Invalid
     from biobank.services import planning as plans

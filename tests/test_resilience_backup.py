@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from biobank import backup
 from biobank.cli import app
 from biobank.config import get_settings
-from biobank.db import dispose_engines, make_engine, session_scope
+from biobank.db import backup
+from biobank.db.engine import dispose_engines, make_engine, session_scope
 from biobank.domain.errors import ConflictError, ValidationError
 from biobank.services import donors, specimens
 from tests.dbtools import empty_database

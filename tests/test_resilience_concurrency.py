@@ -123,7 +123,7 @@ def test_edits_from_the_same_stale_read_let_exactly_one_through(gang, engine, db
 
 def test_every_specimen_edit_path_moves_the_version_on(engine, tech, parents):
     """Aliquot, derive, QC, correction and disposal all bump the version a stale correction is checked against."""
-    from biobank.db import session_scope
+    from biobank.db.engine import session_scope
     from biobank.services import specimens
 
     code = parents[0]

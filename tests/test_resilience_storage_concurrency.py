@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, func, select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.models import AuditLog, Container, CustodyEvent, Specimen, SpecimenLocation
 from biobank.services.collection import FormatRequest
 from tests.concurrency import Gang, Step, errors

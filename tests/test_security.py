@@ -19,7 +19,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 
 import biobank.services
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import PermissionDeniedError
 from tests.dbtools import snapshot
 
@@ -143,7 +143,7 @@ SAFE_INTERPOLATIONS: dict[str, set[str]] = {
     # the target table and its columns, from the metadata, quoted by the dialect's identifier preparer
     "biobank/bulk.py": {"marker", "selected", "target"},
     # a bulk insert's audit rows: a table and its columns from the SQLModel metadata, a WHERE chosen in code
-    # (biobank.bulk.id_filter; the ids themselves are bound parameters)
+    # (biobank.db.bulk.id_filter; the ids themselves are bound parameters)
     "biobank/audit.py": {"changes", "table.name", "where"},
     # the imported specimens' custody events: a WHERE chosen in code, the ids bound
     "biobank/imports/kinds.py": {"where"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from biobank.services import specimens

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from biobank.cli import app
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from tests.storage_factory import donor_with_region
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 from biobank.domain.errors import BiobankError, ConflictError
 from biobank.models import CustodyEvent, SpecimenLocation
 from biobank.services import storage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.services import distribution, storage
 from biobank.services import specimens as specimen_service
 from tests.apptest import assert_no_exception, make_app

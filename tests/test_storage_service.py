@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from biobank import queries
-from biobank.db import session_scope
+from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import CustodyEvent, Specimen, SpecimenLocation
 from biobank.models.base import utcnow

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from biobank.db import make_engine, session_scope
+from biobank.db.engine import make_engine, session_scope
 from biobank.services.auth import get_user
 from biobank.services.collection import FormatRequest, collect_region
 from tests.conftest import DEATH

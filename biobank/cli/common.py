@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session
 
 from biobank.config import get_settings
-from biobank.db import get_engine, session_scope
+from biobank.db.engine import get_engine, session_scope
 from biobank.domain.errors import BiobankError
 from biobank.models import User
 from biobank.services.auth import get_user

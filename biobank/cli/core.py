@@ -70,7 +70,7 @@ def db_current(as_json: JsonOption = False) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from biobank.db import get_engine
+    from biobank.db.engine import get_engine
 
     with get_engine().connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from biobank import backup as backup_module
 from biobank.cli.common import JsonOption, emit_json, emit_table
-from biobank.db import get_engine
+from biobank.db import backup as backup_module
+from biobank.db.engine import get_engine
 
 
 def _url() -> str:

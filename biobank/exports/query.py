@@ -25,6 +25,7 @@ import pandas as pd
 from sqlalchemy import Select, case, func, select
 from sqlmodel import Session
 
+from biobank.db.sqlfunc import hours_between
 from biobank.domain.errors import ConsentError, NotFoundError
 from biobank.domain.vocab import ConsentScope
 from biobank.exports.formats import DONOR_COLUMNS, SAMPLE_COLUMNS
@@ -41,7 +42,6 @@ from biobank.models import (
     TreatmentLine,
 )
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
-from biobank.sqlfunc import hours_between
 
 
 def _table(model: type) -> Any:

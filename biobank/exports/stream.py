@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
+from biobank.db.sqlfunc import hours_between
 from biobank.models import Autopsy, ConsentWithdrawal, Donor, Lesion, SamplingSite, Specimen
-from biobank.sqlfunc import hours_between
 
 #: The exported columns and their Arrow types, in order (the statement below yields them in the same order).
 SCHEMA = pa.schema([

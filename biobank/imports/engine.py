@@ -12,7 +12,7 @@ How an import runs (:func:`run_import`):
    memory holds only what reference resolution needs (natural keys seen so far, the in-file parents).
 2. **Write everything or nothing.** Only when no row has an error (and it is not a dry run) are the spilled records
    written, in the caller's transaction, in batches of 5,000 rows (``COPY`` on PostgreSQL, one ``INSERT ... SELECT``
-   over a JSON array on SQLite: :func:`biobank.bulk.insert_rows`). Each new row's audit row, and a specimen's first
+   over a JSON array on SQLite: :func:`biobank.db.bulk.insert_rows`). Each new row's audit row, and a specimen's first
    custody event, are written by the database from the rows just inserted (one ``INSERT ... SELECT`` per batch:
    :func:`biobank.audit.record_inserted`); updates are audited with their old and new values
    (:func:`biobank.audit.record_bulk`). A database constraint that still refuses something rolls the whole import
@@ -72,8 +72,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from biobank.audit import act_as, record_bulk, record_inserted
-from biobank.bulk import PreparedRows, key_in, prepare_rows
-from biobank.db import refresh_statistics
+from biobank.db.bulk import PreparedRows, key_in, prepare_rows
+from biobank.db.engine import refresh_statistics
 from biobank.domain.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
@@ -460,7 +460,7 @@ class Resolver:
         """Full rows of ``table`` whose ``columns`` equal one of ``keys`` (one query per 500 keys)."""
         out: dict[tuple[Any, ...], dict[str, Any]] = {}
         cols = [table.c[name] for name in columns]
-        # A one-column key set goes as one parameter (biobank.bulk.key_in), thousands of keys per query; composite
+        # A one-column key set goes as one parameter (biobank.db.bulk.key_in), thousands of keys per query; composite
         # keys as IN lists of 500.
         dialect = self.session.get_bind().dialect.name
         single = len(cols) == 1
@@ -554,7 +554,7 @@ def run_import(
             session.flush()
         except IntegrityError as exc:
             savepoint.rollback()
-            from biobank.integrity import translate_integrity_error
+            from biobank.db.integrity import translate_integrity_error
 
             _refused(report, str(translate_integrity_error(exc)))
             return report
@@ -911,7 +911,7 @@ def _insert_ids(session: Session, table: Table, batch: _Batch) -> tuple[list[int
     """
     from sqlalchemy import func, select
 
-    from biobank.bulk import insert_prepared, next_ids
+    from biobank.db.bulk import insert_prepared, next_ids
 
     dialect = session.get_bind().dialect.name
     count = len(batch.records)

@@ -28,8 +28,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from biobank.audit import record_bulk
-from biobank.bulk import id_filter, insert_rows
-from biobank.db import UTCDateTime
+from biobank.db.bulk import id_filter, insert_rows
+from biobank.db.engine import UTCDateTime
 from biobank.domain.codes import (
     DONOR_CODE,
     LESION_CODE,

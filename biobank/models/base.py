@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
-from biobank.db import UTCDateTime
+from biobank.db.engine import UTCDateTime
 
 # Set before any table is declared: every constraint gets a stable name that migrations can refer to.
 SQLModel.metadata.naming_convention = {

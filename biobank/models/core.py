@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from biobank.db import UTCDateTime
+from biobank.db.engine import UTCDateTime
 from biobank.domain import vocab as v
 from biobank.models.base import Tracked, between, not_blank, one_of, safe_code, utcnow
 

@@ -2,7 +2,7 @@
 
 The database holds what it can: the vocabularies as named CHECKs, an approved plan always names its approver, a
 specimen can only join a plan through its own donor (composite foreign keys), and a plan's contents cannot change
-once it left draft (triggers from :mod:`biobank.ddl`, created by migration 0004).
+once it left draft (triggers from :mod:`biobank.db.ddl`, created by migration 0004).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKeyConstraint, UniqueConstraint
 from sqlmodel import Field
 
-from biobank.db import UTCDateTime
+from biobank.db.engine import UTCDateTime
 from biobank.models.base import Tracked, not_blank, one_of, safe_code
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field
 
-from biobank.db import UTCDateTime
+from biobank.db.engine import UTCDateTime
 from biobank.domain.storage.kinds import ContainerKind, TemperatureClass
 from biobank.domain.storage.orders import DistributionUse, OrderStatus
 from biobank.models.base import Tracked, not_blank, one_of, safe_code, utcnow

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import biobank.db
-from biobank import ddl
+import biobank.db.engine
+from biobank.db import ddl
 from biobank.domain.sites import load_sites
 
 revision: str = "0001"
@@ -85,8 +85,8 @@ def upgrade() -> None:
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "role IN ('technician', 'pi', 'admin', 'viewer')", name=op.f("ck_user_account_role")
         ),
@@ -100,7 +100,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("table_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("row_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -123,9 +123,9 @@ def upgrade() -> None:
 
     op.create_table(
         "donor",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -199,17 +199,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "autopsy",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
         sa.Column("case_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("death_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("refrigerated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("start_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("end_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("death_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("refrigerated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("start_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("end_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("institution", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("prosector", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
         sa.Column("team", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
@@ -257,9 +257,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "clinical_event",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -297,9 +297,9 @@ def upgrade() -> None:
 
     op.create_table(
         "consent",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -336,14 +336,14 @@ def upgrade() -> None:
 
     op.create_table(
         "consent_withdrawal",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
         sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("withdrawn_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("withdrawn_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("entered_by_id", sa.Integer(), nullable=False),
         sa.CheckConstraint(
@@ -379,9 +379,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "lesion",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -456,9 +456,9 @@ def upgrade() -> None:
 
     op.create_table(
         "treatment_line",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -510,9 +510,9 @@ def upgrade() -> None:
 
     op.create_table(
         "sampling_site",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -525,7 +525,7 @@ def upgrade() -> None:
         sa.Column("distance_to_tumour_mm", sa.Float(), nullable=True),
         sa.Column("site_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("laterality", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("excised_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("excised_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("prosector", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
         sa.Column("gross_description", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
         sa.CheckConstraint(
@@ -597,9 +597,9 @@ def upgrade() -> None:
 
     op.create_table(
         "specimen",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -610,9 +610,9 @@ def upgrade() -> None:
         sa.Column("lineage", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
         sa.Column("material_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("storage_format", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("collected_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("stabilised_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("fixation_end_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("collected_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("stabilised_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("fixation_end_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("fixative", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
         sa.Column("decalcification_agent", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
         sa.Column("decalcification_hours", sa.Float(), nullable=True),
@@ -776,7 +776,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("specimen_id", sa.Integer(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("occurred_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("from_location", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("to_location", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),

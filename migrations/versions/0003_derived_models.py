@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import biobank.db
-from biobank import ddl
+import biobank.db.engine
+from biobank.db import ddl
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -115,9 +115,9 @@ def _drop_specimen_passage_id() -> None:
 def upgrade() -> None:
     op.create_table(
         "derived_model",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -244,9 +244,9 @@ def upgrade() -> None:
 
     op.create_table(
         "model_passage",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("model_id", sa.Integer(), nullable=False),
@@ -324,9 +324,9 @@ def upgrade() -> None:
 
     op.create_table(
         "model_qc",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("passage_id", sa.Integer(), nullable=False),

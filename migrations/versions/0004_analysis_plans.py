@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import biobank.db
-from biobank import ddl
+import biobank.db.engine
+from biobank.db import ddl
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -27,9 +27,9 @@ NOT_DRAFT_MESSAGE = "the plan is no longer a draft; its donors and specimens can
 def upgrade() -> None:
     op.create_table(
         "analysis_plan",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -42,8 +42,8 @@ def upgrade() -> None:
         sa.Column("unknown_primary", sa.Boolean(), nullable=False),
         sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
         sa.Column("approved_by_id", sa.Integer(), nullable=True),
-        sa.Column("approved_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("submitted_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("submitted_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "assay IN ('wgs', 'wes', 'panel', 'rna_seq')", name=op.f("ck_analysis_plan_assay")
         ),
@@ -101,9 +101,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "plan_donor",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("plan_id", sa.Integer(), nullable=False),
@@ -138,9 +138,9 @@ def upgrade() -> None:
 
     op.create_table(
         "plan_specimen",
-        sa.Column("created_at", biobank.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("plan_id", sa.Integer(), nullable=False),

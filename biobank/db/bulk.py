@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, Table
 from sqlalchemy.orm import Session
 
-from biobank.db import UTCDateTime
+from biobank.db.engine import UTCDateTime
 
 
 def _memo(convert: Callable[[Any], Any], limit: int = 100_000) -> Callable[[Any], Any]:

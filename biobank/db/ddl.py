@@ -1,6 +1,6 @@
 """Database rules that a CHECK cannot express, written for SQLite and PostgreSQL alike (used by migrations).
 
-Each trigger raises with its rule name first (``tg_...``) so :mod:`biobank.integrity` can name it to the user.
+Each trigger raises with its rule name first (``tg_...``) so :mod:`biobank.db.integrity` can name it to the user.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     # Plan caching stays PostgreSQL's default: forcing custom plans would also re-plan the cached statements of every
     # foreign-key check and trigger, row by row (measured: a COPY of specimens three times slower). Lookups by large
-    # key sets go as one array parameter (biobank.bulk.key_in), which a generic plan handles well.
+    # key sets go as one array parameter (biobank.db.bulk.key_in), which a generic plan handles well.
     options = "-c timezone=UTC"
     return create_engine(parsed, connect_args={"options": options}, **kwargs)
 
@@ -107,7 +107,7 @@ def dispose_engines() -> None:
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error (nothing half-written)."""
-    from biobank.integrity import translate_integrity_error
+    from biobank.db.integrity import translate_integrity_error
 
     session = Session(engine or get_engine(), expire_on_commit=False)
     try:
