@@ -13,10 +13,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from biobank.audit import REDACTED
 from biobank.db import bulk
 from biobank.db.engine import UTCDateTime, make_engine, session_scope
 from biobank.models import AuditLog, User
+from biobank.models.audit import REDACTED
 from tests.dbtools import Templates, fresh_database
 from tests.factories import exported_demo, importer_of
 from tests.test_import_engine import do_import
@@ -115,8 +115,8 @@ def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a
 
 
 def test_record_inserted_audits_exactly_the_ids_given_even_when_they_are_not_a_run(engine: Engine, tech: User) -> None:
-    from biobank.audit import act_as, record_inserted
     from biobank.models import Donor
+    from biobank.models.audit import act_as, record_inserted
 
     with session_scope(engine) as session:
         for number in range(1, 6):

@@ -14,8 +14,8 @@ How an import runs (:func:`run_import`):
    written, in the caller's transaction, in batches of 5,000 rows (``COPY`` on PostgreSQL, one ``INSERT ... SELECT``
    over a JSON array on SQLite: :func:`biobank.db.bulk.insert_rows`). Each new row's audit row, and a specimen's first
    custody event, are written by the database from the rows just inserted (one ``INSERT ... SELECT`` per batch:
-   :func:`biobank.audit.record_inserted`); updates are audited with their old and new values
-   (:func:`biobank.audit.record_bulk`). A database constraint that still refuses something rolls the whole import
+   :func:`biobank.models.audit.record_inserted`); updates are audited with their old and new values
+   (:func:`biobank.models.audit.record_bulk`). A database constraint that still refuses something rolls the whole import
    back and is reported as an error.
 3. **Modes.** ``create`` refuses rows whose natural key already exists; ``upsert`` updates them, but only the
    columns present in the file whose value differs (an unchanged row writes nothing, not even an audit row), and
@@ -71,13 +71,13 @@ from sqlalchemy import Table, insert, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from biobank.audit import act_as, record_bulk, record_inserted
 from biobank.db.bulk import PreparedRows, key_in, prepare_rows
 from biobank.db.engine import refresh_statistics
 from biobank.domain.errors import BiobankError
 from biobank.imports import coerce as c
 from biobank.imports.read import ImportFormatError, iter_rows
 from biobank.models import User
+from biobank.models.audit import act_as, record_bulk, record_inserted
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 
@@ -938,6 +938,6 @@ def _natural(spec: Kind, record: dict[str, Any]) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    from biobank.audit import _plain as plain
+    from biobank.models.audit import _plain as plain
 
     return plain(value)

@@ -27,7 +27,6 @@ from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from biobank.audit import record_bulk
 from biobank.db.bulk import id_filter, insert_rows
 from biobank.db.engine import UTCDateTime
 from biobank.domain.codes import (
@@ -118,6 +117,7 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
+from biobank.models.audit import record_bulk
 from biobank.models.base import utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import check_autopsy_times

@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.domain.codes import (
     LESION_CODE,
     REGION_LABEL,
@@ -37,6 +36,7 @@ from biobank.domain.vocab import (
     TissueStatus,
 )
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
+from biobank.models.audit import act_as
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, require_aware
 from biobank.services.custody import record_event

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.config import Settings, get_settings
 from biobank.domain.codes import compact, require_safe
 from biobank.domain.errors import ConflictError, NotFoundError, ValidationError, invalid
@@ -53,6 +52,7 @@ from biobank.models import (
     Specimen,
     User,
 )
+from biobank.models.audit import act_as
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.services.custody import record_event

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
 from biobank.domain.storage.kinds import TemperatureClass
 from biobank.domain.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.models import Donor, Specimen, User
+from biobank.models.audit import act_as
 from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
 from biobank.services import storage

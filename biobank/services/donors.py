@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.domain.codes import DONOR_CODE, require_safe
 from biobank.domain.errors import ConflictError, ConsentError, NotFoundError, invalid
 from biobank.domain.vocab import (
@@ -30,6 +29,7 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
+from biobank.models.audit import act_as
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 

@@ -25,11 +25,11 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session, col, select
 
-from biobank.audit import act_as
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, ConsentError, invalid
 from biobank.exports import query
 from biobank.models import AnatomicalSite, Donor, User
+from biobank.models.audit import act_as
 from biobank.models.base import utcnow
 from biobank.models.plans import (
     DNA_ASSAYS,

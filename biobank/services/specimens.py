@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from biobank.audit import act_as, audit_reason
 from biobank.domain.codes import aliquot_code, derivative_code
 from biobank.domain.errors import ConflictError, NotFoundError, invalid
 from biobank.domain.vocab import (
@@ -21,6 +20,7 @@ from biobank.domain.vocab import (
     StorageFormat,
 )
 from biobank.models import Specimen, User
+from biobank.models.audit import act_as, audit_reason
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
@@ -358,8 +358,8 @@ def correct_specimen(
 
 def _audit_core_update(session: Session, specimen: Specimen, changes: dict[str, list[Any]], reason: str) -> None:
     """A Core UPDATE bypasses the ORM hook: write its audit row explicitly, in the same transaction."""
-    from biobank.audit import _plain
     from biobank.models import AuditLog
+    from biobank.models.audit import _plain
 
     session.add(
         AuditLog(

@@ -16,7 +16,6 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.config import get_settings
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, NotFoundError, invalid
@@ -25,6 +24,7 @@ from biobank.domain.storage.coords import CoordinateError, Grid
 from biobank.domain.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
 from biobank.domain.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
 from biobank.models import Autopsy, Checkout, Container, Donor, SamplingSite, Specimen, SpecimenLocation, User
+from biobank.models.audit import act_as
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, require_aware

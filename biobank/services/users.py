@@ -8,10 +8,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
-from biobank.audit import act_as
 from biobank.domain.errors import ConflictError, PermissionDeniedError, invalid
 from biobank.domain.vocab import Role
 from biobank.models import User
+from biobank.models.audit import act_as
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, get_user, require
 
