@@ -78,8 +78,9 @@ def query_seconds(url: str, page: str = "home") -> dict[str, float]:
     """The page's reads (unfiltered), each on its own."""
     from sqlmodel import Session
 
-    from biobank import queries, queries_cohort
     from biobank.db.engine import make_engine
+    from biobank.queries import cohort as queries_cohort
+    from biobank.queries import core as queries
 
     engine = make_engine(url)
     timings: dict[str, float] = {}

@@ -15,9 +15,9 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from biobank import queries
 from biobank.config import get_settings
 from biobank.db.engine import make_engine, session_scope
+from biobank.queries import core as queries
 
 
 @st.cache_resource

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from biobank import queries, queries_board
+from biobank.queries import board as queries_board
+from biobank.queries import core as queries
 from biobank.services.checklist import case_material, checklist
 from dashboards.data import read_session
 

@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from biobank import queries, queries_cohort
-from biobank.queries_cohort import CohortFilter
+from biobank.queries import cohort as queries_cohort
+from biobank.queries import core as queries
+from biobank.queries.cohort import CohortFilter
 from dashboards.data import read_session
 
 

@@ -1,4 +1,4 @@
-"""Cached read loaders for the derived-models page (grouped SQL in :mod:`biobank.models_metrics`)."""
+"""Cached read loaders for the derived-models page (grouped SQL in :mod:`biobank.queries.derived`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import select
 
-from biobank import models_metrics
 from biobank.models import ConsentWithdrawal, SamplingSite, Specimen
+from biobank.queries import derived as models_metrics
 from biobank.services import derived
 from dashboards.data import read_session
 

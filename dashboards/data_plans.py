@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from biobank.exports import query
 from biobank.exports import service as export_service
+from biobank.queries import exports as query
 from biobank.services import planning
 from biobank.services.auth import get_user
 from dashboards.data import read_session

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from biobank import queries
+from biobank.queries import core as queries
 from biobank.services import distribution, storage
 from dashboards.data import read_session
 

@@ -7,9 +7,9 @@ from sqlalchemy import text
 from sqlmodel import Session, func, select
 
 from benchmarks import synthetic
-from biobank import queries
 from biobank.db.engine import session_scope
 from biobank.models import CustodyEvent, Donor, Specimen
+from biobank.queries import core as queries
 from biobank.services import donors, specimens
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from biobank import queries
 from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
+from biobank.queries import core as queries
 from biobank.services import distribution as orders
 from biobank.services import donors, storage
 from biobank.services import specimens as specimen_service

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from biobank import models_metrics as mm
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
+from biobank.queries import derived as mm
 from biobank.services import derived
 from tests.models_fixtures import donor_with_material
 

@@ -13,7 +13,7 @@ from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.domain.vocab_derived import STATUS_TRANSITIONS, ModelStatus
 from biobank.models import Specimen
-from biobank.queries import specimen_detail
+from biobank.queries.core import specimen_detail
 from biobank.services import derived, donors, specimens
 from tests.dbtools import snapshot
 from tests.models_fixtures import donor_with_material

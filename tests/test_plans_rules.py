@@ -1,6 +1,6 @@
 """Each planning rule (DOMAIN.md §6) on a context that breaks it and on one that passes; severities by setting.
 
-Pure frames, no database: the rules read the same columns :mod:`biobank.exports.query` produces.
+Pure frames, no database: the rules read the same columns :mod:`biobank.queries.exports` produces.
 """
 
 from __future__ import annotations

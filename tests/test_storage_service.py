@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from biobank import queries
 from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import CustodyEvent, Specimen, SpecimenLocation
 from biobank.models.base import utcnow
+from biobank.queries import core as queries
 from biobank.services import specimens as specimen_service
 from biobank.services import storage
 from tests.dbtools import snapshot

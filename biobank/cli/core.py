@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from biobank import queries
 from biobank.cli.common import (
     JsonOption,
     UserOption,
@@ -22,6 +21,7 @@ from biobank.cli.common import (
     unit_of_work,
 )
 from biobank.config import get_settings
+from biobank.queries import core as queries
 from biobank.services import users as user_service
 
 db_app = typer.Typer(help="Create and upgrade the database schema (Alembic migrations).", no_args_is_help=True)

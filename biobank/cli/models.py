@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from biobank import models_metrics
 from biobank.cli.common import (
     JsonOption,
     UserOption,
@@ -20,6 +19,7 @@ from biobank.cli.common import (
     handle_errors,
     unit_of_work,
 )
+from biobank.queries import derived as models_metrics
 from biobank.services import derived
 
 models_app = typer.Typer(

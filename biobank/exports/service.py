@@ -27,7 +27,6 @@ from sqlmodel import Session
 
 from biobank.domain.errors import ValidationError, invalid
 from biobank.domain.vocab import ConsentScope
-from biobank.exports import query
 from biobank.exports.formats import (
     ExportValidationError,
     cbioportal,
@@ -39,6 +38,7 @@ from biobank.exports.formats import (
     tables,
 )
 from biobank.models import User
+from biobank.queries import exports as query
 from biobank.services import planning
 from biobank.services.auth import Action, require
 from biobank.services.plan_rules import PlanRulesError, run_rules

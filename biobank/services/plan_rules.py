@@ -1,6 +1,6 @@
 """The planning rules of DOMAIN.md §6, one named check each, with a default severity a setting can change.
 
-Every check is a pure function of a :class:`PlanContext` (frames from :mod:`biobank.exports.query`) returning
+Every check is a pure function of a :class:`PlanContext` (frames from :mod:`biobank.queries.exports`) returning
 :class:`Finding` rows, so the dashboard can re-run the whole report on every toggle without touching the database.
 Severities come from :data:`RULES` unless ``BIOBANK_PLAN_RULE_SEVERITY`` overrides them, e.g.
 ``BIOBANK_PLAN_RULE_SEVERITY='{"min_regions_per_lesion": "error", "sex_recorded": "off"}'``.

@@ -4,7 +4,7 @@ Who may do what: drafting and editing a plan needs ``Action.plan`` and approving
 to the PI role only. Technicians do not draft plans (choosing what to sequence is the investigator's decision), but
 anyone may ask for a suggestion or a rule report: those only read.
 
-The suggestion reads every specimen of the donors with one query (:func:`biobank.exports.query.specimen_frame`) and
+The suggestion reads every specimen of the donors with one query (:func:`biobank.queries.exports.specimen_frame`) and
 chooses in Python:
 
 - the germline normal: germline blood first (its DNA extract, else buffy coat, else the blood), else the most distant
@@ -27,7 +27,6 @@ from sqlmodel import Session, col, select
 
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, ConsentError, invalid
-from biobank.exports import query
 from biobank.models import AnatomicalSite, Donor, User
 from biobank.models.audit import act_as
 from biobank.models.base import utcnow
@@ -41,6 +40,7 @@ from biobank.models.plans import (
     PlanSpecimen,
     PlanStatus,
 )
+from biobank.queries import exports as query
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum
 from biobank.services.plan_rules import (

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from biobank.queries_cohort import CohortFilter
+from biobank.queries.cohort import CohortFilter
 from dashboards import data, data_cohort
 from dashboards.charts import pmi_rules, table_with_download
 

@@ -9,7 +9,7 @@ import altair as alt
 import streamlit as st
 
 from biobank.domain.errors import BiobankError
-from biobank.models_metrics import DIMENSIONS
+from biobank.queries.derived import DIMENSIONS
 from biobank.services import derived
 from biobank.services.auth import Action, can
 from dashboards import data, data_models

@@ -204,7 +204,7 @@ def _specimen_statement() -> Select[Any]:
 
 def _storage_temperatures(session: Session, specimen_ids: list[int]) -> list[Any]:
     """MIABIS temperature class per specimen from the storage module's bulk hook, else NA (never guessed)."""
-    from biobank import queries
+    from biobank.queries import core as queries
 
     hook = queries._HOOKS.get("storage_temperatures")
     if hook is None or not specimen_ids:

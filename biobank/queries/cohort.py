@@ -33,7 +33,7 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
-from biobank.queries import pmi_hours_expr
+from biobank.queries.core import pmi_hours_expr
 from biobank.services.donors import get_donor
 
 IN_STOCK = ("available", "reserved", "in_use")
