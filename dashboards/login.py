@@ -56,7 +56,7 @@ def render() -> None:
                 sign_in(name)
                 st.rerun()
         if settings.demo_mode:
-            from biobank.demo import DEMO_ACCOUNTS
+            from biobank.demo.cohort import DEMO_ACCOUNTS
 
             st.subheader("Demo accounts")
             st.caption("Demo mode is on (`BIOBANK_DEMO_MODE=true`): these accounts exist for trying the tracker out.")

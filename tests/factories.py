@@ -107,7 +107,7 @@ def bank_and_store_a_passage(session: Session) -> None:
 def exported_demo(engine: Engine) -> dict[str, str]:
     """The demo cohort (four donors, the first with derived models), passage vials and what was made from them, so
     that every import kind has rows; exported as one CSV per kind, in import order."""
-    from biobank.demo import load_demo
+    from biobank.demo.cohort import load_demo
     from biobank.imports.engine import kind_names
     from biobank.imports.roundtrip import export_kind
 

@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from biobank.db.engine import make_engine, session_scope
-from biobank.demo import load_demo
+from biobank.demo.cohort import load_demo
 from biobank.models import Autopsy, Lesion, SamplingSite
 from tests.dbtools import migrate
 

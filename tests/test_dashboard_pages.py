@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from biobank.db.engine import session_scope
-from biobank.demo import load_demo
+from biobank.demo.cohort import load_demo
 from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User
 from biobank.services import collection, donors

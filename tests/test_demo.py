@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.db.engine import session_scope
-from biobank.demo import load_demo
+from biobank.demo.cohort import load_demo
 from biobank.models import ConsentWithdrawal, Donor, Lesion, SamplingSite, Specimen
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from biobank.db.engine import session_scope
-from biobank.demo import load_demo
+from biobank.demo.cohort import load_demo
 from biobank.services import planning
 from tests.apptest import assert_no_exception, make_app
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db.engine import session_scope
-from biobank.demo import load_demo
+from biobank.demo.cohort import load_demo
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.exports import service
 from biobank.exports.formats import cbioportal, clonal, fhir, migration, phenopacket, sarek
@@ -187,7 +187,7 @@ def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, d
 
 def test_a_draft_can_name_its_primary_site_or_mark_it_unknown(engine):
     from biobank.db.engine import session_scope as scope
-    from biobank.demo import load_demo
+    from biobank.demo.cohort import load_demo
     from biobank.domain.errors import ValidationError as Invalid
     from biobank.services import planning as plans
     from biobank.services.auth import get_user

@@ -383,7 +383,7 @@ def test_no_export_target_writes_a_personal_identifier_or_a_death_date(engine, t
     from sqlalchemy import text
     from sqlmodel import Session, select
 
-    from biobank.demo import load_demo
+    from biobank.demo.cohort import load_demo
     from biobank.exports import cancermodels, service
     from biobank.exports.stream import export_specimens_parquet
     from biobank.models import Autopsy, User

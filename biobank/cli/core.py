@@ -92,7 +92,7 @@ def demo(
     as_json: JsonOption = False,
 ) -> None:
     """Load the demo cohort (and demo accounts) into an empty database."""
-    from biobank import demo as demo_module
+    from biobank.demo import cohort as demo_module
 
     with unit_of_work() as session:
         if if_empty and not demo_module.is_empty(session):

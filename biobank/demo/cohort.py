@@ -128,10 +128,10 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
             death_at = base + timedelta(days=index * 55 + rng.randint(0, 40), hours=rng.randint(0, 23), minutes=rng.choice([0, 15, 30, 45]))
         _donor(session, rng, tech, admin, index, death_at, in_progress, withdrawn=index == withdrawn_index)
     session.flush()
-    from biobank.demo_models import load_demo_models
+    from biobank.demo.derived import load_demo_models
 
     load_demo_models(session, tech=tech, seed=seed)
-    from biobank.demo_storage import place_demo_specimens  # storage and distribution (issue 3)
+    from biobank.demo.storage import place_demo_specimens  # storage and distribution (issue 3)
 
     place_demo_specimens(session, accounts, now=now)
     return {

@@ -1,4 +1,4 @@
-"""Demo organoids and PDX lines (called at the end of :func:`biobank.demo.load_demo`): for consenting donors,
+"""Demo organoids and PDX lines (called at the end of :func:`biobank.demo.cohort.load_demo`): for consenting donors,
 models from viable cryopreserved tumour specimens, passages up to P3-P5 with a split line, QC, frozen vials and
 xenograft tissue, and a few failures. Built through the services, deterministic for a seed."""
 
