@@ -39,7 +39,7 @@ core.db_app.command("checksums")(handle_errors(ops.checksums))
 def main() -> None:
     app()
 
-from biobank.cli.models import models_app  # noqa: E402
+from biobank.cli.derived import models_app  # noqa: E402
 
 app.add_typer(models_app, name="models")
 from biobank.cli import plans as _plans  # noqa: E402
