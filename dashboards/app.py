@@ -12,9 +12,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from biobank.config import get_settings  # noqa: E402
-from dashboards import data, login  # noqa: E402
-from dashboards.navigation import build_pages  # noqa: E402
-from dashboards.session import check_idle, current_user, sign_out  # noqa: E402
+from dashboards.data import core as data  # noqa: E402
+from dashboards.shell import login  # noqa: E402
+from dashboards.shell.navigation import build_pages  # noqa: E402
+from dashboards.shell.session import check_idle, current_user, sign_out  # noqa: E402
 
 ROLE_NAMES = {"technician": "Technician", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
 

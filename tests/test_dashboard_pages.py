@@ -14,7 +14,7 @@ from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
-from dashboards.navigation import ALL_ROLES, PAGES
+from dashboards.shell.navigation import ALL_ROLES, PAGES
 from tests.apptest import APP, assert_no_exception, make_app
 from tests.dbtools import snapshot
 

@@ -20,7 +20,7 @@ def _model(engine, tech, death) -> str:
 
 
 def test_page_renders_on_an_empty_database(db_url, viewer):
-    at = make_app(db_url, page="models")
+    at = make_app(db_url, page="derived")
     at.session_state["username"] = "viewer"
     at.run()
     assert_no_exception(at)
@@ -29,7 +29,7 @@ def test_page_renders_on_an_empty_database(db_url, viewer):
 
 def test_page_lists_models_and_draws_the_lineage(db_url, engine, tech, viewer, death):
     code = _model(engine, tech, death)
-    at = make_app(db_url, page="models")
+    at = make_app(db_url, page="derived")
     at.session_state["username"] = "viewer"
     at.run()
     assert_no_exception(at)
@@ -42,7 +42,7 @@ def test_page_lists_models_and_draws_the_lineage(db_url, engine, tech, viewer, d
 
 def test_technician_records_a_passage_from_the_page(db_url, engine, tech, death):
     code = _model(engine, tech, death)
-    at = make_app(db_url, page="models")
+    at = make_app(db_url, page="derived")
     at.session_state["username"] = "tech"
     at.run()
     at.text_input(key="models_passage_parent").set_value("P0")

@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import streamlit as st
 
 from biobank.config import get_settings
-from dashboards import data, data_cohort
+from dashboards.data import cohort as data_cohort
+from dashboards.data import core as data
 
 PAGE_SIZE = 50
 zone = get_settings().zone

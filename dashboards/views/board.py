@@ -19,10 +19,11 @@ from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
 from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest
 from biobank.services.donors import get_donor
-from dashboards import data, data_board
-from dashboards.clock import pmi_clock
-from dashboards.forms import CORRECTION_FIELDS, parse_correction
-from dashboards.session import current_user
+from dashboards.data import board as data_board
+from dashboards.data import core as data
+from dashboards.shell.session import current_user
+from dashboards.widgets.clock import pmi_clock
+from dashboards.widgets.forms import CORRECTION_FIELDS, parse_correction
 
 settings = get_settings()
 zone = settings.zone

@@ -8,8 +8,9 @@ import streamlit as st
 
 from biobank.config import get_settings
 from biobank.queries.cohort import CohortFilter
-from dashboards import data, data_cohort
-from dashboards.charts import pmi_rules, table_with_download
+from dashboards.data import cohort as data_cohort
+from dashboards.data import core as data
+from dashboards.widgets.charts import pmi_rules, table_with_download
 
 settings = get_settings()
 st.title("Cohort overview")

@@ -10,8 +10,9 @@ from biobank.domain.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
 from biobank.domain.storage.orders import DistributionUse
 from biobank.services import distribution
 from biobank.services.auth import Action, can
-from dashboards import data, data_storage
-from dashboards.session import current_user
+from dashboards.data import core as data
+from dashboards.data import storage as data_storage
+from dashboards.shell.session import current_user
 
 st.title("Distribution")
 url = data.url()

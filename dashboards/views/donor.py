@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from dashboards import data, data_cohort
-from dashboards.bodymap import body_map, site_points
-from dashboards.charts import pmi_rules, table_with_download
-from dashboards.lineage import lineage_dot
+from dashboards.data import cohort as data_cohort
+from dashboards.data import core as data
+from dashboards.widgets.bodymap import body_map, site_points
+from dashboards.widgets.charts import pmi_rules, table_with_download
+from dashboards.widgets.lineage import lineage_dot
 
 settings = get_settings()
 codes = data_cohort.donor_codes(data.url())

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from dashboards import data
+from dashboards.data import core as data
 
 settings = get_settings()
 st.title("Rapid-autopsy biobank")

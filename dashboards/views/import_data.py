@@ -8,8 +8,9 @@ import streamlit as st
 from biobank.config import get_settings
 from biobank.imports.engine import get_kind, kind_names
 from biobank.imports.templates import template_csv, template_xlsx
-from dashboards import data, data_imports
-from dashboards.session import current_role
+from dashboards.data import core as data
+from dashboards.data import imports as data_imports
+from dashboards.shell.session import current_role
 
 st.title("Import data")
 st.caption("Move existing spreadsheets in: the whole file is checked first and goes in as one transaction, or not at all.")

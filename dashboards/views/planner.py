@@ -14,8 +14,9 @@ from biobank.models.plans import Assay, PlanPurpose, PlanRole
 from biobank.services import planning
 from biobank.services.auth import Action, can
 from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
-from dashboards import data, data_plans
-from dashboards.session import current_user
+from dashboards.data import core as data
+from dashboards.data import plans as data_plans
+from dashboards.shell.session import current_user
 
 NEW = "(new plan)"
 #: A schematic front-view outline (x, y in the body-map convention of biobank.domain.sites).

@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from dashboards import data, data_cohort
-from dashboards.charts import table_with_download
+from dashboards.data import cohort as data_cohort
+from dashboards.data import core as data
+from dashboards.widgets.charts import table_with_download
 
 settings = get_settings()
 zone = settings.zone

@@ -11,8 +11,9 @@ from biobank.domain.errors import BiobankError, invalid
 from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
 from biobank.services import storage
 from biobank.services.auth import Action, can
-from dashboards import data, data_storage
-from dashboards.session import current_user
+from dashboards.data import core as data
+from dashboards.data import storage as data_storage
+from dashboards.shell.session import current_user
 
 FORMAT_COLOURS = {
     "snap_frozen": "#1f77b4", "oct": "#9467bd", "rnalater": "#17becf", "frozen": "#2ca02c",

@@ -11,7 +11,7 @@ from biobank.exports import service as export_service
 from biobank.queries import exports as query
 from biobank.services import planning
 from biobank.services.auth import get_user
-from dashboards.data import read_session
+from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -12,7 +12,7 @@ from sqlmodel import select
 from biobank.models import ConsentWithdrawal, SamplingSite, Specimen
 from biobank.queries import derived as models_metrics
 from biobank.services import derived
-from dashboards.data import read_session
+from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)

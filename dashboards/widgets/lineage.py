@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboards.charts import KIND_COLOURS
+from dashboards.widgets.charts import KIND_COLOURS
 
 FORMAT_FILL = {
     "snap_frozen": "#dbe9f6",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-VIEWS = Path(__file__).resolve().parent / "views"
+VIEWS = Path(__file__).resolve().parents[1] / "views"
 ALL_ROLES = frozenset({"technician", "pi", "admin", "viewer"})
 
 
@@ -35,7 +35,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Collection", "board", "Live autopsy board", ":material/timer:", roles=STAFF_WRITE),
     PageSpec("Material", "storage", "Storage", ":material/kitchen:"),
     PageSpec("Material", "distribution", "Distribution", ":material/local_shipping:"),
-    PageSpec("Models", "models", "Derived models", ":material/biotech:"),
+    PageSpec("Models", "derived", "Derived models", ":material/biotech:"),
     PageSpec("Analysis", "planner", "Planner", ":material/account_tree:"),
     PageSpec("Data", "import_data", "Import data", ":material/upload_file:", roles=STAFF_WRITE),
     PageSpec("Admin", "audit", "Audit log", ":material/history:", roles=frozenset({"admin"})),

@@ -11,8 +11,8 @@ from biobank.config import get_settings
 from biobank.domain.errors import PermissionDeniedError
 from biobank.models import User
 from biobank.services.users import authenticate
-from dashboards import data
-from dashboards.session import pop_notice, sign_in
+from dashboards.data import core as data
+from dashboards.shell.session import pop_notice, sign_in
 
 ROLE_PAGES = {
     "technician": "live autopsy board, donors, specimens",

@@ -9,7 +9,7 @@ import streamlit as st
 
 from biobank.queries import core as queries
 from biobank.services import distribution, storage
-from dashboards.data import read_session
+from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -11,7 +11,7 @@ import altair as alt
 import pandas as pd
 
 from biobank.domain.sites import body_position, get_site
-from dashboards.charts import KIND_COLOURS
+from dashboards.widgets.charts import KIND_COLOURS
 
 WIDTH, HEIGHT = 300, 620
 

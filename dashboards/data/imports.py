@@ -8,8 +8,8 @@ import pandas as pd
 
 from biobank.imports.engine import ImportReport, run_import
 from biobank.imports.read import ImportFormatError, iter_rows
-from dashboards import data
-from dashboards.session import current_user
+from dashboards.data import core as data
+from dashboards.shell.session import current_user
 
 PREVIEW_ROWS = 500
 

@@ -11,7 +11,7 @@ import streamlit as st
 from biobank.queries import cohort as queries_cohort
 from biobank.queries import core as queries
 from biobank.queries.cohort import CohortFilter
-from dashboards.data import read_session
+from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)

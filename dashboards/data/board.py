@@ -11,7 +11,7 @@ import streamlit as st
 from biobank.queries import board as queries_board
 from biobank.queries import core as queries
 from biobank.services.checklist import case_material, checklist
-from dashboards.data import read_session
+from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=10, show_spinner=False)

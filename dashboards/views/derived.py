@@ -12,8 +12,9 @@ from biobank.domain.errors import BiobankError
 from biobank.queries.derived import DIMENSIONS
 from biobank.services import derived
 from biobank.services.auth import Action, can
-from dashboards import data, data_models
-from dashboards.session import current_user
+from dashboards.data import core as data
+from dashboards.data import derived as data_models
+from dashboards.shell.session import current_user
 
 url = data.url()
 st.title("Derived models")
