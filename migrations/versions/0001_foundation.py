@@ -5,15 +5,19 @@ Revises:
 Create Date: 2026-11-22 02:37:53.905942
 """
 
+import csv
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import biobank.db.engine
-from biobank.db import ddl
-from biobank.domain.sites import load_sites
+# Frozen: this revision imports nothing from ``biobank`` (tests/migrations/test_frozen.py). What it used is copied here
+# as it was: the DDL helpers of ``biobank/db/ddl.py``, the site vocabulary of ``biobank/data/anatomical_sites.csv``
+# (as ``0001_anatomical_sites.csv`` beside this file) and, for timestamps, ``sa.DateTime(timezone=True)``: the DDL of
+# ``biobank.db.engine.UTCDateTime``, a TypeDecorator over it (DATETIME on SQLite, TIMESTAMP WITH TIME ZONE on
+# PostgreSQL). Later changes to those files never change what this revision does.
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -26,14 +30,162 @@ SITE_BEFORE_DEATH = (
     "(SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
 )
 
+#: The anatomical-site vocabulary this revision seeds (a frozen copy of ``biobank/data/anatomical_sites.csv``).
+SITES_CSV = Path(__file__).with_name("0001_anatomical_sites.csv")
+
+
+# --- Frozen copy of biobank/db/ddl.py (the parts this revision uses) ------------------------------------------------
+
+REFUSE_FUNCTION = """
+CREATE OR REPLACE FUNCTION biobank_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%: % is append-only; % refused', TG_ARGV[0], TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = TG_ARGV[0];
+END $$;
+"""
+
+
+def _dialect() -> str:
+    return op.get_bind().dialect.name
+
+
+def forbid_changes(table: str, *, update: bool = True, delete: bool = True) -> None:
+    """Make ``table`` refuse UPDATE and/or DELETE (append-only history, never-deleted specimens)."""
+    verbs = [verb for verb, on in (("update", update), ("delete", delete)) if on]
+    if _dialect() == "postgresql":
+        op.execute(REFUSE_FUNCTION)
+        for verb in verbs:
+            name = f"tg_{table}_no_{verb}"
+            op.execute(
+                f"CREATE TRIGGER {name} BEFORE {verb.upper()} ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION biobank_refuse_change('{name}')"
+            )
+        if delete:
+            name = f"tg_{table}_no_truncate"
+            op.execute(
+                f"CREATE TRIGGER {name} BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION biobank_refuse_change('{name}')"
+            )
+    else:
+        for verb in verbs:
+            name = f"tg_{table}_no_{verb}"
+            op.execute(
+                f"CREATE TRIGGER {name} BEFORE {verb.upper()} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{name}: {table} is append-only; {verb} refused'); END"
+            )
+
+
+def drop_forbid_changes(table: str, *, update: bool = True, delete: bool = True) -> None:
+    verbs = [verb for verb, on in (("update", update), ("delete", delete)) if on]
+    postgres = _dialect() == "postgresql"
+    names = [f"tg_{table}_no_{verb}" for verb in verbs]
+    if postgres and delete:
+        names.append(f"tg_{table}_no_truncate")
+    for name in names:
+        op.execute(
+            f"DROP TRIGGER IF EXISTS {name} ON {table}" if postgres else f"DROP TRIGGER IF EXISTS {name}"
+        )
+
+
+def guard(name: str, table: str, events: str, condition_sql: str, message: str) -> None:
+    """A row trigger refusing writes where ``condition_sql`` (in terms of NEW) holds.
+
+    ``events`` is e.g. ``"INSERT OR UPDATE OF collected_at"``; ``condition_sql`` must be valid on both databases.
+    """
+    if _dialect() == "postgresql":
+        op.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF {condition_sql} THEN
+                    RAISE EXCEPTION '{name}: {message}' USING ERRCODE = 'check_violation', CONSTRAINT = '{name}';
+                END IF;
+                RETURN NEW;
+            END $$;
+            """
+        )
+        op.execute(
+            f"CREATE TRIGGER {name} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_fn()"
+        )
+    else:
+        for event in events.split(" OR "):
+            suffix = "ins" if event.startswith("INSERT") else "upd"
+            op.execute(
+                f"CREATE TRIGGER {name}_{suffix} BEFORE {event} ON {table} FOR EACH ROW WHEN {condition_sql} "
+                f"BEGIN SELECT RAISE(ABORT, '{name}: {message}'); END"
+            )
+
+
+def drop_guard(name: str, table: str, events: str) -> None:
+    if _dialect() == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
+    else:
+        for event in events.split(" OR "):
+            suffix = "ins" if event.startswith("INSERT") else "upd"
+            op.execute(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
+
+
+#: A specimen collected before its donor's death, unless its site is a pre-mortem draw (DOMAIN.md §3).
+SPECIMEN_COLLECTED_BEFORE_DEATH = (
+    "NEW.collected_at < (SELECT a.death_at FROM autopsy a WHERE a.donor_id = NEW.donor_id AND a.death_at IS NOT NULL)"
+    " AND (SELECT s.kind FROM sampling_site s WHERE s.id = NEW.sampling_site_id) <> 'premortem_blood'"
+)
+
+
+def specimen_triggers() -> None:
+    """The foundation's rules on ``specimen``: never deleted, never collected before death.
+
+    A SQLite batch rebuild of ``specimen`` drops its triggers; a migration that rebuilds it calls this again.
+    """
+    forbid_changes("specimen", update=False)
+    guard(
+        "tg_specimen_collected_after_death",
+        "specimen",
+        "INSERT OR UPDATE OF collected_at",
+        SPECIMEN_COLLECTED_BEFORE_DEATH,
+        "a specimen cannot be collected before death (only a pre-mortem blood draw can)",
+    )
+
+
+# --- End of the copy of biobank/db/ddl.py ---------------------------------------------------------------------------
+
+
+def _parse_bool(value: str, code: str) -> bool:
+    """Only ``true``/``false`` (as ``biobank.domain.sites`` read the file at this revision)."""
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ValueError(f"anatomical site {code!r}: laterality_applies must be 'true' or 'false', not {value!r}")
+
+
+def _load_sites() -> dict[str, dict[str, str | bool | None]]:
+    """The frozen vocabulary by code: the columns of ``anatomical_site``, empty strings as NULL."""
+    sites: dict[str, dict[str, str | bool | None]] = {}
+    for row in csv.DictReader(SITES_CSV.read_text(encoding="utf-8").splitlines()):
+        code = row["code"]
+        if code in sites:
+            raise ValueError(f"anatomical site {code!r} appears twice in {SITES_CSV.name}")
+        sites[code] = {
+            "code": code,
+            "label": row["label"],
+            "uberon_id": row["uberon_id"] or None,
+            "icdo3_topography": row["icdo3_topography"] or None,
+            "laterality_applies": _parse_bool(row["laterality_applies"], code),
+            "parent_code": row["parent_code"] or None,
+            "category": row["category"],
+        }
+    return sites
+
 
 def _seed_sites() -> None:
-    """Load the anatomical-site vocabulary shipped with the package, parents before children."""
-    sites = load_sites()
+    """Load the anatomical-site vocabulary frozen with this revision, parents before children."""
+    sites = _load_sites()
 
     def depth(code: str) -> int:
-        parent = sites[code].parent_code
-        return 0 if not parent else 1 + depth(parent)
+        parent = sites[code]["parent_code"]
+        return 0 if not parent else 1 + depth(str(parent))
 
     table = sa.table(
         "anatomical_site",
@@ -45,18 +197,7 @@ def _seed_sites() -> None:
         sa.column("parent_code"),
         sa.column("category"),
     )
-    rows = [
-        {
-            "code": site.code,
-            "label": site.label,
-            "uberon_id": site.uberon_id or None,
-            "icdo3_topography": site.icdo3_topography or None,
-            "laterality_applies": site.laterality_applies,
-            "parent_code": site.parent_code or None,
-            "category": site.category,
-        }
-        for site in sorted(sites.values(), key=lambda s: (depth(s.code), s.code))
-    ]
+    rows = [sites[code] for code in sorted(sites, key=lambda code: (depth(code), code))]
     op.bulk_insert(table, rows)
 
 
@@ -85,8 +226,8 @@ def upgrade() -> None:
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_login_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "role IN ('technician', 'pi', 'admin', 'viewer')", name=op.f("ck_user_account_role")
         ),
@@ -100,7 +241,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("table_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("row_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -123,9 +264,9 @@ def upgrade() -> None:
 
     op.create_table(
         "donor",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -199,17 +340,17 @@ def upgrade() -> None:
     )
     op.create_table(
         "autopsy",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
         sa.Column("case_code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("death_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("refrigerated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("start_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("end_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("death_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refrigerated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("start_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("institution", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("prosector", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
         sa.Column("team", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
@@ -257,9 +398,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "clinical_event",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -297,9 +438,9 @@ def upgrade() -> None:
 
     op.create_table(
         "consent",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -336,14 +477,14 @@ def upgrade() -> None:
 
     op.create_table(
         "consent_withdrawal",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
         sa.Column("requested_by", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
-        sa.Column("withdrawn_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
         sa.Column("entered_by_id", sa.Integer(), nullable=False),
         sa.CheckConstraint(
@@ -379,9 +520,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "lesion",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -456,9 +597,9 @@ def upgrade() -> None:
 
     op.create_table(
         "treatment_line",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -510,9 +651,9 @@ def upgrade() -> None:
 
     op.create_table(
         "sampling_site",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donor_id", sa.Integer(), nullable=False),
@@ -525,7 +666,7 @@ def upgrade() -> None:
         sa.Column("distance_to_tumour_mm", sa.Float(), nullable=True),
         sa.Column("site_code", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("laterality", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("excised_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("excised_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("prosector", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
         sa.Column("gross_description", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
         sa.CheckConstraint(
@@ -597,9 +738,9 @@ def upgrade() -> None:
 
     op.create_table(
         "specimen",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -610,9 +751,9 @@ def upgrade() -> None:
         sa.Column("lineage", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
         sa.Column("material_type", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("storage_format", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("collected_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("stabilised_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("fixation_end_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("collected_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stabilised_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fixation_end_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("fixative", sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
         sa.Column("decalcification_agent", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
         sa.Column("decalcification_hours", sa.Float(), nullable=True),
@@ -776,7 +917,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("specimen_id", sa.Integer(), nullable=False),
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("occurred_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("from_location", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("to_location", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
@@ -804,24 +945,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_custody_event_user_id"), ["user_id"], unique=False)
 
     _seed_sites()
-    ddl.forbid_changes("audit_log")
-    ddl.forbid_changes("custody_event")
-    ddl.guard(
+    forbid_changes("audit_log")
+    forbid_changes("custody_event")
+    guard(
         "tg_sampling_site_excised_after_death",
         "sampling_site",
         "INSERT OR UPDATE OF excised_at",
         SITE_BEFORE_DEATH,
         "material cannot be excised before death (only a pre-mortem blood draw can)",
     )
-    ddl.specimen_triggers()
+    specimen_triggers()
 
 
 def downgrade() -> None:
-    ddl.drop_guard("tg_specimen_collected_after_death", "specimen", "INSERT OR UPDATE OF collected_at")
-    ddl.drop_guard("tg_sampling_site_excised_after_death", "sampling_site", "INSERT OR UPDATE OF excised_at")
-    ddl.drop_forbid_changes("specimen", update=False)
-    ddl.drop_forbid_changes("custody_event")
-    ddl.drop_forbid_changes("audit_log")
+    drop_guard("tg_specimen_collected_after_death", "specimen", "INSERT OR UPDATE OF collected_at")
+    drop_guard("tg_sampling_site_excised_after_death", "sampling_site", "INSERT OR UPDATE OF excised_at")
+    drop_forbid_changes("specimen", update=False)
+    drop_forbid_changes("custody_event")
+    drop_forbid_changes("audit_log")
     with op.batch_alter_table("custody_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_custody_event_user_id"))
         batch_op.drop_index("ix_custody_event_specimen_time")

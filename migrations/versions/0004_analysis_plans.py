@@ -11,8 +11,10 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import biobank.db.engine
-from biobank.db import ddl
+# Frozen: this revision imports nothing from ``biobank`` (tests/migrations/test_frozen.py). What it used is copied here
+# as it was: the DDL helpers of ``biobank/db/ddl.py`` and, for timestamps, ``sa.DateTime(timezone=True)``: the DDL of
+# ``biobank.db.engine.UTCDateTime``, a TypeDecorator over it (DATETIME on SQLite, TIMESTAMP WITH TIME ZONE on
+# PostgreSQL). Later changes to those files never change what this revision does.
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -24,12 +26,60 @@ PLAN_NOT_DRAFT = "(SELECT p.status FROM analysis_plan p WHERE p.id = NEW.plan_id
 NOT_DRAFT_MESSAGE = "the plan is no longer a draft; its donors and specimens cannot change"
 
 
+# --- Frozen copy of biobank/db/ddl.py (the parts this revision uses) ------------------------------------------------
+
+def _dialect() -> str:
+    return op.get_bind().dialect.name
+
+
+def guard(name: str, table: str, events: str, condition_sql: str, message: str) -> None:
+    """A row trigger refusing writes where ``condition_sql`` (in terms of NEW) holds.
+
+    ``events`` is e.g. ``"INSERT OR UPDATE OF collected_at"``; ``condition_sql`` must be valid on both databases.
+    """
+    if _dialect() == "postgresql":
+        op.execute(
+            f"""
+            CREATE OR REPLACE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF {condition_sql} THEN
+                    RAISE EXCEPTION '{name}: {message}' USING ERRCODE = 'check_violation', CONSTRAINT = '{name}';
+                END IF;
+                RETURN NEW;
+            END $$;
+            """
+        )
+        op.execute(
+            f"CREATE TRIGGER {name} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_fn()"
+        )
+    else:
+        for event in events.split(" OR "):
+            suffix = "ins" if event.startswith("INSERT") else "upd"
+            op.execute(
+                f"CREATE TRIGGER {name}_{suffix} BEFORE {event} ON {table} FOR EACH ROW WHEN {condition_sql} "
+                f"BEGIN SELECT RAISE(ABORT, '{name}: {message}'); END"
+            )
+
+
+def drop_guard(name: str, table: str, events: str) -> None:
+    if _dialect() == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
+    else:
+        for event in events.split(" OR "):
+            suffix = "ins" if event.startswith("INSERT") else "upd"
+            op.execute(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
+
+
+# --- End of the copy of biobank/db/ddl.py ---------------------------------------------------------------------------
+
+
 def upgrade() -> None:
     op.create_table(
         "analysis_plan",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -42,8 +92,8 @@ def upgrade() -> None:
         sa.Column("unknown_primary", sa.Boolean(), nullable=False),
         sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
         sa.Column("approved_by_id", sa.Integer(), nullable=True),
-        sa.Column("approved_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("submitted_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "assay IN ('wgs', 'wes', 'panel', 'rna_seq')", name=op.f("ck_analysis_plan_assay")
         ),
@@ -101,9 +151,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "plan_donor",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("plan_id", sa.Integer(), nullable=False),
@@ -138,9 +188,9 @@ def upgrade() -> None:
 
     op.create_table(
         "plan_specimen",
-        sa.Column("created_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column("updated_at", biobank.db.engine.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_by_id", sa.Integer(), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("plan_id", sa.Integer(), nullable=False),
@@ -185,12 +235,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_plan_specimen_specimen_id"), ["specimen_id"], unique=False)
 
     for table in ("plan_donor", "plan_specimen"):
-        ddl.guard(f"tg_{table}_plan_is_draft", table, "INSERT OR UPDATE", PLAN_NOT_DRAFT, NOT_DRAFT_MESSAGE)
+        guard(f"tg_{table}_plan_is_draft", table, "INSERT OR UPDATE", PLAN_NOT_DRAFT, NOT_DRAFT_MESSAGE)
 
 
 def downgrade() -> None:
     for table in ("plan_donor", "plan_specimen"):
-        ddl.drop_guard(f"tg_{table}_plan_is_draft", table, "INSERT OR UPDATE")
+        drop_guard(f"tg_{table}_plan_is_draft", table, "INSERT OR UPDATE")
     with op.batch_alter_table("plan_specimen", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_plan_specimen_specimen_id"))
         batch_op.drop_index(batch_op.f("ix_plan_specimen_plan_id"))
