@@ -179,7 +179,7 @@ class SourceRows(Iterator[SourceRow]):
                 while chunk := source.read(_CHUNK):
                     spool.write(chunk)
                 spool.seek(0)
-                return spool, name  # type: ignore[return-value]
+                return spool, name
             except OSError as exc:
                 raise ImportFormatError(f"cannot read the upload: {exc}") from exc
         raise TypeError(f"iter_rows() reads a path, bytes or a binary file, not {type(source).__name__}")
@@ -281,7 +281,7 @@ class SourceRows(Iterator[SourceRow]):
         """A fresh decoder over the stream; detached (not closed) afterwards, so the caller's file stays open."""
         self._detach()
         stream.seek(0)
-        self._wrapper = io.TextIOWrapper(stream, encoding=self.encoding, newline="")  # type: ignore[arg-type]
+        self._wrapper = io.TextIOWrapper(stream, encoding=self.encoding, newline="")
         return self._wrapper
 
     def _detach(self) -> None:

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from biobank.imports.engine import Kind, get_kind, kind_names
+from biobank.config import get_settings
+from biobank.imports.registry import get_kind, kind_names
+from biobank.imports.spec import Kind
 
 
 def _zone() -> tzinfo:
-    from biobank.config import get_settings
-
     return get_settings().zone
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 
-from biobank.imports.engine import Column, Kind, get_kind
+from biobank.imports.columns import Column
+from biobank.imports.registry import get_kind
+from biobank.imports.spec import Kind
 
 EXAMPLES: dict[str, str] = {
     "date": "2024-03-17",

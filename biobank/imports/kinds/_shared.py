@@ -1,0 +1,170 @@
+"""Helpers several kinds share: template rows for an export, the receptor columns, running a rule per row
+(:func:`each`), the donor and anatomical-site lookups, defaults, attaching the current table rows for an upsert, and
+a specimen row's quantities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.vocab import Laterality, ReceptorStatus
+from biobank.imports.columns import Column, vocab_col
+from biobank.imports.spec import Kind, Resolver, RowFailed, Staged
+from biobank.models import AnatomicalSite, Autopsy, ConsentWithdrawal, Donor
+
+RECEPTORS = ("er_status", "pr_status", "her2_status")
+
+
+def template_rows(kind: Kind, session: Session, statement: Any, *names: str) -> Iterator[dict[str, Any]]:
+    """The rows of ``statement`` (a table row, then the codes the template names ``names``) in ``kind``'s columns."""
+    for obj, *codes in session.execute(statement):
+        row = {col.name: getattr(obj, col.name, None) for col in kind.columns}
+        row.update(zip(names, codes, strict=True))
+        yield row
+
+
+def receptor_cols(what: str) -> tuple[Column, ...]:
+    return tuple(
+        vocab_col(name, ReceptorStatus, f"{label} status {what}")
+        for name, label in zip(RECEPTORS, ("ER", "PR", "HER2"), strict=True)
+    )
+
+
+def each(rows: list[Staged], handle: Callable[[Staged], None]) -> None:
+    """Run ``handle`` per row; a rule broken in one row becomes that row's error, the others go on."""
+    for row in rows:
+        try:
+            handle(row)
+        except RowFailed:
+            row.record = None
+        except BiobankError as exc:
+            row.record = None
+            column = (exc.field or "").split(".")[-1]
+            row.error(column, str(exc), value=exc.value)
+
+
+# ------------------------------------------------------------------------------------------------ shared lookups
+
+
+class DonorInfo(NamedTuple):
+    id: int
+    code: str
+    status: str
+    withdrawn: bool
+    autopsy_id: int | None
+    case_code: str | None
+    death_at: datetime | None
+    autopsy_status: str | None
+    prosector: str | None
+
+
+def donors(res: Resolver, codes: set[Any]) -> dict[str, DonorInfo]:
+    def fetch(batch: list[Any]) -> dict[str, DonorInfo]:
+        statement = (
+            select(  # type: ignore[call-overload,misc]  # SQLModel types the column as its Python value, not a SQL expression
+                Donor.id, Donor.code, Donor.status, ConsentWithdrawal.id, Autopsy.id, Autopsy.case_code,
+                Autopsy.death_at, Autopsy.status, Autopsy.prosector,
+            )
+            .outerjoin(ConsentWithdrawal, ConsentWithdrawal.donor_id == Donor.id)
+            .outerjoin(Autopsy, Autopsy.donor_id == Donor.id)
+            .where(Donor.code.in_(batch))  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
+        )
+        return {
+            r[1]: DonorInfo(r[0], r[1], r[2], r[3] is not None, r[4], r[5], r[6], r[7], r[8])
+            for r in res.session.execute(statement)
+        }
+
+    return res.lookup("donor", codes, fetch)
+
+
+def donor_of(row: Staged, found: dict[str, DonorInfo], column: str = "donor_code", *, unwithdrawn: bool = True) -> DonorInfo:
+    code = row.values[column]
+    donor = found.get(code)
+    if donor is None:
+        raise row.fail(column, f"donor {code!r} not found (import donors first)", expected="a registered donor code")
+    if unwithdrawn and donor.withdrawn:
+        raise row.fail(column, f"donor {code}: consent was withdrawn; nothing new can be recorded",
+                       expected="a donor who has not withdrawn")
+    return donor
+
+
+class SiteInfo(NamedTuple):
+    code: str
+    category: str
+    laterality_applies: bool
+    parent_code: str | None
+
+
+def anatomical_sites(res: Resolver) -> dict[str, SiteInfo]:
+    cached = res.state.get("anatomical_sites")
+    if cached is None:
+        rows = res.session.execute(
+            select(AnatomicalSite.code, AnatomicalSite.category, AnatomicalSite.laterality_applies,  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
+                   AnatomicalSite.parent_code)
+        )
+        cached = {r[0]: SiteInfo(*r) for r in rows}
+        res.state["anatomical_sites"] = cached
+    return cached
+
+
+def site_of(row: Staged, res: Resolver, column: str = "site_code") -> SiteInfo:
+    code = row.values.get(column)
+    sites = anatomical_sites(res)
+    site = sites.get(str(code)) or sites.get(str(code).upper().replace(" ", "_"))
+    if site is None:
+        raise row.fail(column, f"site_code={code!r}: not in the anatomical-site vocabulary",
+                       expected="an anatomical-site code such as LIVER or VERTEBRA_T12")
+    return site
+
+
+def laterality(site: SiteInfo, given: str | None) -> str:
+    """As the collection service does: unknown where laterality applies, else not applicable."""
+    if given is not None:
+        return given
+    return Laterality.unknown.value if site.laterality_applies else Laterality.not_applicable.value
+
+
+def with_defaults(row: Staged, defaults: dict[str, Any]) -> dict[str, Any]:
+    return {name: (row.values.get(name) if row.values.get(name) is not None else default)
+            for name, default in defaults.items()}
+
+
+def existing_by(res: Resolver, kind: Kind, rows: list[Staged], columns: tuple[str, ...],
+                key: Callable[[Staged], tuple[Any, ...]]) -> None:
+    """Attach each row's current table row (same natural key), one query per 500 keys."""
+    keys = {row: key(row) for row in rows if row.record is not None}
+    found = res.rows_by(kind.table, columns, list(set(keys.values())))
+    for row, k in keys.items():
+        row.existing = found.get(k)
+
+
+# -------------------------------------------------------------------------------------------------- specimen rows
+
+
+def specimen_quantities(row: Staged, *, positive: bool) -> None:
+    """A specimen row's quantity with its unit (from the cell or the unit column, which must agree) and what is left
+    (in the same unit, at most the quantity), as ``_quantity``, ``_unit`` and ``_remaining`` in its values."""
+    v = row.values
+    amount, unit = v["quantity"]
+    given_unit = v.get("unit")
+    if unit is None:
+        if given_unit is None:
+            raise invalid("quantity", amount, "give the unit in the cell ('50 mg') or in the unit column")
+        unit = given_unit
+    elif given_unit is not None and given_unit != unit:
+        raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
+    if positive and amount <= 0:
+        raise invalid("quantity", amount, "must be positive")
+    remaining = v.get("quantity_remaining")
+    if remaining is not None:
+        if remaining[1] not in (None, unit):
+            raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
+        if remaining[0] > amount + 1e-9:
+            raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
+    v["_quantity"], v["_unit"] = amount, unit
+    v["_remaining"] = amount if remaining is None else remaining[0]

@@ -1,0 +1,242 @@
+"""The validation pass of an import: the whole file is read, coerced, checked and resolved before anything is
+written (:func:`validate`).
+
+Rows stream from :func:`biobank.imports.read.iter_rows` in chunks; every cell goes through its column's coercer; then
+the kind's row checks; then the kind resolves the chunk's references with one set-based query per chunk and builds the
+table records. Every problem becomes a :class:`~biobank.imports.report.RowError` and every coercion note a
+:class:`~biobank.imports.report.RowNote`; nothing stops at the first error. The records of valid rows (inserts, and
+the changed columns of upserts) are pickled to the ``spill`` file for the write pass
+(:mod:`biobank.imports.engine`).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+from biobank.domain.errors import BiobankError
+from biobank.imports import coerce as c
+from biobank.imports.columns import Column, Context
+from biobank.imports.read import iter_rows
+from biobank.imports.report import ImportReport, RowError, RowNote
+from biobank.imports.spec import CACHE_LIMIT, Kind, Resolver, RowFailed, Staged
+
+#: Rows validated per chunk (one set of lookups per chunk).
+CHUNK_ROWS = 5000
+
+
+def validate(
+    spec: Kind,
+    source: Any,
+    filename: str | None,
+    sheet: str | None,
+    ctx: Context,
+    res: Resolver,
+    report: ImportReport,
+    spill: Any,
+) -> None:
+    """Read, coerce, check and resolve every row of ``source`` as a file of ``spec``: problems and notes go to
+    ``report``, the writes of valid rows (pickled, one list per chunk) to ``spill``. Writes nothing to the database."""
+    rows = iter_rows(source, filename=filename, sheet=sheet)
+    with rows:
+        columns = _check_header(spec, rows.headers, rows.header_row, report)
+        report.file_notes.extend(rows.notes)
+        if columns is None:
+            return
+        present = frozenset(col.name for col in columns)
+        res.state["present"] = present
+        plan: list[tuple[Column, dict[Any, Any]]] = [(col, {}) for col in columns]
+        seen: dict[tuple[Any, ...], int] = {}
+        chunk: list[Staged] = []
+        for source_row in rows:
+            report.rows += 1
+            chunk.append(_coerce_row(spec, plan, ctx, source_row.number, source_row.cells, report))
+            if len(chunk) >= CHUNK_ROWS:
+                _finish_chunk(spec, chunk, res, seen, report, spill, present)
+                chunk = []
+        if chunk:
+            _finish_chunk(spec, chunk, res, seen, report, spill, present)
+        if report.rows == 0:
+            report.add_error(RowError(0, "", "", "at least one data row", "the file has a header but no data rows"))
+
+
+def _check_header(spec: Kind, headers: Sequence[str], header_row: int, report: ImportReport) -> list[Column] | None:
+    known = spec._by_name()
+    if not headers:
+        report.add_error(RowError(0, "", "", "a header row", "the file is empty: no header row was found"))
+        return None
+    missing = [col.name for col in spec.columns if col.required and col.name not in headers]
+    for name in missing:
+        report.add_error(
+            RowError(header_row, name, "", f"a column named {name}",
+                     f"required column '{name}' is missing (the template lists the columns)")
+        )
+    for header in headers:
+        if header and header not in known:
+            report.file_notes.append(f"column '{header}' is not a {spec.name} column; it was ignored")
+    if missing:
+        return None
+    return [known[h] for h in dict.fromkeys(headers) if h in known]
+
+
+_MEMO_TYPES = frozenset({str, int, float})
+
+
+def _coerce_row(
+    spec: Kind,
+    plan: list[tuple[Column, dict[Any, Any]]],
+    ctx: Context,
+    number: int,
+    cells: dict[str, Any],
+    report: ImportReport,
+) -> Staged:
+    values: dict[str, Any] = {}
+    row = Staged(number, values, cells)
+    get = cells.get
+    for col, cache in plan:
+        raw = get(col.name)
+        # Fast path: a value this column has already read (vocabulary words, units, times repeat in bulk files).
+        result = cache.get(raw) if raw.__class__ in _MEMO_TYPES else None
+        if (result is not None and result.__class__ is c.Coerced and result.note is None
+                and (result.value is not None or not col.required)):
+            values[col.name] = result.value
+            continue
+        try:
+            result = _coerce_cached(col, ctx, cache, raw)
+        except c.CellError as exc:
+            row.errors.append(RowError(number, col.name, _shown(raw), exc.expected, exc.message))
+            continue
+        except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:  # a coercer bug must not abort
+            row.errors.append(RowError(number, col.name, _shown(raw), col.type, f"cannot read this cell ({exc})"))
+            continue
+        values[col.name] = result.value
+        if result.note:
+            report.add_note(RowNote(number, col.name, result.note))
+        if result.value is None and col.required:
+            row.errors.append(RowError(number, col.name, _shown(raw), col.type, f"{col.name} is required"))
+    return row
+
+
+def _coerce_cached(column: Column, ctx: Context, cache: dict[Any, Any], raw: Any) -> c.Coerced[Any]:
+    """Coerce with a per-column memo: bulk files repeat the same vocabulary words, units and dates."""
+    hashable = isinstance(raw, str | int | float)
+    if hashable:
+        hit = cache.get(raw)
+        if hit is not None:
+            if isinstance(hit, c.CellError):
+                raise hit
+            return hit
+    try:
+        result = column.coerce(raw, ctx)
+    except c.CellError as exc:
+        if hashable:
+            if len(cache) > CACHE_LIMIT:
+                cache.clear()
+            cache[raw] = exc
+        raise
+    if hashable:
+        if len(cache) > CACHE_LIMIT:
+            cache.clear()
+        cache[raw] = result
+    return result
+
+
+def _shown(raw: Any) -> str:
+    if raw is None:
+        return ""
+    text = raw if isinstance(raw, str) else repr(raw)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _finish_chunk(
+    spec: Kind,
+    chunk: list[Staged],
+    res: Resolver,
+    seen: dict[tuple[Any, ...], int],
+    report: ImportReport,
+    spill: Any,
+    present: frozenset[str],
+) -> None:
+    good: list[Staged] = []
+    for row in chunk:
+        if not row.errors:
+            try:
+                spec.check(row)  # may fill derived key parts (a region's code from lesion and label)
+            except RowFailed:
+                pass
+            except BiobankError as exc:
+                column = (exc.field or "").split(".")[-1] if exc.field else ""
+                row.error(column, str(exc), value=exc.value, expected=_expected(exc))
+        key = spec.key_of(row.values)
+        if key is not None:
+            first = seen.get(key)
+            if first is not None:
+                row.error(spec.key[-1], f"duplicate {'/'.join(spec.key)} {'/'.join(map(str, key))}: "
+                          f"already given in row {first}", expected="each key once per file")
+            else:
+                seen[key] = row.number
+        if not row.errors:
+            good.append(row)
+    if good:
+        spec.resolve(res, good)
+        for row in good:
+            if not row.errors and row.record is None:
+                row.error("", "row could not be resolved")
+    writes: list[tuple[str, int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
+    for row in chunk:
+        if row.errors:
+            for error in row.errors:
+                report.add_error(error)
+            continue
+        assert row.record is not None
+        if row.existing is None:
+            report.inserted += 1
+            writes.append(("insert", row.number, row.record, None, row.pending))
+            continue
+        if res.mode == "create":
+            shown = "/".join(str(v) for v in (row.values.get(k) for k in spec.key))
+            report.add_error(RowError(row.number, spec.key[-1], shown, "a new key (or --mode upsert)",
+                                      f"{spec.noun} {shown} already exists; use upsert mode to update it"))
+            continue
+        changes = _changes(spec, row, present)
+        if changes is None:
+            for error in row.errors:
+                report.add_error(error)
+            continue
+        if changes:
+            report.updated += 1
+            writes.append(("update", row.number, changes, {"id": row.existing["id"],
+                                                             **{k: row.existing.get(k) for k in changes}}, {}))
+        else:
+            report.unchanged += 1
+    if report.ok and writes:
+        pickle.dump(writes, spill, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _expected(exc: BiobankError) -> str:
+    message = str(exc)
+    return message.split(": ", 1)[1] if ": " in message else message
+
+
+def _changes(spec: Kind, row: Staged, present: frozenset[str]) -> dict[str, Any] | None:
+    """The columns an upsert changes (only those the file has), or None when it would change an identity column."""
+    assert row.record is not None and row.existing is not None
+    for name in spec.identity:
+        if name in row.record and row.record[name] != row.existing.get(name):
+            row.error(name, f"{name} of an existing row cannot be changed by an import "
+                      f"(it is {row.existing.get(name)!r}, the file says {row.record[name]!r})",
+                      expected="the current value")
+            return None
+    settable = {target for col in spec.columns if col.name in present for target in col.sets}
+    return {
+        name: value
+        for name, value in row.record.items()
+        if name in settable and name not in spec.identity and _differs(row.existing.get(name), value)
+    }
+
+
+def _differs(old: Any, new: Any) -> bool:
+    if isinstance(old, float) and isinstance(new, float):
+        return abs(old - new) > 1e-9 * max(1.0, abs(old))
+    return bool(old != new)
