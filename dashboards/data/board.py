@@ -15,19 +15,21 @@ from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def running_cases(_url: str) -> list[dict[str, Any]]:
-    with read_session() as session:
+def running_cases(url: str) -> list[dict[str, Any]]:
+    with read_session(url) as session:
         return queries_board.running_cases(session)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def case_state(_url: str, case: str) -> dict[str, Any]:
+def case_state(url: str, case: str) -> dict[str, Any]:
     """Everything the board shows for one case, read in one session."""
-    with read_session() as session:
+    with read_session(url) as session:
+        material = case_material(session, case)
         return {
             "header": queries_board.case_header(session, case),
             "summary": queries.autopsy_summary(session, case),
             "lesions": queries_board.case_lesions(session, case),
             "specimens": pd.DataFrame(queries_board.case_specimens(session, case)),
-            "checklist": [asdict(item) for item in checklist(case_material(session, case))],
+            "checklist": [asdict(item) for item in checklist(material)],
+            "model_consent": material.model_consent,  # the donor consented to model derivation (library's rule)
         }

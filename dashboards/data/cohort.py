@@ -15,15 +15,15 @@ from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def filter_options(_url: str) -> dict[str, Any]:
-    with read_session() as session:
+def filter_options(url: str) -> dict[str, Any]:
+    with read_session(url) as session:
         return queries_cohort.filter_options(session)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cohort(_url: str, f: CohortFilter) -> dict[str, Any]:
+def cohort(url: str, f: CohortFilter) -> dict[str, Any]:
     """Every aggregate the overview draws, for one filter."""
-    with read_session() as session:
+    with read_session(url) as session:
         models = queries_cohort.model_counts(session)
         return {
             "counts": queries_cohort.cohort_counts(session, f),
@@ -39,20 +39,20 @@ def cohort(_url: str, f: CohortFilter) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def case_specimen_pmis(_url: str, cases: tuple[str, ...]) -> pd.DataFrame:
-    with read_session() as session:
+def case_specimen_pmis(url: str, cases: tuple[str, ...]) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(queries_cohort.case_specimen_pmis(session, list(cases)))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def donor_codes(_url: str) -> list[str]:
-    with read_session() as session:
+def donor_codes(url: str) -> list[str]:
+    with read_session(url) as session:
         return queries_cohort.donor_codes(session)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def donor(_url: str, code: str) -> dict[str, Any]:
-    with read_session() as session:
+def donor(url: str, code: str) -> dict[str, Any]:
+    with read_session(url) as session:
         return {
             "detail": queries.donor_detail(session, code),
             "timeline": queries_cohort.donor_timeline(session, code),
@@ -64,22 +64,22 @@ def donor(_url: str, code: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def specimen(_url: str, code: str) -> dict[str, Any]:
-    with read_session() as session:
+def specimen(url: str, code: str) -> dict[str, Any]:
+    with read_session(url) as session:
         return queries.specimen_detail(session, code)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def audit_options(_url: str) -> dict[str, list[str]]:
-    with read_session() as session:
+def audit_options(url: str) -> dict[str, list[str]]:
+    with read_session(url) as session:
         return queries_cohort.audit_filter_options(session)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def audit_page(
-    _url: str, username: str | None, table: str | None, start: datetime | None, end: datetime | None, limit: int, offset: int
+    url: str, username: str | None, table: str | None, start: datetime | None, end: datetime | None, limit: int, offset: int
 ) -> tuple[pd.DataFrame, int]:
-    with read_session() as session:
+    with read_session(url) as session:
         rows, total = queries_cohort.audit_page(
             session, username=username, table=table, start=start, end=end, limit=limit, offset=offset
         )
@@ -87,8 +87,8 @@ def audit_page(
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def find_specimen(_url: str, typed: str) -> tuple[str | None, list[str]]:
+def find_specimen(url: str, typed: str) -> tuple[str | None, list[str]]:
     """The code a typed or scanned value stands for, or near matches."""
-    with read_session() as session:
+    with read_session(url) as session:
         code = queries_cohort.resolve_specimen_code(session, typed)
         return code, ([] if code else queries_cohort.similar_codes(session, typed))

@@ -2,6 +2,10 @@
 
 Loaders return DataFrames computed with aggregate SQL (the library's query functions); writes go through the
 services inside :func:`unit_of_work`, after which :func:`clear_caches` drops stale data.
+
+Every cached loader (here and in the other ``dashboards.data`` modules) takes the database URL as its first
+argument, ``url``, and reads through ``read_session(url)``: Streamlit hashes the URL into the cache key, so two
+databases never share a cached result, and the rows come from that URL's engine, not whatever is configured now.
 """
 
 from __future__ import annotations
@@ -25,15 +29,19 @@ def _engine(url: str) -> Engine:
     return make_engine(url)
 
 
-def engine() -> Engine:
-    """Only the engine is cached across users; every action opens its own session."""
-    return _engine(get_settings().database_url)
+def engine(url: str | None = None) -> Engine:
+    """Only the engine is cached across users; every action opens its own session.
+
+    ``url`` is the database to use (the configured one when not given): a cached loader takes the URL as a hashed
+    argument and reads through that URL's engine, so its cache entries belong to that database only.
+    """
+    return _engine(url or get_settings().database_url)
 
 
 @contextmanager
-def read_session() -> Iterator[Session]:
+def read_session(url: str | None = None) -> Iterator[Session]:
     """A read: on SQLite a deferred BEGIN, so readers never take the write lock (writers use IMMEDIATE)."""
-    with Session(engine().execution_options(sqlite_begin="DEFERRED")) as session:
+    with Session(engine(url).execution_options(sqlite_begin="DEFERRED")) as session:
         yield session
 
 
@@ -50,20 +58,20 @@ def clear_caches() -> None:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cohort_counts(_url: str) -> dict[str, int]:
-    with read_session() as session:
+def cohort_counts(url: str) -> dict[str, int]:
+    with read_session(url) as session:
         return queries.cohort_counts(session)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def donors(_url: str) -> pd.DataFrame:
-    with read_session() as session:
+def donors(url: str) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(queries.donor_rows(session))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def pmi_distribution(_url: str) -> pd.DataFrame:
-    with read_session() as session:
+def pmi_distribution(url: str) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(queries.pmi_distribution(session), columns=["pmi_hours", "specimens"])
 
 

@@ -9,50 +9,53 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import select
 
+from biobank.domain.vocab import SiteKind, SpecimenStatus
+from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS, ModelStatus
 from biobank.models import ConsentWithdrawal, SamplingSite, Specimen
+from biobank.queries import derived as derived_reads
 from biobank.queries import derived as models_metrics
-from biobank.services import derived
 from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def model_list(_url: str) -> pd.DataFrame:
-    with read_session() as session:
+def model_list(url: str) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(models_metrics.model_rows(session))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def take_rates(_url: str, by: str) -> pd.DataFrame:
-    with read_session() as session:
+def take_rates(url: str, by: str) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(models_metrics.take_rates(session, by=by))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def time_to_establishment(_url: str) -> pd.DataFrame:
-    with read_session() as session:
+def time_to_establishment(url: str) -> pd.DataFrame:
+    with read_session(url) as session:
         return pd.DataFrame(models_metrics.time_to_establishment(session))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def model_detail(_url: str, code: str) -> dict[str, Any]:
-    with read_session() as session:
-        return derived.model_detail(session, code)
+def model_detail(url: str, code: str) -> dict[str, Any]:
+    with read_session(url) as session:
+        return derived_reads.model_detail(session, code)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def viable_sources(_url: str) -> list[str]:
-    """Codes of fresh or viable cryopreserved tumour specimens still available, of donors who did not withdraw."""
-    with read_session() as session:
+def viable_sources(url: str) -> list[str]:
+    """Codes of tumour specimens a model can start from (the library's :data:`VIABLE_SOURCE_FORMATS`: fresh or viable
+    cryopreserved), still available, not themselves from a passage, of donors who did not withdraw."""
+    with read_session(url) as session:
         withdrawn = select(ConsentWithdrawal.donor_id)
         statement = (
             select(Specimen.code)
-            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
+            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
             .where(
-                Specimen.storage_format.in_(["fresh", "viable_cryo"]),  # type: ignore[attr-defined]
-                Specimen.status == "available",
-                Specimen.passage_id.is_(None),  # type: ignore[union-attr]
-                SamplingSite.kind == "tumour_region",
-                Specimen.donor_id.not_in(withdrawn),  # type: ignore[attr-defined]
+                Specimen.storage_format.in_(VIABLE_SOURCE_FORMATS),  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
+                Specimen.status == SpecimenStatus.available.value,
+                Specimen.passage_id.is_(None),  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
+                SamplingSite.kind == SiteKind.tumour_region.value,
+                Specimen.donor_id.not_in(withdrawn),  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
             )
             .order_by(Specimen.code)
         )
@@ -76,10 +79,10 @@ def lineage_dot(detail: dict[str, Any]) -> str:
     chain.append(("region", f"region {detail['sampling_site']}\n{detail['anatomical_site']}"))
     chain.append(("source", f"{detail['source_specimen']}\n{detail['source_format']}"))
     colour = {
-        "established": "#c8e6c9",
-        "cryobanked": "#b3e5fc",
-        "failed": "#ffcdd2",
-        "discontinued": "#e0e0e0",
+        ModelStatus.established: "#c8e6c9",
+        ModelStatus.cryobanked: "#b3e5fc",
+        ModelStatus.failed: "#ffcdd2",
+        ModelStatus.discontinued: "#e0e0e0",
     }
     chain.append(("model", f"{detail['code']}\n{detail['kind']} · {detail['status']}"))
     for key, label in chain:

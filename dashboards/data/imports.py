@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from sqlmodel import Session
 
 from biobank.imports.engine import ImportReport, run_import
 from biobank.imports.read import ImportFormatError, iter_rows
+from biobank.models import User
 from dashboards.data import core as data
+from dashboards.shell.actions import Write
 from dashboards.shell.session import current_user
 
 PREVIEW_ROWS = 500
@@ -21,10 +24,13 @@ def check(kind: str, content: bytes, filename: str, mode: str) -> ImportReport:
                           mode=mode, dry_run=True)
 
 
-def commit(kind: str, content: bytes, filename: str, mode: str) -> ImportReport:
-    """The real import: one transaction, all rows or none."""
-    with data.unit_of_work() as session:
-        return run_import(session, actor=current_user(session), kind=kind, source=content, filename=filename, mode=mode)
+def commit(kind: str, content: bytes, filename: str, mode: str) -> Write[ImportReport]:
+    """The real import, as a write for :func:`dashboards.shell.actions.run_write`: one transaction, all rows or none."""
+
+    def write(session: Session, actor: User | None) -> ImportReport:
+        return run_import(session, actor=actor, kind=kind, source=content, filename=filename, mode=mode)
+
+    return write
 
 
 def preview(content: bytes, filename: str, report: ImportReport) -> pd.DataFrame:

@@ -9,37 +9,37 @@ import streamlit as st
 
 from biobank.exports import service as export_service
 from biobank.queries import exports as query
-from biobank.services import planning
+from biobank.queries import plans as plan_reads
 from biobank.services.auth import get_user
 from dashboards.data.core import read_session
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def donor_choices(_url: str) -> pd.DataFrame:
+def donor_choices(url: str) -> pd.DataFrame:
     """Donors that may be planned (withdrawn ones are left out)."""
-    with read_session() as session:
+    with read_session(url) as session:
         frame = query.donor_frame(session)
     return frame[~frame["withdrawn"]][["donor_code", "sex", "primary_diagnosis", "genomic_sequencing"]].reset_index(drop=True)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def plans(_url: str) -> pd.DataFrame:
-    with read_session() as session:
-        rows = planning.list_plans(session)
+def plans(url: str) -> pd.DataFrame:
+    with read_session(url) as session:
+        rows = plan_reads.list_plans(session)
     return pd.DataFrame(rows, columns=["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"])
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def frames(_url: str, donor_codes: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def frames(url: str, donor_codes: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The donors and all their specimens (two queries): everything the suggestion and the rules read."""
-    with read_session() as session:
+    with read_session(url) as session:
         ids = query.donor_ids_for(session, list(donor_codes))
         return query.donor_frame(session, donor_ids=ids), query.specimen_frame(session, donor_ids=ids)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def plan_state(_url: str, plan_code: str) -> dict[str, Any]:
-    with read_session() as session:
+def plan_state(url: str, plan_code: str) -> dict[str, Any]:
+    with read_session(url) as session:
         plan = query.get_plan(session, plan_code)
         donor_ids, selection = query.plan_selection(session, plan)
         donors = query.donor_frame(session, donor_ids=donor_ids)
@@ -52,18 +52,18 @@ def plan_state(_url: str, plan_code: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def export_bytes(_url: str, plan_code: str, target: str, username: str) -> tuple[dict[str, bytes] | None, str | None]:
+def export_bytes(url: str, plan_code: str, target: str, username: str) -> tuple[dict[str, bytes] | None, str | None]:
     """The target's files for a plan, or the reason it cannot be exported."""
     try:
-        with read_session() as session:
+        with read_session(url) as session:
             files = export_service.export_files(session, actor=get_user(session, username), target=target, plan_code=plan_code)
         return files, None
     except Exception as exc:  # shown next to the button: a refused export is information, not a crash
         return None, str(exc).splitlines()[0]
 
 
-def site_codes(_url: str) -> list[str]:
-    """Anatomical-site codes a plan may name as its primary site (the shipped vocabulary)."""
+def site_codes() -> list[str]:
+    """Anatomical-site codes a plan may name as its primary site (the shipped vocabulary, not the database's)."""
     from biobank.domain.sites import load_sites
 
     return sorted(load_sites())

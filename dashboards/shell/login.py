@@ -8,10 +8,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from biobank.config import get_settings
-from biobank.domain.errors import PermissionDeniedError
 from biobank.models import User
 from biobank.services.users import authenticate
 from dashboards.data import core as data
+from dashboards.shell.actions import run_write
 from dashboards.shell.session import pop_notice, sign_in
 
 ROLE_PAGES = {
@@ -46,15 +46,8 @@ def render() -> None:
             password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
             submitted = st.form_submit_button("Sign in", type="primary", key="login_submit", width="stretch")
         if submitted:
-            try:
-                with data.unit_of_work() as session:
-                    user = authenticate(session, username=username.strip(), password=password)
-                    name = user.username
-            except PermissionDeniedError as exc:
-                st.error(str(exc))
-            else:
-                sign_in(name)
-                st.rerun()
+            run_write(lambda session, _nobody: authenticate(session, username=username.strip(), password=password).username,
+                      on_success=sign_in)
         if settings.demo_mode:
             from biobank.demo.cohort import DEMO_ACCOUNTS
 

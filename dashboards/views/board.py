@@ -8,25 +8,31 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 from biobank.config import get_settings
 from biobank.domain.errors import BiobankError
 from biobank.domain.sites import load_sites
 from biobank.domain.timing import pmi_flag
 from biobank.domain.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
+from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.labels import LabelData, render_pdf
+from biobank.models import User
 from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
 from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest
 from biobank.services.donors import get_donor
+from biobank.services.inputs import LesionCreate, RegionCollect
 from dashboards.data import board as data_board
 from dashboards.data import core as data
+from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
 from dashboards.widgets.clock import pmi_clock
 from dashboards.widgets.forms import CORRECTION_FIELDS, parse_correction
 
 settings = get_settings()
 zone = settings.zone
+FLASH = "board_flash"
 
 KIND_LABELS = {
     SiteKind.tumour_region.value: "Lesion region",
@@ -34,18 +40,21 @@ KIND_LABELS = {
     SiteKind.germline_blood.value: "Germline blood",
     SiteKind.bone_marrow.value: "Bone marrow",
 }
-FORMAT_LABELS = {
-    "snap_frozen": "Snap-frozen (LN2)",
-    "oct": "OCT-embedded, frozen",
-    "ffpe": "FFPE block",
-    "rnalater": "RNAlater",
-    "viable_cryo": "Viable cryopreserved (DMSO)",
-    "fresh": "Fresh, into medium (organoid/PDX)",
-    "frozen": "Frozen",
+FORMAT_LABELS: dict[str, str] = {
+    StorageFormat.snap_frozen: "Snap-frozen (LN2)",
+    StorageFormat.oct: "OCT-embedded, frozen",
+    StorageFormat.ffpe: "FFPE block",
+    StorageFormat.rnalater: "RNAlater",
+    StorageFormat.viable_cryo: "Viable cryopreserved (DMSO)",
+    StorageFormat.fresh: "Fresh, into medium (organoid/PDX)",
+    StorageFormat.frozen: "Frozen",
 }
 DONE = ":green[:material/check_circle:]"
 TODO = ":orange[:material/radio_button_unchecked:]"
-UNIT_LABELS = {"mg": "mg", "ul": "µL", "blocks": "blocks", "cells": "cells", "sections": "sections", "ng": "ng"}
+UNIT_LABELS: dict[str, str] = {QuantityUnit.mg: "mg", QuantityUnit.ul: "µL", QuantityUnit.blocks: "blocks", QuantityUnit.cells: "cells",
+               QuantityUnit.sections: "sections", QuantityUnit.ng: "ng"}
+#: Formats that go into a histology cassette (labelled on cassette stock); every other format is a tube.
+CASSETTE_FORMATS = frozenset({StorageFormat.ffpe})
 
 
 def formats_for(kind: str, model_consent: bool) -> list[tuple[FormatRequest, bool]]:
@@ -58,10 +67,12 @@ def formats_for(kind: str, model_consent: bool) -> list[tuple[FormatRequest, boo
             (FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul), True),
         ]
     offered = [*DEFAULT_REGION_FORMATS, FormatRequest(StorageFormat.fresh, 100, QuantityUnit.mg)]
+    # Ticked: the region's usual formats; living material (for models) only when the donor consented to models.
+    default = {r.storage_format for r in DEFAULT_REGION_FORMATS if r.storage_format not in VIABLE_SOURCE_FORMATS}
     if kind == SiteKind.normal_tissue:
-        default = {"snap_frozen", "ffpe", "rnalater"}
-    else:
-        default = {"snap_frozen", "oct", "ffpe", "rnalater"} | ({"viable_cryo"} if model_consent else set())
+        default -= {StorageFormat.oct}
+    elif model_consent:
+        default |= {StorageFormat.viable_cryo}
     return [(request, str(request.storage_format) in default) for request in offered]
 
 
@@ -146,9 +157,7 @@ def pmi_warnings() -> None:
 
 pmi_warnings()
 
-flash = st.session_state.pop("board_flash", None)
-if flash:
-    st.success(flash)
+show_flash(FLASH)
 
 if not may_enter:
     st.info("Your role can look at the board but not record collections.")
@@ -177,8 +186,7 @@ with form_col:
                 )
                 lesion = by_code[lesion_code]
                 st.caption(f"{lesion['regions']} region(s) of {lesion_code} recorded so far; next label {lesion['next_label']}.")
-        model_consent = any(i["key"] == "viable" and "not consented" not in i["detail"] for i in items)
-        offered = formats_for(kind, model_consent)
+        offered = formats_for(kind, state["model_consent"])
         excised_key = f"board_excised_{n}"
         if excised_key not in st.session_state:
             st.session_state[excised_key] = now_local()
@@ -224,7 +232,8 @@ with form_col:
             gross = st.text_input("Gross description (optional)", key=f"board_gross_{n}")
             submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{n}")
         if submitted:
-            try:
+
+            def record_region(session: Session, actor: User | None) -> dict[str, Any]:
                 if excised_local is None:
                     raise BiobankError("excised_at: give the excision time")
                 excised = excised_local.replace(tzinfo=zone).astimezone(UTC)
@@ -237,33 +246,26 @@ with form_col:
                     for request, make, count, quantity in chosen
                     if make
                 ]
-                with data.unit_of_work() as session:
-                    made = collection.collect_region(
-                        session, actor=current_user(session), case_code=case, kind=kind, site_code=site_code or "",
-                        excised_at=excised, formats=requests,
-                        lesion_code=lesion["code"] if kind == SiteKind.tumour_region and lesion else None,
-                        region_label=(label or "").strip().upper() or None,
-                        tissue_status=tissue_status if kind == SiteKind.normal_tissue else None,
-                        distance_to_tumour_mm=distance,
-                        gross_description=gross.strip() or None,
-                    )
-                    just_made = {
-                        "case": case,
-                        "region": made.site.code,
-                        "site": site_code,
-                        "donor": header["donor"],
-                        "excised": local(excised),
-                        "specimens": [
-                            {"code": s.code, "storage_format": s.storage_format, "quantity": s.quantity, "unit": s.unit}
-                            for s in made.specimens
-                        ],
-                    }
-            except BiobankError as exc:
-                st.error(str(exc))
-            else:
+                made = collection.collect_region(
+                    session, actor=actor, data=RegionCollect.build(case_code=case, kind=kind, site_code=site_code or "", excised_at=excised, formats=requests, lesion_code=lesion["code"] if kind == SiteKind.tumour_region and lesion else None, region_label=(label or "").strip().upper() or None, tissue_status=tissue_status if kind == SiteKind.normal_tissue else None, distance_to_tumour_mm=distance, gross_description=gross.strip() or None),
+                )
+                return {
+                    "case": case,
+                    "region": made.site.code,
+                    "site": site_code,
+                    "donor": header["donor"],
+                    "excised": local(excised),
+                    "specimens": [
+                        {"code": s.code, "storage_format": s.storage_format, "quantity": s.quantity, "unit": s.unit}
+                        for s in made.specimens
+                    ],
+                }
+
+            def show_made(just_made: dict[str, Any]) -> None:
                 st.session_state["board_last"] = just_made
-                st.session_state["board_form_n"] = n + 1
-                st.rerun()
+                st.session_state["board_form_n"] = n + 1  # a fresh form for the next region
+
+            run_write(record_region, on_success=show_made)
 
         with st.expander("Add a lesion found at the table"):
             with st.form("board_add_lesion"):
@@ -276,17 +278,13 @@ with form_col:
                                        format_func=lambda v: v.replace("_", " ") or "(default)")
                 add = st.form_submit_button("Add lesion", key="board_new_lesion_submit")
             if add:
-                try:
-                    with data.unit_of_work() as session:
-                        donor = get_donor(session, header["donor"])
-                        code = collection.next_lesion_code(session, donor)
-                        collection.add_lesion(session, actor=current_user(session), donor_code=header["donor"], code=code,
-                                              site_code=new_site, kind=new_kind, laterality=new_side or None)
-                except BiobankError as exc:
-                    st.error(str(exc))
-                else:
-                    st.session_state["board_flash"] = f"Lesion {code} added ({sites[new_site]})."
-                    st.rerun()
+
+                def add_lesion(session: Session, actor: User | None) -> str:
+                    code = collection.next_lesion_code(session, get_donor(session, header["donor"]))
+                    collection.add_lesion(session, actor=actor, data=LesionCreate.build(donor_code=header["donor"], code=code, site_code=new_site, kind=new_kind, laterality=new_side or None))
+                    return code
+
+                run_write(add_lesion, flash=FLASH, success=lambda code: f"Lesion {code} added ({sites[new_site]}).")
 
 with made_col:
     last = st.session_state.get("board_last")
@@ -295,8 +293,8 @@ with made_col:
         made_df = pd.DataFrame(last["specimens"])
         st.success(f"{len(made_df)} specimens from region {last['region']}, excised {last['excised']}.")
         st.dataframe(made_df, hide_index=True, width="stretch", key="board_made_table")
-        tubes = [s for s in last["specimens"] if s["storage_format"] != "ffpe"]
-        blocks = [s for s in last["specimens"] if s["storage_format"] == "ffpe"]
+        tubes = [s for s in last["specimens"] if s["storage_format"] not in CASSETTE_FORMATS]
+        blocks = [s for s in last["specimens"] if s["storage_format"] in CASSETTE_FORMATS]
 
         def label_sheet(rows: list[dict[str, Any]], fmt: str) -> bytes:
             return render_pdf(
@@ -343,17 +341,14 @@ with made_col:
                 reason = st.text_input("Reason", key="board_correct_reason")
                 fix = st.form_submit_button("Save correction", key="board_correct_submit")
             if fix:
-                try:
+
+                def correct(session: Session, actor: User | None) -> None:
                     parsed = parse_correction(field, value, zone)
-                    with data.unit_of_work() as session:
-                        changes = {field: parsed}
-                        current = specimens.get_specimen(session, code)
-                        if field == "quantity" and current.quantity_remaining == current.quantity:
-                            changes["quantity_remaining"] = parsed  # nothing was taken yet: the remainder follows
-                        specimens.correct_specimen(session, actor=current_user(session), code=code, reason=reason,
-                                                   **changes)
-                except BiobankError as exc:
-                    st.error(str(exc))
-                else:
-                    st.session_state["board_flash"] = f"{code}: {CORRECTION_FIELDS[field][0].lower()} corrected (audited)."
-                    st.rerun()
+                    changes = {field: parsed}
+                    current = specimens.get_specimen(session, code)
+                    if field == "quantity" and current.quantity_remaining == current.quantity:
+                        changes["quantity_remaining"] = parsed  # nothing was taken yet: the remainder follows
+                    specimens.correct_specimen(session, actor=actor, code=code, reason=reason, **changes)
+
+                run_write(correct, flash=FLASH,
+                          success=f"{code}: {CORRECTION_FIELDS[field][0].lower()} corrected (audited).")

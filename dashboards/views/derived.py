@@ -8,13 +8,29 @@ from datetime import date
 import altair as alt
 import streamlit as st
 
-from biobank.domain.errors import BiobankError
+from biobank.domain.vocab_derived import (
+    ESTABLISHED_OR_BEYOND,
+    STATUS_TRANSITIONS,
+    IdentityMethod,
+    Matrix,
+    ModelKind,
+    ModelStatus,
+    MycoplasmaResult,
+)
 from biobank.queries.derived import DIMENSIONS
 from biobank.services import derived
 from biobank.services.auth import Action, can
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 from dashboards.data import core as data
 from dashboards.data import derived as data_models
+from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
+
+FLASH = "models_flash"
+#: Models still being grown: not established yet and not at a final status (the take rate's "in progress").
+IN_PROGRESS = [s.value for s in ModelStatus if STATUS_TRANSITIONS[s] and s not in ESTABLISHED_OR_BEYOND]
+#: The statuses a model can be moved to (every target of an allowed transition), in the vocabulary's order.
+STATUS_TARGETS = [s.value for s in ModelStatus if any(s in targets for targets in STATUS_TRANSITIONS.values())]
 
 url = data.url()
 st.title("Derived models")
@@ -37,7 +53,7 @@ else:
     cols[0].metric("Models", len(models))
     cols[1].metric("Established", int(established))
     cols[2].metric("Take rate", f"{established / len(models):.0%}")
-    cols[3].metric("In progress", int(models["status"].isin(["initiated", "growing"]).sum()))
+    cols[3].metric("In progress", int(models["status"].isin(IN_PROGRESS).sum()))
     donors = ["all donors", *sorted(models["donor"].unique())]
     chosen = st.selectbox("Donor", donors, key="models_donor")
     shown = models if chosen == "all donors" else models[models["donor"] == chosen]
@@ -98,44 +114,32 @@ else:
         st.dataframe(times, hide_index=True)
 
 
-def _write(action, success: str) -> None:  # type: ignore[no-untyped-def]
-    """Run a service inside one unit of work; show its error in one line instead of a traceback."""
-    try:
-        with data.unit_of_work() as session:
-            result = action(session, current_user(session))
-        st.success(success.format(result=result))
-    except BiobankError as exc:
-        st.error(str(exc))
-
-
 if may_enter:
     st.subheader("Record")
+    show_flash(FLASH)
     add, passage, qc, status = st.tabs(["New model", "Passage", "QC", "Status"])
     with add, st.form("models_add_form"):
         sources = data_models.viable_sources(url)
         source = st.selectbox(
             "Source specimen (fresh or viable cryopreserved)", sources, key="models_add_source"
         )
-        kind = st.selectbox("Kind", ["organoid", "pdx", "cell_line"], key="models_add_kind")
+        kind = st.selectbox("Kind", [k.value for k in ModelKind], key="models_add_kind")
         initiated = st.date_input("Initiated on", value=date.today(), key="models_add_on")
         host = st.text_input("PDX host strain (e.g. NSG)", key="models_add_host")
         matrix = st.selectbox(
-            "Organoid matrix", ["", "matrigel_bme", "collagen", "none"], key="models_add_matrix"
+            "Organoid matrix", ["", *(m.value for m in Matrix)], key="models_add_matrix"
         )
         if st.form_submit_button("Start model") and source:
-            _write(
+            run_write(
                 lambda s, u: (
                     derived.create_model(
                         s,
                         actor=u,
-                        source_code=source,
-                        kind=kind,
-                        initiated_on=initiated,
-                        host_strain_name=host or None if kind == "pdx" else None,
-                        matrix=(matrix or None) if kind != "pdx" else None,
+                        data=ModelCreate.build(source_code=source, kind=kind, initiated_on=initiated, host_strain_name=host or None if kind == ModelKind.pdx else None, matrix=(matrix or None) if kind != ModelKind.pdx else None),
                     ).code
                 ),
-                "model {result} initiated",
+                flash=FLASH,
+                success=lambda code: f"model {code} initiated",
             )
     codes = models["code"].tolist() if not models.empty else []
     with passage, st.form("models_passage_form"):
@@ -144,57 +148,48 @@ if may_enter:
         on = st.date_input("Passaged on", value=date.today(), key="models_passage_on")
         vessel = st.text_input("Mouse or vessel ID", key="models_passage_vessel")
         if st.form_submit_button("Record passage") and model:
-            _write(
+            run_write(
                 lambda s, u: (
                     derived.record_passage(
                         s,
                         actor=u,
-                        model_code=model,
-                        passaged_on=on,
-                        parent_label=parent.strip() or None,
-                        mouse_or_vessel_id=vessel or None,
+                        data=PassageCreate.build(model_code=model, passaged_on=on, parent_label=parent.strip() or None, mouse_or_vessel_id=vessel or None),
                     ).label
                 ),
-                "passage {result} recorded",
+                flash=FLASH,
+                success=lambda label: f"passage {label} recorded",
             )
     with qc, st.form("models_qc_form"):
         model = st.selectbox("Model", codes, key="models_qc_model")
         label = st.text_input("Passage", value="P0", key="models_qc_passage")
         on = st.date_input("Tested on", value=date.today(), key="models_qc_on")
-        method = st.selectbox("Identity test", ["STR", "SNP"], key="models_qc_method")
+        method = st.selectbox("Identity test", [m.value for m in IdentityMethod], key="models_qc_method")
         identity = st.number_input("Identity match %", 0.0, 100.0, 90.0, key="models_qc_identity")
-        myco = st.selectbox("Mycoplasma", ["negative", "positive", "not_tested"], key="models_qc_myco")
+        myco = st.selectbox("Mycoplasma", [m.value for m in MycoplasmaResult], key="models_qc_myco")
         if st.form_submit_button("Record QC") and model:
-            _write(
+            run_write(
                 lambda s, u: (
                     derived.record_model_qc(
                         s,
                         actor=u,
-                        model_code=model,
-                        passage_label=label.strip(),
-                        tested_on=on,
-                        identity_method=method,
-                        identity_match_pct=identity,
-                        mycoplasma=myco,
+                        data=ModelQCCreate.build(model_code=model, passage_label=label.strip(), tested_on=on, identity_method=method, identity_match_pct=identity, mycoplasma=myco),
                     ).passed
                 ),
-                "QC recorded (passed: {result})",
+                flash=FLASH,
+                success=lambda passed: f"QC recorded (passed: {passed})",
             )
     with status, st.form("models_status_form"):
         model = st.selectbox("Model", codes, key="models_status_model")
-        target = st.selectbox(
-            "New status",
-            ["growing", "established", "failed", "cryobanked", "discontinued"],
-            key="models_status_to",
-        )
+        target = st.selectbox("New status", STATUS_TARGETS, key="models_status_to")
         on = st.date_input("On", value=date.today(), key="models_status_on")
         note = st.text_input("Note", key="models_status_note")
         if st.form_submit_button("Change status") and model:
-            _write(
+            run_write(
                 lambda s, u: (
                     derived.set_status(
                         s, actor=u, model_code=model, status=target, on=on, note=note or None
                     ).status
                 ),
-                "model is now {result}",
+                flash=FLASH,
+                success=lambda status: f"model is now {status}",
             )

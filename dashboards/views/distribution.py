@@ -5,14 +5,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from biobank.domain.errors import BiobankError
 from biobank.domain.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
-from biobank.domain.storage.orders import DistributionUse
+from biobank.domain.storage.orders import DistributionUse, OrderStatus
 from biobank.services import distribution
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
 from dashboards.data import storage as data_storage
+from dashboards.shell.actions import labelled, run_write, show_flash
 from dashboards.shell.session import current_user
+
+FLASH = "distribution_flash"
+#: The states the metrics count, in the order an order goes through them.
+SHOWN_STATUSES = (OrderStatus.draft, OrderStatus.approved, OrderStatus.shipped, OrderStatus.received)
+#: Shipping temperatures offered (a named class, not "Other"); -60 to -85 °C (dry ice) is preselected.
+SHIPPING = [t.value for t in TemperatureClass if t is not TemperatureClass.other]
 
 st.title("Distribution")
 url = data.url()
@@ -22,19 +28,7 @@ with data.read_session() as session:
     may_ship = can(user, Action.ship)
     may_draft = can(user, Action.enter) or can(user, Action.plan)
 
-
-def act(label: str, action) -> None:  # type: ignore[no-untyped-def]
-    try:
-        with data.unit_of_work() as session:
-            message = action(session, current_user(session))
-        st.session_state["distribution_flash"] = ("success", message)
-    except BiobankError as exc:
-        st.session_state["distribution_flash"] = ("error", f"{label}: {exc}")
-
-
-flash = st.session_state.pop("distribution_flash", None)
-if flash:
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+show_flash(FLASH)
 
 orders = data_storage.orders(url)
 if orders.empty:
@@ -42,8 +36,8 @@ if orders.empty:
 else:
     counts = orders["status"].value_counts()
     cols = st.columns(4)
-    for col, status in zip(cols, ["draft", "approved", "shipped", "received"], strict=True):
-        col.metric(status.capitalize(), int(counts.get(status, 0)))
+    for col, status in zip(cols, SHOWN_STATUSES, strict=True):
+        col.metric(status.value.capitalize(), int(counts.get(status.value, 0)))
     st.dataframe(orders[["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at", "received_at"]],
                  hide_index=True, width="stretch", key="distribution_orders")
     code = st.selectbox("Order", list(orders["code"]), key="distribution_order")
@@ -55,30 +49,30 @@ else:
             st.caption(detail["purpose"])
         st.dataframe(pd.DataFrame(detail["items"]), hide_index=True, width="stretch", key="distribution_items")
         status = detail["status"]
-        if status == "draft" and may_approve and st.button("Approve", key="distribution_approve"):
-            act("approve", lambda s, u: (distribution.approve(s, actor=u, order_code=code), f"{code} approved")[1])
-            st.rerun()
-        if status == "approved" and may_ship:
+        if status == OrderStatus.draft and may_approve and st.button("Approve", key="distribution_approve"):
+            run_write(lambda s, u: distribution.approve(s, actor=u, order_code=code),
+                      flash=FLASH, success=f"{code} approved", error=labelled("approve"))
+        if status == OrderStatus.approved and may_ship:
             with st.form("distribution_ship_form"):
-                temperature = st.selectbox("Shipping temperature", [t.value for t in TemperatureClass if t.value != "Other"],
-                                           index=3, format_func=lambda t: f"{t} ({TEMPERATURE_LABEL[TemperatureClass(t)]})",
+                temperature = st.selectbox("Shipping temperature", SHIPPING, index=SHIPPING.index(TemperatureClass.minus80),
+                                           format_func=lambda t: f"{t} ({TEMPERATURE_LABEL[TemperatureClass(t)]})",
                                            key="distribution_ship_temperature")
                 tracking = st.text_input("Courier and tracking", key="distribution_ship_tracking")
                 if st.form_submit_button("Ship"):
-                    act("ship", lambda s, u: (distribution.ship(s, actor=u, order_code=code, shipping_temperature=temperature,
-                                                                tracking_ref=tracking or None), f"{code} shipped")[1])
-                    st.rerun()
-        if status == "shipped" and may_ship and st.button("Mark received", key="distribution_receive"):
-            act("receive", lambda s, u: (distribution.receive(s, actor=u, order_code=code), f"{code} received")[1])
-            st.rerun()
-        if status == "draft" and may_draft:
+                    run_write(lambda s, u: distribution.ship(s, actor=u, order_code=code, shipping_temperature=temperature,
+                                                             tracking_ref=tracking or None),
+                              flash=FLASH, success=f"{code} shipped", error=labelled("ship"))
+        if status == OrderStatus.shipped and may_ship and st.button("Mark received", key="distribution_receive"):
+            run_write(lambda s, u: distribution.receive(s, actor=u, order_code=code),
+                      flash=FLASH, success=f"{code} received", error=labelled("receive"))
+        if status == OrderStatus.draft and may_draft:
             with st.form("distribution_add_form"):
                 specimen = st.text_input("Add specimen (code)", key="distribution_add_code")
                 quantity = st.number_input("Quantity (0: all that remains)", min_value=0.0, value=0.0, key="distribution_add_qty")
                 if st.form_submit_button("Add item"):
-                    act("add item", lambda s, u: (distribution.add_item(s, actor=u, order_code=code, specimen_code=specimen.strip(),
-                                                                        quantity=quantity or None), f"{specimen} added")[1])
-                    st.rerun()
+                    run_write(lambda s, u: distribution.add_item(s, actor=u, order_code=code, specimen_code=specimen.strip(),
+                                                                 quantity=quantity or None),
+                              flash=FLASH, success=f"{specimen} added", error=labelled("add item"))
 
 if may_draft:
     st.divider()
@@ -89,6 +83,6 @@ if may_draft:
         use = st.selectbox("Use", [u.value for u in DistributionUse], key="distribution_new_use")
         purpose = st.text_area("Purpose", key="distribution_new_purpose")
         if st.form_submit_button("Create draft"):
-            act("create", lambda s, u: "order " + distribution.create_order(
-                s, actor=u, study=study, recipient=recipient, use=use, purpose=purpose).code + " drafted")
-            st.rerun()
+            run_write(lambda s, u: distribution.create_order(
+                s, actor=u, study=study, recipient=recipient, use=use, purpose=purpose).code,
+                flash=FLASH, success=lambda order: f"order {order} drafted", error=labelled("create"))

@@ -8,16 +8,18 @@ import streamlit as st
 from biobank.config import get_settings
 from biobank.imports.engine import get_kind, kind_names
 from biobank.imports.templates import template_csv, template_xlsx
+from biobank.services.auth import Action, can
 from dashboards.data import core as data
 from dashboards.data import imports as data_imports
-from dashboards.shell.session import current_role
+from dashboards.shell.actions import run_write
+from dashboards.shell.session import current_user
 
 st.title("Import data")
 st.caption("Move existing spreadsheets in: the whole file is checked first and goes in as one transaction, or not at all.")
 
 with data.read_session() as session:
-    role = current_role(session)
-if role not in ("technician", "admin"):
+    may_import = can(current_user(session), Action.enter)  # what run_import requires
+if not may_import:
     st.info("Only technicians and administrators can import data.")
     st.stop()
 
@@ -79,10 +81,11 @@ if content is not None:
     confirm = report.ok and st.button(f"Import {report.inserted + report.updated} row(s)", key="import_confirm",
                                       type="primary")
     if confirm:
-        done = data_imports.commit(kind, content, filename, mode)
-        if done.ok:
+        # No rerun: the report is the answer, and a rerun would check the same file again against what it just wrote.
+        done = run_write(data_imports.commit(kind, content, filename, mode), rerun=False)
+        if done is not None and done.ok:
             st.success(done.summary())
-        else:
+        elif done is not None:
             st.error(done.summary())
             for e in done.errors[:20]:
                 st.write(f"row {e.row}, {e.column}: {e.message}")

@@ -6,16 +6,21 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 from biobank.domain.errors import BiobankError
 from biobank.domain.sites import body_position
+from biobank.domain.vocab import SiteKind
 from biobank.exports import service as export_service
+from biobank.models import User
 from biobank.models.plans import Assay, PlanPurpose, PlanRole
+from biobank.queries.cohort import IN_STOCK
 from biobank.services import planning
 from biobank.services.auth import Action, can
 from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
+from dashboards.shell.actions import run_write
 from dashboards.shell.session import current_user
 
 NEW = "(new plan)"
@@ -56,7 +61,7 @@ else:
 
 # The primary site for migration analyses: the donors' records, a named site, or unknown (DOMAIN.md §6 rule 3).
 FROM_RECORD, UNKNOWN = "(as on the donor records)", "(unknown primary)"
-site_codes = data_plans.site_codes(url)
+site_codes = data_plans.site_codes()
 current = UNKNOWN if state and state["unknown_primary"] else (state["primary_site_code"] if state else None) or FROM_RECORD
 primary_choice = st.selectbox(
     "Primary site (for migration analyses)",
@@ -79,11 +84,13 @@ reasons = {c.specimen_id: c.reason for c in suggestion.choices}
 
 # Candidate rows: everything sequenceable of the donors; the selection first.
 pool = specimens[specimens["material_type"].isin(["dna", "rna", "tissue", "buffy_coat", "whole_blood", "section"])
-                 & ~specimens["status"].isin(["depleted", "disposed", "distributed"])]
+                 & specimens["status"].isin(IN_STOCK)]
 pool = pd.concat([pool, specimens[specimens["specimen_id"].isin(selected["specimen_id"])]]).drop_duplicates("specimen_id")
 table = pool.merge(selected[["specimen_id", "role"]], on="specimen_id", how="left")
 table["include"] = table["role"].notna()
-default_role = table["site_kind"].map({"tumour_region": "tumour", "germline_blood": "germline_normal"}).fillna("normal_tissue")
+default_role = table["site_kind"].map(
+    {SiteKind.tumour_region.value: PlanRole.tumour.value, SiteKind.germline_blood.value: PlanRole.germline_normal.value}
+).fillna(PlanRole.normal_tissue.value)
 table["role"] = table["role"].fillna(default_role)
 saved_reasons = dict(zip(selected["specimen_id"], selected.get("reason", pd.Series(dtype=str)), strict=False))
 table["reason"] = [saved_reasons.get(i) or reasons.get(i) or "" for i in table["specimen_id"]]
@@ -151,41 +158,41 @@ if may_plan and state is None:
         name = st.text_input("Plan name", key="planner_name")
         depth = st.number_input("Target depth (x)", min_value=0.0, value=60.0, key="planner_depth")
         if st.form_submit_button("Save plan", type="primary"):
-            try:
-                with data.unit_of_work() as session:
-                    planning.create_plan(session, actor=current_user(session), code=code.strip(), name=name, purpose=purpose,
-                                         assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False,
-                                         primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
-                    planning.set_specimens(session, actor=current_user(session), plan_code=code.strip(), selection=rows)
-                st.session_state["planner_saved"] = code.strip()
-                st.rerun()
-            except BiobankError as exc:
-                st.error(str(exc))
+
+            def create(session: Session, actor: User | None) -> str:
+                planning.create_plan(session, actor=actor, code=code.strip(), name=name, purpose=purpose,
+                                     assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False,
+                                     primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
+                planning.set_specimens(session, actor=actor, plan_code=code.strip(), selection=rows)
+                return code.strip()
+
+            # Kept (not popped) so it stays while the plan is chosen above.
+            run_write(create, flash="planner_saved",
+                      success=lambda saved: f"Plan {saved} saved: choose it above to approve and export.")
 elif state is not None and status == "draft":
     left, right = st.columns(2)
+
+    def save(session: Session, actor: User | None) -> None:
+        planning.update_plan_settings(session, actor=actor, plan_code=plan_code,
+                                      primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
+        planning.set_specimens(session, actor=actor, plan_code=plan_code, selection=rows)
+
+    def save_and_approve(session: Session, actor: User | None) -> None:
+        save(session, actor)
+        planning.approve_plan(session, actor=actor, plan_code=plan_code)
+
+    def refusal(exc: BiobankError) -> str:
+        if isinstance(exc, PlanRulesError):
+            return f"Approval refused: {len(exc.report.errors)} rule error(s) remain. Fix what the report flags."
+        return str(exc)
+
     if may_plan and left.button("Save changes", key="planner_save"):
-        try:
-            with data.unit_of_work() as session:
-                planning.update_plan_settings(session, actor=current_user(session), plan_code=plan_code,
-                                              primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
-                planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
-            st.success("Saved.")
-        except BiobankError as exc:
-            st.error(str(exc))
+        # No rerun: the editor keeps its edits as row positions, and a rerun re-sorts the table under them.
+        run_write(save, success="Saved.", rerun=False)
     if may_approve and right.button("Approve", key="planner_approve", type="primary"):
-        try:
-            with data.unit_of_work() as session:
-                planning.update_plan_settings(session, actor=current_user(session), plan_code=plan_code,
-                                              primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
-                planning.set_specimens(session, actor=current_user(session), plan_code=plan_code, selection=rows)
-                planning.approve_plan(session, actor=current_user(session), plan_code=plan_code)
-            st.rerun()
-        except PlanRulesError as exc:
-            st.error(f"Approval refused: {len(exc.report.errors)} rule error(s) remain. Fix what the report flags.")
-        except BiobankError as exc:
-            st.error(str(exc))
+        run_write(save_and_approve, error=refusal)
 if st.session_state.get("planner_saved"):
-    st.success(f"Plan {st.session_state['planner_saved']} saved: choose it above to approve and export.")
+    st.success(st.session_state["planner_saved"])
 
 if state is not None and may_plan and username:
     st.subheader("Exports")

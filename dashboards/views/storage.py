@@ -7,17 +7,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.errors import invalid
 from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
+from biobank.domain.vocab import SpecimenStatus, StorageFormat
+from biobank.queries import storage as storage_reads
 from biobank.services import storage
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
 from dashboards.data import storage as data_storage
+from dashboards.shell.actions import labelled, run_write, show_flash
 from dashboards.shell.session import current_user
 
-FORMAT_COLOURS = {
-    "snap_frozen": "#1f77b4", "oct": "#9467bd", "rnalater": "#17becf", "frozen": "#2ca02c",
-    "viable_cryo": "#d62728", "ffpe": "#ff7f0e", "fresh": "#8c564b", "free": "#eeeeee",
+FLASH = "storage_flash"
+FORMAT_COLOURS: dict[str, str] = {
+    StorageFormat.snap_frozen: "#1f77b4", StorageFormat.oct: "#9467bd", StorageFormat.rnalater: "#17becf",
+    StorageFormat.frozen: "#2ca02c", StorageFormat.viable_cryo: "#d62728", StorageFormat.ffpe: "#ff7f0e",
+    StorageFormat.fresh: "#8c564b", "free": "#eeeeee",
 }
 
 st.title("Storage")
@@ -27,23 +32,11 @@ with data.read_session() as session:
     may_enter = can(user, Action.enter)
 
 
-def act(label: str, action) -> None:  # type: ignore[no-untyped-def]
-    """Run a write through the services; show the one-line error or the result."""
-    try:
-        with data.unit_of_work() as session:
-            message = action(session, current_user(session))
-        st.session_state["storage_flash"] = ("success", message)
-    except BiobankError as exc:
-        st.session_state["storage_flash"] = ("error", f"{label}: {exc}")
-
-
 tree = data_storage.tree(url)
 if tree.empty:
     st.info("No containers yet. A technician adds a site, a room and a freezer below (or `biobank storage add`).")
 
-flash = st.session_state.pop("storage_flash", None)
-if flash:
-    (st.success if flash[0] == "success" else st.error)(flash[1])
+show_flash(FLASH)
 
 left, right = st.columns([2, 3])
 with left:
@@ -66,7 +59,7 @@ with left:
         st.dataframe(checked[["code", "checked_out_by", "hours_out", "overdue", "from"]], hide_index=True,
                      width="stretch", key="storage_checkouts")
 
-holders = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if KINDS[k].holds_specimens]  # type: ignore[index]
+holders = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if KINDS[k].holds_specimens]  # type: ignore[index]  # kinds read back from the database are known kinds
 with right:
     st.subheader("Box")
     if not holders:
@@ -76,7 +69,7 @@ with right:
         box_code = st.selectbox("Box", holders, key="storage_box")
     view = data_storage.box(url, box_code) if box_code else None
     if view:
-        temperature = TEMPERATURE_LABEL.get(view["temperature"], view["temperature"] or "no temperature class")  # type: ignore[call-overload]
+        temperature = TEMPERATURE_LABEL.get(view["temperature"], view["temperature"] or "no temperature class")  # type: ignore[call-overload]  # keyed by enum, looked up by its value
         st.caption(f"{view['path']} · {view['kind']} · {temperature} · {view['occupied']}"
                    + (f"/{view['capacity']} occupied" if view["capacity"] else " specimens"))
         cells = pd.DataFrame(view["cells"], columns=["position", "row", "col", "code", "storage_format", "status", "donor",
@@ -89,7 +82,7 @@ with right:
             ).merge(cells, on=["row", "col"], how="left")
             grid["row_label"] = "" if numbered else grid["row"].map(lambda r: letters[r - 1])
             grid["format"] = grid["storage_format"].fillna("free")
-            grid["state"] = grid["status"].map(lambda s: "out" if s == "in_use" else "").fillna("")
+            grid["state"] = grid["status"].map(lambda s: "out" if s == SpecimenStatus.in_use else "").fillna("")
             grid["code"] = grid["code"].fillna("")
             base = alt.Chart(grid).encode(
                 x=alt.X("col:O", title=None, axis=alt.Axis(orient="top", labelAngle=0)),
@@ -115,21 +108,21 @@ with right:
                         f"freeze–thaw {detail['freeze_thaw_count']} · SPREC `{detail['sprec']}`")
             st.dataframe(pd.DataFrame(detail["custody"]), hide_index=True, width="stretch", key="storage_history")
             if may_enter:
-                out = detail["status"] == "in_use"
+                out = detail["status"] == SpecimenStatus.in_use
                 c1, c2, c3 = st.columns(3)
                 if not out and c1.button("Check out", key="storage_checkout"):
-                    act("check out", lambda s, u: (storage.check_out(s, actor=u, code=code), f"{code} checked out")[1])
-                    st.rerun()
+                    run_write(lambda s, u: storage.check_out(s, actor=u, code=code),
+                              flash=FLASH, success=f"{code} checked out", error=labelled("check out"))
                 if out and c1.button("Return", key="storage_return"):
-                    act("return", lambda s, u: (storage.return_specimen(s, actor=u, code=code), f"{code} returned")[1])
-                    st.rerun()
+                    run_write(lambda s, u: storage.return_specimen(s, actor=u, code=code),
+                              flash=FLASH, success=f"{code} returned", error=labelled("return"))
                 with c2.popover("Move", disabled=out):
                     target = st.selectbox("To box", holders, key="storage_move_box")
                     position = st.text_input("Position (blank: first free)", key="storage_move_at")
                     if st.button("Move specimen", key="storage_move_go"):
-                        act("move", lambda s, u: storage.move_specimen(s, actor=u, code=code, box_code=target,
-                                                                       at=position.strip() or None).location)
-                        st.rerun()
+                        run_write(lambda s, u: storage.move_specimen(s, actor=u, code=code, box_code=target,
+                                                                     at=position.strip() or None).location,
+                                  flash=FLASH, success=str, error=labelled("move"))
 
 if may_enter:
     st.divider()
@@ -144,7 +137,7 @@ if may_enter:
         if st.form_submit_button("Store"):
             listed = [c.strip() for c in codes.replace(",", "\n").splitlines() if c.strip()]
 
-            def do_store(s, u):  # type: ignore[no-untyped-def]
+            def do_store(s, u):  # type: ignore[no-untyped-def]  # session and user, as run_write passes them
                 if region.strip():
                     case_code, _, site_code = region.strip().partition("/")
                     result = storage.store_region(s, actor=u, case_code=case_code, site_code=site_code, box_codes=boxes)
@@ -155,23 +148,21 @@ if may_enter:
                     placements = storage.store(s, actor=u, codes=listed, box_code=boxes[0], at=at.strip() or None)
                 return f"stored {len(placements)}: " + ", ".join(f"{p.code} → {p.location}" for p in placements)
 
-            act("store", do_store)
-            st.rerun()
+            run_write(do_store, flash=FLASH, success=str, error=labelled("store"))
     with move_tab, st.form("storage_move_box_form"):
-        movable = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if not KINDS[k].root]  # type: ignore[index]
+        movable = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if not KINDS[k].root]  # type: ignore[index]  # kinds read back from the database are known kinds
         what = st.selectbox("Container", movable, key="storage_move_container")
         into = st.selectbox("Into", list(tree.get("code", [])), key="storage_move_parent")
         if st.form_submit_button("Move"):
-            act("move box", lambda s, u: "moved to " + storage.path_of(
-                s, storage.move_container(s, actor=u, code=what, parent_code=into)))
-            st.rerun()
+            run_write(lambda s, u: storage_reads.path_of(s, storage.move_container(s, actor=u, code=what, parent_code=into)),
+                      flash=FLASH, success=lambda path: f"moved to {path}", error=labelled("move box"))
     with add_tab, st.form("storage_add_form"):
         new_code = st.text_input("Code", key="storage_add_code")
         kind = st.selectbox("Kind", [k.value for k in KINDS], key="storage_add_kind")
         parent = st.selectbox("Inside", ["(top: a site)", *list(tree.get("code", []))], key="storage_add_parent")
         name = st.text_input("Name (optional)", key="storage_add_name")
         if st.form_submit_button("Add"):
-            act("add", lambda s, u: "added " + storage.path_of(s, storage.add_container(
+            run_write(lambda s, u: storage_reads.path_of(s, storage.add_container(
                 s, actor=u, code=new_code.strip(), kind=kind, name=name,
-                parent_code=None if parent.startswith("(") else parent)))
-            st.rerun()
+                parent_code=None if parent.startswith("(") else parent)),
+                flash=FLASH, success=lambda path: f"added {path}", error=labelled("add"))
