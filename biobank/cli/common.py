@@ -1,11 +1,12 @@
-"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions."""
+"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions, and
+:func:`emit`, which prints a result as JSON or as a table, key/value lines or a message."""
 
 from __future__ import annotations
 
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
@@ -52,7 +53,7 @@ def handle_errors(function: F) -> F:
             hint = " (run 'biobank db upgrade' first?)" if "no such table" in detail or "does not exist" in detail else ""
             raise fail(f"database: {detail}{hint}") from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature the decorator promises
 
 
 @contextmanager
@@ -91,13 +92,36 @@ def emit_table(rows: Sequence[dict[str, Any]], columns: Iterable[str] | None = N
         typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def emit_mapping(data: dict[str, Any], *, skip: Iterable[str] = ()) -> None:
+def emit_mapping(data: Mapping[str, Any], *, skip: Iterable[str] = ()) -> None:
     skipped = set(skip)
     width = max(len(k) for k in data)
     for key, value in data.items():
         if key in skipped or isinstance(value, list | dict):
             continue
         typer.echo(f"{key.ljust(width)}  {'' if value is None else _plain(value)}")
+
+
+def emit(
+    data: Any,
+    *,
+    as_json: bool,
+    columns: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+    text: str | None = None,
+) -> None:
+    """Print a command's result: ``data`` as JSON with ``--json``; otherwise ``text`` when given, else a
+    record (a mapping) as aligned key/value lines less the ``skip`` keys, else rows as a table of ``columns``.
+
+    A command that prints more after the table or record returns first when ``as_json``.
+    """
+    if as_json:
+        emit_json(data)
+    elif text is not None:
+        typer.echo(text)
+    elif isinstance(data, Mapping):
+        emit_mapping(data, skip=skip)
+    else:
+        emit_table(data, columns)
 
 
 def echo_err(message: str) -> None:

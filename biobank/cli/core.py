@@ -13,8 +13,7 @@ from biobank.cli.common import (
     JsonOption,
     UserOption,
     acting_user,
-    emit_json,
-    emit_mapping,
+    emit,
     emit_table,
     fail,
     handle_errors,
@@ -33,7 +32,7 @@ specimen_app = typer.Typer(help="Specimens: SPREC, PMI, lineage and chain of cus
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _alembic_config():  # type: ignore[no-untyped-def]
+def _alembic_config():
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
@@ -76,7 +75,7 @@ def db_current(as_json: JsonOption = False) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     data = {"current": current, "head": head, "up_to_date": current == head, "database": _redacted_url()}
-    emit_json(data) if as_json else emit_mapping(data)
+    emit(data, as_json=as_json)
 
 
 def _redacted_url() -> str:
@@ -99,7 +98,7 @@ def demo(
             typer.echo("database already holds donors: demo cohort not loaded")
             return
         counts = demo_module.load_demo(session, donors_count=donors, seed=seed)
-    emit_json(counts) if as_json else typer.echo(f"demo cohort loaded: {counts['donors']} donors, {counts['specimens']} specimens")
+    emit(counts, as_json=as_json, text=f"demo cohort loaded: {counts['donors']} donors, {counts['specimens']} specimens")
 
 
 def serve(
@@ -151,7 +150,7 @@ def users_list(as_json: JsonOption = False) -> None:
              "has_password": u.password_hash is not None, "last_login_at": u.last_login_at}
             for u in user_service.list_users(session)
         ]
-    emit_json(rows) if as_json else emit_table(rows)
+    emit(rows, as_json=as_json)
 
 
 @users_app.command("disable")
@@ -196,7 +195,7 @@ def donors_list(as_json: JsonOption = False) -> None:
     with unit_of_work() as session:
         rows = queries.donor_rows(session)
     columns = ["code", "sex", "age_at_death", "diagnosis", "status", "consent_withdrawn", "case", "specimens"]
-    emit_json(rows) if as_json else emit_table(rows, columns)
+    emit(rows, as_json=as_json, columns=columns)
 
 
 @donors_app.command("show")
@@ -205,10 +204,9 @@ def donors_show(code: str, as_json: JsonOption = False) -> None:
     """Show a donor: diagnosis, consent, treatment lines."""
     with unit_of_work() as session:
         data = queries.donor_detail(session, code)
+    emit(data, as_json=as_json)
     if as_json:
-        emit_json(data)
         return
-    emit_mapping(data)
     typer.echo(f"consent      {', '.join(data['consent_scopes']) or 'none'}")
     if data["withdrawal"]:
         typer.echo(f"WITHDRAWN    {data['withdrawal']['at']}: {data['withdrawal']['reason']}")
@@ -222,10 +220,9 @@ def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
     """Times, warm PMI, PMI at start, last-specimen and median PMI, share within target, specimens by format."""
     with unit_of_work() as session:
         data = queries.autopsy_summary(session, case)
+    emit(data, as_json=as_json)
     if as_json:
-        emit_json(data)
         return
-    emit_mapping(data)
     typer.echo("")
     emit_table([{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()])
     typer.echo("")
@@ -238,10 +235,9 @@ def specimen_show(code: str, as_json: JsonOption = False) -> None:
     """A specimen with SPREC, PMI, QC, lineage and its custody history."""
     with unit_of_work() as session:
         data = queries.specimen_detail(session, code)
+    emit(data, as_json=as_json)
     if as_json:
-        emit_json(data)
         return
-    emit_mapping(data)
     qc = {k: v for k, v in data["qc"].items() if v is not None}
     typer.echo(f"qc                     {', '.join(f'{k}={v}' for k, v in qc.items()) or 'none recorded'}")
     tree = data["lineage_tree"]

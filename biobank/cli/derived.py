@@ -13,14 +13,15 @@ from biobank.cli.common import (
     JsonOption,
     UserOption,
     acting_user,
+    emit,
     emit_json,
-    emit_mapping,
     emit_table,
     handle_errors,
     unit_of_work,
 )
 from biobank.queries import derived as models_metrics
 from biobank.services import derived
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 
 models_app = typer.Typer(
     help="Derived models: organoids, PDX and cell lines with passages, QC and lineage.", no_args_is_help=True
@@ -65,21 +66,7 @@ def add(
         model = derived.create_model(
             session,
             actor=acting_user(session, user),
-            source_code=source,
-            kind=kind,
-            initiated_on=_day(on),
-            quantity_used=quantity_used,
-            host_strain_name=host_strain,
-            host_strain_nomenclature=host_nomenclature,
-            engraftment_site=engraftment_site,
-            engraftment_type=engraftment_type,
-            tumour_preparation=preparation,
-            humanised=humanised,
-            humanisation_type=humanisation,
-            medium=medium,
-            matrix=matrix,
-            growth_properties=growth,
-            notes=notes,
+            data=ModelCreate.build(source_code=source, kind=kind, initiated_on=_day(on), quantity_used=quantity_used, host_strain_name=host_strain, host_strain_nomenclature=host_nomenclature, engraftment_site=engraftment_site, engraftment_type=engraftment_type, tumour_preparation=preparation, humanised=humanised, humanisation_type=humanisation, medium=medium, matrix=matrix, growth_properties=growth, notes=notes),
         )
         data = {
             "code": model.code,
@@ -87,7 +74,7 @@ def add(
             "status": model.status,
             "initiated_on": model.initiated_on,
         }
-    emit_json(data) if as_json else typer.echo(f"model {data['code']} ({data['kind']}) initiated")
+    emit(data, as_json=as_json, text=f"model {data['code']} ({data['kind']}) initiated")
 
 
 @models_app.command("passage")
@@ -115,14 +102,7 @@ def passage(
         made = derived.record_passage(
             session,
             actor=actor,
-            model_code=model,
-            passaged_on=_day(on),
-            parent_label=parent,
-            label=label,
-            mouse_or_vessel_id=vessel,
-            latency_days=latency_days,
-            doubling_time_hours=doubling_hours,
-            notes=notes,
+            data=PassageCreate.build(model_code=model, passaged_on=_day(on), parent_label=parent, label=label, mouse_or_vessel_id=vessel, latency_days=latency_days, doubling_time_hours=doubling_hours, notes=notes),
         )
         if distributed_to:
             derived.distribute_passage(
@@ -134,7 +114,7 @@ def passage(
                 distributed_on=made.passaged_on,
             )
         data = {"model": model, "label": made.label, "number": made.number, "passaged_on": made.passaged_on}
-    emit_json(data) if as_json else typer.echo(f"model {model}: passage {data['label']} recorded")
+    emit(data, as_json=as_json, text=f"model {model}: passage {data['label']} recorded")
 
 
 @models_app.command("distribute")
@@ -194,25 +174,15 @@ def qc(
         row = derived.record_model_qc(
             session,
             actor=acting_user(session, user),
-            model_code=model,
-            passage_label=passage_label,
-            tested_on=_day(on),
-            identity_method=method,
-            identity_match_pct=identity,
-            mycoplasma=mycoplasma,
-            mouse_content_pct=mouse,
-            histology_concordant=_tri(histology, "histology"),
-            not_mouse_or_ebv_origin=_tri(origin, "origin"),
-            notes=notes,
+            data=ModelQCCreate.build(model_code=model, passage_label=passage_label, tested_on=_day(on), identity_method=method, identity_match_pct=identity, mycoplasma=mycoplasma, mouse_content_pct=mouse, histology_concordant=_tri(histology, "histology"), not_mouse_or_ebv_origin=_tri(origin, "origin"), notes=notes),
         )
         data = {"model": model, "passage": passage_label, "passed": row.passed, "notes": row.notes}
-    if as_json:
-        emit_json(data)
-    else:
-        typer.echo(
-            f"model {model} {passage_label}: QC {'passed' if data['passed'] else 'failed'}"
-            + (f" ({data['notes']})" if not data["passed"] and data["notes"] else "")
-        )
+    emit(
+        data,
+        as_json=as_json,
+        text=f"model {model} {passage_label}: QC {'passed' if data['passed'] else 'failed'}"
+        + (f" ({data['notes']})" if not data["passed"] and data["notes"] else ""),
+    )
 
 
 @models_app.command("status")
@@ -268,7 +238,7 @@ def specimens(
             count=count,
         )
         codes = [s.code for s in made]
-    emit_json(codes) if as_json else typer.echo("\n".join(codes))
+    emit(codes, as_json=as_json, text="\n".join(codes))
 
 
 @models_app.command("list")
@@ -284,10 +254,8 @@ def list_models(
     """Models with their site, newest passage and QC."""
     with unit_of_work() as session:
         rows = models_metrics.model_rows(session, donor_code=donor, status=status_filter, kind=kind)
-    if as_json:
-        emit_json(rows)
-    else:
-        emit_table(rows, ["code", "kind", "status", "donor", "region", "site", "source", "passage", "qc"])
+    columns = ["code", "kind", "status", "donor", "region", "site", "source", "passage", "qc"]
+    emit(rows, as_json=as_json, columns=columns)
 
 
 @models_app.command("show")
@@ -295,11 +263,10 @@ def list_models(
 def show(model: Annotated[str, typer.Argument(help="Model code.")], as_json: JsonOption = False) -> None:
     """A model and its lineage: donor → lesion → region → source specimen → model → passage tree."""
     with unit_of_work() as session:
-        detail = derived.model_detail(session, model)
+        detail = models_metrics.model_detail(session, model)
+    emit(detail, as_json=as_json, skip=("passage_tree", "qc_requirements"))
     if as_json:
-        emit_json(detail)
         return
-    emit_mapping(detail, skip=("passage_tree", "qc_requirements"))
     typer.echo(
         "qc_requirements  "
         + (
@@ -308,7 +275,7 @@ def show(model: Annotated[str, typer.Argument(help="Model code.")], as_json: Jso
         )
     )
     typer.echo("")
-    for line in derived.lineage_lines(detail):
+    for line in models_metrics.lineage_lines(detail):
         typer.echo(line)
 
 
@@ -363,9 +330,6 @@ def export(
         "files": [str(p) for p in paths],
         "excluded": [{"model": m, "reason": r} for m, r in result.excluded],
     }
-    if as_json:
-        emit_json(data)
-        return
-    typer.echo(f"{len(result.models)} model(s) written to {output}")
-    for code, reason in result.excluded:
-        typer.echo(f"left out {code}: {reason}")
+    lines = [f"{len(result.models)} model(s) written to {output}"]
+    lines += [f"left out {code}: {reason}" for code, reason in result.excluded]
+    emit(data, as_json=as_json, text="\n".join(lines))

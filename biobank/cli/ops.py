@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from biobank.cli.common import JsonOption, emit_json, emit_table
+from biobank.cli.common import JsonOption, emit
 from biobank.db import backup as backup_module
 from biobank.db.engine import get_engine
 
@@ -25,10 +25,8 @@ def backup(
     result = backup_module.backup(get_engine(), file, overwrite=overwrite)
     data = {"file": str(result.path), "backend": result.backend, "bytes": result.bytes, "tables": result.tables,
             "database": _url()}
-    if as_json:
-        emit_json(data)
-    else:
-        typer.echo(f"backup written: {result.path} ({result.bytes:,} bytes, {result.tables} tables, {result.backend})")
+    emit(data, as_json=as_json,
+         text=f"backup written: {result.path} ({result.bytes:,} bytes, {result.tables} tables, {result.backend})")
 
 
 def restore(
@@ -40,15 +38,14 @@ def restore(
     counts = backup_module.table_counts(get_engine())
     data = {"file": str(result.path), "backend": result.backend, "tables": result.tables, "rows": counts,
             "database": _url()}
-    if as_json:
-        emit_json(data)
-        return
-    typer.echo(f"restored {result.path} into {data['database']}: {result.tables} tables, {sum(counts.values()):,} rows")
-    typer.echo("next: 'biobank db upgrade' if this release has newer migrations than the backup")
+    emit(data, as_json=as_json, text=(
+        f"restored {result.path} into {data['database']}: {result.tables} tables, {sum(counts.values()):,} rows\n"
+        "next: 'biobank db upgrade' if this release has newer migrations than the backup"
+    ))
 
 
 def checksums(as_json: JsonOption = False) -> None:
     """Row count and SHA-256 of every table (compare a restored database with its source)."""
     sums = backup_module.table_checksums(get_engine())
     rows = [{"table": name, "rows": c.rows, "sha256": c.sha256} for name, c in sums.items()]
-    emit_json(rows) if as_json else emit_table(rows)
+    emit(rows, as_json=as_json)

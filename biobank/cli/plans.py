@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,13 +13,14 @@ from biobank.cli.common import (
     JsonOption,
     UserOption,
     acting_user,
+    emit,
     emit_json,
-    emit_mapping,
     emit_table,
     handle_errors,
     unit_of_work,
 )
 from biobank.exports import service as export_service
+from biobank.queries import plans as plan_reads
 from biobank.services import planning
 from biobank.services.plan_rules import PlanRulesError, Report
 
@@ -77,13 +80,13 @@ def plan_create(
             use_suggestion=suggest,
         )
         session.flush()
-        detail = planning.plan_detail(session, code)
-    if as_json:
-        emit_json(detail)
-    else:
-        typer.echo(
-            f"plan {code} created: {detail['specimens']} specimen(s) of {detail['donors']} donor(s); {detail['report_summary']}"
-        )
+        detail = plan_reads.plan_detail(session, code)
+    emit(
+        detail,
+        as_json=as_json,
+        text=f"plan {code} created: {detail['specimens']} specimen(s) of {detail['donors']} donor(s); "
+        f"{detail['report_summary']}",
+    )
 
 
 @plan_app.command("suggest")
@@ -149,7 +152,7 @@ def plan_include(
 ) -> None:
     """Add specimens to a draft (or change their role)."""
     with unit_of_work() as session:
-        detail = planning.plan_detail(session, code)
+        detail = plan_reads.plan_detail(session, code)
         current = [
             (r["specimen_code"], r["role"], r["reason"])
             for r in detail["specimens_detail"]
@@ -173,7 +176,7 @@ def plan_exclude(
 ) -> None:
     """Take specimens out of a draft (kept as excluded rows: the change is audited)."""
     with unit_of_work() as session:
-        detail = planning.plan_detail(session, code)
+        detail = plan_reads.plan_detail(session, code)
         current = [
             (r["specimen_code"], r["role"], r["reason"])
             for r in detail["specimens_detail"]
@@ -188,10 +191,9 @@ def plan_exclude(
 def plan_list(as_json: JsonOption = False) -> None:
     """Every plan with its status and counts."""
     with unit_of_work() as session:
-        rows = planning.list_plans(session)
-    emit_json(rows) if as_json else emit_table(
-        rows, ["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"]
-    )
+        rows = plan_reads.list_plans(session)
+    columns = ["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"]
+    emit(rows, as_json=as_json, columns=columns)
 
 
 @plan_app.command("show")
@@ -199,11 +201,10 @@ def plan_list(as_json: JsonOption = False) -> None:
 def plan_show(code: Annotated[str, typer.Argument(help="Plan code.")], as_json: JsonOption = False) -> None:
     """A plan: its specimens with role and reason, and its rule report."""
     with unit_of_work() as session:
-        detail = planning.plan_detail(session, code)
+        detail = plan_reads.plan_detail(session, code)
+    emit(detail, as_json=as_json)
     if as_json:
-        emit_json(detail)
         return
-    emit_mapping(detail)
     typer.echo("")
     emit_table(
         detail["specimens_detail"],
@@ -256,117 +257,55 @@ SpecimenOption = Annotated[
     list[str] | None, typer.Option("--specimen", "-s", help="Specimen code (repeat for several).")
 ]
 
+FastqDirOption = Annotated[
+    Path | None, typer.Option(help="Fill lane,fastq_1,fastq_2 from the FASTQ files here.")
+]
+ConipherOption = Annotated[bool, typer.Option(help="CONIPHER's columns (CASE_ID, SAMPLE, ACF) instead.")]
+IdentifiedOption = Annotated[bool, typer.Option(help="Keep absolute times (not de-identified).")]
 
-@export_app.command("sarek")
-@handle_errors
-def export_sarek(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    fastq_dir: Annotated[
-        Path | None, typer.Option(help="Fill lane,fastq_1,fastq_2 from the FASTQ files here.")
-    ] = None,
-    assay: AssayOption = "wgs",
-    user: UserOption = None,
-) -> None:
-    """nf-core/sarek samplesheet, validated by sarek's schema and cross-row rules."""
-    _export("sarek", output, plan, donor, specimen, user, assay=assay, fastq_dir=fastq_dir)
+#: Options only some targets take, as (parameter, annotation, default). They come after --specimen, then
+#: --assay for a sequencing target, then --user; a target not named here takes only those common options.
+TARGET_OPTIONS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
+    "sarek": (("fastq_dir", FastqDirOption, None),),
+    "clonal": (("conipher", ConipherOption, False),),
+    "tables": (("identified", IdentifiedOption, False),),
+}
 
 
-@export_app.command("clonal")
-@handle_errors
-def export_clonal(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    conipher: Annotated[
-        bool, typer.Option(help="CONIPHER's columns (CASE_ID, SAMPLE, ACF) instead.")
-    ] = False,
-    assay: AssayOption = "wgs",
-    user: UserOption = None,
-) -> None:
-    """Sample table for clonal deconvolution (PyClone-VI tumour_content, site, site category)."""
-    _export("clonal", output, plan, donor, specimen, user, assay=assay, conipher=conipher)
+def export_command(target: str) -> Callable[..., None]:
+    """The ``biobank export TARGET`` command: its help is the target's description in the export registry, its
+    options --output, --plan, --donor, --specimen, the target's own (:data:`TARGET_OPTIONS`), --assay for a
+    sequencing target, and --user."""
+    options: list[tuple[str, Any, Any]] = [
+        ("output", OutputOption, inspect.Parameter.empty),
+        ("plan", PlanOption, None),
+        ("donor", DonorOption, None),
+        ("specimen", SpecimenOption, None),
+        *TARGET_OPTIONS.get(target, ()),
+    ]
+    if target in export_service.SEQUENCING_TARGETS:
+        options.append(("assay", AssayOption, "wgs"))
+    options.append(("user", UserOption, None))
+
+    def command(
+        output: Path,
+        plan: str | None = None,
+        donor: list[str] | None = None,
+        specimen: list[str] | None = None,
+        user: str | None = None,
+        **extra: Any,
+    ) -> None:
+        _export(target, output, plan, donor, specimen, user, **extra)
+
+    # Typer reads the options from the signature and the help from the docstring.
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter(name, kind, default=d, annotation=a) for name, a, d in options]
+    command.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]  # Typer reads __signature__ to build the options
+    command.__annotations__ = {name: annotation for name, annotation, _ in options} | {"return": None}
+    command.__name__ = command.__qualname__ = f"export_{target}"
+    command.__doc__ = export_service.DESCRIPTIONS[target]
+    return handle_errors(command)
 
 
-@export_app.command("machina")
-@handle_errors
-def export_machina(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    assay: AssayOption = "wgs",
-    user: UserOption = None,
-) -> None:
-    """MACHINA leaf labelling per donor (and the -p primary) into a folder."""
-    _export("machina", output, plan, donor, specimen, user, assay=assay)
-
-
-@export_app.command("metient")
-@handle_errors
-def export_metient(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    assay: AssayOption = "wgs",
-    user: UserOption = None,
-) -> None:
-    """Metient sample/site table (anatomical_site_label, site_category)."""
-    _export("metient", output, plan, donor, specimen, user, assay=assay)
-
-
-@export_app.command("cbioportal")
-@handle_errors
-def export_cbioportal(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    user: UserOption = None,
-) -> None:
-    """cBioPortal study folder (meta files, clinical patient and sample files)."""
-    _export("cbioportal", output, plan, donor, specimen, user)
-
-
-@export_app.command("phenopackets")
-@handle_errors
-def export_phenopackets(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    user: UserOption = None,
-) -> None:
-    """GA4GH Phenopacket v2 JSON per donor into a folder."""
-    _export("phenopackets", output, plan, donor, specimen, user)
-
-
-@export_app.command("fhir")
-@handle_errors
-def export_fhir(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    user: UserOption = None,
-) -> None:
-    """HL7 FHIR Bundle of Patient and Specimen resources (MIABIS-on-FHIR codes)."""
-    _export("fhir", output, plan, donor, specimen, user)
-
-
-@export_app.command("tables")
-@handle_errors
-def export_tables(
-    output: OutputOption,
-    plan: PlanOption = None,
-    donor: DonorOption = None,
-    specimen: SpecimenOption = None,
-    identified: Annotated[bool, typer.Option(help="Keep absolute times (not de-identified).")] = False,
-    user: UserOption = None,
-) -> None:
-    """Every entity as CSV, Parquet and Excel with a data dictionary (the whole cohort when nothing is chosen)."""
-    _export("tables", output, plan, donor, specimen, user, identified=identified)
+for _target in export_service.TARGETS:
+    export_app.command(_target)(export_command(_target))

@@ -11,8 +11,8 @@ from biobank.cli.common import (
     JsonOption,
     UserOption,
     acting_user,
+    emit,
     emit_json,
-    emit_mapping,
     emit_table,
     fail,
     handle_errors,
@@ -20,6 +20,8 @@ from biobank.cli.common import (
 )
 from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
 from biobank.domain.vocab import FORMAT_ABBREVIATION, StorageFormat
+from biobank.queries import distribution as order_reads
+from biobank.queries import storage as storage_reads
 from biobank.services import distribution as orders
 from biobank.services import storage
 
@@ -57,7 +59,7 @@ def storage_kinds(as_json: JsonOption = False) -> None:
         }
         for s in KINDS.values()
     ]
-    emit_json(rows) if as_json else emit_table(rows)
+    emit(rows, as_json=as_json)
 
 
 @storage_app.command("add")
@@ -73,8 +75,8 @@ def storage_add(
     with unit_of_work() as session:
         container = storage.add_container(session, actor=acting_user(session, user), code=code, kind=kind,
                                           parent_code=parent, name=name)
-        where = storage.path_of(session, container)
-        temperature = storage.temperature_of_container(session, container)
+        where = storage_reads.path_of(session, container)
+        temperature = storage_reads.temperature_of_container(session, container)
     typer.echo(f"container {code} added: {where}" + (f" ({temperature})" if temperature else ""))
 
 
@@ -83,7 +85,7 @@ def storage_add(
 def storage_tree(as_json: JsonOption = False) -> None:
     """The container tree with temperature and how full each box is."""
     with unit_of_work() as session:
-        rows = storage.tree(session)
+        rows = storage_reads.tree(session)
     if as_json:
         emit_json(rows)
         return
@@ -127,11 +129,11 @@ def storage_show(box: Annotated[str, typer.Argument(help="Box (or bag, drawer) c
     """A box drawn as a text grid (format abbreviations: SF snap-frozen, OC OCT, FF FFPE, RL RNAlater, VC viable,
     FZ frozen; '*' checked out, '.' free), then its specimens."""
     with unit_of_work() as session:
-        view = storage.box_view(session, box)
+        view = storage_reads.box_view(session, box)
     if as_json:
         emit_json(view)
         return
-    temperature = TEMPERATURE_LABEL.get(view["temperature"], view["temperature"] or "no temperature class")  # type: ignore[call-overload]
+    temperature = TEMPERATURE_LABEL.get(view["temperature"], view["temperature"] or "no temperature class")
     fill = f"{view['occupied']}/{view['capacity']}" if view["capacity"] else str(view["occupied"])
     typer.echo(f"{view['path']}  ({view['kind']}, {temperature}, {fill} occupied)")
     if not view["holds_specimens"]:
@@ -206,7 +208,7 @@ def storage_move(
             if at:
                 raise fail("--at applies to specimens; a container moves into a parent")
             container = storage.move_container(session, actor=actor, code=code, parent_code=to, when=_aware(when))
-            message = f"container {code} moved: {storage.path_of(session, container)}"
+            message = f"container {code} moved: {storage_reads.path_of(session, container)}"
         else:
             placement = storage.move_specimen(session, actor=actor, code=code, box_code=to, at=at, when=_aware(when))
             message = f"{code} moved to {placement.location}" + (f" (warning: {placement.warning})" if placement.warning else "")
@@ -218,8 +220,8 @@ def storage_move(
 def storage_find(code: str, as_json: JsonOption = False) -> None:
     """Where a specimen is (box and position, temperature, whether it is checked out)."""
     with unit_of_work() as session:
-        data = storage.find(session, code)
-    emit_json(data) if as_json else emit_mapping(data)
+        data = storage_reads.find(session, code)
+    emit(data, as_json=as_json)
 
 
 @storage_app.command("checkout")
@@ -250,7 +252,7 @@ def storage_return(
     with unit_of_work() as session:
         storage.return_specimen(session, actor=acting_user(session, user), code=code, kept_frozen=kept_frozen,
                                 when=_aware(when), note=note)
-        data = storage.find(session, code)
+        data = storage_reads.find(session, code)
         count = storage.get_specimen(session, code).freeze_thaw_count
     typer.echo(f"{code} returned to {data.get('location')} (freeze-thaw count {count})")
 
@@ -260,8 +262,8 @@ def storage_return(
 def storage_checkouts(as_json: JsonOption = False) -> None:
     """Everything checked out now, oldest first, with hours out."""
     with unit_of_work() as session:
-        rows = storage.checkouts(session)
-    emit_json(rows) if as_json else emit_table(rows, ["code", "checked_out_by", "checked_out_at", "hours_out", "overdue", "from"])
+        rows = storage_reads.checkouts(session)
+    emit(rows, as_json=as_json, columns=["code", "checked_out_by", "checked_out_at", "hours_out", "overdue", "from"])
 
 
 @storage_app.command("overdue")
@@ -269,8 +271,8 @@ def storage_checkouts(as_json: JsonOption = False) -> None:
 def storage_overdue(as_json: JsonOption = False) -> None:
     """Check-outs not returned within BIOBANK_CHECKOUT_OVERDUE_HOURS (24 by default)."""
     with unit_of_work() as session:
-        rows = storage.overdue(session)
-    emit_json(rows) if as_json else emit_table(rows, ["code", "checked_out_by", "checked_out_at", "hours_out", "from", "purpose"])
+        rows = storage_reads.overdue(session)
+    emit(rows, as_json=as_json, columns=["code", "checked_out_by", "checked_out_at", "hours_out", "from", "purpose"])
 
 
 # --- distribution -------------------------------------------------------------------------------------------------
@@ -384,8 +386,9 @@ def distribution_cancel(order: str, user: UserOption = None) -> None:
 def distribution_list(as_json: JsonOption = False) -> None:
     """Every order with its state."""
     with unit_of_work() as session:
-        rows = orders.order_rows(session)
-    emit_json(rows) if as_json else emit_table(rows, ["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at"])
+        rows = order_reads.order_rows(session)
+    emit(rows, as_json=as_json,
+         columns=["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at"])
 
 
 @distribution_app.command("show")
@@ -393,10 +396,9 @@ def distribution_list(as_json: JsonOption = False) -> None:
 def distribution_show(order: str, as_json: JsonOption = False) -> None:
     """One order with its items."""
     with unit_of_work() as session:
-        data = orders.order_detail(session, order)
+        data = order_reads.order_detail(session, order)
+    emit(data, as_json=as_json)
     if as_json:
-        emit_json(data)
         return
-    emit_mapping(data)
     typer.echo("")
     emit_table(data["items"])

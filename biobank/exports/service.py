@@ -46,6 +46,20 @@ from biobank.services.plan_rules import PlanRulesError, run_rules
 SEQUENCING_TARGETS = ("sarek", "clonal", "machina", "metient")
 EXCHANGE_TARGETS = ("cbioportal", "phenopackets", "fhir", "tables")
 TARGETS = SEQUENCING_TARGETS + EXCHANGE_TARGETS
+#: What each target writes, one sentence: the help of its ``biobank export TARGET`` command (each has one).
+DESCRIPTIONS = {
+    "sarek": "nf-core/sarek samplesheet, validated by sarek's schema and cross-row rules.",
+    "clonal": "Sample table for clonal deconvolution (PyClone-VI tumour_content, site, site category).",
+    "machina": "MACHINA leaf labelling per donor (and the -p primary) into a folder.",
+    "metient": "Metient sample/site table (anatomical_site_label, site_category).",
+    "cbioportal": "cBioPortal study folder (meta files, clinical patient and sample files).",
+    "phenopackets": "GA4GH Phenopacket v2 JSON per donor into a folder.",
+    "fhir": "HL7 FHIR Bundle of Patient and Specimen resources (MIABIS-on-FHIR codes).",
+    "tables": (
+        "Every entity as CSV, Parquet and Excel with a data dictionary "
+        "(the whole cohort when nothing is chosen)."
+    ),
+}
 #: Targets written as one file (the others are folders).
 SINGLE_FILE = {
     "sarek": "samplesheet.csv",
@@ -278,6 +292,7 @@ def zip_files(files: dict[str, bytes], folder: str) -> bytes:
 
 
 __all__ = [
+    "DESCRIPTIONS",
     "EXCHANGE_TARGETS",
     "SEQUENCING_TARGETS",
     "SINGLE_FILE",
