@@ -13,7 +13,7 @@ from sqlmodel import Session
 from biobank.config import get_settings
 from biobank.db.engine import dispose_engines, make_engine
 from biobank.models import User
-from tests.dbtools import BACKENDS, POSTGRES_URL, Templates, fresh_database
+from tests.support.dbtools import BACKENDS, POSTGRES_URL, Templates, fresh_database
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db.engine import session_scope
-from tests.models_fixtures import donor_with_material
+from tests.support.models_fixtures import donor_with_material
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from biobank.db.engine import session_scope
 from biobank.demo.cohort import load_demo
-from tests.apptest import assert_no_exception, make_app
+from tests.support.apptest import assert_no_exception, make_app
 
 
 def test_home_page_renders_on_an_empty_database(db_url, viewer):

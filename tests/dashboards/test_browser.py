@@ -21,9 +21,9 @@ from sqlmodel import Session, func, select
 from biobank.db.engine import make_engine, session_scope
 from biobank.demo.cohort import load_demo
 from biobank.models import Autopsy, Lesion, SamplingSite
-from tests.dbtools import migrate
+from tests.support.dbtools import migrate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [

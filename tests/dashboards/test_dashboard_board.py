@@ -12,7 +12,8 @@ from biobank.db.engine import session_scope
 from biobank.models import AuditLog, SamplingSite, Specimen
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
-from tests.apptest import assert_no_exception, make_app
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from tests.support.apptest import assert_no_exception, make_app
 
 DONE = ":green[:material/check_circle:]"
 TODO = ":orange[:material/radio_button_unchecked:]"
@@ -23,12 +24,11 @@ def running_case(engine, tech):
     """A case started three hours after a death 7 h ago (past the 6 h target), one liver metastasis."""
     death = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=7)
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0100", sex="female", primary_diagnosis="Breast carcinoma")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0100", sex="female", primary_diagnosis="Breast carcinoma"))
         donors.record_consent(session, actor=tech, donor_code="RA-0100", given_by="donor",
                               consented_on=(death - timedelta(days=40)).date(), scopes={"research_use"})
-        collection.open_autopsy(session, actor=tech, donor_code="RA-0100", case_code="RAP-T-100", death_at=death,
-                                start_at=death + timedelta(hours=3))
-        collection.add_lesion(session, actor=tech, donor_code="RA-0100", code="L01", site_code="LIVER", kind="metastasis")
+        collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0100", case_code="RAP-T-100", death_at=death, start_at=death + timedelta(hours=3)))
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0100", code="L01", site_code="LIVER", kind="metastasis"))
     return death
 
 
@@ -70,10 +70,8 @@ def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, eng
 
 def test_switching_lesion_offers_that_lesions_next_label_and_records_into_it(db_url, engine, running_case, tech):
     with session_scope(engine) as session:
-        collection.add_lesion(session, actor=tech, donor_code="RA-0100", code="L02", site_code="LUNG", kind="metastasis")
-        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
-                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
-                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0100", code="L02", site_code="LUNG", kind="metastasis"))
+        collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     at = board(db_url, "tech")
     assert at.text_input(key="board_label_L01_0").value == "B"
     at.selectbox(key="board_lesion").set_value("L02").run()
@@ -89,9 +87,7 @@ def test_switching_lesion_offers_that_lesions_next_label_and_records_into_it(db_
 
 def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url, engine, running_case, tech):
     with session_scope(engine) as session:
-        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
-                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
-                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+        collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     at = board(db_url, "tech")
     at.text_input(key="board_label_L01_0").set_value("A")
     at.form_submit_button(key="board_submit_0").click().run()
@@ -113,9 +109,7 @@ def test_germline_blood_from_the_board_clears_its_checklist_item(db_url, engine,
 
 def test_a_correction_from_the_board_is_audited_with_its_reason(db_url, engine, running_case, tech):
     with session_scope(engine) as session:
-        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
-                                  lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4),
-                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+        collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     at = board(db_url, "tech")
     at.selectbox(key="board_correct_code").set_value("RA0100-L01A-SF1")
     at.selectbox(key="board_correct_field").set_value("quantity")

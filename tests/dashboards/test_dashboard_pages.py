@@ -14,9 +14,10 @@ from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import RegionCollect
 from dashboards.shell.navigation import ALL_ROLES, PAGES
-from tests.apptest import APP, assert_no_exception, make_app
-from tests.dbtools import snapshot
+from tests.support.apptest import APP, assert_no_exception, make_app
+from tests.support.dbtools import snapshot
 
 USERS = {"technician": "tech", "pi": "pi", "admin": "admin", "viewer": "viewer"}
 
@@ -68,8 +69,7 @@ def test_the_services_refuse_a_viewers_write_and_change_nothing(engine, demo):
     before = snapshot(engine)
     with pytest.raises(PermissionDeniedError, match="viewer"), session_scope(engine) as session:
         viewer = session.exec(select(User).where(User.username == "viewer")).one()
-        collection.collect_region(session, actor=viewer, case_code=case_code, kind="germline_blood", site_code="BLOOD",
-                                  excised_at=excised, formats=[FormatRequest("frozen", 1000, "ul")])
+        collection.collect_region(session, actor=viewer, data=RegionCollect(case_code=case_code, kind="germline_blood", site_code="BLOOD", excised_at=excised, formats=[FormatRequest("frozen", 1000, "ul")]))
     assert snapshot(engine) == before
 
 

@@ -9,7 +9,7 @@ import pytest
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
 from biobank.services import auth, users
-from tests.apptest import assert_no_exception, make_app
+from tests.support.apptest import assert_no_exception, make_app
 
 
 @pytest.fixture

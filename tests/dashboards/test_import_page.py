@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from biobank.models import User
-from tests.apptest import assert_no_exception, make_app
+from tests.support.apptest import assert_no_exception, make_app
 
 
 def test_paste_preview_errors_then_fix_and_import(db_url: str, engine: Engine, tech: User) -> None:

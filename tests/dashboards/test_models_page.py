@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import date
 
 from biobank.db.engine import session_scope
+from biobank.queries import derived as derived_reads
 from biobank.services import derived
-from tests.apptest import assert_no_exception, make_app
-from tests.models_fixtures import donor_with_material
+from biobank.services.inputs import ModelCreate, PassageCreate
+from tests.support.apptest import assert_no_exception, make_app
+from tests.support.models_fixtures import donor_with_material
 
 
 def _model(engine, tech, death) -> str:
     with session_scope(engine) as session:
         made = donor_with_material(session, tech, death)
-        model = derived.create_model(session, actor=tech, source_code=made["L02-fresh"].code, kind="organoid",
-                                     initiated_on=date(2026, 3, 15), matrix="matrigel_bme")
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=date(2026, 3, 15))
+        model = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=date(2026, 3, 15), matrix="matrigel_bme"))
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=date(2026, 3, 15)))
         return model.code
 
 
@@ -53,4 +54,4 @@ def test_technician_records_a_passage_from_the_page(db_url, engine, tech, death)
     assert_no_exception(at)
     assert any("passage P1 recorded" in s.value for s in at.success), [e.value for e in at.error]
     with session_scope(engine) as session:
-        assert derived.model_detail(session, code)["newest_passage"] == "P1"
+        assert derived_reads.model_detail(session, code)["newest_passage"] == "P1"

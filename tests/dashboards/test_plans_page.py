@@ -6,8 +6,8 @@ from sqlmodel import Session
 
 from biobank.db.engine import session_scope
 from biobank.demo.cohort import load_demo
-from biobank.services import planning
-from tests.apptest import assert_no_exception, make_app
+from biobank.queries import plans as plan_reads
+from tests.support.apptest import assert_no_exception, make_app
 
 
 def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
@@ -28,7 +28,7 @@ def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
     save.click().run()
     assert_no_exception(at)
     with Session(engine) as session:
-        detail = planning.plan_detail(session, "WGS-UI-1")
+        detail = plan_reads.plan_detail(session, "WGS-UI-1")
     assert detail["status"] == "draft" and detail["specimens"] >= 3
 
     at.selectbox(key="planner_plan").select("WGS-UI-1").run()
@@ -36,7 +36,7 @@ def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
     at.button(key="planner_approve").click().run()
     assert_no_exception(at)
     with Session(engine) as session:
-        assert planning.plan_detail(session, "WGS-UI-1")["status"] == "approved"
+        assert plan_reads.plan_detail(session, "WGS-UI-1")["status"] == "approved"
     downloads = at.get("download_button")
     assert len(downloads) >= 6
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from biobank.db.engine import session_scope
 from biobank.services import distribution, storage
 from biobank.services import specimens as specimen_service
-from tests.apptest import assert_no_exception, make_app
-from tests.storage_factory import by_format, donor_with_region, lab
+from tests.support.apptest import assert_no_exception, make_app
+from tests.support.storage_factory import by_format, donor_with_region, lab
 
 
 def _stocked(engine, tech):

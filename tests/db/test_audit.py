@@ -10,11 +10,12 @@ from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Donor
 from biobank.services import donors
+from biobank.services.inputs import DonorCreate
 
 
 def test_inserts_and_updates_are_audited_with_user_and_changed_fields(engine, tech, admin):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001", sex="female")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001", sex="female"))
     from datetime import UTC, datetime
 
     with session_scope(engine) as session:
@@ -33,8 +34,8 @@ def test_inserts_and_updates_are_audited_with_user_and_changed_fields(engine, te
 
 def test_a_failed_operation_leaves_no_audit_rows(engine, tech):
     with pytest.raises(ValidationError), session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
-        donors.register_donor(session, actor=tech, code="not a code")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="not a code"))
     with Session(engine) as session:
         assert session.exec(select(AuditLog).where(AuditLog.table_name == "donor")).all() == []
 
@@ -55,7 +56,7 @@ def test_password_hashes_never_reach_the_audit_log(engine, admin):
 @pytest.mark.parametrize("statement", ["update", "delete"])
 def test_the_audit_log_cannot_be_changed_or_deleted(engine, tech, statement):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
     query = update(AuditLog).values(user_id=None) if statement == "update" else delete(AuditLog)
     with pytest.raises(BiobankError, match=f"tg_audit_log_no_{statement}"), session_scope(engine) as session:
         session.execute(query)
@@ -64,7 +65,7 @@ def test_the_audit_log_cannot_be_changed_or_deleted(engine, tech, statement):
 
 
 def test_the_custody_chain_is_append_only(engine, tech):
-    from tests.factories import collect, make_case
+    from tests.support.factories import collect, make_case
 
     make_case(engine, tech)
     collect(engine, tech)
@@ -77,6 +78,6 @@ def test_the_custody_chain_is_append_only(engine, tech):
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_truncating_the_audit_log_is_refused_on_postgresql(engine, tech):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
     with pytest.raises(BiobankError, match="tg_audit_log_no_truncate"), session_scope(engine) as session:
         session.execute(text("TRUNCATE audit_log"))

@@ -11,6 +11,7 @@ from biobank.db.engine import session_scope
 from biobank.models import CustodyEvent, Donor, Specimen
 from biobank.queries import core as queries
 from biobank.services import donors, specimens
+from biobank.services.inputs import DonorCreate
 
 
 def test_a_small_synthetic_cohort_loads_under_every_rule_and_the_services_work_on_it(engine, tech):
@@ -34,7 +35,7 @@ def test_a_small_synthetic_cohort_loads_under_every_rule_and_the_services_work_o
     with session_scope(engine) as session:
         made = specimens.aliquot(session, actor=tech, parent_code=parent, portions=[5])
         assert made[0].code == f"{parent}.1"
-        donors.register_donor(session, actor=tech, code="RA-9999")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-9999"))
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Donor)).one() == 4
 

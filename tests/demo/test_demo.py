@@ -32,7 +32,7 @@ def _counts(engine) -> dict[str, object]:
 
 def test_the_demo_loads_twice_from_scratch_to_the_same_rows(templates, tmp_path, backend):
     from biobank.db.engine import make_engine
-    from tests.dbtools import fresh_database
+    from tests.support.dbtools import fresh_database
 
     results = []
     for _ in range(2):

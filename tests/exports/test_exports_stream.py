@@ -12,8 +12,8 @@ import pytest
 from biobank.db.engine import session_scope
 from biobank.exports.stream import SCHEMA, export_specimens_parquet
 from biobank.services import donors, specimens
-from tests.factories import collect, make_case
-from tests.test_security import PERSONAL
+from tests.resilience.test_security import PERSONAL
+from tests.support.factories import collect, make_case
 
 
 @pytest.fixture

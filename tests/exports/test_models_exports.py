@@ -11,7 +11,8 @@ from biobank.db.engine import session_scope
 from biobank.domain.errors import ConsentError
 from biobank.exports import cancermodels as cm
 from biobank.services import derived, donors
-from tests.models_fixtures import donor_with_material
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+from tests.support.models_fixtures import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -35,22 +36,14 @@ EXPECTED = {
 def models(engine, tech, death):
     with session_scope(engine) as session:
         made = donor_with_material(session, tech, death)
-        pdx = derived.create_model(session, actor=tech, source_code=made["L01-viable_cryo"].code, kind="pdx",
-                                   initiated_on=DAY0, host_strain_name="NSG",
-                                   host_strain_nomenclature="NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ",
-                                   engraftment_site="mammary fat pad", engraftment_type="orthotopic",
-                                   tumour_preparation="fragment")
-        org = derived.create_model(session, actor=tech, source_code=made["L02-fresh"].code, kind="organoid",
-                                   initiated_on=DAY0, medium="organoid medium", matrix="matrigel_bme",
-                                   growth_properties="embedded_3d")
-        young = derived.create_model(session, actor=tech, source_code=made["L02-fresh"].code, kind="organoid", initiated_on=DAY0)
+        pdx = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L01-viable_cryo"].code, kind="pdx", initiated_on=DAY0, host_strain_name="NSG", host_strain_nomenclature="NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ", engraftment_site="mammary fat pad", engraftment_type="orthotopic", tumour_preparation="fragment"))
+        org = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=DAY0, medium="organoid medium", matrix="matrigel_bme", growth_properties="embedded_3d"))
+        young = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=DAY0))
         for model in (pdx, org):
             derived.set_status(session, actor=tech, model_code=model.code, status="growing", on=DAY0)
-            derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0)
-            derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=30), parent_label="P0")
-            derived.record_model_qc(session, actor=tech, model_code=model.code, passage_label="P1", tested_on=DAY0 + timedelta(days=40),
-                                    identity_method="STR", identity_match_pct=94, mycoplasma="negative",
-                                    histology_concordant=True, not_mouse_or_ebv_origin=True)
+            derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0))
+            derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=30), parent_label="P0"))
+            derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=model.code, passage_label="P1", tested_on=DAY0 + timedelta(days=40), identity_method="STR", identity_match_pct=94, mycoplasma="negative", histology_concordant=True, not_mouse_or_ebv_origin=True))
             derived.set_status(session, actor=tech, model_code=model.code, status="established", on=DAY0 + timedelta(days=45))
         return pdx.code, org.code, young.code
 

@@ -17,9 +17,9 @@ from biobank.db import bulk
 from biobank.db.engine import UTCDateTime, make_engine, session_scope
 from biobank.models import AuditLog, User
 from biobank.models.audit import REDACTED
-from tests.dbtools import Templates, fresh_database
-from tests.factories import exported_demo, importer_of
-from tests.test_import_engine import do_import
+from tests.imports.test_import_engine import do_import
+from tests.support.dbtools import Templates, fresh_database
+from tests.support.factories import exported_demo, importer_of
 
 AWKWARD = ["plain", "tab\there", "new\nline", "back\\slash", "quote \" and ' both", "ünïcödé µl", "", "\\N", "[1, 2]",
            "null", "0.50", "1e3"]
@@ -181,7 +181,7 @@ def test_a_batch_split_file_keeps_its_order_and_in_file_parents_across_batches(
     """Batches of three rows (prepared on the helper thread while the previous one is written): parents named in an
     earlier batch, or earlier in the same batch, get their ids; ids follow the file's order."""
     from biobank.imports import engine as import_engine
-    from tests.factories import collect, make_case
+    from tests.support.factories import collect, make_case
 
     monkeypatch.setattr(import_engine, "WRITE_ROWS", 3)
     make_case(engine, tech)
@@ -210,8 +210,8 @@ def test_a_failure_while_preparing_a_later_batch_rolls_back_the_batches_already_
     written before it are rolled back with the rest: nothing half-written."""
     from biobank.domain.errors import BiobankError
     from biobank.imports import engine as import_engine
-    from tests.dbtools import snapshot
-    from tests.factories import collect, make_case
+    from tests.support.dbtools import snapshot
+    from tests.support.factories import collect, make_case
 
     monkeypatch.setattr(import_engine, "WRITE_ROWS", 2)
     calls = {"n": 0}

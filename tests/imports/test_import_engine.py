@@ -15,8 +15,8 @@ from biobank.domain.errors import PermissionDeniedError
 from biobank.imports.engine import errors_csv, run_import
 from biobank.models import User
 from tests.conftest import DEATH
-from tests.dbtools import Templates, fresh_database, snapshot
-from tests.factories import collect, exported_demo, importer_of, make_case
+from tests.support.dbtools import Templates, fresh_database, snapshot
+from tests.support.factories import collect, exported_demo, importer_of, make_case
 
 BOOKKEEPING = {"created_at", "created_by_id", "updated_at", "updated_by_id", "version"}
 TABLES = ("donor", "consent", "treatment_line", "autopsy", "lesion", "sampling_site", "specimen", "container",

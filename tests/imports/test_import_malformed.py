@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 from biobank.db.engine import session_scope
 from biobank.imports.engine import run_import
 from biobank.models import User
-from tests.dbtools import snapshot
-from tests.factories import collect, make_case
+from tests.support.dbtools import snapshot
+from tests.support.factories import collect, make_case
 
 HEADER = ["code", "parent_code", "donor_code", "sampling_site", "storage_format", "quantity", "collected_at",
           "stabilised_at", "tumour_cellularity_pct"]

@@ -11,10 +11,13 @@ from sqlalchemy.engine import Engine
 from biobank.db.engine import session_scope
 from biobank.imports.engine import ImportReport, run_import
 from biobank.models import User
+from biobank.queries import derived as derived_reads
+from biobank.queries import storage as storage_reads
 from biobank.services import derived, storage
-from tests.dbtools import snapshot
-from tests.models_fixtures import donor_with_material
-from tests.storage_factory import by_format, donor_with_region
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+from tests.support.dbtools import snapshot
+from tests.support.models_fixtures import donor_with_material
+from tests.support.storage_factory import by_format, donor_with_region
 
 LAYOUT = """code,kind,parent_code,name
 UH,site,,University Hospital
@@ -64,8 +67,8 @@ def test_a_freezer_layout_imports_with_grids_temperatures_and_parents_from_earli
     report = do_import(engine, tech, "containers", LAYOUT)
     assert report.ok and report.inserted == 8, report.errors
     with session_scope(engine) as session:
-        tree = {row["code"]: row for row in storage.tree(session)}
-        box = storage.box_view(session, "BOX1")
+        tree = {row["code"]: row for row in storage_reads.tree(session)}
+        box = storage_reads.box_view(session, "BOX1")
     assert tree["BOX1"]["path"] == "UH/LAB1/FRZ1/R1/BOX1" and tree["BOX1"]["temperature"] == "-60to-85"
     assert (box["rows"], box["cols"], box["capacity"]) == (9, 9, 81)
     assert tree["DRAWER1"]["temperature"] == "RT" and tree["FRZ1"]["name"] == "-80 upright"
@@ -104,7 +107,7 @@ def test_placements_store_specimens_with_a_custody_event_each(engine: Engine, te
     report = do_import(engine, tech, "placements", content)
     assert report.ok and report.inserted == 4, report.errors
     with session_scope(engine) as session:
-        found = {code: storage.find(session, code) for code in stocked.values() if code != stocked["fresh"]}
+        found = {code: storage_reads.find(session, code) for code in stocked.values() if code != stocked["fresh"]}
     assert found[stocked["snap_frozen"]]["location"] == "UH/LAB1/FRZ1/R1/BOX1:A1"
     assert found[stocked["oct"]]["position"] == "B2"
     assert found[stocked["viable_cryo"]]["location"] == "UH/LAB1/FRZ1/BAG1"
@@ -199,8 +202,8 @@ def test_models_with_passages_import_as_a_tree_with_custody_on_the_source(
     report = do_import(engine, tech, "passages", PASSAGES)
     assert report.ok and report.inserted == 6, report.errors
     with session_scope(engine) as session:
-        detail = derived.model_detail(session, "PDX-1")
-        organoid = derived.model_detail(session, "ORG-1")
+        detail = derived_reads.model_detail(session, "PDX-1")
+        organoid = derived_reads.model_detail(session, "ORG-1")
     assert detail["passages"] == 4 and detail["newest_passage"] == "P2-B"
     (p0,) = detail["passage_tree"]
     (p1,) = p0["children"]
@@ -271,8 +274,7 @@ def test_an_upsert_moves_a_model_only_along_allowed_status_changes_and_establish
     assert refused(engine, tech, "models", growing_to_cryobanked, mode="upsert") == {(2, "status")}
     assert refused(engine, tech, "models", established, mode="upsert") == {(2, "status")}
     with session_scope(engine) as session:
-        derived.record_model_qc(session, actor=tech, model_code="ORG-1", passage_label="P0", tested_on=date(2026, 4, 1),
-                                identity_method="STR", identity_match_pct=95, mycoplasma="negative")
+        derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code="ORG-1", passage_label="P0", tested_on=date(2026, 4, 1), identity_method="STR", identity_match_pct=95, mycoplasma="negative"))
     report = do_import(engine, tech, "models", established, mode="upsert")
     assert report.ok and report.updated == 1, report.errors
     with engine.connect() as conn:
@@ -289,15 +291,14 @@ def test_passage_specimens_import_links_each_to_its_passage_and_checks_the_rules
 
     from biobank.db.engine import session_scope
     from biobank.services import derived
-    from tests.dbtools import snapshot
-    from tests.models_fixtures import donor_with_material
-    from tests.test_import_engine import do_import
+    from tests.imports.test_import_engine import do_import
+    from tests.support.dbtools import snapshot
+    from tests.support.models_fixtures import donor_with_material
 
     with session_scope(engine) as session:
         made = donor_with_material(session, tech, death)
-        model = derived.create_model(session, actor=tech, source_code=made["L02-fresh"].code, kind="organoid",
-                                     initiated_on=date(2026, 3, 15), matrix="matrigel_bme")
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=date(2026, 3, 15))
+        model = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=date(2026, 3, 15), matrix="matrigel_bme"))
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=date(2026, 3, 15)))
         code, source = model.code, made["L02-fresh"].code
     header = "code,model_code,passage_label,material_type,storage_format,quantity,collected_at\n"
     before = snapshot(engine)

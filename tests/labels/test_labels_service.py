@@ -15,9 +15,10 @@ from biobank.labels import service
 from biobank.models import User
 from biobank.services import collection
 from biobank.services.collection import DEFAULT_REGION_FORMATS
+from biobank.services.inputs import RegionCollect
 from tests.conftest import DEATH
-from tests.factories import collect, make_case
-from tests.test_labels_render import decode_page
+from tests.labels.test_labels_render import decode_page
+from tests.support.factories import collect, make_case
 
 
 def scanned(pdf: bytes) -> list[str]:
@@ -52,8 +53,7 @@ def test_a_pre_printed_code_is_the_code_created_at_collection(engine: Engine, te
     assert sorted(scanned(pdf)) == sorted(codes)
     with session_scope(engine) as session:
         made = collection.collect_region(
-            session, actor=tech, case_code=case, kind="tumour_region", site_code="LIVER", lesion_code="L02",
-            region_label="B", excised_at=DEATH + timedelta(hours=3), formats=DEFAULT_REGION_FORMATS,
+            session, actor=tech, data=RegionCollect(case_code=case, kind="tumour_region", site_code="LIVER", lesion_code="L02", region_label="B", excised_at=DEATH + timedelta(hours=3), formats=DEFAULT_REGION_FORMATS),
         )
         collected = [s.code for s in made.specimens]
     assert collected == [code for code in codes if code.startswith("RA0001-L02B-")]

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from biobank.db.engine import make_engine
 from biobank.models import metadata
-from tests.dbtools import alembic_config as biobank_alembic_config
-from tests.dbtools import empty_database, snapshot
+from tests.support.dbtools import alembic_config as biobank_alembic_config
+from tests.support.dbtools import empty_database, snapshot
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -32,7 +32,7 @@ __all__ = [
 @pytest.fixture
 def alembic_config() -> dict[str, str]:
     """pytest-alembic's configuration: our alembic.ini, wherever pytest runs from."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return {"file": str(root / "alembic.ini"), "script_location": str(root / "migrations")}
 
 

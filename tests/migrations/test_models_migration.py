@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from biobank.db.engine import make_engine
-from tests.dbtools import alembic_config, empty_database, migrate
+from tests.support.dbtools import alembic_config, empty_database, migrate
 
 DEATH = datetime(2026, 1, 5, 3, 0, tzinfo=UTC).replace(tzinfo=None)
 

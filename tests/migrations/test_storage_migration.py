@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from biobank.models import metadata
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
-from tests.dbtools import alembic_config, empty_database, migrate
+from tests.support.dbtools import alembic_config, empty_database, migrate
 
 TABLES = [m.__tablename__ for m in (Container, SpecimenLocation, Checkout, DistributionOrder, DistributionItem)]
 

@@ -10,7 +10,8 @@ from biobank.config import get_settings
 from biobank.db.engine import session_scope
 from biobank.queries import derived as mm
 from biobank.services import derived
-from tests.models_fixtures import donor_with_material
+from biobank.services.inputs import ModelCreate, PassageCreate
+from tests.support.models_fixtures import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -32,15 +33,15 @@ def cohort(engine, tech, death, monkeypatch):
     def model(session, source, kind, **kw):
         if kind == "pdx":
             kw.setdefault("host_strain_name", "NSG")
-        return derived.create_model(session, actor=tech, source_code=source, kind=kind, initiated_on=DAY0, **kw).code
+        return derived.create_model(session, actor=tech, data=ModelCreate(source_code=source, kind=kind, initiated_on=DAY0, **kw)).code
 
     def passages(session, code, count, split=False):
         parent = None
         for n in range(count):
-            p = derived.record_passage(session, actor=tech, model_code=code, passaged_on=DAY0 + timedelta(days=7 * n), parent_label=parent)
+            p = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, passaged_on=DAY0 + timedelta(days=7 * n), parent_label=parent))
             parent = p.label
         if split:
-            derived.record_passage(session, actor=tech, model_code=code, passaged_on=DAY0 + timedelta(days=8), parent_label="P0")
+            derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, passaged_on=DAY0 + timedelta(days=8), parent_label="P0"))
 
     def status(session, code, *steps):
         for name, days in steps:

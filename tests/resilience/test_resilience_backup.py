@@ -22,11 +22,11 @@ from biobank.db import backup
 from biobank.db.engine import dispose_engines, make_engine, session_scope
 from biobank.domain.errors import ConflictError, ValidationError
 from biobank.services import donors, specimens
-from tests.dbtools import empty_database
-from tests.factories import collect, make_case
-from tests.workload import CUSTODY_PER_SPECIMEN, SPECIMENS_PER_REGION
+from tests.support.dbtools import empty_database
+from tests.support.factories import collect, make_case
+from tests.support.workload import CUSTODY_PER_SPECIMEN, SPECIMENS_PER_REGION
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WRITERS = (("L01", "BREAST"), ("L02", "LIVER"))
 
 
@@ -37,7 +37,7 @@ class Writer:
         self.lesion = lesion
         self.committed = 0
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.workload", "collect", "--url", db_url, "--lesion", lesion, "--site", site,
+            [sys.executable, "-m", "tests.support.workload", "collect", "--url", db_url, "--lesion", lesion, "--site", site,
              "--count", "2000"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )

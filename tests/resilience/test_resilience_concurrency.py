@@ -14,9 +14,9 @@ from sqlmodel import Session, select
 
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from biobank.services.collection import FormatRequest
-from tests.concurrency import Gang, Step, errors
 from tests.conftest import DEATH
-from tests.factories import H, collect, make_case
+from tests.support.concurrency import Gang, Step, errors
+from tests.support.factories import H, collect, make_case
 
 WORKERS = 8
 PARENT_MG = 60.0
@@ -124,7 +124,7 @@ def test_edits_from_the_same_stale_read_let_exactly_one_through(gang, engine, db
 def test_every_specimen_edit_path_moves_the_version_on(engine, tech, parents):
     """Aliquot, derive, QC, correction and disposal all bump the version a stale correction is checked against."""
     from biobank.db.engine import session_scope
-    from biobank.services import specimens
+    from biobank.services import specimens, storage
 
     code = parents[0]
     steps = [
@@ -133,7 +133,7 @@ def test_every_specimen_edit_path_moves_the_version_on(engine, tech, parents):
                                    parent_quantity_used=5),
         lambda s: specimens.record_qc(s, actor=tech, code=code, tumour_cellularity_pct=40),
         lambda s: specimens.correct_specimen(s, actor=tech, code=code, reason="typo", notes="fixed"),
-        lambda s: specimens.dispose(s, actor=tech, code=code, reason="thawed by accident"),
+        lambda s: storage.dispose(s, actor=tech, code=code, reason="thawed by accident"),
     ]
     for expected, step in enumerate(steps, start=2):
         with session_scope(engine) as session:

@@ -16,11 +16,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, func, select
 
 from biobank.models import AuditLog, CustodyEvent, SamplingSite, Specimen
-from tests.dbtools import snapshot
-from tests.factories import make_case
-from tests.workload import CUSTODY_PER_SPECIMEN, SPECIMENS_PER_REGION
+from tests.support.dbtools import snapshot
+from tests.support.factories import make_case
+from tests.support.workload import CUSTODY_PER_SPECIMEN, SPECIMENS_PER_REGION
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from biobank.cli import main; main()"]
 
 
@@ -37,7 +37,7 @@ def _kill(process: subprocess.Popen[str]) -> None:
 
 
 def _collect(db_url: str, count: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tests.workload", "collect", "--url", db_url, "--count", str(count), *extra]
+    return [sys.executable, "-m", "tests.support.workload", "collect", "--url", db_url, "--count", str(count), *extra]
 
 
 def _writing(db_url: str) -> bool:

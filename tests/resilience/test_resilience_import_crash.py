@@ -22,13 +22,13 @@ from sqlmodel import Session, func, select
 
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from tests.conftest import DEATH
-from tests.dbtools import snapshot
-from tests.factories import collect, make_case
-from tests.test_resilience_crash import _kill, _start, _writing
+from tests.resilience.test_resilience_crash import _kill, _start, _writing
+from tests.support.dbtools import snapshot
+from tests.support.factories import collect, make_case
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="needs Linux /proc")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from biobank.cli import main; main()"]
 ROWS = 20_000
 COLUMNS = ["code", "donor_code", "sampling_site", "storage_format", "quantity", "collected_at", "stabilised_at",

@@ -16,10 +16,10 @@ from sqlmodel import Session, func, select
 from biobank.db.engine import session_scope
 from biobank.models import AuditLog, Container, CustodyEvent, Specimen, SpecimenLocation
 from biobank.services.collection import FormatRequest
-from tests.concurrency import Gang, Step, errors
 from tests.conftest import DEATH
-from tests.factories import H, collect, make_case
-from tests.storage_factory import lab
+from tests.support.concurrency import Gang, Step, errors
+from tests.support.factories import H, collect, make_case
+from tests.support.storage_factory import lab
 
 WORKERS = 8
 BOXES = ("BOX1", "BOX2")  # two 9x9 boxes in the same -80 rack: 162 positions

@@ -21,9 +21,9 @@ from sqlmodel import SQLModel
 import biobank.services
 from biobank.db.engine import session_scope
 from biobank.domain.errors import PermissionDeniedError
-from tests.dbtools import snapshot
+from tests.support.dbtools import snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Public functions that take an ``actor`` but are helpers, never entry points; each says why it needs no role check.
 HELPERS: dict[str, str] = {
@@ -133,20 +133,21 @@ def test_the_personal_identifier_scan_would_catch_one():
 # ----------------------------------------------------------------------------------------- bound parameters
 
 #: Where SQL text may be assembled: DDL helpers and migrations build trigger DDL from code constants.
-SQL_BUILDERS_ALLOWED = {"biobank/ddl.py"}
+SQL_BUILDERS_ALLOWED = {"biobank/db/ddl.py"}
 #: Interpolated expressions that are identifiers or keywords chosen by code, never user data (file -> sources).
 SAFE_INTERPOLATIONS: dict[str, set[str]] = {
-    "biobank/db.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
+    "biobank/db/engine.py": {"mode"},  # BEGIN IMMEDIATE/DEFERRED from an execution option set in code
     # a database name quoted by the dialect's identifier preparer; a column list of psycopg sql.Identifier parts
     "benchmarks/synthetic.py": {"name", "column_list"},
     # the driver's placeholder ('?' or '%s') chosen from the dialect; JSON array positions (integers) of a batch;
     # the target table and its columns, from the metadata, quoted by the dialect's identifier preparer
-    "biobank/bulk.py": {"marker", "selected", "target"},
+    "biobank/db/bulk.py": {"marker", "selected", "target"},
     # a bulk insert's audit rows: a table and its columns from the SQLModel metadata, a WHERE chosen in code
     # (biobank.db.bulk.id_filter; the ids themselves are bound parameters)
-    "biobank/audit.py": {"changes", "table.name", "where"},
+    "biobank/models/audit.py": {"changes", "table.name", "where"},
     # the imported specimens' custody events: a WHERE chosen in code, the ids bound
-    "biobank/imports/kinds.py": {"where"},
+    "biobank/imports/kinds/specimens.py": {"where"},
+    "biobank/imports/kinds/derived.py": {"where"},
     # a scratch database name made from a uuid in the code
     "benchmarks/common.py": {"name", "make_url(url).database"},
     # a constant column list and a benchmark table/database name chosen in code

@@ -8,6 +8,7 @@ from biobank.db.engine import session_scope
 from biobank.services import collection, donors
 from biobank.services.checklist import CaseMaterial, LesionInfo, RegionInfo, case_material, checklist, missing
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
 
 
 def by_key(items):
@@ -70,16 +71,13 @@ def test_a_site_with_no_specimens_does_not_count():
 
 def test_case_material_reads_lesions_regions_formats_and_consent(engine, tech, death):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0100", sex="female")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0100", sex="female"))
         donors.record_consent(session, actor=tech, donor_code="RA-0100", given_by="donor",
                               consented_on=(death - timedelta(days=40)).date(),
                               scopes={"research_use", "model_derivation"})
-        collection.open_autopsy(session, actor=tech, donor_code="RA-0100", case_code="RAP-T-100", death_at=death,
-                                start_at=death + timedelta(hours=1))
-        collection.add_lesion(session, actor=tech, donor_code="RA-0100", code="L01", site_code="LIVER", kind="metastasis")
-        collection.collect_region(session, actor=tech, case_code="RAP-T-100", kind="tumour_region", site_code="LIVER",
-                                  lesion_code="L01", region_label="A", excised_at=death + timedelta(hours=2),
-                                  formats=[FormatRequest("snap_frozen", 50, "mg"), FormatRequest("viable_cryo", 100, "mg")])
+        collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0100", case_code="RAP-T-100", death_at=death, start_at=death + timedelta(hours=1)))
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0100", code="L01", site_code="LIVER", kind="metastasis"))
+        collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=death + timedelta(hours=2), formats=[FormatRequest("snap_frozen", 50, "mg"), FormatRequest("viable_cryo", 100, "mg")]))
     with session_scope(engine) as session:
         material = case_material(session, "RAP-T-100")
     assert material.model_consent

@@ -18,9 +18,10 @@ from biobank.domain.errors import (
 from biobank.models import CustodyEvent, SamplingSite, Specimen
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
 from tests.conftest import DEATH
-from tests.dbtools import assert_refused
-from tests.factories import H, collect, make_case
+from tests.support.dbtools import assert_refused
+from tests.support.factories import H, collect, make_case
 
 
 def test_one_region_becomes_all_its_specimens_with_readable_codes(engine, tech):
@@ -92,8 +93,7 @@ def test_each_collection_rule_refuses_and_leaves_the_database_unchanged(engine, 
 
     def action(session):
         collection.collect_region(
-            session, actor=tech, case_code="RAP-1", kind="tumour_region", site_code=args["site"], excised_at=excised,
-            formats=formats, lesion_code=args["lesion"], region_label=args["region"],
+            session, actor=tech, data=RegionCollect(case_code="RAP-1", kind="tumour_region", site_code=args["site"], excised_at=excised, formats=formats, lesion_code=args["lesion"], region_label=args["region"]),
         )
 
     assert_refused(engine, BiobankError, match, action)
@@ -111,9 +111,7 @@ def test_naive_times_areassert_refused(engine, tech):
 
     def action(session):
         collection.collect_region(
-            session, actor=tech, case_code="RAP-1", kind="tumour_region", site_code="LIVER",
-            excised_at=(DEATH + 3 * H).replace(tzinfo=None), formats=[FormatRequest("snap_frozen", 5, "mg")],
-            lesion_code="L02", region_label="A",
+            session, actor=tech, data=RegionCollect(case_code="RAP-1", kind="tumour_region", site_code="LIVER", excised_at=(DEATH + 3 * H).replace(tzinfo=None), formats=[FormatRequest("snap_frozen", 5, "mg")], lesion_code="L02", region_label="A"),
         )
 
     assert_refused(engine, ValidationError, "give a time zone", action)
@@ -156,10 +154,10 @@ def test_the_database_refuses_a_specimen_excised_before_death_whatever_the_entry
 )
 def test_impossible_autopsy_times_are_errors(engine, tech, times, match):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
 
     def action(session):
-        collection.open_autopsy(session, actor=tech, donor_code="RA-0001", case_code="RAP-1", death_at=DEATH, **times)
+        collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0001", case_code="RAP-1", death_at=DEATH, **times))
 
     assert_refused(engine, ValidationError, match, action)
 
@@ -198,9 +196,9 @@ def test_moving_death_after_collected_material_isassert_refused(engine, tech):
 
 def test_an_autopsy_cannot_be_collected_before_it_starts(engine, tech):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
-        collection.open_autopsy(session, actor=tech, donor_code="RA-0001", case_code="RAP-1", death_at=None)
-        collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="L01", site_code="LIVER", kind="metastasis")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
+        collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0001", case_code="RAP-1", death_at=None))
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L01", site_code="LIVER", kind="metastasis"))
     with pytest.raises(ValidationError, match="has not started"):
         collect(engine, tech, lesion="L01")
 
@@ -209,22 +207,20 @@ def test_lesion_rules(engine, tech):
     make_case(engine, tech)
 
     def bone_phenotype_on_liver(session):
-        collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="L03", site_code="LIVER", kind="metastasis",
-                              bone_phenotype="osteolytic")
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L03", site_code="LIVER", kind="metastasis", bone_phenotype="osteolytic"))
 
     assert_refused(engine, ValidationError, "only bone lesions have one", bone_phenotype_on_liver)
 
     def bad_code(session):
-        collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="X1", site_code="LIVER", kind="metastasis")
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="X1", site_code="LIVER", kind="metastasis"))
 
     assert_refused(engine, ValidationError, "lesion codes look like 'L01'", bad_code)
     with session_scope(engine) as session:
-        lesion = collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="L03", site_code="VERTEBRA_T12",
-                                       kind="metastasis", bone_phenotype="osteolytic", size_mm=22)
+        lesion = collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L03", site_code="VERTEBRA_T12", kind="metastasis", bone_phenotype="osteolytic", size_mm=22))
         assert lesion.laterality == "not_applicable"
     with pytest.raises(ConflictError, match="lesion L03 already exists"):
         with session_scope(engine) as session:
-            collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="L03", site_code="LIVER", kind="metastasis")
+            collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L03", site_code="LIVER", kind="metastasis"))
 
 
 def test_a_region_may_name_a_subsite_of_its_lesion(engine, tech):
@@ -241,8 +237,7 @@ def test_excision_times_can_be_entered_in_the_lab_time_zone(engine, tech):
     local = (DEATH + 3 * H).astimezone(ZoneInfo("America/New_York"))
     with session_scope(engine) as session:
         collection.collect_region(
-            session, actor=tech, case_code="RAP-1", kind="tumour_region", site_code="LIVER", excised_at=local,
-            formats=[FormatRequest("snap_frozen", 10, "mg")], lesion_code="L02", region_label="A",
+            session, actor=tech, data=RegionCollect(case_code="RAP-1", kind="tumour_region", site_code="LIVER", excised_at=local, formats=[FormatRequest("snap_frozen", 10, "mg")], lesion_code="L02", region_label="A"),
         )
     with Session(engine) as session:
         stored = session.exec(select(Specimen.collected_at)).one()

@@ -9,11 +9,13 @@ import pytest
 from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.queries import core as queries
+from biobank.queries import distribution as order_reads
+from biobank.queries import storage as storage_reads
 from biobank.services import distribution as orders
 from biobank.services import donors, storage
 from biobank.services import specimens as specimen_service
-from tests.dbtools import snapshot
-from tests.storage_factory import by_format, donor_with_region, lab
+from tests.support.dbtools import snapshot
+from tests.support.storage_factory import by_format, donor_with_region, lab
 
 
 @pytest.fixture
@@ -52,8 +54,8 @@ def test_an_order_goes_from_draft_to_closed_and_quantities_stay_right(engine, te
         shipped_part = specimen_service.get_specimen(session, part)
         assert (shipped_whole.status, shipped_whole.quantity_remaining) == ("distributed", 0)
         assert (shipped_part.status, shipped_part.quantity_remaining) == ("available", 30)
-        assert storage.find(session, whole)["stored"] is False  # its position is free again
-        assert storage.find(session, part)["location"].endswith("BOX1:A2")
+        assert storage_reads.find(session, whole)["stored"] is False  # its position is free again
+        assert storage_reads.find(session, part)["location"].endswith("BOX1:A2")
         last = queries.specimen_detail(session, whole)["custody"][-1]
         assert (last["kind"], last["from"], last["user"]) == ("distributed", "UH/LAB1/FRZ1/R1/BOX1:A1", "tech")
         assert "DO-1" in last["to"]
@@ -62,11 +64,11 @@ def test_an_order_goes_from_draft_to_closed_and_quantities_stay_right(engine, te
     with session_scope(engine) as session:
         back = specimen_service.get_specimen(session, whole)
         assert (back.status, back.quantity_remaining) == ("available", 10)
-        detail = orders.order_detail(session, "DO-1")
+        detail = order_reads.order_detail(session, "DO-1")
         assert detail["status"] == "received"
         assert [(i["specimen"], i["quantity"], i["returned"]) for i in detail["items"]] == [(whole, 50, 10), (part, 20, 0)]
         orders.close(session, actor=tech, order_code="DO-1")
-        assert orders.order_rows(session)[0]["status"] == "closed"
+        assert order_reads.order_rows(session)[0]["status"] == "closed"
 
 
 def test_only_a_pi_approves(engine, tech, pi, tubes):

@@ -9,18 +9,17 @@ import pytest
 from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, ValidationError
 from biobank.services import donors
+from biobank.services.inputs import DonorCreate
 from tests.conftest import DEATH
-from tests.dbtools import assert_refused
-from tests.factories import H
+from tests.support.dbtools import assert_refused
+from tests.support.factories import H
 
 
 def test_a_donor_is_a_pseudonymous_code(engine, tech):
     with session_scope(engine) as session:
-        donor = donors.register_donor(session, actor=tech, code="RA-0001", sex="female", age_at_death=58,
-                                      primary_site_code="BREAST", icdo3_topography="C50.9", icdo3_morphology="8500/3",
-                                      er_status="positive", her2_status="negative", hardy_scale=2)
+        donor = donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001", sex="female", age_at_death=58, primary_site_code="BREAST", icdo3_topography="C50.9", icdo3_morphology="8500/3", er_status="positive", her2_status="negative", hardy_scale=2))
         assert donor.status == "enrolled"
-    assert_refused(engine, ConflictError, "already exists", lambda s: donors.register_donor(s, actor=tech, code="RA-0001"))
+    assert_refused(engine, ConflictError, "already exists", lambda s: donors.register_donor(s, actor=tech, data=DonorCreate(code="RA-0001")))
 
 
 @pytest.mark.parametrize(
@@ -38,12 +37,12 @@ def test_a_donor_is_a_pseudonymous_code(engine, tech):
 )
 def test_donor_fields_are_checked(engine, tech, fields, match):
     values = {"code": "RA-0002"} | fields
-    assert_refused(engine, ValidationError, match, lambda s: donors.register_donor(s, actor=tech, **values))
+    assert_refused(engine, ValidationError, match, lambda s: donors.register_donor(s, actor=tech, data=DonorCreate(**values)))
 
 
 def test_consents_add_up_and_a_withdrawal_blocks_every_use(engine, tech):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
         donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2025, 1, 2),
                               scopes={"research_use", "genomic_sequencing"})
         donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="next_of_kin", consented_on=date(2025, 3, 2),
@@ -70,14 +69,14 @@ def test_consents_add_up_and_a_withdrawal_blocks_every_use(engine, tech):
 
 def test_a_withdrawal_needs_a_reason(engine, tech):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
     assert_refused(engine, ValidationError, "say why",
              lambda s: donors.withdraw_consent(s, actor=tech, donor_code="RA-0001", requested_by="donor", withdrawn_at=DEATH, reason=""))
 
 
 def test_treatment_lines_are_days_before_death(engine, tech):
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, code="RA-0001")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
         line = donors.add_treatment_line(session, actor=tech, donor_code="RA-0001", line_number=1, agents="letrozole",
                                          category="endocrine", start_days_before_death=900, end_days_before_death=500)
         assert line.best_response == "unknown"

@@ -13,10 +13,12 @@ from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConsentError, PermissionDeniedError, ValidationError
 from biobank.domain.vocab_derived import STATUS_TRANSITIONS, ModelStatus
 from biobank.models import Specimen
+from biobank.queries import derived as derived_reads
 from biobank.queries.core import specimen_detail
 from biobank.services import derived, donors, specimens
-from tests.dbtools import snapshot
-from tests.models_fixtures import donor_with_material
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+from tests.support.dbtools import snapshot
+from tests.support.models_fixtures import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -30,16 +32,13 @@ def material(engine, tech, death):
 
 def _organoid(session, tech, material, **kw):
     return derived.create_model(
-        session, actor=tech, source_code=material["L02-fresh"], kind="organoid", initiated_on=DAY0,
-        medium="IntestiCult", matrix="matrigel_bme", growth_properties="embedded_3d", **kw,
+        session, actor=tech, data=ModelCreate(source_code=material["L02-fresh"], kind="organoid", initiated_on=DAY0, medium="IntestiCult", matrix="matrigel_bme", growth_properties="embedded_3d", **kw),
     )
 
 
 def _pdx(session, tech, material):
     return derived.create_model(
-        session, actor=tech, source_code=material["L01-viable_cryo"], kind="pdx", initiated_on=DAY0,
-        host_strain_name="NSG", host_strain_nomenclature="NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ",
-        engraftment_site="mammary fat pad", engraftment_type="orthotopic", tumour_preparation="fragment",
+        session, actor=tech, data=ModelCreate(source_code=material["L01-viable_cryo"], kind="pdx", initiated_on=DAY0, host_strain_name="NSG", host_strain_nomenclature="NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ", engraftment_site="mammary fat pad", engraftment_type="orthotopic", tumour_preparation="fragment"),
     )
 
 
@@ -65,7 +64,7 @@ def specimen_detail_events(session, code):
 def test_model_refuses_a_source_that_is_not_living_material(engine, tech, material):
     before = snapshot(engine)
     with pytest.raises(ValidationError, match="snap_frozen"), session_scope(engine) as session:
-        derived.create_model(session, actor=tech, source_code=material["L01-snap_frozen"], kind="organoid", initiated_on=DAY0)
+        derived.create_model(session, actor=tech, data=ModelCreate(source_code=material["L01-snap_frozen"], kind="organoid", initiated_on=DAY0))
     assert snapshot(engine) == before
 
 
@@ -87,41 +86,40 @@ def test_model_needs_consent_to_model_derivation(engine, tech, death):
         source = made["L01-fresh"].code
     before = snapshot(engine)
     with pytest.raises(ConsentError, match="RA-0002"), session_scope(engine) as session:
-        derived.create_model(session, actor=tech, source_code=source, kind="organoid", initiated_on=DAY0)
+        derived.create_model(session, actor=tech, data=ModelCreate(source_code=source, kind="organoid", initiated_on=DAY0))
     assert snapshot(engine) == before
 
 
 def test_pdx_needs_a_host_strain_and_cultures_take_no_pdx_fields(engine, tech, material):
     with pytest.raises(ValidationError, match="host_strain_name"), session_scope(engine) as session:
-        derived.create_model(session, actor=tech, source_code=material["L01-fresh"], kind="pdx", initiated_on=DAY0)
+        derived.create_model(session, actor=tech, data=ModelCreate(source_code=material["L01-fresh"], kind="pdx", initiated_on=DAY0))
     with pytest.raises(ValidationError, match="engraftment_type"), session_scope(engine) as session:
-        derived.create_model(session, actor=tech, source_code=material["L01-fresh"], kind="organoid",
-                             initiated_on=DAY0, engraftment_type="orthotopic")
+        derived.create_model(session, actor=tech, data=ModelCreate(source_code=material["L01-fresh"], kind="organoid", initiated_on=DAY0, engraftment_type="orthotopic"))
 
 
 def test_viewer_and_pi_cannot_create_models(engine, material, viewer, pi):
     for user in (viewer, pi):
         with pytest.raises(PermissionDeniedError), session_scope(engine) as session:
-            derived.create_model(session, actor=user, source_code=material["L02-fresh"], kind="organoid", initiated_on=DAY0)
+            derived.create_model(session, actor=user, data=ModelCreate(source_code=material["L02-fresh"], kind="organoid", initiated_on=DAY0))
 
 
 def test_passages_form_a_tree_with_split_lines(engine, tech, material):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
-        p0 = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0, mouse_or_vessel_id="W6-A1")
-        p1 = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=10), parent_label="P0", doubling_time_hours=60)
-        p2 = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=20), parent_label="P1")
-        split = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=21), parent_label="P1")
-        p3 = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=30), parent_label=split.label)
+        p0 = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0, mouse_or_vessel_id="W6-A1"))
+        p1 = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=10), parent_label="P0", doubling_time_hours=60))
+        p2 = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=20), parent_label="P1"))
+        split = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=21), parent_label="P1"))
+        p3 = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=30), parent_label=split.label))
         assert [p.label for p in (p0, p1, p2, split, p3)] == ["P0", "P1", "P2", "P2-B", "P3"]
         assert (p3.number, p3.parent_passage_id) == (3, split.id)
-        detail = derived.model_detail(session, model.code)
+        detail = derived_reads.model_detail(session, model.code)
     tree = detail["passage_tree"]
     assert [n["label"] for n in tree] == ["P0"]
     assert [c["label"] for c in tree[0]["children"][0]["children"]] == ["P2", "P2-B"]
     assert tree[0]["children"][0]["children"][1]["children"][0]["label"] == "P3"
     assert detail["newest_passage"] == "P3"
-    lines = derived.lineage_lines(detail)
+    lines = derived_reads.lineage_lines(detail)
     assert lines[0] == "donor RA-0001" and "lesion L02" in lines[1] and "region L02-A" in lines[2]
     assert any(line.strip().startswith("└─ P3") for line in lines)
 
@@ -129,7 +127,7 @@ def test_passages_form_a_tree_with_split_lines(engine, tech, material):
 def test_passage_refusals(engine, tech, material):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0)
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0))
         code = model.code
     before = snapshot(engine)
     cases = [
@@ -140,7 +138,7 @@ def test_passage_refusals(engine, tech, material):
     ]
     for kwargs, message in cases:
         with pytest.raises(BiobankError, match=message), session_scope(engine) as session:
-            derived.record_passage(session, actor=tech, model_code=code, **kwargs)
+            derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, **kwargs))
     assert snapshot(engine) == before
 
 
@@ -148,8 +146,8 @@ def test_database_keeps_passage_numbers_and_parents_on_the_same_model(engine, te
     with session_scope(engine) as session:
         a = _organoid(session, tech, material)
         b = _pdx(session, tech, material)
-        pa = derived.record_passage(session, actor=tech, model_code=a.code, passaged_on=DAY0)
-        derived.record_passage(session, actor=tech, model_code=b.code, passaged_on=DAY0)
+        pa = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=a.code, passaged_on=DAY0))
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=b.code, passaged_on=DAY0))
         ids = (a.id, b.id, pa.id)
     insert = text("INSERT INTO model_passage (model_id, number, label, parent_passage_id, passaged_on, created_at)"
                   " VALUES (:m, :n, :l, :p, :on, CURRENT_TIMESTAMP)")
@@ -187,8 +185,8 @@ def test_database_refuses_a_status_jump(engine, tech, material):
 
 def _grow(session, tech, code):
     derived.set_status(session, actor=tech, model_code=code, status="growing", on=DAY0 + timedelta(days=3))
-    derived.record_passage(session, actor=tech, model_code=code, passaged_on=DAY0)
-    derived.record_passage(session, actor=tech, model_code=code, passaged_on=DAY0 + timedelta(days=14), parent_label="P0")
+    derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, passaged_on=DAY0))
+    derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, passaged_on=DAY0 + timedelta(days=14), parent_label="P0"))
 
 
 def test_establishing_needs_the_qc_the_settings_require(engine, tech, material):
@@ -201,14 +199,12 @@ def test_establishing_needs_the_qc_the_settings_require(engine, tech, material):
         derived.set_status(session, actor=tech, model_code=code, status="established", on=DAY0 + timedelta(days=30))
     assert snapshot(engine) == before
     with session_scope(engine) as session:
-        low = derived.record_model_qc(session, actor=tech, model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=20),
-                                      identity_method="STR", identity_match_pct=72.0, mycoplasma="negative")
+        low = derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=20), identity_method="STR", identity_match_pct=72.0, mycoplasma="negative"))
         assert not low.passed and "identity 72" in (low.notes or "")
     with pytest.raises(ValidationError, match="identity"), session_scope(engine) as session:
         derived.set_status(session, actor=tech, model_code=code, status="established", on=DAY0 + timedelta(days=30))
     with session_scope(engine) as session:
-        good = derived.record_model_qc(session, actor=tech, model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=22),
-                                       identity_method="SNP", identity_match_pct=96.5)
+        good = derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=22), identity_method="SNP", identity_match_pct=96.5))
         assert good.passed
         model = derived.set_status(session, actor=tech, model_code=code, status="established", on=DAY0 + timedelta(days=30))
         assert model.established_on == DAY0 + timedelta(days=30)
@@ -220,10 +216,8 @@ def test_a_later_positive_mycoplasma_blocks_establishment(engine, tech, material
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
         _grow(session, tech, model.code)
-        derived.record_model_qc(session, actor=tech, model_code=model.code, passage_label="P0", tested_on=DAY0 + timedelta(days=5),
-                                identity_method="STR", identity_match_pct=91, mycoplasma="negative")
-        derived.record_model_qc(session, actor=tech, model_code=model.code, passage_label="P1", tested_on=DAY0 + timedelta(days=20),
-                                mycoplasma="positive")
+        derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=model.code, passage_label="P0", tested_on=DAY0 + timedelta(days=5), identity_method="STR", identity_match_pct=91, mycoplasma="negative"))
+        derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=model.code, passage_label="P1", tested_on=DAY0 + timedelta(days=20), mycoplasma="positive"))
         assert derived.qc_requirements_met(session, model) == {"identity": True, "mycoplasma": False}
 
 
@@ -254,16 +248,15 @@ def test_qc_refusals_leave_nothing(engine, tech, material):
     ]
     for kwargs, message in cases:
         with pytest.raises(ValidationError, match=message), session_scope(engine) as session:
-            derived.record_model_qc(session, actor=tech, model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=20), **kwargs)
+            derived.record_model_qc(session, actor=tech, data=ModelQCCreate(model_code=code, passage_label="P1", tested_on=DAY0 + timedelta(days=20), **kwargs))
     assert snapshot(engine) == before
 
 
 def test_passage_specimens_are_ordinary_specimens(engine, tech, material):
     with session_scope(engine) as session:
         model = _pdx(session, tech, material)
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0, mouse_or_vessel_id="M-101")
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=60),
-                               parent_label="P0", latency_days=58, mouse_or_vessel_id="M-142")
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0, mouse_or_vessel_id="M-101"))
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=60), parent_label="P0", latency_days=58, mouse_or_vessel_id="M-142"))
         vials = derived.passage_specimens(session, actor=tech, model_code=model.code, passage_label="P1",
                                           material_type="tissue", storage_format="snap_frozen", quantity=40, unit="mg", count=2)
         codes = [v.code for v in vials]
@@ -279,14 +272,14 @@ def test_passage_specimens_are_ordinary_specimens(engine, tech, material):
         assert detail["lineage"] == "derivative" and detail["parent"] == source.code
         assert detail["custody"][0]["kind"] == "derived"
         assert session.exec(select(Specimen).where(Specimen.code == codes[0])).one().passage_id is not None
-        tree = derived.model_detail(session, model.code)["passage_tree"]
+        tree = derived_reads.model_detail(session, model.code)["passage_tree"]
         assert tree[0]["children"][0]["specimens"] == codes
 
 
 def test_database_keeps_passage_specimens_on_the_model_donor(engine, tech, death, material):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
-        passage = derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0)
+        passage = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0))
         other = donor_with_material(session, tech, death, code="RA-0009")
         other_id = other["L01-fresh"].id
         passage_id = passage.id
@@ -299,8 +292,8 @@ def test_database_keeps_passage_specimens_on_the_model_donor(engine, tech, death
 def test_withdrawal_blocks_distribution_of_passages(engine, tech, material, death):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0)
-        derived.record_passage(session, actor=tech, model_code=model.code, passaged_on=DAY0 + timedelta(days=9), parent_label="P0")
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0))
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0 + timedelta(days=9), parent_label="P0"))
         derived.distribute_passage(session, actor=tech, model_code=model.code, label="P0", distributed_to="Lab of Dr K",
                                    distributed_on=DAY0 + timedelta(days=5))
         donors.withdraw_consent(session, actor=tech, donor_code="RA-0001", requested_by="next_of_kin",
@@ -315,7 +308,7 @@ def test_withdrawal_blocks_distribution_of_passages(engine, tech, material, deat
                                   storage_format="viable_cryo", quantity=1e6, unit="cells")
     assert snapshot(engine) == before
     with session_scope(engine) as session:  # maintenance goes on: a passage can still be recorded
-        derived.record_passage(session, actor=tech, model_code=code, passaged_on=DAY0 + timedelta(days=41), parent_label="P1")
+        derived.record_passage(session, actor=tech, data=PassageCreate(model_code=code, passaged_on=DAY0 + timedelta(days=41), parent_label="P1"))
 
 
 def test_models_are_never_deleted(engine, tech, material):

@@ -22,9 +22,10 @@ from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedE
 from biobank.exports import service
 from biobank.exports.formats import cbioportal, clonal, fhir, migration, phenopacket, sarek
 from biobank.models import User
+from biobank.queries import plans as plan_reads
 from biobank.services import donors, planning
 from biobank.services.plan_rules import PlanRulesError
-from tests.dbtools import snapshot
+from tests.support.dbtools import snapshot
 
 
 @pytest.fixture
@@ -45,14 +46,14 @@ def make_plan(engine, users, code="WGS-1", **options) -> None:
 def test_pi_plans_a_demo_donor_approves_it_and_the_plan_exports_pass_the_tools_rules(engine, demo):
     make_plan(engine, demo, target_depth=60)
     with Session(engine) as session:
-        detail = planning.plan_detail(session, "WGS-1")
+        detail = plan_reads.plan_detail(session, "WGS-1")
         assert detail["status"] == "draft" and detail["specimens"] >= 3
         assert all(row["reason"] for row in detail["specimens_detail"]), "every choice is explained"
         assert [r["role"] for r in detail["specimens_detail"]].count("germline_normal") == 1
     with session_scope(engine) as session:
         planning.approve_plan(session, actor=demo["pi"], plan_code="WGS-1")
     with Session(engine) as session:
-        assert planning.list_plans(session)[0]["approved_by"] == "pi"
+        assert plan_reads.list_plans(session)[0]["approved_by"] == "pi"
         files = {t: service.export_files(session, actor=demo["pi"], target=t, plan_code="WGS-1") for t in service.TARGETS if t != "metient"}
 
     sheet = pd.read_csv(io.StringIO(files["sarek"]["samplesheet.csv"].decode()), dtype=str, keep_default_na=False)
@@ -133,11 +134,11 @@ def test_an_approved_plan_is_frozen_in_the_service_and_the_database(engine, demo
 def test_toggling_specimens_keeps_rows_and_a_specimen_of_another_donor_is_refused(engine, demo):
     make_plan(engine, demo)
     with Session(engine) as session:
-        chosen = [(r["specimen_code"], r["role"], r["reason"]) for r in planning.plan_detail(session, "WGS-1")["specimens_detail"]]
+        chosen = [(r["specimen_code"], r["role"], r["reason"]) for r in plan_reads.plan_detail(session, "WGS-1")["specimens_detail"]]
     with session_scope(engine) as session:
         planning.set_specimens(session, actor=demo["pi"], plan_code="WGS-1", selection=chosen[:-1])
     with Session(engine) as session:
-        assert planning.plan_detail(session, "WGS-1")["specimens"] == len(chosen) - 1
+        assert plan_reads.plan_detail(session, "WGS-1")["specimens"] == len(chosen) - 1
         assert session.execute(text("SELECT count(*) FROM plan_specimen")).scalar_one() == len(chosen)
     before = snapshot(engine)
     with pytest.raises(ValidationError, match="not in plan"), session_scope(engine) as session:

@@ -8,10 +8,10 @@ from sqlmodel import Session, select
 from biobank.db.engine import session_scope
 from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedError, ValidationError
 from biobank.models import AuditLog, CustodyEvent, Specimen
-from biobank.services import specimens
+from biobank.services import specimens, storage
 from tests.conftest import DEATH
-from tests.dbtools import assert_refused
-from tests.factories import H, collect, make_case
+from tests.support.dbtools import assert_refused
+from tests.support.factories import H, collect, make_case
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_an_aliquot_cannot_come_from_a_depleted_or_disposed_specimen(engine, tec
     assert_refused(engine, ValidationError, "specimen is depleted", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[1]))
     other = f"{frozen[:-1]}2"
     with session_scope(engine) as session:
-        specimens.dispose(session, actor=tech, code=other, reason="thawed in a freezer failure")
+        storage.dispose(session, actor=tech, code=other, reason="thawed in a freezer failure")
     assert_refused(engine, ValidationError, "specimen is disposed", lambda s: specimens.aliquot(s, actor=tech, parent_code=other, portions=[1]))
 
 
@@ -136,10 +136,10 @@ def test_rin_belongs_to_rna_and_din_to_dna(engine, tech, frozen):
 
 def test_disposal_is_a_status_and_an_event_never_a_deletion(engine, tech, frozen):
     with session_scope(engine) as session:
-        specimens.dispose(session, actor=tech, code=frozen, reason="contaminated")
+        storage.dispose(session, actor=tech, code=frozen, reason="contaminated")
     assert _get(engine, frozen).status == "disposed"
     with pytest.raises(ConflictError, match="already disposed"), session_scope(engine) as session:
-        specimens.dispose(session, actor=tech, code=frozen, reason="again")
+        storage.dispose(session, actor=tech, code=frozen, reason="again")
     from sqlalchemy import delete
 
     with pytest.raises(BiobankError, match="tg_specimen_no_delete"), session_scope(engine) as session:

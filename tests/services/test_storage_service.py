@@ -12,10 +12,11 @@ from biobank.domain.errors import BiobankError, ConflictError, PermissionDeniedE
 from biobank.models import CustodyEvent, Specimen, SpecimenLocation
 from biobank.models.base import utcnow
 from biobank.queries import core as queries
+from biobank.queries import storage as storage_reads
 from biobank.services import specimens as specimen_service
 from biobank.services import storage
-from tests.dbtools import snapshot
-from tests.storage_factory import by_format, donor_with_region, lab
+from tests.support.dbtools import snapshot
+from tests.support.storage_factory import by_format, donor_with_region, lab
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def refused(engine, action, error, match=None):
 def test_a_technician_builds_a_freezer_and_sees_the_tree(engine, tech):
     with session_scope(engine) as session:
         lab(session, tech)
-        rows = storage.tree(session)
+        rows = storage_reads.tree(session)
     by_code = {r["code"]: r for r in rows}
     assert by_code["BOX1"]["path"] == "UH/LAB1/FRZ1/R1/BOX1"
     assert by_code["BOX1"]["temperature"] == "-60to-85"  # inherited from the freezer
@@ -72,7 +73,7 @@ def test_store_at_a_position_records_location_and_custody(engine, tech, made):
         (placement,) = storage.store(session, actor=tech, codes=[code], box_code="BOX1", at="c4")
     assert placement.position == "C4"
     with session_scope(engine) as session:
-        found = storage.find(session, code)
+        found = storage_reads.find(session, code)
         detail = queries.specimen_detail(session, code)
     assert found["location"] == "UH/LAB1/FRZ1/R1/BOX1:C4"
     assert detail["location"] == "UH/LAB1/FRZ1/R1/BOX1:C4"
@@ -180,7 +181,7 @@ def test_move_a_specimen_to_another_box(engine, tech, made):
     assert placement.location == "UH/LAB1/FRZ1/R1/BOX2:B2"
     with session_scope(engine) as session:
         moved = [e for e in queries.specimen_detail(session, code)["custody"] if e["kind"] == "moved"]
-        assert storage.box_view(session, "BOX1")["occupied"] == 0
+        assert storage_reads.box_view(session, "BOX1")["occupied"] == 0
     assert moved[0]["from"] == "UH/LAB1/FRZ1/R1/BOX1:A1" and moved[0]["to"] == "UH/LAB1/FRZ1/R1/BOX2:B2"
 
 
@@ -190,7 +191,7 @@ def test_move_a_whole_box_records_a_move_for_every_specimen(engine, tech, made):
         storage.store(session, actor=tech, codes=codes, box_code="BOX1")
         storage.move_container(session, actor=tech, code="BOX1", parent_code="FRZ2")
     with session_scope(engine) as session:
-        assert storage.find(session, codes[0])["location"] == "UH/LAB1/FRZ2/BOX1:A1"
+        assert storage_reads.find(session, codes[0])["location"] == "UH/LAB1/FRZ2/BOX1:A1"
         events = session.exec(select(CustodyEvent).where(CustodyEvent.kind == "moved")).all()
     assert len(events) == 3
     assert {e.from_location for e in events} == {f"UH/LAB1/FRZ1/R1/BOX1:A{i}" for i in (1, 2, 3)}
@@ -252,8 +253,8 @@ def test_check_outs_past_the_set_time_are_overdue(engine, tech, made):
         storage.store(session, actor=tech, codes=[late, recent], box_code="BOX1")
         storage.check_out(session, actor=tech, code=late, when=now - timedelta(hours=30))
         storage.check_out(session, actor=tech, code=recent, when=now - timedelta(hours=2))
-        rows = storage.overdue(session, now=now)
-        every = storage.checkouts(session, now=now)
+        rows = storage_reads.overdue(session, now=now)
+        every = storage_reads.checkouts(session, now=now)
     assert [r["code"] for r in rows] == [late]
     assert rows[0]["hours_out"] == pytest.approx(30, abs=0.1)
     assert [(r["code"], r["overdue"]) for r in every] == [(late, True), (recent, False)]
@@ -263,7 +264,7 @@ def test_box_view_lists_cells_in_fill_order(engine, tech, made):
     with session_scope(engine) as session:
         storage.store(session, actor=tech, codes=[made["oct"][0]], box_code="BOX1", at="B1")
         storage.store(session, actor=tech, codes=[made["snap_frozen"][0]], box_code="BOX1", at="A9")
-        view = storage.box_view(session, "BOX1")
+        view = storage_reads.box_view(session, "BOX1")
     assert [(c["position"], c["row"], c["col"]) for c in view["cells"]] == [("A9", 1, 9), ("B1", 2, 1)]
     assert view["occupied"] == 2 and view["capacity"] == 81
 
@@ -274,7 +275,7 @@ def test_the_database_refuses_a_second_specimen_in_a_position(engine, tech, made
     with session_scope(engine) as session:
         storage.store(session, actor=tech, codes=[first], box_code="BOX1", at="A1")
     with session_scope(engine) as session:
-        box = storage.get_container(session, "BOX1")
+        box = storage_reads.get_container(session, "BOX1")
         other = specimen_service.get_specimen(session, second)
         box_id, other_id = box.id, other.id
 
@@ -287,7 +288,7 @@ def test_the_database_refuses_a_second_specimen_in_a_position(engine, tech, made
 
 def test_the_database_refuses_positions_that_do_not_match_the_grid(engine, tech, made):
     with session_scope(engine) as session:
-        ids = {c: storage.get_container(session, c).id for c in ("BOX1", "BAG1", "R1")}
+        ids = {c: storage_reads.get_container(session, c).id for c in ("BOX1", "BAG1", "R1")}
         spec_id = session.exec(select(Specimen.id).where(Specimen.code == made["oct"][0])).one()
 
     def insert(container, position):
@@ -308,7 +309,7 @@ def test_disposing_of_a_specimen_frees_its_position(engine, tech, made):
     with session_scope(engine) as session:
         storage.store(session, actor=tech, codes=[code], box_code="BOX1")
     with session_scope(engine) as session:
-        specimen_service.dispose(session, actor=tech, code=code, reason="failed QC")
+        storage.dispose(session, actor=tech, code=code, reason="failed QC")
     with session_scope(engine) as session:
         assert session.exec(select(SpecimenLocation)).all() == []
         events = session.exec(select(CustodyEvent.kind, CustodyEvent.from_location).order_by(CustodyEvent.id)).all()

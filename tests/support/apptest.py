@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from biobank.config import get_settings
 from biobank.db.engine import dispose_engines
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "dashboards" / "app.py")
 
 
 def make_app(db_url: str, *, page: str | None = None, timeout: float = 30) -> AppTest:

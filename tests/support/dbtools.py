@@ -14,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("BIOBANK_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -11,6 +11,7 @@ from biobank.db.engine import session_scope
 from biobank.models import User
 from biobank.services import collection, donors
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
 from tests.conftest import DEATH
 
 H = timedelta(hours=1)
@@ -31,18 +32,16 @@ def make_case(
 ) -> str:
     """A donor with consent, an autopsy in progress and lesions; returns the case code."""
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=actor, code=donor, sex=sex, age_at_death=61, primary_site_code="BREAST")
+        donors.register_donor(session, actor=actor, data=DonorCreate(code=donor, sex=sex, age_at_death=61, primary_site_code="BREAST"))
         donors.record_consent(
             session, actor=actor, donor_code=donor, given_by="donor", consented_on=date(2025, 6, 1),
             scopes=ALL_SCOPES if scopes is None else scopes,
         )
         collection.open_autopsy(
-            session, actor=actor, donor_code=donor, case_code=case, death_at=death,
-            refrigerated_at=death + H, start_at=death + start_after * H,
+            session, actor=actor, data=AutopsyOpen(donor_code=donor, case_code=case, death_at=death, refrigerated_at=death + H, start_at=death + start_after * H),
         )
         for code, site, kind in lesions:
-            collection.add_lesion(session, actor=actor, donor_code=donor, code=code, site_code=site, kind=kind,
-                                  laterality="left" if site in ("BREAST", "LUNG") else None)
+            collection.add_lesion(session, actor=actor, data=LesionCreate(donor_code=donor, code=code, site_code=site, kind=kind, laterality="left" if site in ("BREAST", "LUNG") else None))
     return case
 
 
@@ -68,8 +67,7 @@ def collect(
     ]
     with session_scope(engine) as session:
         made = collection.collect_region(
-            session, actor=actor, case_code=case, kind=kind, site_code=site, excised_at=excised, formats=formats,
-            lesion_code=lesion, region_label=region, **extra,
+            session, actor=actor, data=RegionCollect(case_code=case, kind=kind, site_code=site, excised_at=excised, formats=formats, lesion_code=lesion, region_label=region, **extra),
         )
         return [s.code for s in made.specimens]
 

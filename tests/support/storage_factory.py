@@ -10,6 +10,7 @@ from biobank.domain.vocab import Fixative, SiteKind, StorageFormat
 from biobank.models import Specimen, User
 from biobank.services import collection, donors, storage
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
 from tests.conftest import DEATH
 
 FORMATS = (
@@ -47,15 +48,13 @@ def donor_with_region(
     case: str = "RAP-1",
     scopes: frozenset[str] = frozenset({"research_use", "genomic_sequencing"}),
 ) -> list[Specimen]:
-    donors.register_donor(session, actor=tech, code=code, sex="female")
+    donors.register_donor(session, actor=tech, data=DonorCreate(code=code, sex="female"))
     donors.record_consent(session, actor=tech, donor_code=code, given_by="donor", consented_on=date(2025, 1, 1),
                           scopes=set(scopes))
-    collection.open_autopsy(session, actor=tech, donor_code=code, case_code=case, death_at=DEATH,
-                            refrigerated_at=DEATH + timedelta(hours=1), start_at=DEATH + timedelta(hours=2))
-    collection.add_lesion(session, actor=tech, donor_code=code, code="L01", site_code="LIVER", kind="metastasis")
+    collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code=code, case_code=case, death_at=DEATH, refrigerated_at=DEATH + timedelta(hours=1), start_at=DEATH + timedelta(hours=2)))
+    collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code=code, code="L01", site_code="LIVER", kind="metastasis"))
     made = collection.collect_region(
-        session, actor=tech, case_code=case, kind=SiteKind.tumour_region, site_code="LIVER", lesion_code="L01",
-        region_label="A", excised_at=DEATH + timedelta(hours=3), formats=FORMATS,
+        session, actor=tech, data=RegionCollect(case_code=case, kind=SiteKind.tumour_region, site_code="LIVER", lesion_code="L01", region_label="A", excised_at=DEATH + timedelta(hours=3), formats=FORMATS),
     )
     return made.specimens
 

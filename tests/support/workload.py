@@ -1,4 +1,4 @@
-"""Workloads the resilience tests run in child processes (``python -m tests.workload collect ...``).
+"""Workloads the resilience tests run in child processes (``python -m tests.support.workload collect ...``).
 
 ``collect`` records regions of one lesion through :func:`biobank.services.collection.collect_region`: each region
 makes a sampling site and :data:`SPECIMENS_PER_REGION` specimens with their custody events and audit rows. With
@@ -19,6 +19,7 @@ from sqlmodel import Session
 from biobank.db.engine import make_engine, session_scope
 from biobank.services.auth import get_user
 from biobank.services.collection import FormatRequest, collect_region
+from biobank.services.inputs import RegionCollect
 from tests.conftest import DEATH
 
 SPECIMENS_PER_REGION = 3
@@ -39,17 +40,11 @@ def _collect_one(session: Session, username: str, case: str, lesion: str, site: 
     collect_region(
         session,
         actor=get_user(session, username),
-        case_code=case,
-        kind="tumour_region",
-        site_code=site,
-        excised_at=excised,
-        lesion_code=lesion,
-        region_label=region_label(index),
-        formats=[
+        data=RegionCollect(case_code=case, kind="tumour_region", site_code=site, excised_at=excised, lesion_code=lesion, region_label=region_label(index), formats=[
             FormatRequest("snap_frozen", 50, "mg", count=2, stabilised_at=excised + timedelta(minutes=5)),
             FormatRequest("ffpe", 1, "blocks", stabilised_at=excised + timedelta(minutes=6),
                           fixation_end_at=excised + timedelta(hours=24)),
-        ],
+        ]),
     )
 
 
@@ -78,7 +73,7 @@ def collect(url: str, *, username: str, case: str, lesion: str, site: str, start
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.workload")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.workload")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect", help="collect regions of one lesion")
     c.add_argument("--url", required=True)
