@@ -37,6 +37,7 @@ from biobank.imports.engine import run_import  # noqa: E402
 from biobank.models import User  # noqa: E402
 from biobank.services import collection, donors  # noqa: E402
 from biobank.services.collection import FormatRequest  # noqa: E402
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect  # noqa: E402
 
 DEATH = datetime(2026, 3, 14, 2, 0, tzinfo=UTC)
 FORMATS = [("snap_frozen", "50 mg"), ("oct", "1 block"), ("ffpe", "1 block"), ("rnalater", "30 mg"),
@@ -62,15 +63,12 @@ def setup_case(url: str) -> None:
         tech = User(username="bench", role="technician")
         session.add(tech)
         session.flush()
-        donors.register_donor(session, actor=tech, code="RA-0001", sex="female", primary_site_code="BREAST")
+        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001", sex="female", primary_site_code="BREAST"))
         donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2025, 1, 1),
                               scopes={"research_use", "genomic_sequencing"})
-        collection.open_autopsy(session, actor=tech, donor_code="RA-0001", case_code="RAP-1", death_at=DEATH,
-                                start_at=DEATH + timedelta(hours=2))
-        collection.add_lesion(session, actor=tech, donor_code="RA-0001", code="L01", site_code="LIVER", kind="metastasis")
-        collection.collect_region(session, actor=tech, case_code="RAP-1", kind="tumour_region", site_code="LIVER",
-                                  lesion_code="L01", region_label="A", excised_at=DEATH + timedelta(hours=3),
-                                  formats=[FormatRequest("snap_frozen", 50, "mg")])
+        collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0001", case_code="RAP-1", death_at=DEATH, start_at=DEATH + timedelta(hours=2)))
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L01", site_code="LIVER", kind="metastasis"))
+        collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-1", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=DEATH + timedelta(hours=3), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     engine.dispose()
 
 

@@ -198,7 +198,7 @@ def find_pg_tool(name: str, server_major: int | None = None) -> str:
     """The ``pg_dump``/``pg_restore`` binary: the server's major version first, else the newest, else PATH."""
     candidates = sorted(
         glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-        key=lambda p: int(re.search(r"/(\d+)/bin/", p).group(1)) if re.search(r"/(\d+)/bin/", p) else 0,  # type: ignore[union-attr]
+        key=lambda p: int(re.search(r"/(\d+)/bin/", p).group(1)) if re.search(r"/(\d+)/bin/", p) else 0,  # type: ignore[union-attr]  # the match is tested in the same expression
         reverse=True,
     )
     if server_major is not None:

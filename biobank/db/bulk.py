@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Date, Table
 from sqlalchemy.orm import Session
 
 from biobank.db.engine import UTCDateTime
+from biobank.domain.timing import as_utc, is_naive
 
 
 def _memo(convert: Callable[[Any], Any], limit: int = 100_000) -> Callable[[Any], Any]:
@@ -44,15 +45,13 @@ def _converter(column: Any, dialect: str) -> Callable[[Any], Any] | None:
             def sqlite_time(value: Any) -> Any:
                 if value is None:
                     return None
-                if value.tzinfo is None or value.utcoffset() is None:
-                    raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
-                return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+                return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
             return _memo(sqlite_time)
 
         def pg_time(value: Any) -> Any:
-            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-                raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
+            if value is not None and is_naive(value):
+                as_utc(value)  # refuses it
             return value
 
         return pg_time
@@ -88,9 +87,9 @@ def _defaults(table: Table, given: list[str]) -> dict[str, Any]:
         if column.name in given or default is None or column.primary_key:
             continue
         if getattr(default, "is_scalar", False):
-            out[column.name] = default.arg  # type: ignore[attr-defined]
+            out[column.name] = default.arg  # type: ignore[attr-defined]  # a scalar column default has .arg
         elif getattr(default, "is_callable", False):
-            out[column.name] = default.arg(None)  # type: ignore[attr-defined]
+            out[column.name] = default.arg(None)  # type: ignore[attr-defined]  # a callable column default has .arg
     return out
 
 
@@ -153,7 +152,7 @@ def insert_prepared(session: Session, table: Table, rows: PreparedRows, *, ids: 
     dialect = connection.dialect
     preparer = dialect.identifier_preparer
     target = f"{preparer.format_table(table)} ({', '.join(preparer.quote(n) for n in names)})"
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
     if dialect.name == "postgresql":
         # COPY is PostgreSQL's bulk path; constraints, foreign keys and triggers apply as for INSERT.
         with cursor.copy(f"COPY {target} FROM STDIN") as copy:

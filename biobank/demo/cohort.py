@@ -17,6 +17,7 @@ from biobank.domain.vocab import ConsentScope, Fixative, Role, SiteKind, Storage
 from biobank.models import Donor, Specimen, User
 from biobank.services import collection, donors, specimens, users
 from biobank.services.collection import FormatRequest
+from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
 
 #: Demo accounts (shown on the sign-in page in demo mode only).
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (
@@ -158,19 +159,7 @@ def _donor(
     donors.register_donor(
         session,
         actor=tech,
-        code=code,
-        sex=primary.sex,
-        age_at_death=rng.randint(38, 82),
-        primary_diagnosis=primary.diagnosis,
-        primary_site_code=primary.site,
-        icdo3_topography=primary.topography,
-        icdo3_morphology=primary.morphology,
-        diagnosis_days_before_death=rng.randint(700, 4000),
-        er_status=er if primary.site == "BREAST" else None,
-        pr_status=(er if rng.random() < 0.8 else "negative") if primary.site == "BREAST" else None,
-        her2_status=("positive" if her2 else "negative") if primary.site == "BREAST" else None,
-        cause_of_death="Progressive metastatic disease",
-        hardy_scale=rng.choice([2, 3, 4]),
+        data=DonorCreate(code=code, sex=primary.sex, age_at_death=rng.randint(38, 82), primary_diagnosis=primary.diagnosis, primary_site_code=primary.site, icdo3_topography=primary.topography, icdo3_morphology=primary.morphology, diagnosis_days_before_death=rng.randint(700, 4000), er_status=er if primary.site == "BREAST" else None, pr_status=(er if rng.random() < 0.8 else "negative") if primary.site == "BREAST" else None, her2_status=("positive" if her2 else "negative") if primary.site == "BREAST" else None, cause_of_death="Progressive metastatic disease", hardy_scale=rng.choice([2, 3, 4])),
     )
     scopes = {ConsentScope.research_use, ConsentScope.genomic_sequencing}
     if rng.random() < 0.8:
@@ -200,15 +189,7 @@ def _donor(
     collection.open_autopsy(
         session,
         actor=tech,
-        donor_code=code,
-        case_code=case_code,
-        death_at=death_at,
-        refrigerated_at=refrigerated,
-        start_at=start,
-        end_at=None,
-        institution="University Hospital, Department of Pathology",
-        prosector=rng.choice(["Dr A. Okafor", "Dr M. Lindqvist", "Dr S. Rao"]),
-        team="Rapid autopsy team",
+        data=AutopsyOpen(donor_code=code, case_code=case_code, death_at=death_at, refrigerated_at=refrigerated, start_at=start, end_at=None, institution="University Hospital, Department of Pathology", prosector=rng.choice(["Dr A. Okafor", "Dr M. Lindqvist", "Dr S. Rao"]), team="Rapid autopsy team"),
     )
     clock = start + timedelta(minutes=rng.randint(5, 15))
 
@@ -219,14 +200,11 @@ def _donor(
 
     if rng.random() < 0.4:
         collection.collect_region(
-            session, actor=tech, case_code=case_code, kind=SiteKind.premortem_blood, site_code="BLOOD",
-            excised_at=death_at - timedelta(days=rng.randint(3, 20), hours=rng.randint(0, 8)),
-            formats=[FormatRequest(StorageFormat.frozen, 500, "ul", count=2, material_type="plasma")],
+            session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.premortem_blood, site_code="BLOOD", excised_at=death_at - timedelta(days=rng.randint(3, 20), hours=rng.randint(0, 8)), formats=[FormatRequest(StorageFormat.frozen, 500, "ul", count=2, material_type="plasma")]),
         )
     excised = tick((0, 3))
     blood = collection.collect_region(
-        session, actor=tech, case_code=case_code, kind=SiteKind.germline_blood, site_code="BLOOD", excised_at=excised,
-        formats=[FormatRequest(StorageFormat.frozen, 1000, "ul", count=2, stabilised_at=excised + timedelta(minutes=20))],
+        session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.germline_blood, site_code="BLOOD", excised_at=excised, formats=[FormatRequest(StorageFormat.frozen, 1000, "ul", count=2, stabilised_at=excised + timedelta(minutes=20))]),
     )
     buffy = specimens.derive(session, actor=tech, parent_code=blood.specimens[0].code, material_type="buffy_coat",
                              quantity=300, unit="ul", parent_quantity_used=1000, at=excised + timedelta(hours=1))
@@ -248,11 +226,7 @@ def _donor(
             laterality = rng.choice(["left", "right"])
         lesion_code = f"L{number:02d}"
         collection.add_lesion(
-            session, actor=tech, donor_code=code, code=lesion_code, site_code=site, kind=kind, laterality=laterality,
-            bone_phenotype=rng.choice(["osteolytic", "osteolytic", "osteoblastic", "mixed"]) if bone else None,
-            size_mm=round(rng.uniform(8, 65), 0),
-            imaging_response=rng.choice(["progressing", "progressing", "stable", "responding", "unknown"]),
-            er_status=("negative" if rng.random() < 0.25 else "positive") if primary.site == "BREAST" else None,
+            session, actor=tech, data=LesionCreate(donor_code=code, code=lesion_code, site_code=site, kind=kind, laterality=laterality, bone_phenotype=rng.choice(["osteolytic", "osteolytic", "osteoblastic", "mixed"]) if bone else None, size_mm=round(rng.uniform(8, 65), 0), imaging_response=rng.choice(["progressing", "progressing", "stable", "responding", "unknown"]), er_status=("negative" if rng.random() < 0.25 else "positive") if primary.site == "BREAST" else None),
         )
         if in_progress and number > 3:
             continue  # the running case has not reached these lesions yet
@@ -279,17 +253,14 @@ def _donor(
             if model_consent and r == 0 and rng.random() < 0.6:
                 formats.append(FormatRequest(StorageFormat.viable_cryo, 100, "mg", stabilised_at=stab + timedelta(minutes=rng.randint(5, 25))))
             collected = collection.collect_region(
-                session, actor=tech, case_code=case_code, kind=SiteKind.tumour_region, site_code=site,
-                lesion_code=lesion_code, region_label=label, excised_at=excised, formats=formats,
-                gross_description=rng.choice(["firm white tumour", "haemorrhagic nodule", "tan-grey, gritty", "necrotic centre"]),
+                session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.tumour_region, site_code=site, lesion_code=lesion_code, region_label=label, excised_at=excised, formats=formats, gross_description=rng.choice(["firm white tumour", "haemorrhagic nodule", "tan-grey, gritty", "necrotic centre"])),
             )
             _qc(session, rng, tech, collected.specimens, in_progress)
         if bone and not bone_marrow_done and not in_progress:
             bone_marrow_done = True
             excised = tick()
             collection.collect_region(
-                session, actor=tech, case_code=case_code, kind=SiteKind.bone_marrow, site_code="BONE_MARROW", excised_at=excised,
-                formats=[FormatRequest(StorageFormat.viable_cryo, 1000, "ul", count=2, stabilised_at=excised + timedelta(minutes=30))],
+                session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.bone_marrow, site_code="BONE_MARROW", excised_at=excised, formats=[FormatRequest(StorageFormat.viable_cryo, 1000, "ul", count=2, stabilised_at=excised + timedelta(minutes=30))]),
             )
     met_organs = {s for s in lesion_sites[1:] if s in NORMAL_TISSUES}
     normals = sorted(met_organs) + [t for t in rng.sample(NORMAL_TISSUES, 3) if t not in met_organs]
@@ -297,14 +268,11 @@ def _donor(
         excised = tick()
         adjacent = tissue in met_organs and rng.random() < 0.5
         collection.collect_region(
-            session, actor=tech, case_code=case_code, kind=SiteKind.normal_tissue, site_code=tissue, excised_at=excised,
-            tissue_status="adjacent_normal" if adjacent else "normal",
-            distance_to_tumour_mm=float(rng.choice([8, 12, 15, 25])) if adjacent else float(rng.choice([40, 60, 100])) if tissue in met_organs else None,
-            formats=[
+            session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.normal_tissue, site_code=tissue, excised_at=excised, tissue_status="adjacent_normal" if adjacent else "normal", distance_to_tumour_mm=float(rng.choice([8, 12, 15, 25])) if adjacent else float(rng.choice([40, 60, 100])) if tissue in met_organs else None, formats=[
                 FormatRequest(StorageFormat.snap_frozen, 50, "mg", stabilised_at=excised + timedelta(minutes=rng.randint(3, 12))),
                 FormatRequest(StorageFormat.ffpe, 1, "blocks", stabilised_at=excised + timedelta(minutes=5), fixative=Fixative.nbf,
                               fixation_end_at=excised + timedelta(hours=24)),
-            ],
+            ]),
         )
     if not in_progress:
         collection.update_autopsy_times(session, actor=tech, case_code=case_code, end_at=max(clock + timedelta(minutes=20), start + timedelta(hours=3)))

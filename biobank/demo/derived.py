@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from biobank.models import Autopsy, ConsentWithdrawal, DerivedModel, Donor, SamplingSite, Specimen, User
 from biobank.services import derived
 from biobank.services.donors import consent_state
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 
 HOSTS = (
     ("NSG", "NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ"),
@@ -25,7 +26,7 @@ def _sources(session: Session) -> list[tuple[Donor, date, list[Specimen]]]:
     withdrawn = set(session.exec(select(ConsentWithdrawal.donor_id)).all())
     rows = session.exec(
         select(Donor, Autopsy.death_at)
-        .join(Autopsy, Autopsy.donor_id == Donor.id)  # type: ignore[arg-type]
+        .join(Autopsy, Autopsy.donor_id == Donor.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(Autopsy.status == "complete")
         .order_by(Donor.code)
     ).all()
@@ -36,10 +37,10 @@ def _sources(session: Session) -> list[tuple[Donor, date, list[Specimen]]]:
         specimens = list(
             session.exec(
                 select(Specimen)
-                .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
+                .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
                 .where(
                     Specimen.donor_id == donor.id,
-                    Specimen.storage_format.in_(["viable_cryo", "fresh"]),  # type: ignore[attr-defined]
+                    Specimen.storage_format.in_(["viable_cryo", "fresh"]),  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
                     SamplingSite.kind == "tumour_region",
                     Specimen.status == "available",
                 )
@@ -67,29 +68,15 @@ def load_demo_models(session: Session, *, tech: User, seed: int = 7, max_donors:
                 model = derived.create_model(
                     session,
                     actor=tech,
-                    source_code=source.code,
-                    kind="pdx",
-                    initiated_on=start,
-                    quantity_used=round(source.quantity_remaining * 0.3),
-                    host_strain_name=host,
-                    host_strain_nomenclature=nomenclature,
-                    engraftment_site=place,
-                    engraftment_type=how,
-                    tumour_preparation=rng.choice(["fragment", "fragment", "cell_suspension"]),
+                    data=ModelCreate(source_code=source.code, kind="pdx", initiated_on=start, quantity_used=round(source.quantity_remaining * 0.3), host_strain_name=host, host_strain_nomenclature=nomenclature, engraftment_site=place, engraftment_type=how, tumour_preparation=rng.choice(["fragment", "fragment", "cell_suspension"])),
                 )
             else:
                 model = derived.create_model(
                     session,
                     actor=tech,
-                    source_code=source.code,
-                    kind="organoid",
-                    initiated_on=start,
-                    quantity_used=round(source.quantity_remaining * 0.3),
-                    medium=rng.choice(
+                    data=ModelCreate(source_code=source.code, kind="organoid", initiated_on=start, quantity_used=round(source.quantity_remaining * 0.3), medium=rng.choice(
                         ["Advanced DMEM/F12 + R-spondin, Noggin, EGF", "breast organoid medium (Sachs 2018)"]
-                    ),
-                    matrix=rng.choice(["matrigel_bme", "matrigel_bme", "collagen"]),
-                    growth_properties="embedded_3d",
+                    ), matrix=rng.choice(["matrigel_bme", "matrigel_bme", "collagen"]), growth_properties="embedded_3d"),
                 )
             made += 1
             _grow(session, rng, tech, model, start)
@@ -107,11 +94,9 @@ def _grow(session: Session, rng: random.Random, tech: User, model: DerivedModel,
     label = derived.record_passage(
         session,
         actor=tech,
-        model_code=model.code,
-        passaged_on=day,
-        mouse_or_vessel_id=f"M-{rng.randint(100, 999)}"
+        data=PassageCreate(model_code=model.code, passaged_on=day, mouse_or_vessel_id=f"M-{rng.randint(100, 999)}"
         if pdx
-        else f"W24-{rng.choice('ABCD')}{rng.randint(1, 6)}",
+        else f"W24-{rng.choice('ABCD')}{rng.randint(1, 6)}"),
     ).label
     derived.set_status(
         session, actor=tech, model_code=model.code, status="growing", on=day + timedelta(days=3)
@@ -144,25 +129,14 @@ def _grow(session: Session, rng: random.Random, tech: User, model: DerivedModel,
             derived.record_model_qc(
                 session,
                 actor=tech,
-                model_code=model.code,
-                passage_label=label,
-                tested_on=day + timedelta(days=5),
-                identity_method=rng.choice(["STR", "SNP"]),
-                identity_match_pct=round(rng.uniform(86, 99.5), 1),
-                mycoplasma="negative",
-                mouse_content_pct=round(rng.uniform(3, 35), 1) if pdx else None,
-                histology_concordant=True if number == last else None,
-                not_mouse_or_ebv_origin=True if pdx and number == last else None,
+                data=ModelQCCreate(model_code=model.code, passage_label=label, tested_on=day + timedelta(days=5), identity_method=rng.choice(["STR", "SNP"]), identity_match_pct=round(rng.uniform(86, 99.5), 1), mycoplasma="negative", mouse_content_pct=round(rng.uniform(3, 35), 1) if pdx else None, histology_concordant=True if number == last else None, not_mouse_or_ebv_origin=True if pdx and number == last else None),
             )
     if split_at is not None:  # a sub-line from the same parent passage: P2-B beside P2
         base = derived.get_passage(session, model, f"P{split_at - 1}")
         derived.record_passage(
             session,
             actor=tech,
-            model_code=model.code,
-            parent_label=base.label,
-            passaged_on=base.passaged_on + timedelta(days=step()),
-            notes="sub-line split for drug screening",
+            data=PassageCreate(model_code=model.code, parent_label=base.label, passaged_on=base.passaged_on + timedelta(days=step()), notes="sub-line split for drug screening"),
         )
     if fate == "growing":
         return
@@ -220,10 +194,5 @@ def _passage(
     return derived.record_passage(
         session,
         actor=tech,
-        model_code=model.code,
-        passaged_on=day,
-        parent_label=parent,
-        mouse_or_vessel_id=f"M-{rng.randint(100, 999)}" if pdx else f"T75-{rng.randint(1, 40)}",
-        latency_days=rng.randint(40, 110) if pdx else None,
-        doubling_time_hours=None if pdx else round(rng.uniform(40, 120), 1),
+        data=PassageCreate(model_code=model.code, passaged_on=day, parent_label=parent, mouse_or_vessel_id=f"M-{rng.randint(100, 999)}" if pdx else f"T75-{rng.randint(1, 40)}", latency_days=rng.randint(40, 110) if pdx else None, doubling_time_hours=None if pdx else round(rng.uniform(40, 120), 1)),
     ).label

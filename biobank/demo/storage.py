@@ -74,8 +74,8 @@ def place_demo_specimens(session: Session, accounts: dict[str, User], *, now: da
     }
     specimens = session.exec(
         select(Specimen)
-        .where(Specimen.status.in_(list(storage.STORABLE)), Specimen.storage_format != StorageFormat.fresh)  # type: ignore[attr-defined]
-        .order_by(Specimen.donor_id, Specimen.code)  # type: ignore[arg-type]
+        .where(Specimen.status.in_(list(storage.STORABLE)), Specimen.storage_format != StorageFormat.fresh)  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
+        .order_by(Specimen.donor_id, Specimen.code)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
     ).all()
     batches: dict[tuple[int, str], list[Specimen]] = {}
     for specimen in specimens:

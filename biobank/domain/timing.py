@@ -5,8 +5,20 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+
+
+def is_naive(value: datetime) -> bool:
+    """A datetime without a usable zone: refused everywhere rather than guessed."""
+    return value.tzinfo is None or value.utcoffset() is None
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same moment in UTC; a naive datetime is refused (``ValueError``), never read as local or UTC."""
+    if is_naive(value):
+        raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
+    return value.astimezone(UTC)
 
 
 class PmiBasis(StrEnum):
@@ -30,7 +42,7 @@ class SpecimenPMI:
 
 def _require_aware(**values: datetime | None) -> None:
     for name, value in values.items():
-        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        if value is not None and is_naive(value):
             raise ValueError(f"{name} must be timezone-aware")
 
 

@@ -142,7 +142,7 @@ def build_sheets(
     """The five sheets for the established models (all, or those named)."""
     statement = select(DerivedModel).order_by(DerivedModel.code)
     if model_codes:
-        statement = statement.where(DerivedModel.code.in_(list(model_codes)))  # type: ignore[attr-defined]
+        statement = statement.where(DerivedModel.code.in_(list(model_codes)))  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
     models = list(session.exec(statement).all())
     if model_codes:
         missing = sorted(set(model_codes) - {m.code for m in models})
@@ -288,9 +288,9 @@ def _sheets(session: Session, models: list[DerivedModel]) -> dict[str, pd.DataFr
 def _validation_rows(session: Session, model: DerivedModel) -> list[dict[str, Any]]:
     tests = session.exec(
         select(ModelQC, ModelPassage.number)
-        .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]
+        .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(ModelPassage.model_id == model.id)
-        .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]
+        .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
     ).all()
     host = model.host_strain_nomenclature or (
         NOT_PROVIDED if model.kind == ModelKind.pdx else "Not applicable"

@@ -56,12 +56,12 @@ def labels_for(session: Session, codes: Sequence[str]) -> list[LabelData]:
         raise invalid("codes", [], "give at least one specimen code")
     statement = (
         select(Specimen, Donor.code, SamplingSite.code, AnatomicalSite.label)
-        .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
-        .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)  # type: ignore[arg-type]
-        .where(Specimen.code.in_(wanted))  # type: ignore[attr-defined]
+        .join(Donor, Donor.id == Specimen.donor_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
+        .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
+        .where(Specimen.code.in_(wanted))  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
     )
-    found = {row[0].code: row for row in session.exec(statement)}  # type: ignore[call-overload]
+    found = {row[0].code: row for row in session.exec(statement)}
     missing = [code for code in wanted if code not in found]
     if missing:
         raise NotFoundError(f"specimen {missing[0]!r} not found", field="code", value=missing[0])
@@ -83,7 +83,7 @@ def labels_for(session: Session, codes: Sequence[str]) -> list[LabelData]:
 def case_codes(session: Session, case_code: str) -> list[str]:
     """Every specimen of a case's donor, in the order they were made."""
     autopsy = get_autopsy(session, case_code)
-    return list(session.exec(select(Specimen.code).where(Specimen.donor_id == autopsy.donor_id).order_by(Specimen.id)))  # type: ignore[arg-type]
+    return list(session.exec(select(Specimen.code).where(Specimen.donor_id == autopsy.donor_id).order_by(Specimen.id)))  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
 
 
 def planned_labels(
@@ -97,11 +97,11 @@ def planned_labels(
     autopsy: Autopsy = get_autopsy(session, case_code)
     donor = session.get(Donor, autopsy.donor_id)
     assert donor is not None
-    lesions = list(session.exec(select(Lesion).where(Lesion.donor_id == donor.id).order_by(Lesion.code)))  # type: ignore[arg-type]
+    lesions = list(session.exec(select(Lesion).where(Lesion.donor_id == donor.id).order_by(Lesion.code)))
     if not lesions:
         raise invalid("case", case_code, f"donor {donor.code} has no lesions recorded yet: record them to pre-print")
     collected = set(session.exec(select(SamplingSite.code).where(SamplingSite.donor_id == donor.id)))
-    site_labels = dict(session.exec(select(AnatomicalSite.code, AnatomicalSite.label)).all())  # type: ignore[call-overload]
+    site_labels = dict(session.exec(select(AnatomicalSite.code, AnatomicalSite.label)).all())
     day = _day(autopsy.start_at or autopsy.death_at)
     labels = []
     for lesion in lesions:

@@ -1,5 +1,10 @@
-"""Table models. Import from here: ``from biobank.models import Donor``."""
+"""Table models. Import from here: ``from biobank.models import Donor``.
 
+Importing the tables installs the audit hook (``biobank.models.audit``) too, so any script that writes through these
+models leaves audit rows: there is no way to have the tables without it.
+"""
+
+from biobank.models import audit as _audit  # noqa: F401  (the audit hook: installed wherever the tables are)
 from biobank.models import indexes as _indexes  # noqa: F401  (indexes for reads at scale)
 from biobank.models.base import SQLModel
 from biobank.models.core import (
@@ -17,39 +22,36 @@ from biobank.models.core import (
     TreatmentLine,
     User,
 )
+from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
+from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
+from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AnalysisPlan",
     "AnatomicalSite",
     "AuditLog",
     "Autopsy",
+    "Checkout",
     "ClinicalEvent",
     "Consent",
     "ConsentWithdrawal",
+    "Container",
     "CustodyEvent",
+    "DerivedModel",
+    "DistributionItem",
+    "DistributionOrder",
     "Donor",
     "Lesion",
+    "ModelPassage",
+    "ModelQC",
+    "PlanDonor",
+    "PlanSpecimen",
     "SamplingSite",
     "Specimen",
+    "SpecimenLocation",
     "TreatmentLine",
     "User",
     "metadata",
 ]
-
-from biobank.models.derived import DerivedModel, ModelPassage, ModelQC  # noqa: E402
-
-__all__ += ["DerivedModel", "ModelPassage", "ModelQC"]
-# Storage, check-outs and distribution (issue 3).
-from biobank.models.storage import (  # noqa: E402
-    Checkout,
-    Container,
-    DistributionItem,
-    DistributionOrder,
-    SpecimenLocation,
-)
-
-__all__ += ["Checkout", "Container", "DistributionItem", "DistributionOrder", "SpecimenLocation"]
-from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen  # noqa: E402
-
-__all__ += ["AnalysisPlan", "PlanDonor", "PlanSpecimen"]

@@ -6,21 +6,20 @@ writes one :class:`AuditLog` row per changed object with the changed fields' old
 
 from __future__ import annotations
 
-import decimal
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
-from enum import Enum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Table, bindparam, event, inspect, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 
-from biobank.db.bulk import id_filter
+from biobank.db.bulk import id_filter, insert_rows
 from biobank.db.engine import UTCDateTime
-from biobank.models.base import utcnow
+from biobank.domain.plain import plain
+from biobank.models.base import table_of, utcnow
 from biobank.models.core import AuditLog, User
 
 #: Columns never copied into the audit log.
@@ -45,20 +44,6 @@ def audit_reason(session: OrmSession, reason: str) -> Iterator[None]:
     finally:
         session.flush()
         session.info["audit_reason"] = previous
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _tracked(obj: Any) -> bool:
@@ -95,7 +80,7 @@ def _write_audit(session: OrmSession, _flush: UOWTransaction) -> None:
             continue
         state = inspect(obj)
         changes = {
-            attr.key: [None, _plain(attr.value)]
+            attr.key: [None, plain(attr.value)]
             for attr in state.attrs
             if attr.key in state.mapper.columns and attr.value is not None and attr.key not in REDACTED
         }
@@ -114,12 +99,12 @@ def _write_audit(session: OrmSession, _flush: UOWTransaction) -> None:
                 new = history.added[0] if history.added else None
                 if old != new:
                     changes[attr.key] = (
-                        ["<redacted>", "<redacted>"] if attr.key in REDACTED else [_plain(old), _plain(new)]
+                        ["<redacted>", "<redacted>"] if attr.key in REDACTED else [plain(old), plain(new)]
                     )
         if changes:
             rows.append(_audit_row(now, actor_id, obj, "update", changes, reason))
     if rows:
-        session.connection().execute(AuditLog.__table__.insert(), rows)  # type: ignore[attr-defined]
+        session.connection().execute(table_of(AuditLog).insert(), rows)
 
 
 def _audit_row(
@@ -246,7 +231,5 @@ def record_bulk(
         }
         for row_id, changes in rows
     ]
-    from biobank.db.bulk import insert_rows
-
-    insert_rows(session, AuditLog.__table__, values)  # type: ignore[attr-defined]
+    insert_rows(session, table_of(AuditLog), values)
     return len(values)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint
+from sqlalchemy import CheckConstraint, Table
 from sqlmodel import Field, SQLModel
 
 from biobank.db.engine import UTCDateTime
@@ -22,6 +23,13 @@ SQLModel.metadata.naming_convention = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def pk(row: Any) -> int:
+    """A stored row's primary key: typed ``int | None`` by SQLModel, set once the row is flushed."""
+    if row.id is None:
+        raise RuntimeError(f"{type(row).__name__} has no id yet: flush it first")
+    return int(row.id)
 
 
 class Tracked(SQLModel):
@@ -59,3 +67,8 @@ def safe_code(name: str, column: str) -> CheckConstraint:
         f" AND {column} NOT LIKE '%/%')",
         name=name,
     )
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (SQLModel adds ``__table__`` at class creation, unseen by type checkers)."""
+    return model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass for table models  # set by SQLModel's metaclass for table=True models

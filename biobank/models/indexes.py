@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import Index
 
+from biobank.models.base import table_of
 from biobank.models.core import Specimen
 
-_specimen = Specimen.__table__  # type: ignore[attr-defined]
+_specimen = table_of(Specimen)
 
 #: ``queries.pmi_distribution``: the PMI histogram reads primary specimens' site and times from this index alone
 #: (SQLite scans it instead of the wide specimen rows).

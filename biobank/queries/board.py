@@ -23,7 +23,7 @@ def running_cases(session: Session) -> list[dict[str, Any]]:
         select(Autopsy.case_code, Donor.code, Autopsy.death_at, Autopsy.start_at)
         .join(Donor, Donor.id == Autopsy.donor_id)
         .where(Autopsy.status == AutopsyStatus.in_progress)
-        .order_by(Autopsy.death_at.desc())  # type: ignore[union-attr]
+        .order_by(Autopsy.death_at.desc())  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
     )
     return [
         {"case": case, "donor": donor, "death_at": death_at, "start_at": start_at}
@@ -51,7 +51,7 @@ def case_specimens(session: Session, case_code: str, *, limit: int = 500) -> lis
         .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
         .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
         .where(SamplingSite.autopsy_id == autopsy.id, Specimen.lineage == "primary")
-        .order_by(Specimen.collected_at.desc(), Specimen.code)  # type: ignore[attr-defined]
+        .order_by(Specimen.collected_at.desc(), Specimen.code)  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
         .limit(limit)
     )
     rows = []
@@ -83,7 +83,7 @@ def case_lesions(session: Session, case_code: str) -> list[dict[str, Any]]:
     taken: dict[int, list[str]] = {}
     for lesion_id, label in session.exec(
         select(SamplingSite.lesion_id, SamplingSite.region_label).where(
-            SamplingSite.donor_id == autopsy.donor_id, SamplingSite.lesion_id.is_not(None)  # type: ignore[union-attr]
+            SamplingSite.donor_id == autopsy.donor_id, SamplingSite.lesion_id.is_not(None)  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
         )
     ).all():
         taken.setdefault(lesion_id, []).append(label or "")

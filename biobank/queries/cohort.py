@@ -359,7 +359,7 @@ def donor_lesions(session: Session, code: str) -> list[dict[str, Any]]:
         {
             "lesion": lesion.code, "site": label, "laterality": lesion.laterality, "kind": lesion.kind,
             "bone_phenotype": lesion.bone_phenotype, "size_mm": lesion.size_mm, "imaging": lesion.imaging_response,
-            "er": lesion.er_status, "regions": ", ".join(regions.get(lesion.id, [])) or "none",  # type: ignore[arg-type]
+            "er": lesion.er_status, "regions": ", ".join(regions.get(lesion.id, [])) or "none",
         }
         for lesion, label in rows
     ]

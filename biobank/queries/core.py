@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Integer, case, cast, func
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from biobank.config import get_settings
 from biobank.db.sqlfunc import hours_between
@@ -26,6 +26,8 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
+from biobank.models.base import pk
+from biobank.queries import storage as storage_reads
 from biobank.services.collection import get_autopsy
 from biobank.services.custody import history
 from biobank.services.donors import consent_state, get_donor
@@ -58,12 +60,12 @@ def cohort_counts(session: Session) -> dict[str, int]:
 def donor_rows(session: Session) -> list[dict[str, Any]]:
     """One row per donor with their case and specimen count (two grouped queries, no per-donor loop)."""
     counts = dict(
-        session.exec(select(Specimen.donor_id, func.count()).group_by(Specimen.donor_id)).all()  # type: ignore[arg-type]
+        session.exec(select(Specimen.donor_id, func.count()).group_by(Specimen.donor_id)).all()  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
     )
     withdrawn = set(session.exec(select(ConsentWithdrawal.donor_id)).all())
     statement = (
         select(Donor, Autopsy.case_code, Autopsy.death_at, Autopsy.status)
-        .join(Autopsy, Autopsy.donor_id == Donor.id, isouter=True)
+        .join(Autopsy, col(Autopsy.donor_id) == col(Donor.id), isouter=True)
         .order_by(Donor.code)
     )
     rows = []
@@ -80,7 +82,7 @@ def donor_rows(session: Session) -> list[dict[str, Any]]:
                 "case": case_code,
                 "death_at": _iso(death_at),
                 "autopsy_status": autopsy_status,
-                "specimens": int(counts.get(donor.id, 0)),
+                "specimens": int(counts.get(pk(donor), 0)),
             }
         )
     return rows
@@ -90,9 +92,9 @@ def specimen_pmis(session: Session, autopsy: Autopsy) -> list[tuple[str, float, 
     """(code, PMI hours, basis) of the primary specimens of a case, post-mortem material only."""
     statement = (
         select(Specimen.code, Specimen.collected_at, Specimen.stabilised_at)
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(SamplingSite, col(SamplingSite.id) == col(Specimen.sampling_site_id))
         .where(SamplingSite.autopsy_id == autopsy.id, Specimen.lineage == "primary", SamplingSite.kind != "premortem_blood")
-        .order_by(Specimen.collected_at, Specimen.code)
+        .order_by(col(Specimen.collected_at), col(Specimen.code))
     )
     result = []
     for code, collected_at, stabilised_at in session.exec(statement).all():
@@ -120,7 +122,7 @@ def autopsy_summary(session: Session, case_code: str) -> dict[str, Any]:
     by_format = dict(
         session.exec(
             select(Specimen.storage_format, func.count())
-            .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+            .join(SamplingSite, col(SamplingSite.id) == col(Specimen.sampling_site_id))
             .where(SamplingSite.autopsy_id == autopsy.id)
             .group_by(Specimen.storage_format)
         ).all()
@@ -205,9 +207,9 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
             stabilised_at=primary.stabilised_at,
             fixation_end_at=primary.fixation_end_at,
             fixative=primary.fixative,
-            temperature=storage_temperature(session, primary),
+            temperature=storage_reads.storage_temperature(session, primary),
         )
-    events = history(session, specimen.id)  # type: ignore[arg-type]
+    events = history(session, specimen.id)  # type: ignore[arg-type]  # a stored specimen has an id
     users = {u.id: u.username for u in session.exec(select(User)).all()}
     cold = cold_interval(autopsy.refrigerated_at if autopsy else None, primary.collected_at)
     return {
@@ -255,7 +257,7 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
             "dv200_pct": specimen.dv200_pct,
         },
         "receptors": {"er": specimen.er_status, "pr": specimen.pr_status, "her2": specimen.her2_status},
-        "location": current_location(session, specimen),
+        "location": storage_reads.location_label(session, specimen),
         "version": specimen.version,
         "lineage_tree": lineage,
         "consent": asdict(consent_state(session, donor)) | {"scopes": sorted(consent_state(session, donor).scopes)},
@@ -273,31 +275,12 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
     }
 
 
-def storage_temperature(session: Session, specimen: Specimen) -> str | None:
-    """MIABIS temperature class of where the specimen is stored; the storage module replaces this hook."""
-    hook = _HOOKS.get("storage_temperature")
-    return hook(session, specimen) if hook else None
-
-
-def current_location(session: Session, specimen: Specimen) -> str | None:
-    hook = _HOOKS.get("current_location")
-    return hook(session, specimen) if hook else None
-
-
-#: Extension points for modules added later (storage) without a circular import.
-_HOOKS: dict[str, Any] = {}
-
-
-def register_hook(name: str, function: Any) -> None:
-    _HOOKS[name] = function
-
-
 def donor_detail(session: Session, code: str) -> dict[str, Any]:
     donor = get_donor(session, code)
     autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
     state = consent_state(session, donor)
     withdrawal = session.exec(select(ConsentWithdrawal).where(ConsentWithdrawal.donor_id == donor.id)).first()
-    treatments = session.exec(select(TreatmentLine).where(TreatmentLine.donor_id == donor.id).order_by(TreatmentLine.line_number)).all()
+    treatments = session.exec(select(TreatmentLine).where(TreatmentLine.donor_id == donor.id).order_by(col(TreatmentLine.line_number))).all()
     consents = session.exec(select(Consent).where(Consent.donor_id == donor.id)).all()
     return {
         "code": donor.code,
@@ -345,9 +328,9 @@ def pmi_distribution(session: Session, *, bin_hours: float = 0.5) -> list[dict[s
     statement = (
         select(bucket.label("bucket"), func.count().label("n"))
         .select_from(Specimen)
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
-        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)
-        .where(Specimen.lineage == "primary", SamplingSite.kind != "premortem_blood", Autopsy.death_at.is_not(None))  # type: ignore[union-attr]
+        .join(SamplingSite, col(SamplingSite.id) == col(Specimen.sampling_site_id))
+        .join(Autopsy, col(Autopsy.id) == col(SamplingSite.autopsy_id))
+        .where(Specimen.lineage == "primary", SamplingSite.kind != "premortem_blood", Autopsy.death_at.is_not(None))  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
         .group_by(bucket)
         .order_by(bucket)
     )
@@ -360,8 +343,8 @@ def specimens_by_format_and_site(session: Session) -> list[dict[str, Any]]:
     site = aliased(AnatomicalSite)
     statement = (
         select(Specimen.storage_format, SamplingSite.site_code, site.label, func.count())
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
-        .join(site, site.code == SamplingSite.site_code)
+        .join(SamplingSite, col(SamplingSite.id) == col(Specimen.sampling_site_id))
+        .join(site, col(site.code) == col(SamplingSite.site_code))
         .group_by(Specimen.storage_format, SamplingSite.site_code, site.label)
     )
     return [
@@ -370,9 +353,9 @@ def specimens_by_format_and_site(session: Session) -> list[dict[str, Any]]:
 
 
 def stock_by_format(session: Session) -> list[dict[str, Any]]:
-    available = case((Specimen.status.in_(["available", "reserved", "in_use"]), 1), else_=0)  # type: ignore[attr-defined]
+    available = case((Specimen.status.in_(["available", "reserved", "in_use"]), 1), else_=0)  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
     statement = (
-        select(
+        select(  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
             Specimen.storage_format,
             Specimen.unit,
             func.count(),
@@ -392,12 +375,3 @@ def stock_by_format(session: Session) -> list[dict[str, Any]]:
         }
         for fmt, unit, total, stock, remaining in session.exec(statement).all()
     ]
-
-
-
-# Storage (issue 3): where a specimen is and at what temperature, for the specimen view and SPREC.
-from biobank.services import storage as _storage  # noqa: E402
-
-register_hook("current_location", _storage.location_label)
-register_hook("storage_temperature", _storage.storage_temperature)
-register_hook("storage_temperatures", _storage.storage_temperatures)

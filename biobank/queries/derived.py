@@ -9,37 +9,18 @@ reported separately (``in_progress``) so a young cohort is not mistaken for a po
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
 
-from biobank.db.sqlfunc import hours_between
+from biobank.db.sqlfunc import days_between, hours_between
 from biobank.domain.timing import PMI_BANDS
 from biobank.domain.vocab_derived import ModelKind, ModelStatus
 from biobank.models import Autopsy, DerivedModel, Donor, Lesion, ModelPassage, ModelQC, SamplingSite, Specimen
 from biobank.services.checks import check_enum
-
-
-class days_between(FunctionElement[float]):
-    """Days from the first date to the second: ``days_between(initiated_on, established_on)``."""
-
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between, "sqlite")
-def _days_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return f"(julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
-
-
-@compiles(days_between, "postgresql")
-def _days_pg(element: days_between, compiler: Any, **kw: Any) -> str:
-    start, end = list(element.clauses)
-    return f"({compiler.process(end, **kw)} - {compiler.process(start, **kw)})"
+from biobank.services.derived import get_model, model_donor, model_qc_rows, qc_requirements_met
 
 
 def source_pmi_hours() -> Any:
@@ -76,10 +57,10 @@ def _dimension(by: str) -> Any:
 
 
 def _counts() -> tuple[Any, Any, Any, Any]:
-    established = func.sum(case((DerivedModel.established_on.is_not(None), 1), else_=0))  # type: ignore[union-attr]
+    established = func.sum(case((DerivedModel.established_on.is_not(None), 1), else_=0))
     failed = func.sum(case((DerivedModel.status == ModelStatus.failed.value, 1), else_=0))
     running = func.sum(
-        case((DerivedModel.status.in_([ModelStatus.initiated.value, ModelStatus.growing.value]), 1), else_=0)  # type: ignore[attr-defined]
+        case((DerivedModel.status.in_([ModelStatus.initiated.value, ModelStatus.growing.value]), 1), else_=0)
     )
     return func.count(DerivedModel.id), established, failed, running
 
@@ -98,7 +79,7 @@ def take_rates(session: Session, *, by: str, per_kind: bool = True) -> list[dict
     """Attempted, established, failed, in progress and take rate per value of ``by`` (and per model kind)."""
     dimension = _dimension(by).label("value")
     attempted, established, failed, running = _counts()
-    columns = [dimension, *([DerivedModel.kind.label("kind")] if per_kind and by != "kind" else [])]  # type: ignore[attr-defined]
+    columns = [dimension, *([DerivedModel.kind.label("kind")] if per_kind and by != "kind" else [])]
     statement = _joined(select(*columns, attempted, established, failed, running))
     statement = statement.group_by(*[c for c in columns]).order_by(*[c for c in columns])
     rows = []
@@ -127,7 +108,7 @@ def time_to_establishment(session: Session) -> list[dict[str, Any]]:
     days = days_between(DerivedModel.initiated_on, DerivedModel.established_on)
     statement = (
         select(DerivedModel.kind, func.count(), func.avg(days), func.min(days), func.max(days))
-        .where(DerivedModel.established_on.is_not(None))  # type: ignore[union-attr]
+        .where(DerivedModel.established_on.is_not(None))
         .group_by(DerivedModel.kind)
         .order_by(DerivedModel.kind)
     )
@@ -153,7 +134,7 @@ def passages_per_model(session: Session) -> list[dict[str, Any]]:
             func.count(ModelPassage.id),
             func.max(ModelPassage.number),
         )
-        .join(ModelPassage, ModelPassage.model_id == DerivedModel.id, isouter=True)  # type: ignore[arg-type]
+        .join(ModelPassage, ModelPassage.model_id == DerivedModel.id, isouter=True)
         .group_by(DerivedModel.code, DerivedModel.kind, DerivedModel.status)
         .order_by(DerivedModel.code)
     )
@@ -176,8 +157,8 @@ def passage_summary(session: Session) -> list[dict[str, Any]]:
             DerivedModel.kind.label("kind"),
             func.count(ModelPassage.id).label("n"),
             func.max(ModelPassage.number).label("top"),
-        )  # type: ignore[attr-defined]
-        .join(ModelPassage, ModelPassage.model_id == DerivedModel.id, isouter=True)  # type: ignore[arg-type]
+        )
+        .join(ModelPassage, ModelPassage.model_id == DerivedModel.id, isouter=True)
         .group_by(DerivedModel.id, DerivedModel.kind)
         .subquery()
     )
@@ -217,7 +198,7 @@ def model_rows(
             func.count(ModelQC.id).label("tests"),
             func.sum(cast(ModelQC.passed, Integer)).label("passed"),
         )
-        .join(ModelQC, ModelQC.passage_id == ModelPassage.id)  # type: ignore[arg-type]
+        .join(ModelQC, ModelQC.passage_id == ModelPassage.id)
         .group_by(ModelPassage.model_id)
         .subquery()
     )
@@ -234,10 +215,10 @@ def model_rows(
             qc.c.tests,
             qc.c.passed,
         )
-        .join(Donor, Donor.id == DerivedModel.donor_id)  # type: ignore[arg-type]
-        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)  # type: ignore[arg-type]
-        .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)  # type: ignore[arg-type]
+        .join(Donor, Donor.id == DerivedModel.donor_id)
+        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)
+        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
+        .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)
         .join(passages, passages.c.model_id == DerivedModel.id, isouter=True)
         .join(qc, qc.c.model_id == DerivedModel.id, isouter=True)
         .order_by(DerivedModel.code)
@@ -253,7 +234,7 @@ def model_rows(
     rows = []
     for model, donor, region, site, lesion_kind, source, n, top, tests, passed in session.exec(
         statement
-    ).all():  # type: ignore[call-overload]
+    ).all():
         tests, passed = int(tests or 0), int(passed or 0)
         rows.append(
             {
@@ -274,3 +255,134 @@ def model_rows(
             }
         )
     return rows
+
+
+def _passage_tree(
+    passages: Iterable[ModelPassage], qc: dict[int, list[ModelQC]], specimens: dict[int, list[str]]
+) -> list[dict[str, Any]]:
+    by_parent: dict[int | None, list[ModelPassage]] = {}
+    for passage in passages:
+        by_parent.setdefault(passage.parent_passage_id, []).append(passage)
+
+    def node(passage: ModelPassage) -> dict[str, Any]:
+        tests = qc.get(passage.id or 0, [])
+        return {
+            "label": passage.label,
+            "number": passage.number,
+            "passaged_on": passage.passaged_on.isoformat(),
+            "mouse_or_vessel_id": passage.mouse_or_vessel_id,
+            "latency_days": passage.latency_days,
+            "doubling_time_hours": passage.doubling_time_hours,
+            "distributed_to": passage.distributed_to,
+            "distributed_on": passage.distributed_on.isoformat() if passage.distributed_on else None,
+            "qc": [
+                {
+                    "tested_on": t.tested_on.isoformat(),
+                    "identity": f"{t.identity_method} {t.identity_match_pct:g} %"
+                    if t.identity_match_pct is not None
+                    else None,
+                    "mycoplasma": t.mycoplasma,
+                    "mouse_content_pct": t.mouse_content_pct,
+                    "histology_concordant": t.histology_concordant,
+                    "not_mouse_or_ebv_origin": t.not_mouse_or_ebv_origin,
+                    "passed": t.passed,
+                }
+                for t in tests
+            ],
+            "specimens": specimens.get(passage.id or 0, []),
+            "children": [
+                node(child) for child in sorted(by_parent.get(passage.id, []), key=lambda p: p.label)
+            ],
+        }
+
+    return [node(root) for root in sorted(by_parent.get(None, []), key=lambda p: p.label)]
+
+
+def model_detail(session: Session, code: str) -> dict[str, Any]:
+    """The model with its lineage: donor → lesion → region → source specimen → model → passage tree."""
+    model = get_model(session, code)
+    donor = model_donor(session, model)
+    source = session.get(Specimen, model.source_specimen_id)
+    assert source is not None
+    site = session.get(SamplingSite, source.sampling_site_id)
+    assert site is not None
+    lesion = session.get(Lesion, site.lesion_id) if site.lesion_id else None
+    passages = list(session.exec(select(ModelPassage).where(ModelPassage.model_id == model.id)).all())
+    qc: dict[int, list[ModelQC]] = {}
+    for row, _label in model_qc_rows(session, model):
+        qc.setdefault(row.passage_id, []).append(row)
+    specimens: dict[int, list[str]] = {}
+    ids = [p.id for p in passages]
+    if ids:
+        for passage_id, specimen_code in session.exec(
+            select(Specimen.passage_id, Specimen.code)
+            .where(Specimen.passage_id.in_(ids))
+            .order_by(Specimen.code)
+        ).all():
+            specimens.setdefault(int(passage_id or 0), []).append(specimen_code)
+    newest = max(passages, key=lambda p: (p.number, p.passaged_on, p.label), default=None)
+    met = qc_requirements_met(session, model)
+    return {
+        "code": model.code,
+        "kind": model.kind,
+        "status": model.status,
+        "initiated_on": model.initiated_on.isoformat(),
+        "established_on": model.established_on.isoformat() if model.established_on else None,
+        "failed_on": model.failed_on.isoformat() if model.failed_on else None,
+        "ended_on": model.ended_on.isoformat() if model.ended_on else None,
+        "donor": donor.code,
+        "lesion": lesion.code if lesion else None,
+        "lesion_kind": lesion.kind if lesion else None,
+        "sampling_site": site.code,
+        "anatomical_site": site.site_code,
+        "source_specimen": source.code,
+        "source_format": source.storage_format,
+        "host_strain_name": model.host_strain_name,
+        "host_strain_nomenclature": model.host_strain_nomenclature,
+        "engraftment_site": model.engraftment_site,
+        "engraftment_type": model.engraftment_type,
+        "tumour_preparation": model.tumour_preparation,
+        "humanised": model.humanised,
+        "humanisation_type": model.humanisation_type,
+        "medium": model.medium,
+        "matrix": model.matrix,
+        "growth_properties": model.growth_properties,
+        "notes": model.notes,
+        "passages": len(passages),
+        "newest_passage": newest.label if newest else None,
+        "qc_requirements": met,
+        "qc_ready": all(met.values()),
+        "passage_tree": _passage_tree(passages, qc, specimens),
+    }
+
+
+def lineage_lines(detail: dict[str, Any]) -> list[str]:
+    """The lineage as indented text (``models show``): donor → lesion → region → source → model → passages."""
+    lines = [f"donor {detail['donor']}"]
+    depth = 1
+    if detail["lesion"]:
+        lines.append(
+            "  " * depth
+            + f"└─ lesion {detail['lesion']} ({detail['lesion_kind']}, {detail['anatomical_site']})"
+        )
+        depth += 1
+    lines.append("  " * depth + f"└─ region {detail['sampling_site']} ({detail['anatomical_site']})")
+    depth += 1
+    lines.append("  " * depth + f"└─ source {detail['source_specimen']} ({detail['source_format']})")
+    depth += 1
+    lines.append("  " * depth + f"└─ model {detail['code']} ({detail['kind']}, {detail['status']})")
+    depth += 1
+
+    def walk(nodes: list[dict[str, Any]], level: int) -> None:
+        for passage in nodes:
+            qc = passage["qc"]
+            verdict = "" if not qc else (" QC passed" if all(t["passed"] for t in qc) else " QC FAILED")
+            extra = f" [{', '.join(passage['specimens'])}]" if passage["specimens"] else ""
+            where = f" {passage['mouse_or_vessel_id']}" if passage["mouse_or_vessel_id"] else ""
+            lines.append(
+                "  " * level + f"└─ {passage['label']} {passage['passaged_on']}{where}{verdict}{extra}"
+            )
+            walk(passage["children"], level + 1)
+
+    walk(detail["passage_tree"], depth)
+    return lines

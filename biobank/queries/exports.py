@@ -42,11 +42,12 @@ from biobank.models import (
     TreatmentLine,
 )
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
+from biobank.queries import storage as storage_reads
 
 
 def _table(model: type) -> Any:
     """A model's table (its columns under ``.c``), typed loosely so Core selects stay readable."""
-    return model.__table__  # type: ignore[attr-defined]
+    return model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass for table models
 
 
 _SPECIMEN_TABLE = _table(Specimen)
@@ -203,13 +204,10 @@ def _specimen_statement() -> Select[Any]:
 
 
 def _storage_temperatures(session: Session, specimen_ids: list[int]) -> list[Any]:
-    """MIABIS temperature class per specimen from the storage module's bulk hook, else NA (never guessed)."""
-    from biobank.queries import core as queries
-
-    hook = queries._HOOKS.get("storage_temperatures")
-    if hook is None or not specimen_ids:
-        return [None] * len(specimen_ids)
-    found = hook(session, specimen_ids)
+    """MIABIS temperature class per specimen where it is stored, else NA (never guessed)."""
+    if not specimen_ids:
+        return []
+    found = storage_reads.storage_temperatures(session, specimen_ids)
     return [found.get(i) for i in specimen_ids]
 
 

@@ -25,12 +25,12 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.domain.sites import get_site, root_site
-from biobank.domain.vocab import ConsentScope, LesionKind, SiteKind, StorageFormat
+from biobank.domain.vocab import ConsentScope, LesionKind, SiteKind
+from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.models import Autopsy, Donor, Lesion, SamplingSite, Specimen
 from biobank.services.collection import get_autopsy
 from biobank.services.donors import consent_state
 
-VIABLE_FORMATS = frozenset({StorageFormat.fresh.value, StorageFormat.viable_cryo.value})
 #: Categories whose organs have no routinely sampled normal-tissue counterpart (see the module docstring).
 NO_NORMAL_TISSUE = frozenset({"bone", "lymph_node", "bone_marrow", "blood"})
 MIN_REGIONS = 2
@@ -124,7 +124,7 @@ def checklist(material: CaseMaterial) -> list[ChecklistItem]:
         )
 
     if material.model_consent:
-        viable = [r for r in made if r.kind == SiteKind.tumour_region and r.formats & VIABLE_FORMATS]
+        viable = [r for r in made if r.kind == SiteKind.tumour_region and r.formats & set(VIABLE_SOURCE_FORMATS)]
         items.append(
             ChecklistItem(
                 "viable",

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from biobank.domain.errors import invalid
+from biobank.domain.timing import is_naive
 
 
 def check_enum(field: str, value: Any, enum: type[StrEnum], *, nullable: bool = False) -> None:
@@ -29,7 +30,7 @@ def check_positive(field: str, value: float | None, *, allow_zero: bool = False)
 
 
 def require_aware(field: str, value: datetime | None) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+    if value is not None and is_naive(value):
         raise invalid(field, value.isoformat(), "give a time zone (times are stored in UTC)")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,10 +36,12 @@ from biobank.domain.vocab import (
 )
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
 from biobank.models.audit import act_as
+from biobank.models.base import pk
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, require_aware
 from biobank.services.custody import record_event
 from biobank.services.donors import get_donor, withdrawal_of
+from biobank.services.inputs import AutopsyOpen, FormatRequest, LesionCreate, RegionCollect
 
 
 def get_autopsy(session: Session, case_code: str) -> Autopsy:
@@ -65,23 +66,12 @@ def check_autopsy_times(
     check_order("start_at", start_at, "end_at", end_at)
 
 
-def open_autopsy(
-    session: Session,
-    *,
-    actor: User | None,
-    donor_code: str,
-    case_code: str,
-    death_at: datetime | None,
-    refrigerated_at: datetime | None = None,
-    start_at: datetime | None = None,
-    end_at: datetime | None = None,
-    institution: str | None = None,
-    prosector: str | None = None,
-    team: str | None = None,
-    status: str | None = None,
-) -> Autopsy:
+def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> Autopsy:
     """Open (or schedule) the case. Status follows the times unless given: start → in progress, end → complete."""
     require(actor, Action.enter)
+    donor_code, case_code, death_at = data.donor_code, data.case_code, data.death_at
+    refrigerated_at, start_at, end_at = data.refrigerated_at, data.start_at, data.end_at
+    institution, prosector, team, status = data.institution, data.prosector, data.team, data.status
     donor = get_donor(session, donor_code)
     require_safe("case_code", case_code)
     check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
@@ -97,7 +87,7 @@ def open_autopsy(
     if session.exec(select(Autopsy.id).where(Autopsy.case_code == case_code)).first() is not None:
         raise ConflictError(f"case_code={case_code!r}: already used", field="case_code", value=case_code)
     autopsy = Autopsy(
-        donor_id=donor.id,
+        donor_id=pk(donor),
         case_code=case_code,
         death_at=death_at,
         refrigerated_at=refrigerated_at,
@@ -173,24 +163,12 @@ def _laterality(site: AnatomicalSite, laterality: str | None) -> str:
     return laterality
 
 
-def add_lesion(
-    session: Session,
-    *,
-    actor: User | None,
-    donor_code: str,
-    code: str,
-    site_code: str,
-    kind: str,
-    laterality: str | None = None,
-    bone_phenotype: str | None = None,
-    size_mm: float | None = None,
-    imaging_response: str = ImagingResponse.unknown,
-    er_status: str | None = None,
-    pr_status: str | None = None,
-    her2_status: str | None = None,
-    description: str | None = None,
-) -> Lesion:
+def add_lesion(session: Session, *, actor: User | None, data: LesionCreate) -> Lesion:
     require(actor, Action.enter)
+    donor_code, code, site_code, kind = data.donor_code, data.code, data.site_code, data.kind
+    laterality, bone_phenotype, size_mm = data.laterality, data.bone_phenotype, data.size_mm
+    imaging_response, er_status, pr_status = data.imaging_response, data.er_status, data.pr_status
+    her2_status, description = data.her2_status, data.description
     donor = get_donor(session, donor_code)
     if not LESION_CODE.match(code or ""):
         raise invalid("code", code, "lesion codes look like 'L01'")
@@ -207,7 +185,7 @@ def add_lesion(
     if taken is not None:
         raise ConflictError(f"donor {donor_code}: lesion {code} already exists", field="code", value=code)
     lesion = Lesion(
-        donor_id=donor.id,
+        donor_id=pk(donor),
         code=code,
         site_code=site_code,
         laterality=_laterality(site, laterality),
@@ -236,22 +214,6 @@ def get_lesion(session: Session, donor: Donor, code: str) -> Lesion:
     if lesion is None:
         raise NotFoundError(f"donor {donor.code}: lesion {code!r} not found", field="lesion", value=code)
     return lesion
-
-
-@dataclass(frozen=True)
-class FormatRequest:
-    """One storage format to make from a region, and how many pieces (tubes, cassettes) of it."""
-
-    storage_format: str
-    quantity: float
-    unit: str
-    count: int = 1
-    material_type: str | None = None
-    stabilised_at: datetime | None = None
-    fixative: str | None = None
-    fixation_end_at: datetime | None = None
-    decalcification_agent: str | None = None
-    decalcification_hours: float | None = None
 
 
 #: The formats the board offers for a tumour region, with default quantities.
@@ -300,28 +262,17 @@ def _validate_format(request: FormatRequest, excised_at: datetime, row: str) -> 
         check_positive(f"{row}.decalcification_hours", request.decalcification_hours, allow_zero=True)
 
 
-def collect_region(
-    session: Session,
-    *,
-    actor: User | None,
-    case_code: str,
-    kind: str,
-    site_code: str,
-    excised_at: datetime,
-    formats: Sequence[FormatRequest],
-    lesion_code: str | None = None,
-    region_label: str | None = None,
-    laterality: str | None = None,
-    tissue_status: str | None = None,
-    distance_to_tumour_mm: float | None = None,
-    prosector: str | None = None,
-    gross_description: str | None = None,
-) -> Collected:
+def collect_region(session: Session, *, actor: User | None, data: RegionCollect) -> Collected:
     """Record one region (or normal tissue, blood, marrow) and create all its specimens at once.
 
     Everything is validated before anything is written; an error leaves the database as it was.
     """
     require(actor, Action.enter)
+    case_code, kind, site_code, excised_at = data.case_code, data.kind, data.site_code, data.excised_at
+    formats, lesion_code, region_label = data.formats, data.lesion_code, data.region_label
+    laterality, tissue_status = data.laterality, data.tissue_status
+    distance_to_tumour_mm, prosector = data.distance_to_tumour_mm, data.prosector
+    gross_description = data.gross_description
     autopsy = get_autopsy(session, case_code)
     donor = session.get(Donor, autopsy.donor_id)
     assert donor is not None
@@ -378,7 +329,7 @@ def collect_region(
 
     act_as(session, actor)
     sampling_site = SamplingSite(
-        donor_id=donor.id,  # type: ignore[arg-type]
+        donor_id=donor.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         autopsy_id=autopsy.id,
         lesion_id=lesion.id if lesion else None,
         code=code,
@@ -404,8 +355,8 @@ def collect_region(
             sequence[request.storage_format] = sequence.get(request.storage_format, 0) + 1
             specimen = Specimen(
                 code=primary_specimen_code(donor.code, code, request.storage_format, sequence[request.storage_format]),
-                donor_id=donor.id,  # type: ignore[arg-type]
-                sampling_site_id=sampling_site.id,  # type: ignore[arg-type]
+                donor_id=donor.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
+                sampling_site_id=sampling_site.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
                 lineage="primary",
                 material_type=str(material),
                 storage_format=str(request.storage_format),

@@ -23,7 +23,7 @@ def record_event(
     note: str | None = None,
 ) -> CustodyEvent:
     event = CustodyEvent(
-        specimen_id=specimen.id,  # type: ignore[arg-type]
+        specimen_id=specimen.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         kind=kind.value,
         occurred_at=at or utcnow(),
         user_id=actor.id if actor is not None else None,
@@ -40,6 +40,6 @@ def history(session: Session, specimen_id: int) -> list[CustodyEvent]:
         session.exec(
             select(CustodyEvent)
             .where(CustodyEvent.specimen_id == specimen_id)
-            .order_by(CustodyEvent.occurred_at, CustodyEvent.id)  # type: ignore[arg-type]
+            .order_by(CustodyEvent.occurred_at, CustodyEvent.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         )
     )

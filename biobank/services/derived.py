@@ -8,10 +8,8 @@ status transitions and the donor of passage specimens (migration 0003).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -45,7 +43,6 @@ from biobank.domain.vocab_derived import (
 from biobank.models import (
     DerivedModel,
     Donor,
-    Lesion,
     ModelPassage,
     ModelQC,
     SamplingSite,
@@ -57,6 +54,7 @@ from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.services.custody import record_event
 from biobank.services.donors import require_consent
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 from biobank.services.specimens import TAKEABLE, get_specimen
 
 #: The consent scope a derived model needs (DOMAIN.md §2 "Consent").
@@ -106,7 +104,7 @@ def get_passage(session: Session, model: DerivedModel, label: str) -> ModelPassa
     return passage
 
 
-def _donor(session: Session, model: DerivedModel) -> Donor:
+def model_donor(session: Session, model: DerivedModel) -> Donor:
     donor = session.get(Donor, model.donor_id)
     assert donor is not None  # the foreign key guarantees it
     return donor
@@ -125,7 +123,7 @@ def next_model_code(session: Session, source: Specimen, kind: str) -> str:
     count = session.exec(
         select(func.count())
         .select_from(DerivedModel)
-        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]
+        .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(Specimen.sampling_site_id == site.id, DerivedModel.kind == kind)
     ).one()
     prefix = f"{compact(donor.code)}-{compact(site.code)}-{KIND_ABBREVIATION[ModelKind(kind)]}"
@@ -138,32 +136,14 @@ def next_model_code(session: Session, source: Specimen, kind: str) -> str:
     return f"{prefix}{number}"
 
 
-def create_model(
-    session: Session,
-    *,
-    actor: User | None,
-    source_code: str,
-    kind: str,
-    initiated_on: date,
-    quantity_used: float | None = None,
-    code: str | None = None,
-    host_strain_name: str | None = None,
-    host_strain_nomenclature: str | None = None,
-    engraftment_site: str | None = None,
-    engraftment_type: str | None = None,
-    tumour_preparation: str | None = None,
-    humanised: bool = False,
-    humanisation_type: str | None = None,
-    medium: str | None = None,
-    matrix: str | None = None,
-    growth_properties: str | None = None,
-    notes: str | None = None,
-) -> DerivedModel:
+def create_model(session: Session, *, actor: User | None, data: ModelCreate) -> DerivedModel:
     """Start a model from a fresh or viable cryopreserved specimen; needs the donor's consent to model derivation.
 
     ``quantity_used`` (in the source's unit) is taken from the source's remaining quantity, as for a derivative.
     """
     require(actor, Action.enter)
+    source_code, kind, initiated_on, quantity_used = data.source_code, data.kind, data.initiated_on, data.quantity_used
+    code, humanised = data.code, data.humanised
     check_enum("kind", kind, ModelKind)
     source = get_specimen(session, source_code, for_update=True)
     donor = session.get(Donor, source.donor_id)
@@ -193,15 +173,8 @@ def create_model(
                 f"only {source.quantity_remaining:g} {source.unit} of {source.code} remain",
             )
     values = {
-        "host_strain_name": _text(host_strain_name),
-        "host_strain_nomenclature": _text(host_strain_nomenclature),
-        "engraftment_site": _text(engraftment_site),
-        "engraftment_type": _text(engraftment_type),
-        "tumour_preparation": _text(tumour_preparation),
-        "humanisation_type": _text(humanisation_type),
-        "medium": _text(medium),
-        "matrix": _text(matrix),
-        "growth_properties": _text(growth_properties),
+        name: _text(value)
+        for name, value in data.model_dump(include={*CULTURE_FIELDS, *PDX_FIELDS, "humanisation_type"}).items()
     }
     check_enum("engraftment_type", values["engraftment_type"], EngraftmentType, nullable=True)
     check_enum("tumour_preparation", values["tumour_preparation"], TumourPreparation, nullable=True)
@@ -209,7 +182,7 @@ def create_model(
     check_enum("growth_properties", values["growth_properties"], GrowthProperties, nullable=True)
     if kind == ModelKind.pdx:
         if values["host_strain_name"] is None:
-            raise invalid("host_strain_name", host_strain_name, "a PDX names its host strain (e.g. NSG)")
+            raise invalid("host_strain_name", data.host_strain_name, "a PDX names its host strain (e.g. NSG)")
         for name in CULTURE_FIELDS:
             if values[name] is not None:
                 raise invalid(name, values[name], "applies to organoids and cell lines, not to a PDX")
@@ -233,13 +206,13 @@ def create_model(
     model = DerivedModel(
         code=code,
         kind=str(kind),
-        donor_id=donor.id,  # type: ignore[arg-type]
-        source_specimen_id=source.id,  # type: ignore[arg-type]
+        donor_id=donor.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
+        source_specimen_id=source.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         status=ModelStatus.initiated.value,
         initiated_on=initiated_on,
         humanised=bool(humanised),
-        notes=_text(notes),
-        **values,  # type: ignore[arg-type]
+        notes=_text(data.notes),
+        **values,  # type: ignore[arg-type]  # a dict of this table's own columns
     )
     session.add(model)
     if quantity_used:
@@ -272,21 +245,12 @@ def _passage_label(session: Session, model: DerivedModel, number: int) -> str:
     return label
 
 
-def record_passage(
-    session: Session,
-    *,
-    actor: User | None,
-    model_code: str,
-    passaged_on: date,
-    parent_label: str | None = None,
-    label: str | None = None,
-    mouse_or_vessel_id: str | None = None,
-    latency_days: int | None = None,
-    doubling_time_hours: float | None = None,
-    notes: str | None = None,
-) -> ModelPassage:
+def record_passage(session: Session, *, actor: User | None, data: PassageCreate) -> ModelPassage:
     """P0 (no parent) is the first engraftment or plating; a later passage names its parent, possibly a split."""
     require(actor, Action.enter)
+    model_code, passaged_on, parent_label = data.model_code, data.passaged_on, data.parent_label
+    label, mouse_or_vessel_id, latency_days = data.label, data.mouse_or_vessel_id, data.latency_days
+    doubling_time_hours, notes = data.doubling_time_hours, data.notes
     model = get_model(session, model_code, for_update=True)
     if model.status in (ModelStatus.failed, ModelStatus.discontinued):
         raise invalid("model", model_code, f"model is {model.status}; no passage can be recorded")
@@ -332,7 +296,7 @@ def record_passage(
             )
     act_as(session, actor)
     passage = ModelPassage(
-        model_id=model.id,  # type: ignore[arg-type]
+        model_id=model.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         number=number,
         label=label,
         parent_passage_id=parent.id if parent is not None else None,
@@ -360,7 +324,7 @@ def distribute_passage(
     require(actor, Action.ship)
     model = get_model(session, model_code, for_update=True)
     passage = get_passage(session, model, label)
-    require_consent(session, _donor(session, model), MODEL_SCOPE)
+    require_consent(session, model_donor(session, model), MODEL_SCOPE)
     recipient = _text(distributed_to)
     if recipient is None:
         raise invalid("distributed_to", distributed_to, "name the recipient")
@@ -446,23 +410,14 @@ def check_qc_results(
         raise invalid("qc", {}, "give at least one QC result")
 
 
-def record_model_qc(
-    session: Session,
-    *,
-    actor: User | None,
-    model_code: str,
-    passage_label: str,
-    tested_on: date,
-    identity_method: str | None = None,
-    identity_match_pct: float | None = None,
-    mycoplasma: str = MycoplasmaResult.not_tested,
-    mouse_content_pct: float | None = None,
-    histology_concordant: bool | None = None,
-    not_mouse_or_ebv_origin: bool | None = None,
-    notes: str | None = None,
-) -> ModelQC:
+def record_model_qc(session: Session, *, actor: User | None, data: ModelQCCreate) -> ModelQC:
     """QC of one tested passage: STR/SNP identity, mycoplasma, mouse content, histology, origin."""
     require(actor, Action.enter)
+    model_code, passage_label, tested_on = data.model_code, data.passage_label, data.tested_on
+    identity_method, identity_match_pct = data.identity_method, data.identity_match_pct
+    mycoplasma, mouse_content_pct = data.mycoplasma, data.mouse_content_pct
+    histology_concordant, not_mouse_or_ebv_origin = data.histology_concordant, data.not_mouse_or_ebv_origin
+    notes = data.notes
     model = get_model(session, model_code)
     passage = get_passage(session, model, passage_label)
     check_enum("identity_method", identity_method, IdentityMethod, nullable=True)
@@ -487,7 +442,7 @@ def record_model_qc(
     )
     act_as(session, actor)
     qc = ModelQC(
-        passage_id=passage.id,  # type: ignore[arg-type]
+        passage_id=passage.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         tested_on=tested_on,
         identity_method=identity_method,
         identity_match_pct=identity_match_pct,
@@ -507,9 +462,9 @@ def model_qc_rows(session: Session, model: DerivedModel) -> list[tuple[ModelQC, 
     """(QC row, passage label) of a model, oldest first."""
     rows = session.exec(
         select(ModelQC, ModelPassage.label)
-        .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]
+        .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(ModelPassage.model_id == model.id)
-        .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]
+        .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
     ).all()
     return [(qc, label) for qc, label in rows]
 
@@ -625,7 +580,7 @@ def passage_specimens(
     when = at or datetime.combine(passage.passaged_on, time(12), UTC)
     if when.date() < passage.passaged_on:
         raise invalid("at", when.isoformat(), f"is before passage {passage.label} ({passage.passaged_on})")
-    require_consent(session, _donor(session, model), MODEL_SCOPE)
+    require_consent(session, model_donor(session, model), MODEL_SCOPE)
     source = session.get(Specimen, model.source_specimen_id)
     assert source is not None
     abbreviation = FORMAT_ABBREVIATION[StorageFormat(storage_format)]
@@ -673,132 +628,3 @@ def passage_specimens(
 # --- reading -------------------------------------------------------------------------------------------------
 
 
-def _passage_tree(
-    passages: Iterable[ModelPassage], qc: dict[int, list[ModelQC]], specimens: dict[int, list[str]]
-) -> list[dict[str, Any]]:
-    by_parent: dict[int | None, list[ModelPassage]] = {}
-    for passage in passages:
-        by_parent.setdefault(passage.parent_passage_id, []).append(passage)
-
-    def node(passage: ModelPassage) -> dict[str, Any]:
-        tests = qc.get(passage.id or 0, [])
-        return {
-            "label": passage.label,
-            "number": passage.number,
-            "passaged_on": passage.passaged_on.isoformat(),
-            "mouse_or_vessel_id": passage.mouse_or_vessel_id,
-            "latency_days": passage.latency_days,
-            "doubling_time_hours": passage.doubling_time_hours,
-            "distributed_to": passage.distributed_to,
-            "distributed_on": passage.distributed_on.isoformat() if passage.distributed_on else None,
-            "qc": [
-                {
-                    "tested_on": t.tested_on.isoformat(),
-                    "identity": f"{t.identity_method} {t.identity_match_pct:g} %"
-                    if t.identity_match_pct is not None
-                    else None,
-                    "mycoplasma": t.mycoplasma,
-                    "mouse_content_pct": t.mouse_content_pct,
-                    "histology_concordant": t.histology_concordant,
-                    "not_mouse_or_ebv_origin": t.not_mouse_or_ebv_origin,
-                    "passed": t.passed,
-                }
-                for t in tests
-            ],
-            "specimens": specimens.get(passage.id or 0, []),
-            "children": [
-                node(child) for child in sorted(by_parent.get(passage.id, []), key=lambda p: p.label)
-            ],
-        }
-
-    return [node(root) for root in sorted(by_parent.get(None, []), key=lambda p: p.label)]
-
-
-def model_detail(session: Session, code: str) -> dict[str, Any]:
-    """The model with its lineage: donor → lesion → region → source specimen → model → passage tree."""
-    model = get_model(session, code)
-    donor = _donor(session, model)
-    source = session.get(Specimen, model.source_specimen_id)
-    assert source is not None
-    site = session.get(SamplingSite, source.sampling_site_id)
-    assert site is not None
-    lesion = session.get(Lesion, site.lesion_id) if site.lesion_id else None
-    passages = list(session.exec(select(ModelPassage).where(ModelPassage.model_id == model.id)).all())
-    qc: dict[int, list[ModelQC]] = {}
-    for row, _label in model_qc_rows(session, model):
-        qc.setdefault(row.passage_id, []).append(row)
-    specimens: dict[int, list[str]] = {}
-    ids = [p.id for p in passages]
-    if ids:
-        for passage_id, specimen_code in session.exec(
-            select(Specimen.passage_id, Specimen.code)
-            .where(Specimen.passage_id.in_(ids))  # type: ignore[union-attr]
-            .order_by(Specimen.code)
-        ).all():
-            specimens.setdefault(int(passage_id or 0), []).append(specimen_code)
-    newest = max(passages, key=lambda p: (p.number, p.passaged_on, p.label), default=None)
-    met = qc_requirements_met(session, model)
-    return {
-        "code": model.code,
-        "kind": model.kind,
-        "status": model.status,
-        "initiated_on": model.initiated_on.isoformat(),
-        "established_on": model.established_on.isoformat() if model.established_on else None,
-        "failed_on": model.failed_on.isoformat() if model.failed_on else None,
-        "ended_on": model.ended_on.isoformat() if model.ended_on else None,
-        "donor": donor.code,
-        "lesion": lesion.code if lesion else None,
-        "lesion_kind": lesion.kind if lesion else None,
-        "sampling_site": site.code,
-        "anatomical_site": site.site_code,
-        "source_specimen": source.code,
-        "source_format": source.storage_format,
-        "host_strain_name": model.host_strain_name,
-        "host_strain_nomenclature": model.host_strain_nomenclature,
-        "engraftment_site": model.engraftment_site,
-        "engraftment_type": model.engraftment_type,
-        "tumour_preparation": model.tumour_preparation,
-        "humanised": model.humanised,
-        "humanisation_type": model.humanisation_type,
-        "medium": model.medium,
-        "matrix": model.matrix,
-        "growth_properties": model.growth_properties,
-        "notes": model.notes,
-        "passages": len(passages),
-        "newest_passage": newest.label if newest else None,
-        "qc_requirements": met,
-        "qc_ready": all(met.values()),
-        "passage_tree": _passage_tree(passages, qc, specimens),
-    }
-
-
-def lineage_lines(detail: dict[str, Any]) -> list[str]:
-    """The lineage as indented text (``models show``): donor → lesion → region → source → model → passages."""
-    lines = [f"donor {detail['donor']}"]
-    depth = 1
-    if detail["lesion"]:
-        lines.append(
-            "  " * depth
-            + f"└─ lesion {detail['lesion']} ({detail['lesion_kind']}, {detail['anatomical_site']})"
-        )
-        depth += 1
-    lines.append("  " * depth + f"└─ region {detail['sampling_site']} ({detail['anatomical_site']})")
-    depth += 1
-    lines.append("  " * depth + f"└─ source {detail['source_specimen']} ({detail['source_format']})")
-    depth += 1
-    lines.append("  " * depth + f"└─ model {detail['code']} ({detail['kind']}, {detail['status']})")
-    depth += 1
-
-    def walk(nodes: list[dict[str, Any]], level: int) -> None:
-        for passage in nodes:
-            qc = passage["qc"]
-            verdict = "" if not qc else (" QC passed" if all(t["passed"] for t in qc) else " QC FAILED")
-            extra = f" [{', '.join(passage['specimens'])}]" if passage["specimens"] else ""
-            where = f" {passage['mouse_or_vessel_id']}" if passage["mouse_or_vessel_id"] else ""
-            lines.append(
-                "  " * level + f"└─ {passage['label']} {passage['passaged_on']}{where}{verdict}{extra}"
-            )
-            walk(passage["children"], level + 1)
-
-    walk(detail["passage_tree"], depth)
-    return lines

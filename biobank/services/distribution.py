@@ -9,13 +9,12 @@ returns add the quantity back.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.domain.codes import require_safe
-from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid
+from biobank.domain.errors import ConflictError, PermissionDeniedError, invalid
 from biobank.domain.storage.kinds import TemperatureClass
 from biobank.domain.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
@@ -23,6 +22,8 @@ from biobank.models import Donor, Specimen, User
 from biobank.models.audit import act_as
 from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
+from biobank.queries import storage as storage_reads
+from biobank.queries.distribution import get_order, order_items
 from biobank.services import storage
 from biobank.services.auth import Action, can, require
 from biobank.services.checks import check_enum, require_aware
@@ -37,33 +38,12 @@ DISTRIBUTABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserv
 def _require_requester(actor: User | None) -> User:
     """Technicians (data entry) and PIs (planning) both draft orders."""
     if can(actor, Action.enter) or can(actor, Action.plan):
-        return actor  # type: ignore[return-value]
+        return actor  # type: ignore[return-value]  # require() returned, so the actor is a user
     if actor is None or not actor.is_active:
         return require(actor, Action.enter)  # the usual "no user" / "disabled" message
     raise PermissionDeniedError(
         f"order: user {actor.username!r} has role {actor.role!r}; this needs one of: admin, pi, technician",
         field="role", value=actor.role,
-    )
-
-
-def get_order(session: Session, code: str, *, for_update: bool = False) -> DistributionOrder:
-    statement = select(DistributionOrder).where(DistributionOrder.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    order = session.exec(statement).first()
-    if order is None:
-        raise NotFoundError(f"distribution order {code!r} not found", field="order", value=code)
-    return order
-
-
-def _items(session: Session, order: DistributionOrder) -> list[tuple[DistributionItem, Specimen]]:
-    return list(
-        session.exec(
-            select(DistributionItem, Specimen)
-            .join(Specimen, Specimen.id == DistributionItem.specimen_id)  # type: ignore[arg-type]
-            .where(DistributionItem.order_id == order.id)
-            .order_by(Specimen.code)
-        ).all()
     )
 
 
@@ -87,7 +67,7 @@ def next_order_code(session: Session, year: int | None = None) -> str:
     year = year or utcnow().year
     prefix = f"DO-{year}-"
     count = session.exec(
-        select(func.count()).select_from(DistributionOrder).where(DistributionOrder.code.like(f"{prefix}%"))  # type: ignore[attr-defined]
+        select(func.count()).select_from(DistributionOrder).where(DistributionOrder.code.like(f"{prefix}%"))  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
     ).one()
     return f"{prefix}{int(count) + 1:03d}"
 
@@ -128,11 +108,11 @@ def _promised_elsewhere(session: Session, specimen: Specimen, order: Distributio
     """Quantity of this specimen already promised on other open (draft or approved) orders."""
     total = session.exec(
         select(func.coalesce(func.sum(DistributionItem.quantity), 0.0))
-        .join(DistributionOrder, DistributionOrder.id == DistributionItem.order_id)  # type: ignore[arg-type]
+        .join(DistributionOrder, DistributionOrder.id == DistributionItem.order_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(
             DistributionItem.specimen_id == specimen.id,
             DistributionOrder.id != order.id,
-            DistributionOrder.status.in_([s.value for s in OPEN_STATUSES]),  # type: ignore[attr-defined]
+            DistributionOrder.status.in_([s.value for s in OPEN_STATUSES]),  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
         )
     ).one()
     return float(total or 0.0)
@@ -176,7 +156,7 @@ def add_item(
         raise ConflictError(f"order {order_code}: already holds {specimen_code}", field="specimen", value=specimen_code)
     _check_available(session, order, specimen, quantity)
     _check_consent(session, order, specimen)
-    item = DistributionItem(order_id=order.id, specimen_id=specimen.id, quantity=float(quantity))  # type: ignore[arg-type]
+    item = DistributionItem(order_id=order.id, specimen_id=specimen.id, quantity=float(quantity))  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
     act_as(session, actor)
     session.add(item)
     session.flush()
@@ -188,7 +168,7 @@ def approve(session: Session, *, actor: User | None, order_code: str, when: date
     user = require(actor, Action.approve)
     require_aware("when", when)
     order = get_order(session, order_code, for_update=True)
-    items = _items(session, order)
+    items = order_items(session, order)
     if order.status == OrderStatus.draft and not items:
         raise invalid("order", order_code, "has no items; add specimens before approving")
     _check_move(order, OrderStatus.approved)
@@ -222,11 +202,11 @@ def ship(
     _check_move(order, OrderStatus.shipped)
     if order.approved_at is not None and at < order.approved_at:
         raise invalid("when", at.isoformat(), f"cannot be before the approval ({order.approved_at.isoformat()})")
-    items = _items(session, order)
+    items = order_items(session, order)
     locked = [(item, get_specimen(session, specimen.code, for_update=True)) for item, specimen in items]
     for item, specimen in locked:
         _check_consent(session, order, specimen)
-        if storage.open_checkout(session, specimen.id) is not None:
+        if storage_reads.open_checkout(session, specimen.id) is not None:
             raise invalid("specimen", specimen.code, "is checked out; return it before shipping")
         _check_available(session, order, specimen, item.quantity)
     act_as(session, actor)
@@ -246,7 +226,7 @@ def ship(
             where = storage.release_location(session, specimen)
         record_event(
             session, specimen=specimen, kind=CustodyKind.distributed, actor=actor, at=at,
-            from_location=where or storage.location_label(session, specimen),
+            from_location=where or storage_reads.location_label(session, specimen),
             to_location=f"{order.recipient} (order {order.code})"[:200],
             note=f"{item.quantity:g} {specimen.unit} shipped at {shipping_temperature}",
         )
@@ -306,7 +286,7 @@ def return_items(
     record_event(
         session, specimen=specimen, kind=CustodyKind.returned, actor=actor, at=when or utcnow(),
         from_location=f"{order.recipient} (order {order.code})"[:200],
-        to_location=storage.location_label(session, specimen) or "unplaced (store it)",
+        to_location=storage_reads.location_label(session, specimen) or "unplaced (store it)",
         note="; ".join(p for p in (f"{quantity:g} {specimen.unit} returned", note) if p),
     )
     session.flush()
@@ -334,71 +314,5 @@ def cancel(session: Session, *, actor: User | None, order_code: str) -> Distribu
     return order
 
 
-# --- reading ------------------------------------------------------------------------------------------------------
 
 
-def order_rows(session: Session) -> list[dict[str, Any]]:
-    """Every order with its state, item count and total quantity (one grouped query)."""
-    counts = {
-        order_id: (int(n), float(q or 0), float(r or 0))
-        for order_id, n, q, r in session.exec(
-            select(DistributionItem.order_id, func.count(), func.sum(DistributionItem.quantity),
-                   func.sum(DistributionItem.quantity_returned))
-            .group_by(DistributionItem.order_id)  # type: ignore[arg-type]
-        ).all()
-    }
-    users = {u.id: u.username for u in session.exec(select(User)).all()}
-    rows = []
-    for order in session.exec(select(DistributionOrder).order_by(DistributionOrder.code)).all():
-        n, _q, returned = counts.get(order.id, (0, 0.0, 0.0))  # type: ignore[arg-type]
-        rows.append({
-            "code": order.code,
-            "study": order.study,
-            "recipient": order.recipient,
-            "use": order.use,
-            "status": order.status,
-            "items": n,
-            "returned_quantity": returned,
-            "approved_by": users.get(order.approved_by_id),
-            "approved_at": order.approved_at,
-            "shipped_at": order.shipped_at,
-            "shipping_temperature": order.shipping_temperature,
-            "received_at": order.received_at,
-        })
-    return rows
-
-
-def order_detail(session: Session, code: str) -> dict[str, Any]:
-    order = get_order(session, code)
-    users = {u.id: u.username for u in session.exec(select(User)).all()}
-    donors = {d.id: d.code for d in session.exec(select(Donor)).all()}
-    return {
-        "code": order.code,
-        "study": order.study,
-        "recipient": order.recipient,
-        "purpose": order.purpose,
-        "use": order.use,
-        "consent_needed": [s.value for s in USE_SCOPES[DistributionUse(order.use)]],
-        "status": order.status,
-        "created_by": users.get(order.created_by_id),
-        "approved_by": users.get(order.approved_by_id),
-        "approved_at": order.approved_at,
-        "shipped_by": users.get(order.shipped_by_id),
-        "shipped_at": order.shipped_at,
-        "shipping_temperature": order.shipping_temperature,
-        "tracking_ref": order.tracking_ref,
-        "received_at": order.received_at,
-        "items": [
-            {
-                "specimen": specimen.code,
-                "donor": donors.get(specimen.donor_id),
-                "storage_format": specimen.storage_format,
-                "quantity": item.quantity,
-                "returned": item.quantity_returned,
-                "unit": specimen.unit,
-                "specimen_status": specimen.status,
-                "remaining": specimen.quantity_remaining,
-            }
-            for item, specimen in _items(session, order)
-        ],
-    }

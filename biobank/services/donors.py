@@ -30,8 +30,10 @@ from biobank.models import (
     User,
 )
 from biobank.models.audit import act_as
+from biobank.models.base import pk
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
+from biobank.services.inputs import DonorCreate
 
 
 def get_donor(session: Session, code: str) -> Donor:
@@ -41,27 +43,15 @@ def get_donor(session: Session, code: str) -> Donor:
     return donor
 
 
-def register_donor(
-    session: Session,
-    *,
-    actor: User | None,
-    code: str,
-    sex: str = Sex.unknown,
-    age_at_death: int | None = None,
-    primary_diagnosis: str | None = None,
-    primary_site_code: str | None = None,
-    icdo3_topography: str | None = None,
-    icdo3_morphology: str | None = None,
-    diagnosis_days_before_death: int | None = None,
-    er_status: str | None = None,
-    pr_status: str | None = None,
-    her2_status: str | None = None,
-    cause_of_death: str | None = None,
-    hardy_scale: int | None = None,
-    status: str = DonorStatus.enrolled,
-) -> Donor:
+def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -> Donor:
     """A pseudonymous donor: a code, never a name, address, birth date or hospital number."""
     require(actor, Action.enter)
+    code, sex, age_at_death = data.code, data.sex, data.age_at_death
+    primary_diagnosis, primary_site_code = data.primary_diagnosis, data.primary_site_code
+    icdo3_topography, icdo3_morphology = data.icdo3_topography, data.icdo3_morphology
+    diagnosis_days_before_death, er_status = data.diagnosis_days_before_death, data.er_status
+    pr_status, her2_status, cause_of_death = data.pr_status, data.her2_status, data.cause_of_death
+    hardy_scale, status = data.hardy_scale, data.status
     require_safe("code", code)
     if not DONOR_CODE.match(code):
         raise invalid("code", code, "a pseudonymous code such as 'RA-0001' (letters, optional '-', digits)")
@@ -116,11 +106,11 @@ def record_consent(
     if withdrawal_of(session, donor.id) is not None:
         raise ConsentError(f"donor {donor_code}: consent was withdrawn; a new consent cannot be recorded")
     consent = Consent(
-        donor_id=donor.id,
+        donor_id=pk(donor),
         given_by=str(given_by),
         consented_on=consented_on,
         document_ref=document_ref,
-        **{scope.value: scope.value in scopes for scope in ConsentScope},
+        **{scope.value: scope.value in scopes for scope in ConsentScope},  # type: ignore[arg-type]  # one bool per scope column
     )
     act_as(session, actor)
     session.add(consent)
@@ -147,11 +137,11 @@ def withdraw_consent(
     if withdrawal_of(session, donor.id) is not None:
         raise ConflictError(f"donor {donor_code}: consent was already withdrawn", field="donor", value=donor_code)
     withdrawal = ConsentWithdrawal(
-        donor_id=donor.id,
+        donor_id=pk(donor),
         requested_by=str(requested_by),
         withdrawn_at=withdrawn_at,
         reason=reason.strip(),
-        entered_by_id=user.id,
+        entered_by_id=pk(user),
     )
     act_as(session, actor)
     session.add(withdrawal)
@@ -226,7 +216,7 @@ def add_treatment_line(
     if taken is not None:
         raise ConflictError(f"donor {donor_code}: line {line_number} already exists", field="line_number")
     line = TreatmentLine(
-        donor_id=donor.id,
+        donor_id=pk(donor),
         line_number=line_number,
         agents=agents.strip(),
         category=str(category),
@@ -258,7 +248,7 @@ def add_clinical_event(
         raise invalid("days_before_death", days_before_death, "cannot be negative")
     if site_code is not None and session.get(AnatomicalSite, site_code) is None:
         raise invalid("site_code", site_code, "not in the anatomical-site vocabulary")
-    event = ClinicalEvent(donor_id=donor.id, kind=str(kind), days_before_death=days_before_death, site_code=site_code, note=note)
+    event = ClinicalEvent(donor_id=pk(donor), kind=str(kind), days_before_death=days_before_death, site_code=site_code, note=note)
     act_as(session, actor)
     session.add(event)
     session.flush()

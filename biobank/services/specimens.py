@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from biobank.domain.codes import aliquot_code, derivative_code
 from biobank.domain.errors import ConflictError, NotFoundError, invalid
+from biobank.domain.plain import plain
 from biobank.domain.vocab import (
     CustodyKind,
     Lineage,
@@ -20,7 +21,7 @@ from biobank.domain.vocab import (
     StorageFormat,
 )
 from biobank.models import Specimen, User
-from biobank.models.audit import act_as, audit_reason
+from biobank.models.audit import act_as, audit_reason, record_bulk
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
@@ -70,7 +71,7 @@ def _children_count(session: Session, parent: Specimen, lineage: Lineage, materi
 
 def _child(parent: Specimen, **fields: Any) -> Specimen:
     """A new specimen inheriting the parent's donor, site and pre-analytical times."""
-    base = {
+    base: dict[str, Any] = {
         "donor_id": parent.donor_id,
         "sampling_site_id": parent.sampling_site_id,
         "parent_id": parent.id,
@@ -265,29 +266,6 @@ def record_qc(
     return specimen
 
 
-def dispose(session: Session, *, actor: User | None, code: str, reason: str, at: datetime | None = None) -> Specimen:
-    """Disposal is a status and an event: a specimen is never deleted."""
-    require(actor, Action.enter)
-    require_aware("at", at)
-    specimen = get_specimen(session, code, for_update=True)
-    if specimen.status == SpecimenStatus.disposed:
-        raise ConflictError(f"specimen {code}: already disposed", field="status", value=specimen.status)
-    if specimen.status == SpecimenStatus.distributed:
-        raise invalid("code", code, "specimen was distributed; it is no longer here to dispose of")
-    if not reason or not reason.strip():
-        raise invalid("reason", reason, "say why the specimen is disposed of")
-    act_as(session, actor)
-    from biobank.services.storage import release_location  # storage builds on this module
-
-    where = release_location(session, specimen)
-    specimen.status = SpecimenStatus.disposed.value
-    specimen.version += 1
-    record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, from_location=where,
-                 note=reason.strip())
-    session.flush()
-    return specimen
-
-
 #: Fields a correction may change; identity (code, donor, site, lineage, parent) never changes.
 CORRECTABLE = {
     "collected_at", "stabilised_at", "fixation_end_at", "fixative", "decalcification_agent", "decalcification_hours",
@@ -343,32 +321,16 @@ def correct_specimen(
     # Compare-and-set on the version: a concurrent edit between our read and this write is refused too.
     with audit_reason(session, reason.strip()):
         result = session.execute(
-            update(Specimen).where(Specimen.id == specimen.id, Specimen.version == version).values(**values)  # type: ignore[arg-type]
+            update(Specimen).where(Specimen.id == specimen.id, Specimen.version == version).values(**values)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # a DML result has a rowcount
             raise ConflictError(f"specimen {code}: changed by someone else meanwhile; reload and try again", field="version")
         session.refresh(specimen)
-        _audit_core_update(session, specimen, {k: [current.get(k), v] for k, v in changes.items()}, reason.strip())
+        # A Core UPDATE bypasses the ORM hook: its audit row is written explicitly, in the same transaction.
+        record_bulk(session, "specimen", [(specimen.id, {k: [plain(current.get(k)), plain(v)] for k, v in changes.items()})],
+                    "update", reason=reason.strip())
         record_event(session, specimen=specimen, kind=CustodyKind.corrected, actor=actor, note=reason.strip())
     if specimen.quantity_remaining == 0 and specimen.status == SpecimenStatus.available:
         specimen.status = SpecimenStatus.depleted.value
         session.flush()
     return specimen
-
-
-def _audit_core_update(session: Session, specimen: Specimen, changes: dict[str, list[Any]], reason: str) -> None:
-    """A Core UPDATE bypasses the ORM hook: write its audit row explicitly, in the same transaction."""
-    from biobank.models import AuditLog
-    from biobank.models.audit import _plain
-
-    session.add(
-        AuditLog(
-            user_id=session.info.get("actor_id"),
-            table_name="specimen",
-            row_id=str(specimen.id),
-            action="update",
-            changes={k: [_plain(a), _plain(b)] for k, (a, b) in changes.items()},
-            reason=reason,
-        )
-    )
-    session.flush()

@@ -9,23 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from biobank.config import get_settings
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, NotFoundError, invalid
 from biobank.domain.storage import compat
 from biobank.domain.storage.coords import CoordinateError, Grid
-from biobank.domain.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
+from biobank.domain.storage.kinds import KINDS, ContainerKind, may_hold, spec
 from biobank.domain.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
-from biobank.models import Autopsy, Checkout, Container, Donor, SamplingSite, Specimen, SpecimenLocation, User
+from biobank.models import Autopsy, Checkout, Container, SamplingSite, Specimen, SpecimenLocation, User
 from biobank.models.audit import act_as
 from biobank.models.base import utcnow
+from biobank.queries.storage import (
+    get_container,
+    grid,
+    label,
+    location_of,
+    open_checkout,
+    path_of,
+    temperature_of_container,
+)
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, require_aware
 from biobank.services.custody import record_event
@@ -35,106 +41,6 @@ from biobank.services.specimens import get_specimen
 STORABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserved.value})
 #: Statuses in which a stored specimen may be checked out.
 CHECKOUTABLE = STORABLE
-
-
-# --- reading the tree ---------------------------------------------------------------------------------------------
-
-
-def get_container(session: Session, code: str, *, for_update: bool = False) -> Container:
-    statement = select(Container).where(Container.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    container = session.exec(statement).first()
-    if container is None:
-        raise NotFoundError(f"container {code!r} not found", field="container", value=code)
-    return container
-
-
-def lineage_of(session: Session, container: Container) -> list[Container]:
-    """The container and its ancestors, root first."""
-    chain = [container]
-    seen = {container.id}
-    while chain[0].parent_id is not None:
-        parent = session.get(Container, chain[0].parent_id)
-        if parent is None or parent.id in seen:
-            break
-        seen.add(parent.id)
-        chain.insert(0, parent)
-    return chain
-
-
-def path_of(session: Session, container: Container) -> str:
-    return "/".join(c.code for c in lineage_of(session, container))
-
-
-def temperature_of_container(session: Session, container: Container) -> str | None:
-    """The MIABIS class a container sits at: its own, or the nearest ancestor's (inherited down the tree)."""
-    for node in reversed(lineage_of(session, container)):
-        if node.temperature_class is not None:
-            return node.temperature_class
-    return None
-
-
-def grid(container: Container) -> Grid | None:
-    return grid_of(container.kind, container.grid_rows, container.grid_cols)
-
-
-def location_of(session: Session, specimen_id: int | None) -> SpecimenLocation | None:
-    return session.exec(select(SpecimenLocation).where(SpecimenLocation.specimen_id == specimen_id)).first()
-
-
-def label(session: Session, container: Container, position: str | None) -> str:
-    """How a location reads in custody events and listings: ``SITE/ROOM/FRZ-01/R1/BOX-001:A1``."""
-    path = path_of(session, container)
-    return f"{path}:{position}" if position else path
-
-
-def open_checkout(session: Session, specimen_id: int | None) -> Checkout | None:
-    return session.exec(
-        select(Checkout).where(Checkout.specimen_id == specimen_id, Checkout.returned_at.is_(None))  # type: ignore[union-attr]
-    ).first()
-
-
-def location_label(session: Session, specimen: Specimen) -> str | None:
-    """Hook for the specimen view: where the specimen is (and whether it is out on a bench)."""
-    location = location_of(session, specimen.id)
-    if location is None:
-        return None
-    container = session.get(Container, location.container_id)
-    assert container is not None
-    text = label(session, container, location.position)
-    if open_checkout(session, specimen.id) is not None:
-        text += " (checked out)"
-    return text
-
-
-def storage_temperature(session: Session, specimen: Specimen) -> str | None:
-    """Hook for SPREC long-term storage: the MIABIS class of the specimen's container."""
-    location = location_of(session, specimen.id)
-    if location is None:
-        return None
-    container = session.get(Container, location.container_id)
-    return temperature_of_container(session, container) if container is not None else None
-
-
-def storage_temperatures(session: Session, specimen_ids: Sequence[int]) -> dict[int, str | None]:
-    """Bulk hook for exports: the MIABIS class per stored specimen (one query per 5,000 ids, one walk per box)."""
-    found: dict[int, str | None] = {}
-    by_container: dict[int, str | None] = {}
-    ids = list(specimen_ids)
-    for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        rows = session.exec(
-            select(SpecimenLocation.specimen_id, SpecimenLocation.container_id).where(
-                SpecimenLocation.specimen_id.in_(chunk)  # type: ignore[attr-defined]
-            )
-        ).all()
-        for specimen_id, container_id in rows:
-            if container_id not in by_container:
-                container = session.get(Container, container_id)
-                by_container[container_id] = temperature_of_container(session, container) if container else None
-            found[specimen_id] = by_container[container_id]
-    return found
 
 
 # --- building the tree --------------------------------------------------------------------------------------------
@@ -194,7 +100,7 @@ def _subtree(session: Session, root: Container) -> list[Container]:
     nodes = [root]
     frontier = [root.id]
     while frontier:
-        children = list(session.exec(select(Container).where(Container.parent_id.in_(frontier))))  # type: ignore[union-attr]
+        children = list(session.exec(select(Container).where(Container.parent_id.in_(frontier))))  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
         nodes.extend(children)
         frontier = [c.id for c in children]
     return nodes
@@ -229,7 +135,7 @@ def move_container(
             node = by_id[node.parent_id]
 
     locations = list(
-        session.exec(select(SpecimenLocation).where(SpecimenLocation.container_id.in_(list(by_id))))  # type: ignore[attr-defined]
+        session.exec(select(SpecimenLocation).where(SpecimenLocation.container_id.in_(list(by_id))))  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
     )
     old_labels = {loc.id: label(session, by_id[loc.container_id], loc.position) for loc in locations}
     moved_specimens = []
@@ -373,7 +279,7 @@ def store(
     placements = []
     path = path_of(session, box)  # once per call: walking the tree per specimen was most of a 9-tube store's time
     for specimen, position, warning in zip(specimens, positions, warnings, strict=True):
-        session.add(SpecimenLocation(specimen_id=specimen.id, container_id=box.id, position=position, placed_at=at_time))  # type: ignore[arg-type]
+        session.add(SpecimenLocation(specimen_id=specimen.id, container_id=box.id, position=position, placed_at=at_time))  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         where = f"{path}:{position}" if position else path  # as label() writes it
         record_event(session, specimen=specimen, kind=CustodyKind.stored, actor=actor, at=at_time, to_location=where)
         placements.append(Placement(specimen.code, box.code, position, where, warning))
@@ -384,7 +290,7 @@ def store(
 def region_specimens(session: Session, case_code: str, site_code: str) -> list[Specimen]:
     """The specimens of one sampling site of a case (primary pieces, aliquots and derivatives), by code."""
     site = session.exec(
-        select(SamplingSite).join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)  # type: ignore[arg-type]
+        select(SamplingSite).join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(Autopsy.case_code == case_code, SamplingSite.code == site_code)
     ).first()
     if site is None:
@@ -426,7 +332,7 @@ def store_region(
         fitting = [(code, t) for code, t in boxes if compat.suitable(specimen.storage_format, specimen.material_type, t)]
         if not fitting:
             raise invalid("box", ", ".join(box_codes), f"{specimen.code} ({specimen.storage_format}) fits none of these boxes")
-        preferred = compat.PREFERRED.get(specimen.storage_format)  # type: ignore[call-overload]
+        preferred = compat.PREFERRED.get(specimen.storage_format)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
         best = next((code for code, t in fitting if preferred is not None and t == preferred), fitting[0][0])
         plan.setdefault(best, []).append(specimen.code)
     for box_code, codes in plan.items():
@@ -464,7 +370,7 @@ def move_specimen(
         raise invalid("at", at, f"{code} is already at {label(session, box, position)}")
     from_label = label(session, old, location.position)
     act_as(session, actor)
-    location.container_id = box.id  # type: ignore[assignment]
+    location.container_id = box.id  # type: ignore[assignment]  # the box is stored, so its primary key is set
     location.position = position
     location.placed_at = when or utcnow()
     where = label(session, box, position)
@@ -484,6 +390,27 @@ def release_location(session: Session, specimen: Specimen) -> str | None:
     where = label(session, container, location.position)
     session.delete(location)
     return where
+
+
+def dispose(session: Session, *, actor: User | None, code: str, reason: str, at: datetime | None = None) -> Specimen:
+    """Disposal is a status and an event: a specimen is never deleted."""
+    require(actor, Action.enter)
+    require_aware("at", at)
+    specimen = get_specimen(session, code, for_update=True)
+    if specimen.status == SpecimenStatus.disposed:
+        raise ConflictError(f"specimen {code}: already disposed", field="status", value=specimen.status)
+    if specimen.status == SpecimenStatus.distributed:
+        raise invalid("code", code, "specimen was distributed; it is no longer here to dispose of")
+    if not reason or not reason.strip():
+        raise invalid("reason", reason, "say why the specimen is disposed of")
+    act_as(session, actor)
+    where = release_location(session, specimen)
+    specimen.status = SpecimenStatus.disposed.value
+    specimen.version += 1
+    record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, from_location=where,
+                 note=reason.strip())
+    session.flush()
+    return specimen
 
 
 # --- check-out and return -----------------------------------------------------------------------------------------
@@ -509,9 +436,9 @@ def check_out(
     at = when or utcnow()
     act_as(session, actor)
     checkout = Checkout(
-        specimen_id=specimen.id,  # type: ignore[arg-type]
+        specimen_id=specimen.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         checked_out_at=at,
-        checked_out_by_id=user.id,  # type: ignore[arg-type]
+        checked_out_by_id=user.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         purpose=(purpose or "").strip() or None,
         from_location=where,
     )
@@ -566,130 +493,5 @@ def return_specimen(
     return checkout
 
 
-def checkouts(session: Session, *, now: datetime | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
-    """Open check-outs, oldest first, with hours out and whether they are overdue (settings.checkout_overdue_hours)."""
-    now = now or utcnow()
-    limit = timedelta(hours=get_settings().checkout_overdue_hours)
-    statement = (
-        select(Checkout, Specimen.code, Specimen.storage_format, User.username)
-        .join(Specimen, Specimen.id == Checkout.specimen_id)  # type: ignore[arg-type]
-        .join(User, User.id == Checkout.checked_out_by_id)  # type: ignore[arg-type]
-        .where(Checkout.returned_at.is_(None))  # type: ignore[union-attr]
-        .order_by(Checkout.checked_out_at)  # type: ignore[arg-type]
-    )
-    if overdue_only:
-        statement = statement.where(Checkout.checked_out_at < now - limit)
-    rows = []
-    for checkout, code, fmt, username in session.exec(statement).all():
-        out = now - checkout.checked_out_at
-        rows.append({
-            "code": code,
-            "storage_format": fmt,
-            "checked_out_by": username,
-            "checked_out_at": checkout.checked_out_at,
-            "hours_out": round(out.total_seconds() / 3600, 1),
-            "overdue": out > limit,
-            "from": checkout.from_location,
-            "purpose": checkout.purpose,
-        })
-    return rows
 
 
-def overdue(session: Session, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    return checkouts(session, now=now, overdue_only=True)
-
-
-# --- reading for pages and the command line -----------------------------------------------------------------------
-
-
-def tree(session: Session) -> list[dict[str, Any]]:
-    """Every container in tree order with depth, path, temperature and how many specimens sit directly in it."""
-    containers = list(session.exec(select(Container).order_by(Container.code)))
-    counts = dict(
-        session.exec(select(SpecimenLocation.container_id, func.count()).group_by(SpecimenLocation.container_id)).all()  # type: ignore[arg-type]
-    )
-    children: dict[int | None, list[Container]] = {}
-    for c in containers:
-        children.setdefault(c.parent_id, []).append(c)
-    rows: list[dict[str, Any]] = []
-
-    def walk(node: Container, depth: int, path: str, temperature: str | None) -> None:
-        temperature = node.temperature_class or temperature
-        box_grid = grid(node)
-        rows.append({
-            "code": node.code,
-            "kind": node.kind,
-            "name": node.name,
-            "depth": depth,
-            "path": path,
-            "parent": path.rsplit("/", 1)[0] if "/" in path else None,
-            "temperature": temperature,
-            "capacity": box_grid.size if box_grid else None,
-            "specimens": int(counts.get(node.id, 0)),  # type: ignore[arg-type]
-        })
-        for child in children.get(node.id, []):
-            walk(child, depth + 1, f"{path}/{child.code}", temperature)
-
-    for root in children.get(None, []):
-        walk(root, 0, root.code, None)
-    return rows
-
-
-def box_view(session: Session, code: str) -> dict[str, Any]:
-    """A box as a grid: every occupied cell with its specimen, format, status and donor."""
-    box = get_container(session, code)
-    box_grid = grid(box)
-    statement = (
-        select(SpecimenLocation.position, Specimen.code, Specimen.storage_format, Specimen.material_type,  # type: ignore[call-overload]
-               Specimen.status, Donor.code, Specimen.quantity_remaining, Specimen.unit)
-        .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)
-        .join(Donor, Donor.id == Specimen.donor_id)
-        .where(SpecimenLocation.container_id == box.id)
-        .order_by(SpecimenLocation.position)
-    )
-    cells = []
-    for position, scode, fmt, material, status, donor, remaining, unit in session.exec(statement).all():
-        row, col = box_grid.parse(position) if (box_grid and position) else (None, None)
-        cells.append({
-            "position": position, "row": row, "col": col, "code": scode, "storage_format": fmt,
-            "material_type": material, "status": status, "donor": donor,
-            "quantity_remaining": remaining, "unit": unit,
-        })
-    if box_grid:
-        cells.sort(key=lambda c: box_grid.index(c["position"]) if c["position"] else -1)
-    return {
-        "code": box.code,
-        "kind": box.kind,
-        "name": box.name,
-        "path": path_of(session, box),
-        "temperature": temperature_of_container(session, box),
-        "holds_specimens": spec(box.kind).holds_specimens,
-        "rows": box_grid.rows if box_grid else None,
-        "cols": box_grid.cols if box_grid else None,
-        "scheme": box_grid.scheme.value if box_grid else None,
-        "capacity": box_grid.size if box_grid else None,
-        "occupied": len(cells),
-        "cells": cells,
-    }
-
-
-def find(session: Session, code: str) -> dict[str, Any]:
-    """Where a specimen is, or why it is nowhere (never stored, out on loan, distributed)."""
-    specimen = get_specimen(session, code)
-    location = location_of(session, specimen.id)
-    checkout = open_checkout(session, specimen.id)
-    data: dict[str, Any] = {"code": specimen.code, "status": specimen.status, "stored": location is not None}
-    if location is not None:
-        container = session.get(Container, location.container_id)
-        assert container is not None
-        data.update({
-            "container": container.code,
-            "position": location.position,
-            "location": label(session, container, location.position),
-            "temperature": temperature_of_container(session, container),
-            "placed_at": location.placed_at,
-        })
-    if checkout is not None:
-        user = session.get(User, checkout.checked_out_by_id)
-        data.update({"checked_out_by": user.username if user else None, "checked_out_at": checkout.checked_out_at})
-    return data

@@ -268,7 +268,7 @@ def _ontology_classes(message: Message) -> Iterator[Message]:
 
 
 def curie_prefixes(packet: Message) -> set[str]:
-    return {oc.id.split(":", 1)[0] for oc in _ontology_classes(packet) if ":" in oc.id}  # type: ignore[attr-defined]
+    return {oc.id.split(":", 1)[0] for oc in _ontology_classes(packet) if ":" in oc.id}
 
 
 def to_json(packet: Phenopacket) -> str:
@@ -296,8 +296,8 @@ def validate_phenopacket(content: str) -> list[Problem]:
         for prefix in sorted(curie_prefixes(packet) - declared):
             problems.append(Problem(None, "meta_data.resources", f"no resource for prefix {prefix}"))
     for oc in _ontology_classes(packet):
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*:\S+", oc.id) or not oc.label:  # type: ignore[attr-defined]
-            problems.append(Problem(None, "OntologyClass", f"{oc.id!r} needs a CURIE id and a label"))  # type: ignore[attr-defined]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*:\S+", oc.id) or not oc.label:
+            problems.append(Problem(None, "OntologyClass", f"{oc.id!r} needs a CURIE id and a label"))
     ids = [b.id for b in packet.biosamples]
     for i, b in enumerate(packet.biosamples, start=1):
         if not b.id:

@@ -207,7 +207,7 @@ def parse_cell(value: Any, prop: Mapping[str, Any] | None) -> Any:
     if isinstance(value, bool):
         s = str(value).lower()
     elif isinstance(value, numbers.Number):
-        f = float(value)  # type: ignore[arg-type]
+        f = float(value)  # type: ignore[arg-type]  # a cell of any type; what float() refuses is caught below
         s = str(int(f)) if f.is_integer() else repr(f)
     else:
         s = str(value).strip()
