@@ -18,7 +18,7 @@ from biobank.cli.common import (
     handle_errors,
     unit_of_work,
 )
-from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
+from biobank.domain.storage.kinds import CONTAINER_KINDS, TEMPERATURE_LABEL
 from biobank.domain.vocab import FORMAT_ABBREVIATION, StorageFormat
 from biobank.queries import distribution as order_reads
 from biobank.queries import storage as storage_reads
@@ -57,7 +57,7 @@ def storage_kinds(as_json: JsonOption = False) -> None:
             "temperature": s.temperature.value if s.temperature else "",
             "holds": ", ".join(sorted(k.value for k in s.holds)) or ("specimens" if s.holds_specimens else ""),
         }
-        for s in KINDS.values()
+        for s in CONTAINER_KINDS.values()
     ]
     emit(rows, as_json=as_json)
 

@@ -46,6 +46,7 @@ from biobank.db.bulk import key_in
 from biobank.imports.columns import Column, Context
 from biobank.imports.report import RowError
 from biobank.models import User
+from biobank.services.inputs import ServiceInput
 
 #: Cached lookups and coerced cells kept per name or column before a cache is trimmed.
 CACHE_LIMIT = 50_000
@@ -92,6 +93,9 @@ class Kind:
     identity: ClassVar[frozenset[str]] = frozenset()
     #: Whether rows may name another row of the same file (``pending``); such rows must come later in the file.
     self_referencing: ClassVar[bool] = False
+    #: The service's input model for the same record, whose field declarations (types, lengths, finite numbers)
+    #: every row's values are checked against before the kind's own rules.
+    input_model: ClassVar[type[ServiceInput] | None] = None
 
     def check(self, row: Staged) -> None:
         """Row-local rules; raise a :class:`~biobank.domain.errors.BiobankError` (``invalid(field, value, why)``)."""

@@ -162,6 +162,8 @@ def _finish_chunk(
     for row in chunk:
         if not row.errors:
             try:
+                if spec.input_model is not None:
+                    spec.input_model.check_fields(row.values)
                 spec.check(row)  # may fill derived key parts (a region's code from lesion and label)
             except RowFailed:
                 pass

@@ -8,12 +8,13 @@ bad input raises the project's :class:`~biobank.domain.errors.ValidationError` n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticError
 
 from biobank.domain.errors import invalid
@@ -37,10 +38,22 @@ class ServiceInput(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _finite(cls, value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    def _finite_numbers(cls, value: Any) -> Any:
+        return _finite(value)
+
+    @classmethod
+    def check_fields(cls, values: Mapping[str, Any]) -> None:
+        """Each given value against its field's declared type and limits, alone (for a row that names only some
+        fields, as an import in upsert mode does); the first bad one raises the project's ValidationError."""
+        adapters = _field_adapters(cls)
+        for name, value in values.items():
+            adapter = adapters.get(name)
+            if adapter is None or value is None:
+                continue
+            try:
+                adapter.validate_python(value)
+            except PydanticError as exc:
+                raise invalid(name, value, exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
     @classmethod
     def build(cls: type[Input], **fields: Any) -> Input:
@@ -51,6 +64,21 @@ class ServiceInput(BaseModel):
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"]) or cls.__name__
             raise invalid(field, error.get("input"), error["msg"].removeprefix("Value error, ")) from None
+
+
+@cache
+def _field_adapters(model: type[ServiceInput]) -> dict[str, TypeAdapter[Any]]:
+    """A validator per field of ``model``: its annotation with its constraints, and the finite-number rule."""
+    return {
+        name: TypeAdapter(Annotated[info.annotation, *info.metadata, AfterValidator(_finite)])  # type: ignore[arg-type]  # a type built at run time from the field
+        for name, info in model.model_fields.items()
+    }
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
 
 
 class ModelCreate(ServiceInput):

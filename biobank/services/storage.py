@@ -18,7 +18,7 @@ from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, NotFoundError, invalid
 from biobank.domain.storage import compat
 from biobank.domain.storage.coords import CoordinateError, Grid
-from biobank.domain.storage.kinds import KINDS, ContainerKind, may_hold, spec
+from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, may_hold, spec
 from biobank.domain.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
 from biobank.models import Autopsy, Checkout, Container, SamplingSite, Specimen, SpecimenLocation, User
 from biobank.models.audit import act_as
@@ -64,7 +64,7 @@ def add_container(
     parent: Container | None = None
     if parent_code is None:
         if not kind_spec.root:
-            roots = ", ".join(k.value for k, s in KINDS.items() if s.root)
+            roots = ", ".join(k.value for k, s in CONTAINER_KINDS.items() if s.root)
             raise invalid("parent", None, f"a {kind} must go inside another container (only {roots} stand alone)")
     else:
         parent = get_container(session, parent_code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pandas as pd
@@ -10,7 +9,7 @@ import streamlit as st
 from sqlmodel import select
 
 from biobank.domain.vocab import SiteKind, SpecimenStatus
-from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS, ModelStatus
+from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.models import ConsentWithdrawal, SamplingSite, Specimen
 from biobank.queries import derived as derived_reads
 from biobank.queries import derived as models_metrics
@@ -62,48 +61,3 @@ def viable_sources(url: str) -> list[str]:
         return list(session.exec(statement).all())
 
 
-def lineage_dot(detail: dict[str, Any]) -> str:
-    """Graphviz DOT of the lineage: donor → lesion → region → source specimen → model → passage tree."""
-
-    def q(text: str) -> str:
-        return '"' + text.replace('"', "'") + '"'
-
-    lines = [
-        "digraph lineage {",
-        "rankdir=LR;",
-        'node [shape=box, style="rounded,filled", fillcolor="#f4f6f8", fontsize=10];',
-    ]
-    chain = [("donor", f"donor\n{detail['donor']}")]
-    if detail["lesion"]:
-        chain.append(("lesion", f"lesion {detail['lesion']}\n{detail['lesion_kind']}"))
-    chain.append(("region", f"region {detail['sampling_site']}\n{detail['anatomical_site']}"))
-    chain.append(("source", f"{detail['source_specimen']}\n{detail['source_format']}"))
-    colour = {
-        ModelStatus.established: "#c8e6c9",
-        ModelStatus.cryobanked: "#b3e5fc",
-        ModelStatus.failed: "#ffcdd2",
-        ModelStatus.discontinued: "#e0e0e0",
-    }
-    chain.append(("model", f"{detail['code']}\n{detail['kind']} · {detail['status']}"))
-    for key, label in chain:
-        fill = f', fillcolor="{colour.get(detail["status"], "#fff9c4")}"' if key == "model" else ""
-        lines.append(f"{q(key)} [label={q(label)}{fill}];")
-    for (a, _), (b, _) in itertools.pairwise(chain):
-        lines.append(f"{q(a)} -> {q(b)};")
-
-    def walk(nodes: list[dict[str, Any]], parent: str) -> None:
-        for node in nodes:
-            name = f"p_{node['label']}"
-            qc = node["qc"]
-            mark = "" if not qc else (" ✓ QC" if all(t["passed"] for t in qc) else " ✗ QC")
-            fill = "#ffffff" if not qc else ("#dcedc8" if all(t["passed"] for t in qc) else "#ffcdd2")
-            label = f"{node['label']}{mark}\n{node['passaged_on']}"
-            if node["specimens"]:
-                label += f"\n{len(node['specimens'])} specimen(s)"
-            lines.append(f'{q(name)} [label={q(label)}, fillcolor="{fill}"];')
-            lines.append(f"{q(parent)} -> {q(name)};")
-            walk(node["children"], name)
-
-    walk(detail["passage_tree"], "model")
-    lines.append("}")
-    return "\n".join(lines)

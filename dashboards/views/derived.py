@@ -25,6 +25,7 @@ from dashboards.data import core as data
 from dashboards.data import derived as data_models
 from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
+from dashboards.widgets.lineage import model_lineage_dot
 
 FLASH = "models_flash"
 #: Models still being grown: not established yet and not at a final status (the take rate's "in progress").
@@ -83,7 +84,7 @@ else:
     pick = st.selectbox("Model", shown["code"].tolist(), key="models_pick")
     if pick:
         detail = data_models.model_detail(url, pick)
-        st.graphviz_chart(data_models.lineage_dot(detail), use_container_width=True)
+        st.graphviz_chart(model_lineage_dot(detail), use_container_width=True)
         met = detail["qc_requirements"]
         if met:
             st.caption(

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from biobank.domain.errors import invalid
-from biobank.domain.storage.kinds import KINDS, TEMPERATURE_LABEL
+from biobank.domain.storage.kinds import CONTAINER_KINDS, TEMPERATURE_LABEL
 from biobank.domain.vocab import SpecimenStatus, StorageFormat
 from biobank.queries import storage as storage_reads
 from biobank.services import storage
@@ -59,7 +59,7 @@ with left:
         st.dataframe(checked[["code", "checked_out_by", "hours_out", "overdue", "from"]], hide_index=True,
                      width="stretch", key="storage_checkouts")
 
-holders = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if KINDS[k].holds_specimens]  # type: ignore[index]  # kinds read back from the database are known kinds
+holders = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if CONTAINER_KINDS[k].holds_specimens]  # type: ignore[index]  # kinds read back from the database are known kinds
 with right:
     st.subheader("Box")
     if not holders:
@@ -150,7 +150,7 @@ if may_enter:
 
             run_write(do_store, flash=FLASH, success=str, error=labelled("store"))
     with move_tab, st.form("storage_move_box_form"):
-        movable = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if not KINDS[k].root]  # type: ignore[index]  # kinds read back from the database are known kinds
+        movable = [c for c, k in zip(tree.get("code", []), tree.get("kind", []), strict=True) if not CONTAINER_KINDS[k].root]  # type: ignore[index]  # kinds read back from the database are known kinds
         what = st.selectbox("Container", movable, key="storage_move_container")
         into = st.selectbox("Into", list(tree.get("code", [])), key="storage_move_parent")
         if st.form_submit_button("Move"):
@@ -158,7 +158,7 @@ if may_enter:
                       flash=FLASH, success=lambda path: f"moved to {path}", error=labelled("move box"))
     with add_tab, st.form("storage_add_form"):
         new_code = st.text_input("Code", key="storage_add_code")
-        kind = st.selectbox("Kind", [k.value for k in KINDS], key="storage_add_kind")
+        kind = st.selectbox("Kind", [k.value for k in CONTAINER_KINDS], key="storage_add_kind")
         parent = st.selectbox("Inside", ["(top: a site)", *list(tree.get("code", []))], key="storage_add_parent")
         name = st.text_input("Name (optional)", key="storage_add_name")
         if st.form_submit_button("Add"):

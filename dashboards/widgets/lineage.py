@@ -1,10 +1,14 @@
-"""The specimen lineage of a donor as a Graphviz DOT tree: sampling site → primary specimens → aliquots and
-derivatives."""
+"""Lineage as Graphviz DOT: a donor's specimens (sampling site → primary specimens → aliquots and derivatives) and a
+derived model's (donor → lesion → region → source specimen → model → passage tree)."""
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import pandas as pd
 
+from biobank.domain.vocab_derived import ModelStatus
 from dashboards.widgets.charts import KIND_COLOURS
 
 FORMAT_FILL = {
@@ -50,5 +54,49 @@ def lineage_dot(specimens: pd.DataFrame, sites: pd.DataFrame) -> str:
         parent = row.parent if isinstance(row.parent, str) and row.parent in codes else None
         source = parent or f"site:{row.sampling_site}"
         lines.append(f"  {_quote(source)} -> {_quote(row.code)};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def model_lineage_dot(detail: dict[str, Any]) -> str:
+    """Graphviz DOT of the lineage: donor → lesion → region → source specimen → model → passage tree."""
+
+    lines = [
+        "digraph lineage {",
+        "rankdir=LR;",
+        'node [shape=box, style="rounded,filled", fillcolor="#f4f6f8", fontsize=10];',
+    ]
+    chain = [("donor", f"donor\n{detail['donor']}")]
+    if detail["lesion"]:
+        chain.append(("lesion", f"lesion {detail['lesion']}\n{detail['lesion_kind']}"))
+    chain.append(("region", f"region {detail['sampling_site']}\n{detail['anatomical_site']}"))
+    chain.append(("source", f"{detail['source_specimen']}\n{detail['source_format']}"))
+    colour = {
+        ModelStatus.established: "#c8e6c9",
+        ModelStatus.cryobanked: "#b3e5fc",
+        ModelStatus.failed: "#ffcdd2",
+        ModelStatus.discontinued: "#e0e0e0",
+    }
+    chain.append(("model", f"{detail['code']}\n{detail['kind']} · {detail['status']}"))
+    for key, label in chain:
+        fill = f', fillcolor="{colour.get(detail["status"], "#fff9c4")}"' if key == "model" else ""
+        lines.append(f"{_quote(key)} [label={_quote(label)}{fill}];")
+    for (a, _), (b, _) in itertools.pairwise(chain):
+        lines.append(f"{_quote(a)} -> {_quote(b)};")
+
+    def walk(nodes: list[dict[str, Any]], parent: str) -> None:
+        for node in nodes:
+            name = f"p_{node['label']}"
+            qc = node["qc"]
+            mark = "" if not qc else (" ✓ QC" if all(t["passed"] for t in qc) else " ✗ QC")
+            fill = "#ffffff" if not qc else ("#dcedc8" if all(t["passed"] for t in qc) else "#ffcdd2")
+            label = f"{node['label']}{mark}\n{node['passaged_on']}"
+            if node["specimens"]:
+                label += f"\n{len(node['specimens'])} specimen(s)"
+            lines.append(f'{_quote(name)} [label={_quote(label)}, fillcolor="{fill}"];')
+            lines.append(f"{_quote(parent)} -> {_quote(name)};")
+            walk(node["children"], name)
+
+    walk(detail["passage_tree"], "model")
     lines.append("}")
     return "\n".join(lines)

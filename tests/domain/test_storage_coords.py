@@ -6,7 +6,7 @@ import pytest
 
 from biobank.domain.storage import compat
 from biobank.domain.storage.coords import CoordinateError, Grid, Scheme
-from biobank.domain.storage.kinds import KINDS, ContainerKind, grid_of, may_hold, spec
+from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, grid_of, may_hold, spec
 
 
 def test_letter_number_positions_parse_and_format_both_ways():
@@ -68,9 +68,9 @@ def test_kinds_declare_what_they_hold_and_their_grid():
     assert grid_of("bag") is None
     assert spec("ln2_tank").temperature == "LN"
     assert spec("freezer").temperature == "-60to-85"
-    assert [k for k, s in KINDS.items() if s.root] == [ContainerKind.site]
-    for kind in KINDS.values():  # every kind someone may hold is a declared kind
-        assert kind.holds <= set(KINDS)
+    assert [k for k, s in CONTAINER_KINDS.items() if s.root] == [ContainerKind.site]
+    for kind in CONTAINER_KINDS.values():  # every kind someone may hold is a declared kind
+        assert kind.holds <= set(CONTAINER_KINDS)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Container kinds declared as data: grid, coordinate scheme, temperature class and what each may hold.
 
-Adding a kind is one entry in :data:`KINDS` (and, because the database CHECKs the kind, a migration).
+Adding a kind is one entry in :data:`CONTAINER_KINDS` (and, because the database CHECKs the kind, a migration).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ BOXES = frozenset({K.box_9x9, K.box_10x10})
 FROZEN_HOLDS = frozenset({K.rack, K.shelf, *BOXES, K.bag, K.bin})
 ROOM_TEMP_HOLDS = frozenset({K.shelf, K.slide_box, K.cassette_drawer, K.bin, K.bag})
 
-KINDS: dict[ContainerKind, KindSpec] = {
+CONTAINER_KINDS: dict[ContainerKind, KindSpec] = {
     spec.kind: spec
     for spec in (
         KindSpec(K.site, "site (building or institution)", frozenset({K.room}), root=True),
@@ -92,7 +92,7 @@ KINDS: dict[ContainerKind, KindSpec] = {
 
 
 def spec(kind: str) -> KindSpec:
-    return KINDS[ContainerKind(kind)]
+    return CONTAINER_KINDS[ContainerKind(kind)]
 
 
 def may_hold(parent: str, child: str) -> bool:

@@ -39,12 +39,14 @@ from biobank.models.audit import record_bulk
 from biobank.models.base import table_of, utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import check_autopsy_times
+from biobank.services.inputs import AutopsyOpen, LesionCreate
 
 # ------------------------------------------------------------------------------------------------------ autopsies
 
 
 class Autopsies(Kind):
     name = "autopsies"
+    input_model = AutopsyOpen
     noun = "autopsy"
     title = "Autopsies (cases)"
     help = "One row per case; status follows the times unless given (start: in progress, end: complete)."
@@ -132,6 +134,7 @@ class Autopsies(Kind):
 
 class Lesions(Kind):
     name = "lesions"
+    input_model = LesionCreate
     noun = "lesion"
     title = "Lesions"
     help = "One row per lesion of a donor (L01, L02...)."

@@ -75,6 +75,7 @@ from biobank.services.derived import (
     judge_qc,
     qc_requirements_met,
 )
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 
 # --------------------------------------------------------------------------------------------------- derived models
 
@@ -119,6 +120,7 @@ def noon(day: date) -> datetime:
 
 class Models(Kind):
     name = "models"
+    input_model = ModelCreate
     noun = "model"
     title = "Derived models (organoids, PDX, cell lines)"
     help = ("One row per model derived from a fresh or viable cryopreserved specimen of a donor who consented to model "
@@ -298,6 +300,7 @@ class PassageInfo(NamedTuple):
 
 class Passages(Kind):
     name = "passages"
+    input_model = PassageCreate
     noun = "passage"
     title = "Passages of derived models"
     help = ("One row per passage: P0 (no parent) is the first plating or engraftment; every later passage names its "
@@ -575,6 +578,7 @@ class TestedPassage(NamedTuple):
 
 class ModelQCResults(Kind):
     name = "model_qc"
+    input_model = ModelQCCreate
     noun = "QC result"
     title = "QC of derived models"
     help = ("One row per QC of a tested passage, as 'biobank models qc' records it: identity (STR or SNP match to the "

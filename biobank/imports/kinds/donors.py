@@ -24,12 +24,14 @@ from biobank.imports.kinds._shared import (
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Consent, Donor, TreatmentLine
 from biobank.models.base import table_of
+from biobank.services.inputs import DonorCreate
 
 # ---------------------------------------------------------------------------------------------------------- donors
 
 
 class Donors(Kind):
     name = "donors"
+    input_model = DonorCreate
     noun = "donor"
     title = "Donors"
     help = "One row per donor: a pseudonymous code, never a name, address, birth date or hospital number."

@@ -15,8 +15,7 @@ from biobank.domain.codes import require_safe
 from biobank.domain.errors import invalid
 from biobank.domain.storage import compat
 from biobank.domain.storage.coords import CoordinateError
-from biobank.domain.storage.kinds import KINDS as STORAGE_KINDS
-from biobank.domain.storage.kinds import ContainerKind, grid_of, may_hold
+from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, grid_of, may_hold
 from biobank.domain.storage.kinds import spec as storage_kind
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.imports.columns import datetime_col, text_col, vocab_col
@@ -103,7 +102,7 @@ class Containers(Kind):
         kind_spec = storage_kind(v["kind"])
         parent = v.get("parent_code")
         if parent is None and not kind_spec.root:
-            roots = ", ".join(k.value for k, s in STORAGE_KINDS.items() if s.root)
+            roots = ", ".join(k.value for k, s in CONTAINER_KINDS.items() if s.root)
             raise invalid("parent_code", None, f"a {v['kind']} goes inside another container (only {roots} stand alone)")
         if parent is not None and kind_spec.root:
             raise invalid("kind", v["kind"], f"a {v['kind']} stands at the top of the tree; it cannot go inside {parent}")

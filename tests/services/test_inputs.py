@@ -1,0 +1,45 @@
+"""Input models at the service boundary: one declaration of a write's fields, used by the services, the forms, the
+command line and the import kinds, with the project's own error naming the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from biobank.domain.errors import ValidationError
+from biobank.imports.registry import KINDS
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, ModelCreate, RegionCollect
+
+#: Columns an import kind has beyond its input model: later states of the record, set by other services.
+LIFECYCLE = {"models": {"status", "established_on", "failed_on", "ended_on"}, "passages": {"distributed_on", "distributed_to"}}
+
+
+def test_build_names_the_field_in_the_projects_error():
+    with pytest.raises(ValidationError, match="age_at_death"):
+        DonorCreate.build(code="RA-0001", age_at_death="sixty")
+    with pytest.raises(ValidationError, match="notes"):
+        ModelCreate.build(source_code="X", kind="organoid", initiated_on=date(2026, 1, 1), notes="n" * 6000)
+
+
+def test_unknown_fields_and_infinite_numbers_are_refused():
+    with pytest.raises(ValidationError, match="nickname"):
+        DonorCreate.build(code="RA-0001", nickname="Bob")
+    with pytest.raises(ValidationError, match="finite"):
+        RegionCollect.build(case_code="RAP-1", kind="normal_tissue", site_code="LIVER",
+                            excised_at=datetime(2026, 1, 1, tzinfo=UTC), formats=[FormatRequest("ffpe", 1, "blocks")],
+                            distance_to_tumour_mm=float("inf"))
+
+
+def test_check_fields_judges_only_the_values_given():
+    AutopsyOpen.check_fields({"case_code": "RAP-1"})  # the rest may be absent, as in an upsert
+    with pytest.raises(ValidationError, match="prosector"):
+        AutopsyOpen.check_fields({"prosector": "p" * 500})
+
+
+@pytest.mark.parametrize("name", sorted(k for k, kind in KINDS.items() if kind.input_model is not None))
+def test_an_import_kind_declares_the_fields_of_its_input_model(name):
+    kind = KINDS[name]
+    assert kind.input_model is not None
+    columns = {c.name for c in kind.columns}
+    assert columns - LIFECYCLE.get(name, set()) <= set(kind.input_model.model_fields)
