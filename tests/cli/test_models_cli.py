@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db.engine import session_scope
-from tests.support.models_fixtures import donor_with_material
+from tests.support.factories import donor_with_material
 
 runner = CliRunner()
 
@@ -22,7 +22,7 @@ def run(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def source(engine, tech, death, db_url):
     with session_scope(engine) as session:
-        return donor_with_material(session, tech, death)["L01-viable_cryo"].code
+        return donor_with_material(session, tech, death=death)["L01-viable_cryo"].code
 
 
 def test_model_life_from_the_command_line(source, tmp_path):

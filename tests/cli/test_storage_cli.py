@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db.engine import session_scope
-from tests.support.storage_factory import donor_with_region
+from tests.support.factories import donor_with_region
 
 runner = CliRunner()
 

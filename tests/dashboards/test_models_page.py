@@ -9,12 +9,12 @@ from biobank.queries import derived as derived_reads
 from biobank.services import derived
 from biobank.services.inputs import ModelCreate, PassageCreate
 from tests.support.apptest import assert_no_exception, make_app
-from tests.support.models_fixtures import donor_with_material
+from tests.support.factories import donor_with_material
 
 
 def _model(engine, tech, death) -> str:
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death)
+        made = donor_with_material(session, tech, death=death)
         model = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=date(2026, 3, 15), matrix="matrigel_bme"))
         derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=date(2026, 3, 15)))
         return model.code

@@ -6,7 +6,7 @@ from biobank.db.engine import session_scope
 from biobank.services import distribution, storage
 from biobank.services import specimens as specimen_service
 from tests.support.apptest import assert_no_exception, make_app
-from tests.support.storage_factory import by_format, donor_with_region, lab
+from tests.support.factories import by_format, donor_with_region, lab
 
 
 def _stocked(engine, tech):

@@ -67,8 +67,9 @@ def test_the_audit_log_cannot_be_changed_or_deleted(engine, tech, statement):
 def test_the_custody_chain_is_append_only(engine, tech):
     from tests.support.factories import collect, make_case
 
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     with pytest.raises(BiobankError, match="tg_custody_event_no_update"), session_scope(engine) as session:
         session.execute(update(CustodyEvent).values(note="rewritten"))
     with pytest.raises(BiobankError, match="tg_custody_event_no_delete"), session_scope(engine) as session:

@@ -18,14 +18,16 @@ from tests.support.factories import collect, make_case
 
 @pytest.fixture
 def cohort(engine, tech, admin) -> list[str]:
-    make_case(engine, tech)
-    codes = collect(engine, tech)  # 3 h after death; snap-frozen stabilised +5 min; FFPE fixed 24 h
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)  # 3 h after death; snap-frozen stabilised +5 min; FFPE fixed 24 h
     with session_scope(engine) as session:
         specimens.aliquot(session, actor=tech, parent_code=codes[0], portions=[10, 5])
         specimens.derive(session, actor=tech, parent_code=codes[1], material_type="dna", quantity=2000, unit="ng",
                          parent_quantity_used=20)
-    make_case(engine, tech, donor="RA-0002", case="RAP-2")
-    collect(engine, tech, case="RAP-2")
+    with session_scope(engine) as session:
+        make_case(session, tech, donor="RA-0002", case="RAP-2")
+        collect(session, tech, case="RAP-2")
     with session_scope(engine) as session:
         donors.withdraw_consent(session, actor=admin, donor_code="RA-0002", requested_by="donor",
                                 withdrawn_at=datetime(2026, 4, 1, tzinfo=UTC), reason="changed their mind")

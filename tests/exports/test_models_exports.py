@@ -12,7 +12,7 @@ from biobank.domain.errors import ConsentError
 from biobank.exports import cancermodels as cm
 from biobank.services import derived, donors
 from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
-from tests.support.models_fixtures import donor_with_material
+from tests.support.factories import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -35,7 +35,7 @@ EXPECTED = {
 @pytest.fixture
 def models(engine, tech, death):
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death)
+        made = donor_with_material(session, tech, death=death)
         pdx = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L01-viable_cryo"].code, kind="pdx", initiated_on=DAY0, host_strain_name="NSG", host_strain_nomenclature="NOD.Cg-Prkdcscid Il2rgtm1Wjl/SzJ", engraftment_site="mammary fat pad", engraftment_type="orthotopic", tumour_preparation="fragment"))
         org = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=DAY0, medium="organoid medium", matrix="matrigel_bme", growth_properties="embedded_3d"))
         young = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=DAY0))

@@ -72,11 +72,13 @@ def _same_changes(got: dict[str, list[Any]], want: dict[str, list[Any]], table: 
 def test_imported_rows_get_one_audit_row_each_in_the_hooks_shape_and_specimens_a_first_custody_event(
     engine: Engine, backend: str, templates: Templates, tmp_path: Path
 ) -> None:
-    files = exported_demo(engine)
+    with session_scope(engine) as session:
+        files = exported_demo(session)
     with fresh_database(backend, templates, tmp_path) as url:
         target = make_engine(url)
         try:
-            importer = importer_of(target)
+            with session_scope(target) as session:
+                importer = importer_of(session)
             for name, content in files.items():
                 report = do_import(target, importer, name, content)
                 assert report.ok, (name, report.errors[:3])
@@ -184,8 +186,9 @@ def test_a_batch_split_file_keeps_its_order_and_in_file_parents_across_batches(
     from tests.support.factories import collect, make_case
 
     monkeypatch.setattr(import_engine, "WRITE_ROWS", 3)
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     lines = ["code,parent_code,donor_code,sampling_site,storage_format,quantity,collected_at"]
     for n in range(4):
         lines.append(f"P{n},,RA-0001,L02-A,snap_frozen,50 mg,2026-03-14 05:0{n}")
@@ -224,8 +227,9 @@ def test_a_failure_while_preparing_a_later_batch_rolls_back_the_batches_already_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(import_engine, "prepare_rows", failing)
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     before = snapshot(engine)
     content = "code,donor_code,sampling_site,storage_format,quantity\n" + "".join(
         f"F{n},RA-0001,L02-A,snap_frozen,5 mg\n" for n in range(7))

@@ -50,14 +50,16 @@ def rows_of(engine: Engine) -> dict[str, list[dict]]:
 def test_export_then_import_of_the_demo_cohort_gives_identical_rows_and_upsert_twice_changes_nothing(
     engine: Engine, backend: str, templates: Templates, tmp_path: Path
 ) -> None:
-    files = exported_demo(engine)
+    with session_scope(engine) as session:
+        files = exported_demo(session)
     assert {t: n for t, n in snapshot_counts(engine).items() if not n} == {}
     # the vials, and the DNA with its two aliquots, come out in their own files (imported after the passages)
     assert [len(files[name].splitlines()) - 1 for name in ("passage_specimens", "passage_descendants")] == [2, 3]
     with fresh_database(backend, templates, tmp_path) as url:
         target = make_engine(url)
         try:
-            importer = importer_of(target)
+            with session_scope(target) as session:
+                importer = importer_of(session)
             for name, content in files.items():
                 report = do_import(target, importer, name, content)
                 assert report.ok, (name, report.errors[:3])
@@ -149,8 +151,9 @@ X-1-DNA1,X-1,,,gDNA,-80,5 µg,,,
 
 
 def test_aliquots_and_derivatives_may_name_a_parent_defined_earlier_in_the_file(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     report = do_import(engine, tech, "specimens", SPECIMENS)
     assert report.ok, report.errors
     with engine.connect() as conn:
@@ -171,8 +174,9 @@ def test_aliquots_and_derivatives_may_name_a_parent_defined_earlier_in_the_file(
 
 
 def test_rows_naming_unknown_parents_or_impossible_times_are_refused(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     before = snapshot(engine)
     content = (
         "code,parent_code,donor_code,sampling_site,storage_format,quantity,collected_at,stabilised_at\n"
@@ -191,8 +195,9 @@ def test_rows_naming_unknown_parents_or_impossible_times_are_refused(engine: Eng
 
 
 def test_upsert_cannot_move_a_specimen_to_another_parent(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    codes = collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)
     do_import(engine, tech, "specimens", SPECIMENS)
     before = snapshot(engine)
     moved = SPECIMENS.replace("X-1.1,X-1,", f"X-1.1,{codes[0]},")
@@ -202,7 +207,8 @@ def test_upsert_cannot_move_a_specimen_to_another_parent(engine: Engine, tech: U
 
 
 def test_sampling_sites_take_their_code_from_lesion_and_region(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     content = (
         "donor_code,kind,lesion_code,region_label,site_code,excised_at,code\n"
         "RA-0001,tumour,L02,B,LIVER,2026-03-14 06:00,\n"

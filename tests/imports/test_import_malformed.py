@@ -70,8 +70,9 @@ def _quote(cell: str) -> str:
 
 @pytest.fixture
 def case(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,8 +16,7 @@ from biobank.queries import storage as storage_reads
 from biobank.services import derived, storage
 from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 from tests.support.dbtools import snapshot
-from tests.support.models_fixtures import donor_with_material
-from tests.support.storage_factory import by_format, donor_with_region
+from tests.support.factories import by_format, donor_with_material, donor_with_region
 
 LAYOUT = """code,kind,parent_code,name
 UH,site,,University Hospital
@@ -168,8 +167,8 @@ DAY0 = date(2026, 3, 14)
 @pytest.fixture
 def material(engine: Engine, tech: User, death) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death)
-        donor_with_material(session, tech, death, code="RA-0002", scopes=frozenset({"research_use"}))
+        made = donor_with_material(session, tech, death=death)
+        donor_with_material(session, tech, death=death, code="RA-0002", scopes=frozenset({"research_use"}))
         return {key: s.code for key, s in made.items()}
 
 
@@ -293,10 +292,9 @@ def test_passage_specimens_import_links_each_to_its_passage_and_checks_the_rules
     from biobank.services import derived
     from tests.imports.test_import_engine import do_import
     from tests.support.dbtools import snapshot
-    from tests.support.models_fixtures import donor_with_material
 
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death)
+        made = donor_with_material(session, tech, death=death)
         model = derived.create_model(session, actor=tech, data=ModelCreate(source_code=made["L02-fresh"].code, kind="organoid", initiated_on=date(2026, 3, 15), matrix="matrigel_bme"))
         derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=date(2026, 3, 15)))
         code, source = model.code, made["L02-fresh"].code

@@ -27,8 +27,9 @@ def scanned(pdf: bytes) -> list[str]:
 
 
 def test_labels_for_specimens_decode_back_to_their_codes(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    codes = collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)
     with Session(engine) as session:
         labels = service.labels_for(session, codes)
         pdf = service.labels_pdf_for(session, codes, "cryotube")
@@ -43,7 +44,8 @@ def test_unknown_code_is_named(engine: Engine, tech: User) -> None:
 
 
 def test_a_pre_printed_code_is_the_code_created_at_collection(engine: Engine, tech: User) -> None:
-    case = make_case(engine, tech)
+    with session_scope(engine) as session:
+        case = make_case(session, tech)
     with Session(engine) as session:
         planned = service.planned_labels(session, case)
         pdf = service.render(planned, "cassette")
@@ -63,8 +65,9 @@ def test_a_pre_printed_code_is_the_code_created_at_collection(engine: Engine, te
 
 
 def test_zpl_carries_each_code(engine: Engine, tech: User) -> None:
-    make_case(engine, tech)
-    codes = collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)
     with Session(engine) as session:
         zpl = service.render(service.labels_for(session, codes), "slide", zpl=True).decode()
     assert zpl.count("^XA") == len(codes) and all(f"^FD{code}^FS" in zpl for code in codes)

@@ -11,7 +11,7 @@ from biobank.db.engine import session_scope
 from biobank.queries import derived as mm
 from biobank.services import derived
 from biobank.services.inputs import ModelCreate, PassageCreate
-from tests.support.models_fixtures import donor_with_material
+from tests.support.factories import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -48,8 +48,8 @@ def cohort(engine, tech, death, monkeypatch):
             derived.set_status(session, actor=tech, model_code=code, status=name, on=DAY0 + timedelta(days=days))
 
     with session_scope(engine) as session:
-        a = donor_with_material(session, tech, death, code="RA-0001", pmi_hours=3)
-        b = donor_with_material(session, tech, death, code="RA-0002", pmi_hours=7)
+        a = donor_with_material(session, tech, death=death, code="RA-0001", pmi_hours=3)
+        b = donor_with_material(session, tech, death=death, code="RA-0002", pmi_hours=7)
         m1 = model(session, a["L01-fresh"].code, "organoid")
         passages(session, m1, 3)
         status(session, m1, ("growing", 2), ("established", 30))

@@ -85,7 +85,8 @@ def _assert_whole_transactions(engine) -> dict[str, int]:
 
 
 def test_a_backup_taken_while_writers_insert_is_one_point_in_time(engine, db_url, tech, backend, tmp_path):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     writers = [Writer(db_url, lesion, site) for lesion, site in WRITERS]
     try:
         deadline = time.monotonic() + 60
@@ -117,8 +118,9 @@ def test_a_backup_taken_while_writers_insert_is_one_point_in_time(engine, db_url
 
 
 def _populate(engine, tech, admin) -> None:
-    make_case(engine, tech)
-    codes = collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)
     with session_scope(engine) as session:
         specimens.aliquot(session, actor=tech, parent_code=codes[0], portions=[10, 5])
         specimens.correct_specimen(session, actor=tech, code=codes[1], reason="reweighed", expected_version=1, quantity=45,

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
+from biobank.db.engine import session_scope
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from biobank.services.collection import FormatRequest
 from tests.conftest import DEATH
@@ -30,11 +31,12 @@ def gang() -> Iterator[Gang]:
 
 @pytest.fixture
 def parents(engine, tech) -> list[str]:
-    make_case(engine, tech)
     excised = DEATH + 3 * H
-    return collect(engine, tech, formats=[
-        FormatRequest("snap_frozen", PARENT_MG, "mg", count=4, stabilised_at=excised + timedelta(minutes=5)),
-    ])
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        return collect(session, tech, formats=[
+            FormatRequest("snap_frozen", PARENT_MG, "mg", count=4, stabilised_at=excised + timedelta(minutes=5)),
+        ])
 
 
 def _specimen(session: Session, code: str) -> Specimen:
@@ -123,7 +125,6 @@ def test_edits_from_the_same_stale_read_let_exactly_one_through(gang, engine, db
 
 def test_every_specimen_edit_path_moves_the_version_on(engine, tech, parents):
     """Aliquot, derive, QC, correction and disposal all bump the version a stale correction is checked against."""
-    from biobank.db.engine import session_scope
     from biobank.services import specimens, storage
 
     code = parents[0]

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, func, select
 
+from biobank.db.engine import session_scope
 from biobank.models import AuditLog, CustodyEvent, SamplingSite, Specimen
 from tests.support.dbtools import snapshot
 from tests.support.factories import make_case
@@ -66,7 +67,8 @@ def _writing(db_url: str) -> bool:
 
 
 def test_a_collection_killed_mid_transaction_leaves_nothing_and_runs_again(engine, db_url, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     before = snapshot(engine)
     child = _start(_collect(db_url, 40, "--single-transaction", "--pause", "0.05"), db_url)
     assert child.stdout is not None

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
+from biobank.db.engine import session_scope
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from tests.conftest import DEATH
 from tests.resilience.test_resilience_crash import _kill, _start, _writing
@@ -90,8 +91,9 @@ def _import(db_url: str, path: Path) -> list[str]:
 
 @pytest.fixture
 def case(engine, tech) -> None:
-    make_case(engine, tech)
-    collect(engine, tech, lesion="L02", region="A")  # the sampling site L02-A the file refers to
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech, lesion="L02", region="A")  # the sampling site L02-A the file refers to
 
 
 def test_an_import_killed_while_validating_and_while_writing_leaves_nothing_and_runs_again(

@@ -18,8 +18,7 @@ from biobank.models import AuditLog, Container, CustodyEvent, Specimen, Specimen
 from biobank.services.collection import FormatRequest
 from tests.conftest import DEATH
 from tests.support.concurrency import Gang, Step, errors
-from tests.support.factories import H, collect, make_case
-from tests.support.storage_factory import lab
+from tests.support.factories import H, collect, lab, make_case
 
 WORKERS = 8
 BOXES = ("BOX1", "BOX2")  # two 9x9 boxes in the same -80 rack: 162 positions
@@ -35,17 +34,17 @@ def gang() -> Iterator[Gang]:
 @pytest.fixture
 def tubes(engine, tech) -> tuple[list[str], list[str]]:
     """(tubes to store, parents to aliquot from): 96 snap-frozen tubes and 3 parents of 40 mg."""
-    with session_scope(engine) as session:
-        lab(session, tech)
-    make_case(engine, tech)
     excised = DEATH + 3 * H
     frozen = excised + timedelta(minutes=5)
     loose = []
-    for region in ("A", "B"):
-        loose += collect(engine, tech, region=region, formats=[FormatRequest("snap_frozen", 20, "mg", count=48,
-                                                                             stabilised_at=frozen)])
-    parents = collect(engine, tech, region="C", formats=[FormatRequest("snap_frozen", PARENT_MG, "mg", count=3,
-                                                                       stabilised_at=frozen)])
+    with session_scope(engine) as session:
+        lab(session, tech)
+        make_case(session, tech)
+        for region in ("A", "B"):
+            loose += collect(session, tech, region=region, formats=[FormatRequest("snap_frozen", 20, "mg", count=48,
+                                                                                  stabilised_at=frozen)])
+        parents = collect(session, tech, region="C", formats=[FormatRequest("snap_frozen", PARENT_MG, "mg", count=3,
+                                                                            stabilised_at=frozen)])
     return loose, parents
 
 

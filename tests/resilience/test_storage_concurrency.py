@@ -13,7 +13,7 @@ from biobank.db.engine import make_engine, session_scope
 from biobank.domain.errors import BiobankError, ConflictError
 from biobank.models import CustodyEvent, SpecimenLocation
 from biobank.services import storage
-from tests.support.storage_factory import by_format, donor_with_region, lab
+from tests.support.factories import by_format, donor_with_region, lab
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from tests.support.factories import H, collect, make_case
 
 
 def test_one_region_becomes_all_its_specimens_with_readable_codes(engine, tech):
-    make_case(engine, tech)
-    codes = collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech)
     assert codes == ["RA0001-L02A-SF1", "RA0001-L02A-SF2", "RA0001-L02A-FF1"]
     with Session(engine) as session:
         site = session.exec(select(SamplingSite).where(SamplingSite.code == "L02-A")).one()
@@ -41,13 +42,14 @@ def test_one_region_becomes_all_its_specimens_with_readable_codes(engine, tech):
 
 
 def test_normal_tissue_blood_and_marrow_get_their_own_site_codes(engine, tech):
-    make_case(engine, tech)
-    normal = collect(engine, tech, lesion=None, region=None, kind="normal_tissue", site="KIDNEY",
-                     formats=[FormatRequest("snap_frozen", 40, "mg")])
-    blood = collect(engine, tech, lesion=None, region=None, kind="germline_blood", site="BLOOD",
-                    formats=[FormatRequest("frozen", 500, "ul", count=2)])
-    marrow = collect(engine, tech, lesion=None, region=None, kind="bone_marrow", site="BONE_MARROW",
-                     formats=[FormatRequest("viable_cryo", 1000, "ul")])
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        normal = collect(session, tech, lesion=None, region=None, kind="normal_tissue", site="KIDNEY",
+                         formats=[FormatRequest("snap_frozen", 40, "mg")])
+        blood = collect(session, tech, lesion=None, region=None, kind="germline_blood", site="BLOOD",
+                        formats=[FormatRequest("frozen", 500, "ul", count=2)])
+        marrow = collect(session, tech, lesion=None, region=None, kind="bone_marrow", site="BONE_MARROW",
+                         formats=[FormatRequest("viable_cryo", 1000, "ul")])
     assert normal == ["RA0001-N01-SF1"]
     assert blood == ["RA0001-GB1-FZ1", "RA0001-GB1-FZ2"]
     assert marrow == ["RA0001-BM1-VC1"]
@@ -58,9 +60,10 @@ def test_normal_tissue_blood_and_marrow_get_their_own_site_codes(engine, tech):
 
 
 def test_pre_mortem_blood_is_the_one_material_taken_before_death(engine, tech):
-    make_case(engine, tech)
-    codes = collect(engine, tech, lesion=None, region=None, kind="premortem_blood", site="BLOOD", after_death=-48,
-                    formats=[FormatRequest("frozen", 500, "ul", material_type="plasma")])
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech, lesion=None, region=None, kind="premortem_blood", site="BLOOD", after_death=-48,
+                        formats=[FormatRequest("frozen", 500, "ul", material_type="plasma")])
     assert codes == ["RA0001-PB1-FZ1"]
 
 
@@ -86,7 +89,8 @@ def test_pre_mortem_blood_is_the_one_material_taken_before_death(engine, tech):
     ],
 )
 def test_each_collection_rule_refuses_and_leaves_the_database_unchanged(engine, tech, changes, match):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     args = {"lesion": "L02", "region": "A", "site": "LIVER", "after_death": 3.0, "formats": None} | changes
     excised = DEATH + args["after_death"] * H
     formats = args["formats"] if args["formats"] is not None else [FormatRequest("snap_frozen", 50, "mg")]
@@ -100,14 +104,16 @@ def test_each_collection_rule_refuses_and_leaves_the_database_unchanged(engine, 
 
 
 def test_the_same_region_cannot_be_collected_twice(engine, tech):
-    make_case(engine, tech)
-    collect(engine, tech)
-    with pytest.raises(ConflictError, match="region L02-A was already collected"):
-        collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
+    with pytest.raises(ConflictError, match="region L02-A was already collected"), session_scope(engine) as session:
+        collect(session, tech)
 
 
 def test_naive_times_areassert_refused(engine, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
 
     def action(session):
         collection.collect_region(
@@ -118,24 +124,27 @@ def test_naive_times_areassert_refused(engine, tech):
 
 
 def test_nothing_is_collected_after_consent_was_withdrawn(engine, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     with session_scope(engine) as session:
         donors.withdraw_consent(session, actor=tech, donor_code="RA-0001", requested_by="next_of_kin",
                                 withdrawn_at=DEATH + H, reason="family request")
-    with pytest.raises(ConsentError, match="withdrawn"):
-        collect(engine, tech)
+    with pytest.raises(ConsentError, match="withdrawn"), session_scope(engine) as session:
+        collect(session, tech)
 
 
 def test_a_viewer_cannot_collect(engine, tech, viewer):
-    make_case(engine, tech)
-    with pytest.raises(PermissionDeniedError, match="role 'viewer'"):
-        collect(engine, viewer)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+    with pytest.raises(PermissionDeniedError, match="role 'viewer'"), session_scope(engine) as session:
+        collect(session, viewer)
 
 
 def test_the_database_refuses_a_specimen_excised_before_death_whatever_the_entry_path(engine, tech):
     """The trigger holds the rule even when the service is bypassed."""
-    make_case(engine, tech)
-    collect(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech)
     from sqlalchemy import update
 
     with pytest.raises(ValidationError, match="tg_specimen_collected_after_death"):
@@ -163,7 +172,8 @@ def test_impossible_autopsy_times_are_errors(engine, tech, times, match):
 
 
 def test_the_database_refuses_impossible_autopsy_times_too(engine, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     from sqlalchemy import update
 
     from biobank.models import Autopsy
@@ -174,7 +184,8 @@ def test_the_database_refuses_impossible_autopsy_times_too(engine, tech):
 
 
 def test_autopsy_status_follows_its_times(engine, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     with session_scope(engine) as session:
         autopsy = collection.update_autopsy_times(session, actor=tech, case_code="RAP-1", end_at=DEATH + 7 * H)
         assert autopsy.status == "complete"
@@ -183,8 +194,9 @@ def test_autopsy_status_follows_its_times(engine, tech):
 
 
 def test_moving_death_after_collected_material_isassert_refused(engine, tech):
-    make_case(engine, tech)
-    collect(engine, tech, after_death=2.5)
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech, after_death=2.5)
 
     def action(session):
         collection.update_autopsy_times(
@@ -199,12 +211,13 @@ def test_an_autopsy_cannot_be_collected_before_it_starts(engine, tech):
         donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
         collection.open_autopsy(session, actor=tech, data=AutopsyOpen(donor_code="RA-0001", case_code="RAP-1", death_at=None))
         collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L01", site_code="LIVER", kind="metastasis"))
-    with pytest.raises(ValidationError, match="has not started"):
-        collect(engine, tech, lesion="L01")
+    with pytest.raises(ValidationError, match="has not started"), session_scope(engine) as session:
+        collect(session, tech, lesion="L01")
 
 
 def test_lesion_rules(engine, tech):
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
 
     def bone_phenotype_on_liver(session):
         collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L03", site_code="LIVER", kind="metastasis", bone_phenotype="osteolytic"))
@@ -224,8 +237,9 @@ def test_lesion_rules(engine, tech):
 
 
 def test_a_region_may_name_a_subsite_of_its_lesion(engine, tech):
-    make_case(engine, tech)
-    codes = collect(engine, tech, site="LIVER_S4", formats=[FormatRequest("snap_frozen", 10, "mg")])
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        codes = collect(session, tech, site="LIVER_S4", formats=[FormatRequest("snap_frozen", 10, "mg")])
     assert codes == ["RA0001-L02A-SF1"]
 
 
@@ -233,7 +247,8 @@ def test_excision_times_can_be_entered_in_the_lab_time_zone(engine, tech):
     """Times are stored in UTC whatever zone they were entered in."""
     from zoneinfo import ZoneInfo
 
-    make_case(engine, tech)
+    with session_scope(engine) as session:
+        make_case(session, tech)
     local = (DEATH + 3 * H).astimezone(ZoneInfo("America/New_York"))
     with session_scope(engine) as session:
         collection.collect_region(

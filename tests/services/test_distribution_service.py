@@ -15,7 +15,7 @@ from biobank.services import distribution as orders
 from biobank.services import donors, storage
 from biobank.services import specimens as specimen_service
 from tests.support.dbtools import snapshot
-from tests.support.storage_factory import by_format, donor_with_region, lab
+from tests.support.factories import by_format, donor_with_region, lab
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from biobank.queries.core import specimen_detail
 from biobank.services import derived, donors, specimens
 from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
 from tests.support.dbtools import snapshot
-from tests.support.models_fixtures import donor_with_material
+from tests.support.factories import donor_with_material
 
 DAY0 = date(2026, 3, 14)
 
@@ -26,7 +26,7 @@ DAY0 = date(2026, 3, 14)
 @pytest.fixture
 def material(engine, tech, death):
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death)
+        made = donor_with_material(session, tech, death=death)
         return {key: s.code for key, s in made.items()}
 
 
@@ -82,7 +82,7 @@ def test_database_refuses_a_model_from_a_non_viable_source(engine, tech, materia
 
 def test_model_needs_consent_to_model_derivation(engine, tech, death):
     with session_scope(engine) as session:
-        made = donor_with_material(session, tech, death, code="RA-0002", scopes=frozenset({"research_use"}))
+        made = donor_with_material(session, tech, death=death, code="RA-0002", scopes=frozenset({"research_use"}))
         source = made["L01-fresh"].code
     before = snapshot(engine)
     with pytest.raises(ConsentError, match="RA-0002"), session_scope(engine) as session:
@@ -280,7 +280,7 @@ def test_database_keeps_passage_specimens_on_the_model_donor(engine, tech, death
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
         passage = derived.record_passage(session, actor=tech, data=PassageCreate(model_code=model.code, passaged_on=DAY0))
-        other = donor_with_material(session, tech, death, code="RA-0009")
+        other = donor_with_material(session, tech, death=death, code="RA-0009")
         other_id = other["L01-fresh"].id
         passage_id = passage.id
     with pytest.raises(BiobankError, match="tg_specimen_passage_same_donor"), session_scope(engine) as session:

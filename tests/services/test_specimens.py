@@ -16,8 +16,9 @@ from tests.support.factories import H, collect, make_case
 
 @pytest.fixture
 def frozen(engine, tech) -> str:
-    make_case(engine, tech)
-    return collect(engine, tech)[0]  # 50 mg snap-frozen
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        return collect(session, tech)[0]  # 50 mg snap-frozen
 
 
 def _get(engine, code):
@@ -82,8 +83,9 @@ def test_a_derivative_records_what_it_consumed(engine, tech, frozen):
 
 
 def test_sections_from_an_ffpe_block_stay_ffpe(engine, tech):
-    make_case(engine, tech)
-    block = collect(engine, tech)[2]
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        block = collect(session, tech)[2]
     with session_scope(engine) as session:
         section = specimens.derive(session, actor=tech, parent_code=block, material_type="section", quantity=10,
                                    unit="sections", parent_quantity_used=0)

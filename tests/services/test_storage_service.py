@@ -16,7 +16,7 @@ from biobank.queries import storage as storage_reads
 from biobank.services import specimens as specimen_service
 from biobank.services import storage
 from tests.support.dbtools import snapshot
-from tests.support.storage_factory import by_format, donor_with_region, lab
+from tests.support.factories import by_format, donor_with_region, lab
 
 
 @pytest.fixture
