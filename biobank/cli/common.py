@@ -1,5 +1,6 @@
-"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions, and
-:func:`emit`, which prints a result as JSON or as a table, key/value lines or a message."""
+"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions (:func:`read`
+for a command that only reads), and :func:`emit`, which prints a result as JSON or as a table, key/value lines or a
+message."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from biobank.models import User
 from biobank.services.auth import get_user
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 UserOption = Annotated[
@@ -61,6 +63,12 @@ def unit_of_work() -> Iterator[Session]:
     """One transaction: everything the command writes commits together or not at all."""
     with session_scope(get_engine()) as session:
         yield session
+
+
+def read(query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """What ``query(session, *args, **kwargs)`` returns, read in a unit of work of its own."""
+    with unit_of_work() as session:
+        return query(session, *args, **kwargs)
 
 
 def acting_user(session: Session, username: str | None) -> User | None:
@@ -108,20 +116,26 @@ def emit(
     columns: Iterable[str] | None = None,
     skip: Iterable[str] = (),
     text: str | None = None,
+    tables: Iterable[tuple[Sequence[dict[str, Any]], Iterable[str] | None]] = (),
 ) -> None:
     """Print a command's result: ``data`` as JSON with ``--json``; otherwise ``text`` when given, else a
-    record (a mapping) as aligned key/value lines less the ``skip`` keys, else rows as a table of ``columns``.
+    record (a mapping) as aligned key/value lines less the ``skip`` keys, else rows as a table of ``columns``; then
+    each of ``tables`` (rows, columns or None for all), after a blank line.
 
     A command that prints more after the table or record returns first when ``as_json``.
     """
     if as_json:
         emit_json(data)
-    elif text is not None:
+        return
+    if text is not None:
         typer.echo(text)
     elif isinstance(data, Mapping):
         emit_mapping(data, skip=skip)
     else:
         emit_table(data, columns)
+    for rows, table_columns in tables:
+        typer.echo("")
+        emit_table(rows, table_columns)
 
 
 def echo_err(message: str) -> None:

@@ -17,6 +17,7 @@ from biobank.cli.common import (
     emit_table,
     fail,
     handle_errors,
+    read,
     unit_of_work,
 )
 from biobank.config import get_settings
@@ -144,31 +145,33 @@ def users_add(
 @handle_errors
 def users_list(as_json: JsonOption = False) -> None:
     """List accounts with role and state."""
-    with unit_of_work() as session:
-        rows = [
-            {"username": u.username, "role": u.role, "full_name": u.full_name, "active": u.is_active,
-             "has_password": u.password_hash is not None, "last_login_at": u.last_login_at}
-            for u in user_service.list_users(session)
-        ]
+    rows = [
+        {"username": u.username, "role": u.role, "full_name": u.full_name, "active": u.is_active,
+         "has_password": u.password_hash is not None, "last_login_at": u.last_login_at}
+        for u in read(user_service.list_users)
+    ]
     emit(rows, as_json=as_json)
+
+
+def _set_active(username: str, user: str | None, *, active: bool) -> None:
+    """Enable or disable an account and say so."""
+    with unit_of_work() as session:
+        user_service.set_active(session, actor=acting_user(session, user), username=username, active=active)
+    typer.echo(f"user {username} {'enabled' if active else 'disabled'}")
 
 
 @users_app.command("disable")
 @handle_errors
 def users_disable(username: str, user: UserOption = None) -> None:
     """Disable an account (it can no longer sign in or write)."""
-    with unit_of_work() as session:
-        user_service.set_active(session, actor=acting_user(session, user), username=username, active=False)
-    typer.echo(f"user {username} disabled")
+    _set_active(username, user, active=False)
 
 
 @users_app.command("enable")
 @handle_errors
 def users_enable(username: str, user: UserOption = None) -> None:
     """Enable a disabled account."""
-    with unit_of_work() as session:
-        user_service.set_active(session, actor=acting_user(session, user), username=username, active=True)
-    typer.echo(f"user {username} enabled")
+    _set_active(username, user, active=True)
 
 
 @users_app.command("reset-password")
@@ -192,18 +195,15 @@ def users_reset_password(
 @handle_errors
 def donors_list(as_json: JsonOption = False) -> None:
     """List donors with diagnosis, case, consent state and specimen count."""
-    with unit_of_work() as session:
-        rows = queries.donor_rows(session)
     columns = ["code", "sex", "age_at_death", "diagnosis", "status", "consent_withdrawn", "case", "specimens"]
-    emit(rows, as_json=as_json, columns=columns)
+    emit(read(queries.donor_rows), as_json=as_json, columns=columns)
 
 
 @donors_app.command("show")
 @handle_errors
 def donors_show(code: str, as_json: JsonOption = False) -> None:
     """Show a donor: diagnosis, consent, treatment lines."""
-    with unit_of_work() as session:
-        data = queries.donor_detail(session, code)
+    data = read(queries.donor_detail, code)
     emit(data, as_json=as_json)
     if as_json:
         return
@@ -218,23 +218,16 @@ def donors_show(code: str, as_json: JsonOption = False) -> None:
 @handle_errors
 def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
     """Times, warm PMI, PMI at start, last-specimen and median PMI, share within target, specimens by format."""
-    with unit_of_work() as session:
-        data = queries.autopsy_summary(session, case)
-    emit(data, as_json=as_json)
-    if as_json:
-        return
-    typer.echo("")
-    emit_table([{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()])
-    typer.echo("")
-    emit_table(data["lesions"])
+    data = read(queries.autopsy_summary, case)
+    by_format = [{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()]
+    emit(data, as_json=as_json, tables=[(by_format, None), (data["lesions"], None)])
 
 
 @specimen_app.command("show")
 @handle_errors
 def specimen_show(code: str, as_json: JsonOption = False) -> None:
     """A specimen with SPREC, PMI, QC, lineage and its custody history."""
-    with unit_of_work() as session:
-        data = queries.specimen_detail(session, code)
+    data = read(queries.specimen_detail, code)
     emit(data, as_json=as_json)
     if as_json:
         return

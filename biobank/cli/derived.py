@@ -17,6 +17,7 @@ from biobank.cli.common import (
     emit_json,
     emit_table,
     handle_errors,
+    read,
     unit_of_work,
 )
 from biobank.queries import derived as models_metrics
@@ -252,8 +253,7 @@ def list_models(
     as_json: JsonOption = False,
 ) -> None:
     """Models with their site, newest passage and QC."""
-    with unit_of_work() as session:
-        rows = models_metrics.model_rows(session, donor_code=donor, status=status_filter, kind=kind)
+    rows = read(models_metrics.model_rows, donor_code=donor, status=status_filter, kind=kind)
     columns = ["code", "kind", "status", "donor", "region", "site", "source", "passage", "qc"]
     emit(rows, as_json=as_json, columns=columns)
 
@@ -262,8 +262,7 @@ def list_models(
 @handle_errors
 def show(model: Annotated[str, typer.Argument(help="Model code.")], as_json: JsonOption = False) -> None:
     """A model and its lineage: donor → lesion → region → source specimen → model → passage tree."""
-    with unit_of_work() as session:
-        detail = models_metrics.model_detail(session, model)
+    detail = read(models_metrics.model_detail, model)
     emit(detail, as_json=as_json, skip=("passage_tree", "qc_requirements"))
     if as_json:
         return

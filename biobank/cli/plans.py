@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlmodel import Session
 
 from biobank.cli.common import (
     JsonOption,
@@ -17,6 +18,7 @@ from biobank.cli.common import (
     emit_json,
     emit_table,
     handle_errors,
+    read,
     unit_of_work,
 )
 from biobank.exports import service as export_service
@@ -44,6 +46,23 @@ def _print_report(report: Report, as_json: bool) -> None:
         return
     emit_table(report.to_records(), ["severity", "rule", "donor", "specimen", "message"])
     typer.echo(report.summary())
+
+
+def _refused(exc: PlanRulesError, as_json: bool) -> typer.Exit:
+    """Print the rule report that refused the action and the error; the exit (code 2) to raise."""
+    _print_report(exc.report, as_json)
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2)
+
+
+def _selection_without(session: Session, code: str, specimens: list[str]) -> list[tuple[str, str, str | None]]:
+    """The plan's included specimens as (code, role, reason), less ``specimens``."""
+    detail = plan_reads.plan_detail(session, code)
+    return [
+        (r["specimen_code"], r["role"], r["reason"])
+        for r in detail["specimens_detail"]
+        if r["specimen_code"] not in specimens
+    ]
 
 
 @plan_app.command("create")
@@ -93,8 +112,7 @@ def plan_create(
 @handle_errors
 def plan_suggest(donor: DonorOption = None, assay: AssayOption = "wgs", as_json: JsonOption = False) -> None:
     """Suggest the germline normal and the best specimen per tumour region, with the reason for each."""
-    with unit_of_work() as session:
-        suggestion = planning.suggest(session, donor_codes=donor or [], assay=assay)
+    suggestion = read(planning.suggest, donor_codes=donor or [], assay=assay)
     if as_json:
         emit_json({"choices": suggestion.to_records(), "skipped": suggestion.skipped})
         return
@@ -107,8 +125,7 @@ def plan_suggest(donor: DonorOption = None, assay: AssayOption = "wgs", as_json:
 @handle_errors
 def plan_check(code: Annotated[str, typer.Argument(help="Plan code.")], as_json: JsonOption = False) -> None:
     """Run every planning rule; exit code 2 when any rule reports an error."""
-    with unit_of_work() as session:
-        report = planning.check_plan(session, code)
+    report = read(planning.check_plan, code)
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(2)
@@ -126,9 +143,7 @@ def plan_approve(
         with unit_of_work() as session:
             report = planning.approve_plan(session, actor=acting_user(session, user), plan_code=code)
     except PlanRulesError as exc:
-        _print_report(exc.report, as_json)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _refused(exc, as_json) from None
     typer.echo(f"plan {code} approved ({report.summary()})")
 
 
@@ -152,12 +167,7 @@ def plan_include(
 ) -> None:
     """Add specimens to a draft (or change their role)."""
     with unit_of_work() as session:
-        detail = plan_reads.plan_detail(session, code)
-        current = [
-            (r["specimen_code"], r["role"], r["reason"])
-            for r in detail["specimens_detail"]
-            if r["specimen_code"] not in specimen
-        ]
+        current = _selection_without(session, code, specimen)
         planning.set_specimens(
             session,
             actor=acting_user(session, user),
@@ -176,12 +186,7 @@ def plan_exclude(
 ) -> None:
     """Take specimens out of a draft (kept as excluded rows: the change is audited)."""
     with unit_of_work() as session:
-        detail = plan_reads.plan_detail(session, code)
-        current = [
-            (r["specimen_code"], r["role"], r["reason"])
-            for r in detail["specimens_detail"]
-            if r["specimen_code"] not in specimen
-        ]
+        current = _selection_without(session, code, specimen)
         planning.set_specimens(session, actor=acting_user(session, user), plan_code=code, selection=current)
     typer.echo(f"plan {code}: {len(specimen)} specimen(s) excluded")
 
@@ -190,28 +195,18 @@ def plan_exclude(
 @handle_errors
 def plan_list(as_json: JsonOption = False) -> None:
     """Every plan with its status and counts."""
-    with unit_of_work() as session:
-        rows = plan_reads.list_plans(session)
     columns = ["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"]
-    emit(rows, as_json=as_json, columns=columns)
+    emit(read(plan_reads.list_plans), as_json=as_json, columns=columns)
 
 
 @plan_app.command("show")
 @handle_errors
 def plan_show(code: Annotated[str, typer.Argument(help="Plan code.")], as_json: JsonOption = False) -> None:
     """A plan: its specimens with role and reason, and its rule report."""
-    with unit_of_work() as session:
-        detail = plan_reads.plan_detail(session, code)
-    emit(detail, as_json=as_json)
-    if as_json:
-        return
-    typer.echo("")
-    emit_table(
-        detail["specimens_detail"],
-        ["donor_code", "role", "specimen_code", "region_code", "tumour_cellularity_pct", "reason"],
-    )
-    typer.echo("")
-    emit_table(detail["report"], ["severity", "rule", "donor", "specimen", "message"])
+    detail = read(plan_reads.plan_detail, code)
+    specimens = ["donor_code", "role", "specimen_code", "region_code", "tumour_cellularity_pct", "reason"]
+    report = ["severity", "rule", "donor", "specimen", "message"]
+    emit(detail, as_json=as_json, tables=[(detail["specimens_detail"], specimens), (detail["report"], report)])
 
 
 def _export(
@@ -242,9 +237,7 @@ def _export(
                 identified=identified,
             )
     except PlanRulesError as exc:
-        _print_report(exc.report, False)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise _refused(exc, False) from None
     paths = export_service.write_files(files, target, output)
     typer.echo(f"{target}: wrote {len(paths)} file(s) to {output}")
 

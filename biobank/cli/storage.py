@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from biobank.cli.common import (
     emit_table,
     fail,
     handle_errors,
+    read,
     unit_of_work,
 )
 from biobank.domain.storage.kinds import CONTAINER_KINDS, TEMPERATURE_LABEL
@@ -84,8 +86,7 @@ def storage_add(
 @handle_errors
 def storage_tree(as_json: JsonOption = False) -> None:
     """The container tree with temperature and how full each box is."""
-    with unit_of_work() as session:
-        rows = storage_reads.tree(session)
+    rows = read(storage_reads.tree)
     if as_json:
         emit_json(rows)
         return
@@ -128,8 +129,7 @@ def render_grid(view: dict[str, Any]) -> list[str]:
 def storage_show(box: Annotated[str, typer.Argument(help="Box (or bag, drawer) code.")], as_json: JsonOption = False) -> None:
     """A box drawn as a text grid (format abbreviations: SF snap-frozen, OC OCT, FF FFPE, RL RNAlater, VC viable,
     FZ frozen; '*' checked out, '.' free), then its specimens."""
-    with unit_of_work() as session:
-        view = storage_reads.box_view(session, box)
+    view = read(storage_reads.box_view, box)
     if as_json:
         emit_json(view)
         return
@@ -219,9 +219,7 @@ def storage_move(
 @handle_errors
 def storage_find(code: str, as_json: JsonOption = False) -> None:
     """Where a specimen is (box and position, temperature, whether it is checked out)."""
-    with unit_of_work() as session:
-        data = storage_reads.find(session, code)
-    emit(data, as_json=as_json)
+    emit(read(storage_reads.find, code), as_json=as_json)
 
 
 @storage_app.command("checkout")
@@ -261,21 +259,30 @@ def storage_return(
 @handle_errors
 def storage_checkouts(as_json: JsonOption = False) -> None:
     """Everything checked out now, oldest first, with hours out."""
-    with unit_of_work() as session:
-        rows = storage_reads.checkouts(session)
-    emit(rows, as_json=as_json, columns=["code", "checked_out_by", "checked_out_at", "hours_out", "overdue", "from"])
+    columns = ["code", "checked_out_by", "checked_out_at", "hours_out", "overdue", "from"]
+    emit(read(storage_reads.checkouts), as_json=as_json, columns=columns)
 
 
 @storage_app.command("overdue")
 @handle_errors
 def storage_overdue(as_json: JsonOption = False) -> None:
     """Check-outs not returned within BIOBANK_CHECKOUT_OVERDUE_HOURS (24 by default)."""
-    with unit_of_work() as session:
-        rows = storage_reads.overdue(session)
-    emit(rows, as_json=as_json, columns=["code", "checked_out_by", "checked_out_at", "hours_out", "from", "purpose"])
+    columns = ["code", "checked_out_by", "checked_out_at", "hours_out", "from", "purpose"]
+    emit(read(storage_reads.overdue), as_json=as_json, columns=columns)
 
 
 # --- distribution -------------------------------------------------------------------------------------------------
+
+
+def _advance(order: str, user: str | None, step: Callable[..., Any], done: str, **details: Any) -> None:
+    """Move an order one step with the service function ``step`` (a ``when`` among ``details`` must carry a time
+    zone) and say so: ``order CODE <done>``."""
+    with unit_of_work() as session:
+        actor = acting_user(session, user)
+        if "when" in details:
+            details["when"] = _aware(details["when"])
+        step(session, actor=actor, order_code=order, **details)
+    typer.echo(f"order {order} {done}")
 
 
 @distribution_app.command("create")
@@ -316,9 +323,7 @@ def distribution_add(
 @handle_errors
 def distribution_approve(order: str, when: WhenOption = None, user: UserOption = None) -> None:
     """Approve a draft order (PI only)."""
-    with unit_of_work() as session:
-        orders.approve(session, actor=acting_user(session, user), order_code=order, when=_aware(when))
-    typer.echo(f"order {order} approved")
+    _advance(order, user, orders.approve, "approved", when=when)
 
 
 @distribution_app.command("ship")
@@ -331,19 +336,14 @@ def distribution_ship(
     user: UserOption = None,
 ) -> None:
     """Ship an approved order (technician): consent is checked again for every item, quantities are taken."""
-    with unit_of_work() as session:
-        orders.ship(session, actor=acting_user(session, user), order_code=order, shipping_temperature=temperature,
-                    tracking_ref=tracking, when=_aware(when))
-    typer.echo(f"order {order} shipped")
+    _advance(order, user, orders.ship, "shipped", shipping_temperature=temperature, tracking_ref=tracking, when=when)
 
 
 @distribution_app.command("receive")
 @handle_errors
 def distribution_receive(order: str, when: WhenOption = None, user: UserOption = None) -> None:
     """Record that the recipient received a shipped order."""
-    with unit_of_work() as session:
-        orders.receive(session, actor=acting_user(session, user), order_code=order, when=_aware(when))
-    typer.echo(f"order {order} received")
+    _advance(order, user, orders.receive, "received", when=when)
 
 
 @distribution_app.command("return")
@@ -367,38 +367,27 @@ def distribution_return(
 @handle_errors
 def distribution_close(order: str, user: UserOption = None) -> None:
     """Close a received order."""
-    with unit_of_work() as session:
-        orders.close(session, actor=acting_user(session, user), order_code=order)
-    typer.echo(f"order {order} closed")
+    _advance(order, user, orders.close, "closed")
 
 
 @distribution_app.command("cancel")
 @handle_errors
 def distribution_cancel(order: str, user: UserOption = None) -> None:
     """Cancel a draft or approved order (nothing has left yet)."""
-    with unit_of_work() as session:
-        orders.cancel(session, actor=acting_user(session, user), order_code=order)
-    typer.echo(f"order {order} cancelled")
+    _advance(order, user, orders.cancel, "cancelled")
 
 
 @distribution_app.command("list")
 @handle_errors
 def distribution_list(as_json: JsonOption = False) -> None:
     """Every order with its state."""
-    with unit_of_work() as session:
-        rows = order_reads.order_rows(session)
-    emit(rows, as_json=as_json,
-         columns=["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at"])
+    columns = ["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at"]
+    emit(read(order_reads.order_rows), as_json=as_json, columns=columns)
 
 
 @distribution_app.command("show")
 @handle_errors
 def distribution_show(order: str, as_json: JsonOption = False) -> None:
     """One order with its items."""
-    with unit_of_work() as session:
-        data = order_reads.order_detail(session, order)
-    emit(data, as_json=as_json)
-    if as_json:
-        return
-    typer.echo("")
-    emit_table(data["items"])
+    data = read(order_reads.order_detail, order)
+    emit(data, as_json=as_json, tables=[(data["items"], None)])

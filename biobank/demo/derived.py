@@ -90,6 +90,10 @@ def _grow(session: Session, rng: random.Random, tech: User, model: DerivedModel,
         ["failed", "growing", "established"], weights=[0.25, 0.15, 0.6] if not pdx else [0.35, 0.15, 0.5]
     )[0]
     step = (lambda: rng.randint(45, 110)) if pdx else (lambda: rng.randint(10, 21))
+
+    def move(status: str, on: date, note: str | None = None) -> None:
+        derived.set_status(session, actor=tech, model_code=model.code, status=status, on=on, note=note)
+
     day = start
     label = derived.record_passage(
         session,
@@ -98,20 +102,15 @@ def _grow(session: Session, rng: random.Random, tech: User, model: DerivedModel,
         if pdx
         else f"W24-{rng.choice('ABCD')}{rng.randint(1, 6)}"),
     ).label
-    derived.set_status(
-        session, actor=tech, model_code=model.code, status="growing", on=day + timedelta(days=3)
-    )
+    move("growing", day + timedelta(days=3))
     if fate == "failed":
         if rng.random() < 0.5:
             day += timedelta(days=step())
             label = _passage(session, rng, tech, model, label, day)
-        derived.set_status(
-            session,
-            actor=tech,
-            model_code=model.code,
-            status="failed",
-            on=day + timedelta(days=7),
-            note=rng.choice(
+        move(
+            "failed",
+            day + timedelta(days=7),
+            rng.choice(
                 [
                     "no engraftment after 6 months" if pdx else "no outgrowth",
                     "fibroblast overgrowth",
@@ -141,50 +140,27 @@ def _grow(session: Session, rng: random.Random, tech: User, model: DerivedModel,
     if fate == "growing":
         return
     established_on = day + timedelta(days=7)
-    derived.set_status(session, actor=tech, model_code=model.code, status="established", on=established_on)
-    if pdx:
+    move("established", established_on)
+    # What the established model banks: (material, format, quantity, unit, how many) from its last passage.
+    banked: list[tuple[str, str, float, str, int]] = (
+        [("tissue", "snap_frozen", rng.choice([40, 60, 80]), "mg", 2), ("tissue", "viable_cryo", 50, "mg", 1)]
+        if pdx
+        else [("cells", "viable_cryo", 1_000_000, "cells", 3)]
+    )
+    for material, storage_format, quantity, unit, count in banked:
         derived.passage_specimens(
             session,
             actor=tech,
             model_code=model.code,
             passage_label=label,
-            material_type="tissue",
-            storage_format="snap_frozen",
-            quantity=rng.choice([40, 60, 80]),
-            unit="mg",
-            count=2,
-        )
-        derived.passage_specimens(
-            session,
-            actor=tech,
-            model_code=model.code,
-            passage_label=label,
-            material_type="tissue",
-            storage_format="viable_cryo",
-            quantity=50,
-            unit="mg",
-            count=1,
-        )
-    else:
-        derived.passage_specimens(
-            session,
-            actor=tech,
-            model_code=model.code,
-            passage_label=label,
-            material_type="cells",
-            storage_format="viable_cryo",
-            quantity=1_000_000,
-            unit="cells",
-            count=3,
+            material_type=material,
+            storage_format=storage_format,
+            quantity=quantity,
+            unit=unit,
+            count=count,
         )
     if rng.random() < 0.5:
-        derived.set_status(
-            session,
-            actor=tech,
-            model_code=model.code,
-            status="cryobanked",
-            on=established_on + timedelta(days=14),
-        )
+        move("cryobanked", established_on + timedelta(days=14))
 
 
 def _passage(

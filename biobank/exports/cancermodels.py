@@ -29,12 +29,11 @@ from biobank.models import (
     DerivedModel,
     Donor,
     Lesion,
-    ModelPassage,
-    ModelQC,
     SamplingSite,
     Specimen,
     TreatmentLine,
 )
+from biobank.services.derived import model_qc_rows
 from biobank.services.donors import consent_state
 
 #: Sheet -> columns, in the dictionary's order.
@@ -286,12 +285,7 @@ def _sheets(session: Session, models: list[DerivedModel]) -> dict[str, pd.DataFr
 
 
 def _validation_rows(session: Session, model: DerivedModel) -> list[dict[str, Any]]:
-    tests = session.exec(
-        select(ModelQC, ModelPassage.number)
-        .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
-        .where(ModelPassage.model_id == model.id)
-        .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
-    ).all()
+    tests = [(qc, passage.number) for qc, passage in model_qc_rows(session, model)]
     host = model.host_strain_nomenclature or (
         NOT_PROVIDED if model.kind == ModelKind.pdx else "Not applicable"
     )

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, Table, bindparam, event, inspect, text
 from sqlalchemy.orm import Session as OrmSession
@@ -22,6 +22,8 @@ from biobank.domain.plain import plain
 from biobank.models.base import table_of, utcnow
 from biobank.models.core import AuditLog, User
 
+T = TypeVar("T")
+
 #: Columns never copied into the audit log.
 REDACTED = {"password_hash"}
 #: Bookkeeping columns whose change alone is not worth an audit line.
@@ -32,6 +34,14 @@ def act_as(session: OrmSession, user: User | None, *, reason: str | None = None)
     """Make ``user`` the author of everything this session writes from now on."""
     session.info["actor_id"] = user.id if user is not None else None
     session.info["audit_reason"] = reason
+
+
+def add_as(session: OrmSession, user: User | None, row: T) -> T:
+    """Store the new ``row`` with ``user`` as its author (:func:`act_as`) and flush it, so its primary key is set."""
+    act_as(session, user)
+    session.add(row)
+    session.flush()
+    return row
 
 
 @contextmanager

@@ -1,15 +1,20 @@
-"""Shared table machinery: the constraint naming convention, audit columns and CHECK helpers."""
+"""Shared table machinery: the constraint naming convention, audit columns, CHECK helpers, and :func:`fetch_one`
+(a row by its code, or NotFoundError)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CheckConstraint, Table
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
+from sqlmodel.sql.expression import SelectOfScalar
 
 from biobank.db.engine import UTCDateTime
+from biobank.domain.errors import NotFoundError
+
+T = TypeVar("T")
 
 # Set before any table is declared: every constraint gets a stable name that migrations can refer to.
 SQLModel.metadata.naming_convention = {
@@ -30,6 +35,19 @@ def pk(row: Any) -> int:
     if row.id is None:
         raise RuntimeError(f"{type(row).__name__} has no id yet: flush it first")
     return int(row.id)
+
+
+def fetch_one(
+    session: Session, statement: SelectOfScalar[T], *, what: str, field: str, value: Any, for_update: bool = False
+) -> T:
+    """The row ``statement`` selects (locked for the rest of the transaction with ``for_update``), or
+    :class:`NotFoundError` ``"<what> '<value>' not found"`` naming ``field``."""
+    if for_update:
+        statement = statement.with_for_update()
+    row = session.exec(statement).first()
+    if row is None:
+        raise NotFoundError(f"{what} {value!r} not found", field=field, value=value)
+    return row
 
 
 class Tracked(SQLModel):

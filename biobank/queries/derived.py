@@ -309,7 +309,7 @@ def model_detail(session: Session, code: str) -> dict[str, Any]:
     lesion = session.get(Lesion, site.lesion_id) if site.lesion_id else None
     passages = list(session.exec(select(ModelPassage).where(ModelPassage.model_id == model.id)).all())
     qc: dict[int, list[ModelQC]] = {}
-    for row, _label in model_qc_rows(session, model):
+    for row, _passage in model_qc_rows(session, model):
         qc.setdefault(row.passage_id, []).append(row)
     specimens: dict[int, list[str]] = {}
     ids = [p.id for p in passages]

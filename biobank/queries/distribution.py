@@ -7,19 +7,14 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.domain.errors import NotFoundError
 from biobank.domain.storage.orders import USE_SCOPES, DistributionUse
 from biobank.models import DistributionItem, DistributionOrder, Donor, Specimen, User
+from biobank.models.base import fetch_one
 
 
 def get_order(session: Session, code: str, *, for_update: bool = False) -> DistributionOrder:
     statement = select(DistributionOrder).where(DistributionOrder.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    order = session.exec(statement).first()
-    if order is None:
-        raise NotFoundError(f"distribution order {code!r} not found", field="order", value=code)
-    return order
+    return fetch_one(session, statement, what="distribution order", field="order", value=code, for_update=for_update)
 
 
 def order_items(session: Session, order: DistributionOrder) -> list[tuple[DistributionItem, Specimen]]:

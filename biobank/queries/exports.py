@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Select, case, func, select
 from sqlmodel import Session
+from sqlmodel import select as sqlmodel_select
 
 from biobank.db.sqlfunc import hours_between
 from biobank.domain.errors import ConsentError, NotFoundError
@@ -41,6 +42,7 @@ from biobank.models import (
     Specimen,
     TreatmentLine,
 )
+from biobank.models.base import fetch_one
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.queries import storage as storage_reads
 
@@ -291,10 +293,8 @@ def specimen_ids_for(session: Session, codes: Sequence[str]) -> dict[str, tuple[
 
 
 def get_plan(session: Session, code: str) -> AnalysisPlan:
-    plan = session.execute(select(AnalysisPlan).where(_ANALYSIS_PLAN.code == code)).scalar_one_or_none()
-    if plan is None:
-        raise NotFoundError(f"analysis plan {code!r} not found", field="plan", value=code)
-    return plan
+    statement = sqlmodel_select(AnalysisPlan).where(_ANALYSIS_PLAN.code == code)
+    return fetch_one(session, statement, what="analysis plan", field="plan", value=code)
 
 
 def plan_selection(session: Session, plan: AnalysisPlan) -> tuple[list[int], pd.DataFrame]:
@@ -321,8 +321,8 @@ class ExportFrames:
     excluded: list[str] = field(default_factory=list)
 
 
-def check_consent(donors: pd.DataFrame, scope: str, *, use: str) -> None:
-    """Refuse withdrawn donors and donors whose consent does not cover ``scope`` (one message naming them all)."""
+def refuse_withdrawn(donors: pd.DataFrame, *, use: str) -> None:
+    """Refuse withdrawn donors (one message naming them all): their material is blocked from ``use``."""
     withdrawn = donors.loc[donors["withdrawn"], "donor_code"].tolist()
     if withdrawn:
         raise ConsentError(
@@ -330,6 +330,11 @@ def check_consent(donors: pd.DataFrame, scope: str, *, use: str) -> None:
             field="donor",
             value=withdrawn[0],
         )
+
+
+def check_consent(donors: pd.DataFrame, scope: str, *, use: str) -> None:
+    """Refuse withdrawn donors and donors whose consent does not cover ``scope`` (one message naming them all)."""
+    refuse_withdrawn(donors, use=use)
     lacking = donors.loc[~donors[scope].astype(bool), "donor_code"].tolist()
     if lacking:
         raise ConsentError(
@@ -413,6 +418,23 @@ def export_frames(
     )
 
 
+def _donor_rows(
+    session: Session,
+    table: Any,
+    donor_ids: Sequence[int],
+    *,
+    columns: Sequence[Any],
+    order_by: Any,
+    outer_joins: Sequence[tuple[Any, Any]] = (),
+) -> pd.DataFrame:
+    """The rows of a donor's table (``table``: its columns) for these donors: ``donor_id`` and ``columns``, with
+    ``outer_joins`` as (model, on clause), ordered by donor, then ``order_by``."""
+    statement = select(table.donor_id, *columns)
+    for model, on in outer_joins:
+        statement = statement.join(model, on, isouter=True)
+    return _frame(session, statement.where(table.donor_id.in_(list(donor_ids))).order_by(table.donor_id, order_by))
+
+
 def entity_frames(
     session: Session, donor_ids: Sequence[int], *, identified: bool = False
 ) -> dict[str, pd.DataFrame]:
@@ -421,67 +443,42 @@ def entity_frames(
     donors = donor_frame(session, donor_ids=donor_ids)
     specimens = specimen_frame(session, donor_ids=donor_ids)
     codes = dict(zip(donors["donor_id"], donors["donor_code"], strict=True))
-    lesions = _frame(
+    lesions = _donor_rows(
         session,
-        select(
-            _LESION.donor_id,
-            _LESION.code.label("lesion_code"),
-            _LESION.site_code,
-            _LESION.laterality,
-            _LESION.kind,
-            _LESION.bone_phenotype,
-            _LESION.size_mm,
-            _LESION.imaging_response,
-            _LESION.er_status,
-            _LESION.pr_status,
-            _LESION.her2_status,
-        )
-        .where(_LESION.donor_id.in_(list(donor_ids)))
-        .order_by(_LESION.donor_id, _LESION.code),
+        _LESION,
+        donor_ids,
+        columns=(_LESION.code.label("lesion_code"), _LESION.site_code, _LESION.laterality, _LESION.kind,
+                 _LESION.bone_phenotype, _LESION.size_mm, _LESION.imaging_response, _LESION.er_status,
+                 _LESION.pr_status, _LESION.her2_status),
+        order_by=_LESION.code,
     )
-    sites = _frame(
+    sites = _donor_rows(
         session,
-        select(
-            _SAMPLING_SITE.donor_id,
-            _SAMPLING_SITE.code.label("region_code"),
-            _SAMPLING_SITE.kind,
-            _SAMPLING_SITE.tissue_status,
-            _SAMPLING_SITE.distance_to_tumour_mm,
-            _SAMPLING_SITE.site_code,
-            _SAMPLING_SITE.laterality,
-            _LESION.code.label("lesion_code"),
-            hours_between(_AUTOPSY.death_at, _SAMPLING_SITE.excised_at).label("hours_after_death"),
-        )
-        .join(Lesion, _LESION.id == _SAMPLING_SITE.lesion_id, isouter=True)
-        .join(Autopsy, _AUTOPSY.donor_id == _SAMPLING_SITE.donor_id, isouter=True)
-        .where(_SAMPLING_SITE.donor_id.in_(list(donor_ids)))
-        .order_by(_SAMPLING_SITE.donor_id, _SAMPLING_SITE.code),
+        _SAMPLING_SITE,
+        donor_ids,
+        columns=(_SAMPLING_SITE.code.label("region_code"), _SAMPLING_SITE.kind, _SAMPLING_SITE.tissue_status,
+                 _SAMPLING_SITE.distance_to_tumour_mm, _SAMPLING_SITE.site_code, _SAMPLING_SITE.laterality,
+                 _LESION.code.label("lesion_code"),
+                 hours_between(_AUTOPSY.death_at, _SAMPLING_SITE.excised_at).label("hours_after_death")),
+        order_by=_SAMPLING_SITE.code,
+        outer_joins=((Lesion, _LESION.id == _SAMPLING_SITE.lesion_id),
+                     (Autopsy, _AUTOPSY.donor_id == _SAMPLING_SITE.donor_id)),
     )
-    treatments = _frame(
+    treatments = _donor_rows(
         session,
-        select(
-            _TREATMENT_LINE.donor_id,
-            _TREATMENT_LINE.line_number,
-            _TREATMENT_LINE.agents,
-            _TREATMENT_LINE.category,
-            _TREATMENT_LINE.intent,
-            _TREATMENT_LINE.start_days_before_death,
-            _TREATMENT_LINE.end_days_before_death,
-            _TREATMENT_LINE.best_response,
-        )
-        .where(_TREATMENT_LINE.donor_id.in_(list(donor_ids)))
-        .order_by(_TREATMENT_LINE.donor_id, _TREATMENT_LINE.line_number),
+        _TREATMENT_LINE,
+        donor_ids,
+        columns=(_TREATMENT_LINE.line_number, _TREATMENT_LINE.agents, _TREATMENT_LINE.category,
+                 _TREATMENT_LINE.intent, _TREATMENT_LINE.start_days_before_death,
+                 _TREATMENT_LINE.end_days_before_death, _TREATMENT_LINE.best_response),
+        order_by=_TREATMENT_LINE.line_number,
     )
-    events = _frame(
+    events = _donor_rows(
         session,
-        select(
-            _CLINICAL_EVENT.donor_id,
-            _CLINICAL_EVENT.kind,
-            _CLINICAL_EVENT.days_before_death,
-            _CLINICAL_EVENT.site_code,
-        )
-        .where(_CLINICAL_EVENT.donor_id.in_(list(donor_ids)))
-        .order_by(_CLINICAL_EVENT.donor_id, _CLINICAL_EVENT.days_before_death.desc()),
+        _CLINICAL_EVENT,
+        donor_ids,
+        columns=(_CLINICAL_EVENT.kind, _CLINICAL_EVENT.days_before_death, _CLINICAL_EVENT.site_code),
+        order_by=_CLINICAL_EVENT.days_before_death.desc(),
     )
     out: dict[str, pd.DataFrame] = {}
     for name, frame in (
@@ -510,6 +507,7 @@ __all__ = [
     "export_frames",
     "get_plan",
     "plan_selection",
+    "refuse_withdrawn",
     "specimen_frame",
     "specimen_ids_for",
     "specimen_records",

@@ -13,22 +13,16 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
-from biobank.domain.errors import NotFoundError
 from biobank.domain.storage.coords import Grid
 from biobank.domain.storage.kinds import grid_of, spec
 from biobank.models import Checkout, Container, Donor, Specimen, SpecimenLocation, User
-from biobank.models.base import utcnow
+from biobank.models.base import fetch_one, utcnow
 from biobank.services.specimens import get_specimen
 
 
 def get_container(session: Session, code: str, *, for_update: bool = False) -> Container:
     statement = select(Container).where(Container.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    container = session.exec(statement).first()
-    if container is None:
-        raise NotFoundError(f"container {code!r} not found", field="container", value=code)
-    return container
+    return fetch_one(session, statement, what="container", field="container", value=code, for_update=for_update)
 
 
 def lineage_of(session: Session, container: Container) -> list[Container]:
@@ -70,6 +64,13 @@ def label(session: Session, container: Container, position: str | None) -> str:
     return f"{path}:{position}" if position else path
 
 
+def place_label(session: Session, location: SpecimenLocation) -> str:
+    """How a stored specimen's location reads (:func:`label` of its box and position)."""
+    container = session.get(Container, location.container_id)
+    assert container is not None
+    return label(session, container, location.position)
+
+
 def open_checkout(session: Session, specimen_id: int | None) -> Checkout | None:
     return session.exec(
         select(Checkout).where(Checkout.specimen_id == specimen_id, Checkout.returned_at.is_(None))  # type: ignore[union-attr]  # SQLModel types the column as its Python value, not a SQL expression
@@ -81,9 +82,7 @@ def location_label(session: Session, specimen: Specimen) -> str | None:
     location = location_of(session, specimen.id)
     if location is None:
         return None
-    container = session.get(Container, location.container_id)
-    assert container is not None
-    text = label(session, container, location.position)
+    text = place_label(session, location)
     if open_checkout(session, specimen.id) is not None:
         text += " (checked out)"
     return text

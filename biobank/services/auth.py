@@ -6,9 +6,10 @@ from enum import StrEnum
 
 from sqlmodel import Session, select
 
-from biobank.domain.errors import NotFoundError, PermissionDeniedError
+from biobank.domain.errors import PermissionDeniedError
 from biobank.domain.vocab import Role
 from biobank.models import User
+from biobank.models.base import fetch_one
 
 
 class Action(StrEnum):
@@ -62,7 +63,4 @@ def require(user: User | None, action: Action) -> User:
 
 
 def get_user(session: Session, username: str) -> User:
-    user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        raise NotFoundError(f"user {username!r} not found", field="user", value=username)
-    return user
+    return fetch_one(session, select(User).where(User.username == username), what="user", field="user", value=username)

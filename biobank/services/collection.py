@@ -16,7 +16,7 @@ from biobank.domain.codes import (
     region_site_code,
     require_safe,
 )
-from biobank.domain.errors import ConflictError, ConsentError, NotFoundError, ValidationError, invalid
+from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid
 from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -35,8 +35,8 @@ from biobank.domain.vocab import (
     TissueStatus,
 )
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
-from biobank.models.audit import act_as
-from biobank.models.base import pk
+from biobank.models.audit import act_as, add_as
+from biobank.models.base import fetch_one, pk
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, require_aware
 from biobank.services.custody import record_event
@@ -45,10 +45,8 @@ from biobank.services.inputs import AutopsyOpen, FormatRequest, LesionCreate, Re
 
 
 def get_autopsy(session: Session, case_code: str) -> Autopsy:
-    autopsy = session.exec(select(Autopsy).where(Autopsy.case_code == case_code)).first()
-    if autopsy is None:
-        raise NotFoundError(f"autopsy {case_code!r} not found", field="case", value=case_code)
-    return autopsy
+    statement = select(Autopsy).where(Autopsy.case_code == case_code)
+    return fetch_one(session, statement, what="autopsy", field="case", value=case_code)
 
 
 def check_autopsy_times(
@@ -198,10 +196,7 @@ def add_lesion(session: Session, *, actor: User | None, data: LesionCreate) -> L
         her2_status=her2_status,
         description=description,
     )
-    act_as(session, actor)
-    session.add(lesion)
-    session.flush()
-    return lesion
+    return add_as(session, actor, lesion)
 
 
 def next_lesion_code(session: Session, donor: Donor) -> str:
@@ -210,10 +205,8 @@ def next_lesion_code(session: Session, donor: Donor) -> str:
 
 
 def get_lesion(session: Session, donor: Donor, code: str) -> Lesion:
-    lesion = session.exec(select(Lesion).where(Lesion.donor_id == donor.id, Lesion.code == code)).first()
-    if lesion is None:
-        raise NotFoundError(f"donor {donor.code}: lesion {code!r} not found", field="lesion", value=code)
-    return lesion
+    statement = select(Lesion).where(Lesion.donor_id == donor.id, Lesion.code == code)
+    return fetch_one(session, statement, what=f"donor {donor.code}: lesion", field="lesion", value=code)
 
 
 #: The formats the board offers for a tumour region, with default quantities.

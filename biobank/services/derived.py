@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from biobank.config import Settings, get_settings
 from biobank.domain.codes import compact, require_safe
-from biobank.domain.errors import ConflictError, NotFoundError, ValidationError, invalid
+from biobank.domain.errors import ConflictError, ValidationError, invalid
 from biobank.domain.vocab import (
     FORMAT_ABBREVIATION,
     CustodyKind,
@@ -49,7 +49,8 @@ from biobank.models import (
     Specimen,
     User,
 )
-from biobank.models.audit import act_as
+from biobank.models.audit import act_as, add_as
+from biobank.models.base import fetch_one
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.services.custody import record_event
@@ -87,21 +88,12 @@ CULTURE_FIELDS = ("medium", "matrix", "growth_properties")
 
 def get_model(session: Session, code: str, *, for_update: bool = False) -> DerivedModel:
     statement = select(DerivedModel).where(DerivedModel.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    model = session.exec(statement).first()
-    if model is None:
-        raise NotFoundError(f"model {code!r} not found", field="model", value=code)
-    return model
+    return fetch_one(session, statement, what="model", field="model", value=code, for_update=for_update)
 
 
 def get_passage(session: Session, model: DerivedModel, label: str) -> ModelPassage:
-    passage = session.exec(
-        select(ModelPassage).where(ModelPassage.model_id == model.id, ModelPassage.label == label)
-    ).first()
-    if passage is None:
-        raise NotFoundError(f"model {model.code}: passage {label!r} not found", field="passage", value=label)
-    return passage
+    statement = select(ModelPassage).where(ModelPassage.model_id == model.id, ModelPassage.label == label)
+    return fetch_one(session, statement, what=f"model {model.code}: passage", field="passage", value=label)
 
 
 def model_donor(session: Session, model: DerivedModel) -> Donor:
@@ -294,7 +286,6 @@ def record_passage(session: Session, *, actor: User | None, data: PassageCreate)
             raise ConflictError(
                 f"model {model_code}: passage {label} already exists", field="label", value=label
             )
-    act_as(session, actor)
     passage = ModelPassage(
         model_id=model.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         number=number,
@@ -306,9 +297,7 @@ def record_passage(session: Session, *, actor: User | None, data: PassageCreate)
         doubling_time_hours=doubling_time_hours,
         notes=_text(notes),
     )
-    session.add(passage)
-    session.flush()
-    return passage
+    return add_as(session, actor, passage)
 
 
 def distribute_passage(
@@ -440,7 +429,6 @@ def record_model_qc(session: Session, *, actor: User | None, data: ModelQCCreate
         not_mouse_or_ebv_origin=not_mouse_or_ebv_origin,
         settings=get_settings(),
     )
-    act_as(session, actor)
     qc = ModelQC(
         passage_id=passage.id,  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
         tested_on=tested_on,
@@ -453,20 +441,18 @@ def record_model_qc(session: Session, *, actor: User | None, data: ModelQCCreate
         passed=verdict.passed,
         notes=_text(notes) or ("; ".join(verdict.failures) or None),
     )
-    session.add(qc)
-    session.flush()
-    return qc
+    return add_as(session, actor, qc)
 
 
-def model_qc_rows(session: Session, model: DerivedModel) -> list[tuple[ModelQC, str]]:
-    """(QC row, passage label) of a model, oldest first."""
+def model_qc_rows(session: Session, model: DerivedModel) -> list[tuple[ModelQC, ModelPassage]]:
+    """(QC row, tested passage) of a model, oldest first."""
     rows = session.exec(
-        select(ModelQC, ModelPassage.label)
+        select(ModelQC, ModelPassage)
         .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
         .where(ModelPassage.model_id == model.id)
         .order_by(ModelQC.tested_on, ModelQC.id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
     ).all()
-    return [(qc, label) for qc, label in rows]
+    return [(qc, passage) for qc, passage in rows]
 
 
 def qc_requirements_met(

@@ -19,7 +19,7 @@ from biobank.domain.storage.kinds import TemperatureClass
 from biobank.domain.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.models import Donor, Specimen, User
-from biobank.models.audit import act_as
+from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
 from biobank.queries import storage as storage_reads
@@ -98,10 +98,7 @@ def create_order(
         code=code, study=study.strip(), recipient=recipient.strip(), use=str(use),
         purpose=(purpose or "").strip() or None, note=note,
     )
-    act_as(session, actor)
-    session.add(order)
-    session.flush()
-    return order
+    return add_as(session, actor, order)
 
 
 def _promised_elsewhere(session: Session, specimen: Specimen, order: DistributionOrder) -> float:
@@ -157,10 +154,7 @@ def add_item(
     _check_available(session, order, specimen, quantity)
     _check_consent(session, order, specimen)
     item = DistributionItem(order_id=order.id, specimen_id=specimen.id, quantity=float(quantity))  # type: ignore[arg-type]  # the row was flushed, so its primary key is set
-    act_as(session, actor)
-    session.add(item)
-    session.flush()
-    return item
+    return add_as(session, actor, item)
 
 
 def approve(session: Session, *, actor: User | None, order_code: str, when: datetime | None = None) -> DistributionOrder:

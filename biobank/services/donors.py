@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from biobank.domain.codes import DONOR_CODE, require_safe
-from biobank.domain.errors import ConflictError, ConsentError, NotFoundError, invalid
+from biobank.domain.errors import ConflictError, ConsentError, invalid
 from biobank.domain.vocab import (
     ClinicalEventKind,
     ConsentGiver,
@@ -29,18 +29,15 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
-from biobank.models.audit import act_as
-from biobank.models.base import pk
+from biobank.models.audit import act_as, add_as
+from biobank.models.base import fetch_one, pk
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_range, require_aware
 from biobank.services.inputs import DonorCreate
 
 
 def get_donor(session: Session, code: str) -> Donor:
-    donor = session.exec(select(Donor).where(Donor.code == code)).first()
-    if donor is None:
-        raise NotFoundError(f"donor {code!r} not found", field="donor", value=code)
-    return donor
+    return fetch_one(session, select(Donor).where(Donor.code == code), what="donor", field="donor", value=code)
 
 
 def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -> Donor:
@@ -82,10 +79,7 @@ def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -
         hardy_scale=hardy_scale,
         status=str(status),
     )
-    act_as(session, actor)
-    session.add(donor)
-    session.flush()
-    return donor
+    return add_as(session, actor, donor)
 
 
 def record_consent(
@@ -112,10 +106,7 @@ def record_consent(
         document_ref=document_ref,
         **{scope.value: scope.value in scopes for scope in ConsentScope},  # type: ignore[arg-type]  # one bool per scope column
     )
-    act_as(session, actor)
-    session.add(consent)
-    session.flush()
-    return consent
+    return add_as(session, actor, consent)
 
 
 def withdraw_consent(
@@ -225,10 +216,7 @@ def add_treatment_line(
         end_days_before_death=end_days_before_death,
         best_response=str(best_response),
     )
-    act_as(session, actor)
-    session.add(line)
-    session.flush()
-    return line
+    return add_as(session, actor, line)
 
 
 def add_clinical_event(
@@ -249,7 +237,4 @@ def add_clinical_event(
     if site_code is not None and session.get(AnatomicalSite, site_code) is None:
         raise invalid("site_code", site_code, "not in the anatomical-site vocabulary")
     event = ClinicalEvent(donor_id=pk(donor), kind=str(kind), days_before_death=days_before_death, site_code=site_code, note=note)
-    act_as(session, actor)
-    session.add(event)
-    session.flush()
-    return event
+    return add_as(session, actor, event)

@@ -130,6 +130,18 @@ def _records(rows: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
 _rows = _records
 
 
+def _flag(rows: Rows, flagged: Callable[[dict[str, Any]], bool], message: Callable[[dict[str, Any]], str]) -> Out:
+    """A finding ``(donor, specimen, message)`` for each selected specimen ``flagged`` picks."""
+    return [(r["donor_code"], r["specimen_code"], message(r)) for r in rows if flagged(r)]
+
+
+def _flag_donors(
+    ctx: PlanContext, flagged: Callable[[dict[str, Any]], bool], message: Callable[[dict[str, Any]], str]
+) -> Out:
+    """A finding ``(donor, None, message)`` for each donor of the plan ``flagged`` picks."""
+    return [(str(r["donor_code"]), None, message(r)) for r in ctx.donor_records if flagged(r)]
+
+
 # ------------------------------------------------------------------------------------------------- the checks
 
 
@@ -184,15 +196,11 @@ def primary_site_named(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 3: a migration analysis names the primary site (or says it is unknown)."""
     if ctx.purpose != PlanPurpose.migration_history or ctx.unknown_primary or ctx.primary_site_code:
         return []
-    return [
-        (
-            str(row["donor_code"]),
-            None,
-            "migration history needs the primary site: set it on the donor or the plan, or mark the primary unknown",
-        )
-        for row in ctx.donor_records
-        if not isinstance(row.get("primary_site_code"), str)
-    ]
+    return _flag_donors(
+        ctx,
+        lambda r: not isinstance(r.get("primary_site_code"), str),
+        lambda r: "migration history needs the primary site: set it on the donor or the plan, or mark the primary unknown",
+    )
 
 
 def metastatic_sites_sampled(ctx: PlanContext, sel: Rows) -> Out:
@@ -214,80 +222,51 @@ def metastatic_sites_sampled(ctx: PlanContext, sel: Rows) -> Out:
 
 def cellularity_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour cellularity recorded for every tumour sample."""
-    tumours = [r for r in sel if r["role"] == "tumour" and _num(r.get("tumour_cellularity_pct")) is None]
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            "no tumour cellularity recorded (purity is needed for deconvolution)",
-        )
-        for r in tumours
-    ]
+    return _flag(
+        sel,
+        lambda r: r["role"] == "tumour" and _num(r.get("tumour_cellularity_pct")) is None,
+        lambda r: "no tumour cellularity recorded (purity is needed for deconvolution)",
+    )
 
 
 def cellularity_minimum(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour samples below 20 % cellularity are excluded."""
-    low = [
-        r
-        for r in sel
-        if r["role"] == "tumour" and _pct(r) < CELLULARITY_EXCLUDE
-    ]
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            f"tumour cellularity {r['tumour_cellularity_pct']:g} % is below {CELLULARITY_EXCLUDE:g} %: exclude it",
-        )
-        for r in low
-    ]
+    return _flag(
+        sel,
+        lambda r: r["role"] == "tumour" and _pct(r) < CELLULARITY_EXCLUDE,
+        lambda r: f"tumour cellularity {r['tumour_cellularity_pct']:g} % is below {CELLULARITY_EXCLUDE:g} %: exclude it",
+    )
 
 
 def cellularity_low(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour samples of 20-30 % cellularity are warned about."""
-    low = [
-        r
-        for r in sel
-        if r["role"] == "tumour"
-        and CELLULARITY_EXCLUDE <= _pct(r) < CELLULARITY_WARN
-    ]
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            f"tumour cellularity {r['tumour_cellularity_pct']:g} % is low (20-30 %): subclonal calls will be weak",
-        )
-        for r in low
-    ]
+    return _flag(
+        sel,
+        lambda r: r["role"] == "tumour" and CELLULARITY_EXCLUDE <= _pct(r) < CELLULARITY_WARN,
+        lambda r: f"tumour cellularity {r['tumour_cellularity_pct']:g} % is low (20-30 %): subclonal calls will be weak",
+    )
 
 
 def wgs_ffpe(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 5: WGS on FFPE material (formalin artefacts)."""
     if ctx.assay != "wgs":
         return []
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            "WGS on FFPE material: expect formalin artefacts (C>T) and uneven coverage",
-        )
-        for r in sel
-        if _origin_format(r) == "ffpe"
-    ]
+    return _flag(
+        sel,
+        lambda r: _origin_format(r) == "ffpe",
+        lambda r: "WGS on FFPE material: expect formalin artefacts (C>T) and uneven coverage",
+    )
 
 
 def wgs_acid_decalcified(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 5: WGS on acid-decalcified material (acid destroys DNA)."""
     if ctx.assay != "wgs":
         return []
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            f"WGS on material decalcified with {r['decalcification_agent']}: acid destroys DNA",
-        )
-        for r in sel
-        if r.get("decalcification_agent") in _ACID
-    ]
+    return _flag(
+        sel,
+        lambda r: r.get("decalcification_agent") in _ACID,
+        lambda r: f"WGS on material decalcified with {r['decalcification_agent']}: acid destroys DNA",
+    )
 
 
 def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
@@ -330,46 +309,35 @@ def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
 
 def pmi_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: the post-mortem interval is known for post-mortem material."""
-    missing = [r for r in sel if _num(r.get("pmi_hours")) is None and r["site_kind"] != "premortem_blood"]
-    return [
-        (r["donor_code"], r["specimen_code"], "PMI unknown (no time of death or of collection)")
-        for r in missing
-    ]
+    return _flag(
+        sel,
+        lambda r: _num(r.get("pmi_hours")) is None and r["site_kind"] != "premortem_blood",
+        lambda r: "PMI unknown (no time of death or of collection)",
+    )
 
 
 def pmi_over_limit(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: PMI above the limit."""
-    late = [
-        r
-        for r in sel
-        if (_num(r.get("pmi_hours")) or 0.0) > ctx.pmi_limit_hours and r["site_kind"] != "premortem_blood"
-    ]
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            f"PMI {r['pmi_hours']:.1f} h is above the {ctx.pmi_limit_hours:g} h limit",
-        )
-        for r in late
-    ]
+    return _flag(
+        sel,
+        lambda r: (_num(r.get("pmi_hours")) or 0.0) > ctx.pmi_limit_hours and r["site_kind"] != "premortem_blood",
+        lambda r: f"PMI {r['pmi_hours']:.1f} h is above the {ctx.pmi_limit_hours:g} h limit",
+    )
 
 
 def adjacent_normal(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 8: normal tissue within 2 cm of tumour may carry tumour cells."""
-    normals = [r for r in sel if r["role"] in ("germline_normal", "normal_tissue")]
-    out: list[tuple[str | None, str | None, str]] = []
-    for r in normals:
+
+    def near(r: dict[str, Any]) -> bool:
         distance = _num(r.get("distance_to_tumour_mm"))
-        if r.get("tissue_status") == "adjacent_normal" or (distance is not None and distance < ADJACENT_MM):
-            where = f"{distance:g} mm from tumour" if distance is not None else "adjacent to tumour"
-            out.append(
-                (
-                    r["donor_code"],
-                    r["specimen_code"],
-                    f"normal tissue {where} (< 2 cm): tumour-in-normal contamination",
-                )
-            )
-    return out
+        return r.get("tissue_status") == "adjacent_normal" or (distance is not None and distance < ADJACENT_MM)
+
+    def message(r: dict[str, Any]) -> str:
+        distance = _num(r.get("distance_to_tumour_mm"))
+        where = f"{distance:g} mm from tumour" if distance is not None else "adjacent to tumour"
+        return f"normal tissue {where} (< 2 cm): tumour-in-normal contamination"
+
+    return _flag(sel, lambda r: r["role"] in ("germline_normal", "normal_tissue") and near(r), message)
 
 
 def safe_identifiers(ctx: PlanContext, sel: Rows) -> Out:
@@ -394,67 +362,46 @@ def safe_identifiers(ctx: PlanContext, sel: Rows) -> Out:
 
 def sex_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 10: sex recorded (pipelines use it for X/Y copy number)."""
-    return [
-        (str(r["donor_code"]), None, f"sex is {r['sex']}: pipelines get NA and cannot call X/Y copy number")
-        for r in ctx.donor_records
-        if r.get("sex") not in ("male", "female")
-    ]
+    return _flag_donors(
+        ctx,
+        lambda r: r.get("sex") not in ("male", "female"),
+        lambda r: f"sex is {r['sex']}: pipelines get NA and cannot call X/Y copy number",
+    )
 
 
 def one_assay_per_donor(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 11: one assay per donor within a plan (a DNA plan holding RNA, or the reverse, is a second assay)."""
     other = "rna" if ctx.dna else "dna"
-    wrong = [r for r in sel if r.get("material_type") == other]
-    return [
-        (
-            r["donor_code"],
-            r["specimen_code"],
-            f"{other.upper()} in a {ctx.assay} plan: one assay per donor (make a second plan)",
-        )
-        for r in wrong
-    ]
+    return _flag(
+        sel,
+        lambda r: r.get("material_type") == other,
+        lambda r: f"{other.upper()} in a {ctx.assay} plan: one assay per donor (make a second plan)",
+    )
 
 
 def genomic_consent(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 12: consent covers genomic sequencing, and was not withdrawn."""
-    out: list[tuple[str | None, str | None, str]] = []
-    for r in ctx.donor_records:
-        if r.get("withdrawn"):
-            out.append(
-                (
-                    str(r["donor_code"]),
-                    None,
-                    "consent was withdrawn: the donor's material is blocked from plans",
-                )
-            )
-        elif not r.get("genomic_sequencing"):
-            out.append((str(r["donor_code"]), None, "consent does not cover genomic sequencing"))
-    return out
+    return _flag_donors(
+        ctx,
+        lambda r: bool(r.get("withdrawn")) or not r.get("genomic_sequencing"),
+        lambda r: "consent was withdrawn: the donor's material is blocked from plans"
+        if r.get("withdrawn")
+        else "consent does not cover genomic sequencing",
+    )
 
 
 def specimen_available(ctx: PlanContext, sel: Rows) -> Out:
     """A selected specimen must still be here (not depleted, disposed of or distributed)."""
-    return [
-        (r["donor_code"], r["specimen_code"], f"specimen is {r['status']}")
-        for r in sel
-        if r["status"] in UNAVAILABLE
-    ]
+    return _flag(sel, lambda r: r["status"] in UNAVAILABLE, lambda r: f"specimen is {r['status']}")
 
 
 def role_matches_site(ctx: PlanContext, sel: Rows) -> Out:
     """A tumour role needs a tumour region; a normal role must not be one."""
-    out: list[tuple[str | None, str | None, str]] = []
-    for r in sel:
-        tumour_site = r.get("site_kind") == "tumour_region"
-        if (r["role"] == "tumour") != tumour_site:
-            out.append(
-                (
-                    r["donor_code"],
-                    r["specimen_code"],
-                    f"role {r['role']} does not fit a {r.get('site_kind')} sample",
-                )
-            )
-    return out
+    return _flag(
+        sel,
+        lambda r: (r["role"] == "tumour") != (r.get("site_kind") == "tumour_region"),
+        lambda r: f"role {r['role']} does not fit a {r.get('site_kind')} sample",
+    )
 
 
 RULES: tuple[Rule, ...] = (

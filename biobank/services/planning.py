@@ -26,9 +26,9 @@ import pandas as pd
 from sqlmodel import Session, select
 
 from biobank.domain.codes import require_safe
-from biobank.domain.errors import ConflictError, ConsentError, invalid
+from biobank.domain.errors import ConflictError, invalid
 from biobank.models import AnatomicalSite, Donor, User
-from biobank.models.audit import act_as
+from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.models.plans import (
     DNA_ASSAYS,
@@ -329,14 +329,16 @@ def _get_draft(session: Session, code: str) -> AnalysisPlan:
     return plan
 
 
-def _refuse_withdrawn(donors: pd.DataFrame) -> None:
-    withdrawn = donors.loc[donors["withdrawn"], "donor_code"].tolist()
-    if withdrawn:
-        raise ConsentError(
-            f"consent withdrawn for {', '.join(withdrawn)}: their material is blocked from plans",
-            field="donor",
-            value=withdrawn[0],
-        )
+def _check_settings(
+    session: Session, target_depth: float | None, primary_site_code: str | None, unknown_primary: bool
+) -> None:
+    """A plan's target depth is positive; its primary site is a known site, or unknown (not both)."""
+    if target_depth is not None and target_depth <= 0:
+        raise invalid("target_depth", target_depth, "must be positive (e.g. 60 for 60x)")
+    if unknown_primary and primary_site_code:
+        raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
+    if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
+        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
 
 
 def create_plan(
@@ -361,12 +363,7 @@ def create_plan(
         raise invalid("name", name, "give the plan a name")
     check_enum("purpose", purpose, PlanPurpose)
     check_enum("assay", assay, Assay)
-    if target_depth is not None and target_depth <= 0:
-        raise invalid("target_depth", target_depth, "must be positive (e.g. 60 for 60x)")
-    if unknown_primary and primary_site_code:
-        raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
-    if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
-        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
+    _check_settings(session, target_depth, primary_site_code, unknown_primary)
     if session.exec(select(AnalysisPlan.id).where(AnalysisPlan.code == code)).first() is not None:
         raise ConflictError(f"code={code!r}: a plan with this code already exists", field="code", value=code)
     if session.exec(select(AnalysisPlan.id).where(AnalysisPlan.name == name.strip())).first() is not None:
@@ -375,9 +372,8 @@ def create_plan(
         )
     ids = query.donor_ids_for(session, list(dict.fromkeys(donor_codes)))
     donors = query.donor_frame(session, donor_ids=ids)
-    _refuse_withdrawn(donors)
-    act_as(session, actor)
-    plan = AnalysisPlan(
+    query.refuse_withdrawn(donors, use="plans")
+    plan = add_as(session, actor, AnalysisPlan(
         code=code,
         name=name.strip(),
         purpose=str(purpose),
@@ -386,9 +382,7 @@ def create_plan(
         primary_site_code=primary_site_code,
         unknown_primary=unknown_primary,
         description=description,
-    )
-    session.add(plan)
-    session.flush()
+    ))
     _add_donors(session, plan, donors, use_suggestion=use_suggestion)
     return plan
 
@@ -405,12 +399,7 @@ def update_plan_settings(
     """Change a draft's target depth and primary site (or mark the primary unknown), as the rules may ask."""
     require(actor, Action.plan)
     plan = _get_draft(session, plan_code)
-    if target_depth is not None and target_depth <= 0:
-        raise invalid("target_depth", target_depth, "must be positive (e.g. 60 for 60x)")
-    if unknown_primary and primary_site_code:
-        raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
-    if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
-        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
+    _check_settings(session, target_depth, primary_site_code, unknown_primary)
     act_as(session, actor)
     if target_depth is not None:
         plan.target_depth = target_depth
@@ -456,7 +445,7 @@ def add_donors(
     current, _ = query.plan_selection(session, plan)
     new = [i for i in query.donor_ids_for(session, list(dict.fromkeys(donor_codes))) if i not in current]
     donors = query.donor_frame(session, donor_ids=new)
-    _refuse_withdrawn(donors)
+    query.refuse_withdrawn(donors, use="plans")
     act_as(session, actor)
     _add_donors(session, plan, donors, use_suggestion=use_suggestion)
     return plan

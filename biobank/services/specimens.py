@@ -10,7 +10,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from biobank.domain.codes import aliquot_code, derivative_code
-from biobank.domain.errors import ConflictError, NotFoundError, invalid
+from biobank.domain.errors import ConflictError, invalid
 from biobank.domain.plain import plain
 from biobank.domain.vocab import (
     CustodyKind,
@@ -22,7 +22,7 @@ from biobank.domain.vocab import (
 )
 from biobank.models import Specimen, User
 from biobank.models.audit import act_as, audit_reason, record_bulk
-from biobank.models.base import utcnow
+from biobank.models.base import fetch_one, utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
 from biobank.services.custody import record_event
@@ -33,12 +33,7 @@ TAKEABLE = {SpecimenStatus.available.value, SpecimenStatus.reserved.value, Speci
 
 def get_specimen(session: Session, code: str, *, for_update: bool = False) -> Specimen:
     statement = select(Specimen).where(Specimen.code == code)
-    if for_update:
-        statement = statement.with_for_update()
-    specimen = session.exec(statement).first()
-    if specimen is None:
-        raise NotFoundError(f"specimen {code!r} not found", field="code", value=code)
-    return specimen
+    return fetch_one(session, statement, what="specimen", field="code", value=code, for_update=for_update)
 
 
 def _require_takeable(specimen: Specimen, field: str = "parent") -> None:

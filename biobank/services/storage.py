@@ -21,7 +21,7 @@ from biobank.domain.storage.coords import CoordinateError, Grid
 from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, may_hold, spec
 from biobank.domain.vocab import FROZEN_FORMATS, CustodyKind, SpecimenStatus
 from biobank.models import Autopsy, Checkout, Container, SamplingSite, Specimen, SpecimenLocation, User
-from biobank.models.audit import act_as
+from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.queries.storage import (
     get_container,
@@ -30,6 +30,7 @@ from biobank.queries.storage import (
     location_of,
     open_checkout,
     path_of,
+    place_label,
     temperature_of_container,
 )
 from biobank.services.auth import Action, require
@@ -83,10 +84,7 @@ def add_container(
         grid_cols=kind_spec.grid.cols if kind_spec.grid else None,
         note=note,
     )
-    act_as(session, actor)
-    session.add(container)
-    session.flush()
-    return container
+    return add_as(session, actor, container)
 
 
 def _check_holds(parent: Container, kind: str) -> None:
@@ -385,9 +383,7 @@ def release_location(session: Session, specimen: Specimen) -> str | None:
     location = location_of(session, specimen.id)
     if location is None:
         return None
-    container = session.get(Container, location.container_id)
-    assert container is not None
-    where = label(session, container, location.position)
+    where = place_label(session, location)
     session.delete(location)
     return where
 
@@ -430,9 +426,7 @@ def check_out(
         raise ConflictError(f"specimen {code}: already checked out", field="code", value=code)
     if specimen.status not in CHECKOUTABLE:
         raise invalid("code", code, f"specimen is {specimen.status}; it cannot be checked out")
-    container = session.get(Container, location.container_id)
-    assert container is not None
-    where = label(session, container, location.position)
+    where = place_label(session, location)
     at = when or utcnow()
     act_as(session, actor)
     checkout = Checkout(
@@ -473,9 +467,7 @@ def return_specimen(
         raise invalid("when", at.isoformat(), f"cannot be before the check-out ({checkout.checked_out_at.isoformat()})")
     location = location_of(session, specimen.id)
     assert location is not None
-    container = session.get(Container, location.container_id)
-    assert container is not None
-    where = label(session, container, location.position)
+    where = place_label(session, location)
     act_as(session, actor)
     checkout.returned_at = at
     checkout.returned_by_id = user.id

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from biobank.domain.errors import ConflictError, PermissionDeniedError, invalid
 from biobank.domain.vocab import Role
 from biobank.models import User
-from biobank.models.audit import act_as
+from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, get_user, require
 
@@ -53,10 +53,7 @@ def add_user(
         full_name=full_name,
         password_hash=_hasher.hash(password) if password else None,
     )
-    act_as(session, actor)
-    session.add(user)
-    session.flush()
-    return user
+    return add_as(session, actor, user)
 
 
 def set_password(session: Session, *, actor: User | None, username: str, password: str) -> User:

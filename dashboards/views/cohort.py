@@ -10,7 +10,7 @@ from biobank.config import get_settings
 from biobank.queries.cohort import CohortFilter
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
-from dashboards.widgets.charts import pmi_rules, table_with_download
+from dashboards.widgets.charts import by_site, pmi_rules, site_matrix, table_with_download
 
 settings = get_settings()
 st.title("Cohort overview")
@@ -93,38 +93,21 @@ with right:
 
 st.subheader("Sites sampled per donor")
 donor_sites = view["donor_sites"]
-heat = (
-    alt.Chart(donor_sites)
-    .mark_rect()
-    .encode(
-        x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-45, labelLimit=110, labelOverlap=False, labelFontSize=10)),
-        y=alt.Y("donor:N", title=None, axis=alt.Axis(labelOverlap=False)),
-        color=alt.Color("sampling_sites:Q", title="sampling sites", scale=alt.Scale(scheme="blues")),
-        tooltip=["donor", "site", "sampling_sites"],
-    )
-)
+heat = site_matrix(donor_sites, "donor", "sampling_sites", scheme="blues", row_axis=alt.Axis(labelOverlap=False),
+                   colour_title="sampling sites")
 st.altair_chart(heat.properties(height=26 * donor_sites["donor"].nunique() + 120), width="stretch")
-table_with_download(donor_sites.pivot_table(index="donor", columns="site", values="sampling_sites", fill_value=0).reset_index(),
-                    "donor_sites", "cohort_donor_sites", label="Donors × sites")
+table_with_download(by_site(donor_sites, "donor", "sampling_sites"), "donor_sites", "cohort_donor_sites",
+                    label="Donors × sites")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
     st.subheader("Storage formats by site")
     format_sites = view["format_sites"]
-    matrix = (
-        alt.Chart(format_sites)
-        .mark_rect()
-        .encode(
-            x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-45, labelLimit=110, labelOverlap=False, labelFontSize=10)),
-            y=alt.Y("storage_format:N", title=None),
-            color=alt.Color("specimens:Q", scale=alt.Scale(scheme="greens")),
-            tooltip=["storage_format", "site", "specimens"],
-        )
-    )
+    matrix = site_matrix(format_sites, "storage_format", "specimens", scheme="greens")
     text = matrix.mark_text(fontSize=10).encode(text="specimens:Q", color=alt.value("#222"))
     st.altair_chart((matrix + text).properties(height=330), width="stretch")
-    table_with_download(format_sites.pivot_table(index="storage_format", columns="site", values="specimens", fill_value=0).reset_index(),
-                        "format_sites", "cohort_format_sites", label="Formats × sites")
+    table_with_download(by_site(format_sites, "storage_format", "specimens"), "format_sites", "cohort_format_sites",
+                        label="Formats × sites")
 with right:
     st.subheader("Stock remaining")
     stock = view["stock"].assign(format=lambda d: d["storage_format"] + " (" + d["unit"] + ")")

@@ -1,6 +1,9 @@
-"""Chart pieces the pages share: the PMI target and limit lines, and a table with a CSV download."""
+"""Chart pieces the pages share: the PMI target and limit lines, a heat map by anatomical site, and a table with a
+CSV download."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -41,6 +44,29 @@ def pmi_rules(axis: str = "x") -> alt.Chart:
                             legend=alt.Legend(orient="top")),
         )
     )
+
+
+def site_matrix(frame: pd.DataFrame, rows: str, value: str, *, scheme: str, row_axis: Any = None,
+                colour_title: str | None = None) -> alt.Chart:
+    """A heat map of ``value`` by anatomical site (columns) and ``rows``, in the colour ``scheme``."""
+    y = alt.Y(f"{rows}:N", title=None) if row_axis is None else alt.Y(f"{rows}:N", title=None, axis=row_axis)
+    scale = alt.Scale(scheme=scheme)
+    colour = alt.Color(f"{value}:Q", scale=scale) if colour_title is None else alt.Color(f"{value}:Q", title=colour_title, scale=scale)
+    return (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("site:N", title=None, axis=alt.Axis(labelAngle=-45, labelLimit=110, labelOverlap=False, labelFontSize=10)),
+            y=y,
+            color=colour,
+            tooltip=[rows, "site", value],
+        )
+    )
+
+
+def by_site(frame: pd.DataFrame, rows: str, value: str) -> pd.DataFrame:
+    """The table beside a :func:`site_matrix`: one row per ``rows`` value, one column per site (0 where none)."""
+    return frame.pivot_table(index=rows, columns="site", values=value, fill_value=0).reset_index()
 
 
 def table_with_download(frame: pd.DataFrame, name: str, key: str, *, label: str = "Table", expanded: bool = False) -> None:

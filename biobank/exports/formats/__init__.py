@@ -148,6 +148,12 @@ class ExportValidationError(ValueError):
         super().__init__(f"{target} export is invalid ({len(self.problems)} problem(s)):\n{lines}")
 
 
+def refuse_problems(target: str, problems: Sequence[Problem]) -> None:
+    """Raise :class:`ExportValidationError` for ``target`` when its rules found any ``problems``."""
+    if problems:
+        raise ExportValidationError(target, problems)
+
+
 def require_columns(frame: pd.DataFrame, required: Iterable[str], *, frame_name: str, export: str) -> None:
     """Raise ValueError naming every required column the frame lacks."""
     if not isinstance(frame, pd.DataFrame):
@@ -198,6 +204,26 @@ def check_unique_specimens(samples: pd.DataFrame) -> None:
         raise ValueError(f"samples frame repeats specimen_code: {', '.join(dup)}")
 
 
+def check_frames(
+    donors: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    export: str,
+    donor_columns: Iterable[str],
+    sample_columns: Iterable[str],
+    sample_vocabulary: Iterable[str] | None = None,
+) -> None:
+    """What every writer checks first: both frames hold the columns it needs, the donors' sex and the samples'
+    ``sample_vocabulary`` columns (default: every vocabulary column) hold known values, every sample's donor is in
+    the donors frame, and each specimen code is given once."""
+    require_columns(donors, donor_columns, frame_name="donors", export=export)
+    require_columns(samples, sample_columns, frame_name="samples", export=export)
+    check_vocabulary(donors, frame_name="donors", columns=["sex"])
+    check_vocabulary(samples, frame_name="samples", columns=sample_vocabulary)
+    check_donors_known(donors, samples)
+    check_unique_specimens(samples)
+
+
 __all__ = [
     "DONOR_COLUMNS",
     "SAMPLE_COLUMNS",
@@ -207,7 +233,9 @@ __all__ = [
     "ExportValidationError",
     "Problem",
     "check_donors_known",
+    "check_frames",
     "check_unique_specimens",
     "check_vocabulary",
+    "refuse_problems",
     "require_columns",
 ]

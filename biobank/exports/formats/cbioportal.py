@@ -26,15 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from biobank.exports.formats import (
-    ExportValidationError,
-    Problem,
-    check_donors_known,
-    check_unique_specimens,
-    check_vocabulary,
-    require_columns,
-)
+from biobank.exports.formats import Problem, check_frames, refuse_problems
 from biobank.exports.formats._common import SAFE_ID, integer, number, text
+from biobank.exports.formats._files import write_folder
 
 DAYS_PER_MONTH = 365.25 / 12
 MISSING = "NA"
@@ -244,12 +238,9 @@ def build_cbioportal(
     add_global_case_list: bool = True,
 ) -> dict[str, str]:
     """The study files as ``{file name: content}``; raises :class:`ExportValidationError` when invalid."""
-    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="cBioPortal")
-    require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="cBioPortal")
-    check_vocabulary(donors, frame_name="donors", columns=["sex"])
-    check_vocabulary(samples, frame_name="samples")
-    check_donors_known(donors, samples)
-    check_unique_specimens(samples)
+    check_frames(
+        donors, samples, export="cBioPortal", donor_columns=DONOR_REQUIRED, sample_columns=SAMPLE_REQUIRED
+    )
 
     files = {
         META_STUDY: meta_file(
@@ -282,8 +273,7 @@ def build_cbioportal(
         DATA_SAMPLE: clinical_file(SAMPLE_ATTRIBUTES, sample_rows(donors, samples)),
     }
     problems = validate_cbioportal(files)
-    if problems:
-        raise ExportValidationError("cBioPortal study", problems)
+    refuse_problems("cBioPortal study", problems)
     return files
 
 
@@ -291,15 +281,7 @@ def write_cbioportal(
     folder: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **study: Any
 ) -> list[Path]:
     """Write the study folder (keyword arguments as :func:`build_cbioportal`); return the paths written."""
-    files = build_cbioportal(donors, samples, **study)
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for file_name, content in files.items():
-        p = out / file_name
-        p.write_text(content, encoding="utf-8")
-        paths.append(p)
-    return paths
+    return write_folder(folder, build_cbioportal(donors, samples, **study))
 
 
 # ------------------------------------------------------------------------------------------------- validation

@@ -20,14 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from biobank.exports.formats import (
-    ExportValidationError,
-    Problem,
-    check_donors_known,
-    check_unique_specimens,
-    check_vocabulary,
-    require_columns,
-)
+from biobank.exports.formats import Problem, check_frames, refuse_problems, require_columns
 from biobank.exports.formats._common import SiteLabeller, karyotype, purity, text, tumour_sites
 
 COLUMNS: tuple[str, ...] = (
@@ -69,12 +62,14 @@ def clonal_frame(
     A tumour sample without a recorded cellularity is an error (planning rule 4) unless ``allow_missing_purity``,
     which leaves ``tumour_content`` empty.
     """
-    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="clonal")
-    require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="clonal")
-    check_vocabulary(donors, frame_name="donors", columns=["sex"])
-    check_vocabulary(samples, frame_name="samples", columns=["role", "lesion_kind", "laterality"])
-    check_donors_known(donors, samples)
-    check_unique_specimens(samples)
+    check_frames(
+        donors,
+        samples,
+        export="clonal",
+        donor_columns=DONOR_REQUIRED,
+        sample_columns=SAMPLE_REQUIRED,
+        sample_vocabulary=["role", "lesion_kind", "laterality"],
+    )
 
     sex_of = {str(d): karyotype(s) for d, s in zip(donors["donor_code"], donors["sex"], strict=True)}
     tumours = tumour_sites(samples, labeller)
@@ -102,8 +97,7 @@ def clonal_frame(
                 "sex": sex_of[str(s["donor_code"])],
             }
         )
-    if problems:
-        raise ExportValidationError("clonal sample table", problems)
+    refuse_problems("clonal sample table", problems)
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame["tumour_content"] = frame["tumour_content"].astype("Float64")
     return frame

@@ -35,15 +35,9 @@ from fhir.resources.patient import Patient
 from fhir.resources.specimen import Specimen
 
 from biobank.domain import vocab
-from biobank.exports.formats import (
-    ExportValidationError,
-    Problem,
-    check_donors_known,
-    check_unique_specimens,
-    check_vocabulary,
-    require_columns,
-)
+from biobank.exports.formats import Problem, check_frames, refuse_problems
 from biobank.exports.formats._common import integer, number, text
+from biobank.exports.formats._files import write_file
 
 MIABIS_BASE = "https://fhir.bbmri-eric.eu"
 MIABIS_SAMPLE_TYPE_SYSTEM = f"{MIABIS_BASE}/CodeSystem/miabis-detailed-samply-type-cs"
@@ -240,12 +234,7 @@ def bundle_resource(
     extension_base: str = "urn:biobank:fhir:StructureDefinition",
 ) -> Bundle:
     """The Bundle object: every donor's Patient, then every Specimen."""
-    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="FHIR")
-    require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="FHIR")
-    check_vocabulary(donors, frame_name="donors", columns=["sex"])
-    check_vocabulary(samples, frame_name="samples")
-    check_donors_known(donors, samples)
-    check_unique_specimens(samples)
+    check_frames(donors, samples, export="FHIR", donor_columns=DONOR_REQUIRED, sample_columns=SAMPLE_REQUIRED)
     donor_system = f"{identifier_system}:donor"
     specimen_system = f"{identifier_system}:specimen"
     entries: list[dict[str, Any]] = []
@@ -328,15 +317,10 @@ def build_fhir(donors: pd.DataFrame, samples: pd.DataFrame, **options: Any) -> s
     """The Bundle as JSON text, re-validated; raises :class:`ExportValidationError` when invalid."""
     content = bundle_resource(donors, samples, **options).model_dump_json(indent=2)
     problems = validate_fhir(content)
-    if problems:
-        raise ExportValidationError("FHIR bundle", problems)
+    refuse_problems("FHIR bundle", problems)
     return content
 
 
 def write_fhir(path: str | Path, donors: pd.DataFrame, samples: pd.DataFrame, **options: Any) -> Path:
     """Write the Bundle JSON to ``path``; return the path."""
-    content = build_fhir(donors, samples, **options)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(content, encoding="utf-8")
-    return out
+    return write_file(path, build_fhir(donors, samples, **options))

@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from biobank.exports.formats import (
-    ExportValidationError,
     Problem,
     check_unique_specimens,
     check_vocabulary,
+    refuse_problems,
     require_columns,
 )
 from biobank.exports.formats._common import SAFE_ID, SiteLabeller, tumour_sites
@@ -85,8 +85,7 @@ def build_machina(samples: pd.DataFrame) -> dict[str, MachinaInput]:
         )
         out[str(donor)] = MachinaInput(str(donor), "".join(lines), ",".join(primaries) if primaries else None)
     problems = validate_machina(out.values())
-    if problems:
-        raise ExportValidationError("MACHINA labelling", problems)
+    refuse_problems("MACHINA labelling", problems)
     return out
 
 
@@ -134,8 +133,7 @@ def metient_frame(samples: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(METIENT_COLUMNS))
     frame["anatomical_site_index"] = frame["anatomical_site_index"].astype("int64")
     problems = validate_metient(frame)
-    if problems:
-        raise ExportValidationError("Metient sample table", problems)
+    refuse_problems("Metient sample table", problems)
     return frame
 
 

@@ -46,15 +46,9 @@ from phenopackets import (
     VitalStatus,
 )
 
-from biobank.exports.formats import (
-    ExportValidationError,
-    Problem,
-    check_donors_known,
-    check_unique_specimens,
-    check_vocabulary,
-    require_columns,
-)
+from biobank.exports.formats import Problem, check_frames, refuse_problems
 from biobank.exports.formats._common import describe_collection_time, integer, number, text
+from biobank.exports.formats._files import write_folder
 
 SCHEMA_VERSION = "2.0"
 
@@ -320,12 +314,9 @@ def build_phenopackets(
     ontology_versions: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``{donor_code: phenopacket JSON}``, each validated; raises :class:`ExportValidationError` when invalid."""
-    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="phenopacket")
-    require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="phenopacket")
-    check_vocabulary(donors, frame_name="donors", columns=["sex"])
-    check_vocabulary(samples, frame_name="samples")
-    check_donors_known(donors, samples)
-    check_unique_specimens(samples)
+    check_frames(
+        donors, samples, export="phenopacket", donor_columns=DONOR_REQUIRED, sample_columns=SAMPLE_REQUIRED
+    )
     out: dict[str, str] = {}
     problems: list[Problem] = []
     for _, donor in donors.iterrows():
@@ -337,8 +328,7 @@ def build_phenopackets(
         content = to_json(packet)
         problems += [Problem(p.row, p.field, f"{code}: {p.message}") for p in validate_phenopacket(content)]
         out[code] = content
-    if problems:
-        raise ExportValidationError("phenopacket", problems)
+    refuse_problems("phenopacket", problems)
     return out
 
 
@@ -347,11 +337,4 @@ def write_phenopackets(
 ) -> list[Path]:
     """Write ``<donor_code>.json`` per donor into ``folder``; return the paths."""
     packets = build_phenopackets(donors, samples, **options)
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for code, content in packets.items():
-        p = out / f"{code}.json"
-        p.write_text(content, encoding="utf-8")
-        paths.append(p)
-    return paths
+    return write_folder(folder, {f"{code}.json": content for code, content in packets.items()})

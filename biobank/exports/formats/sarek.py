@@ -27,15 +27,9 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-from biobank.exports.formats import (
-    ExportValidationError,
-    Problem,
-    check_donors_known,
-    check_unique_specimens,
-    check_vocabulary,
-    require_columns,
-)
+from biobank.exports.formats import Problem, check_frames, refuse_problems, require_columns
 from biobank.exports.formats._common import isna, karyotype, purity
+from biobank.exports.formats._files import write_file
 
 #: Samplesheet columns in sarek's order.
 COLUMNS: tuple[str, ...] = ("patient", "sex", "status", "sample", "lane", "fastq_1", "fastq_2")
@@ -64,13 +58,10 @@ def sarek_frame(donors: pd.DataFrame, samples: pd.DataFrame, *, contamination: b
     ``contamination`` is 1 - purity (purity = tumour cellularity / 100) for tumours, 0 for normals, and left empty for
     a tumour whose cellularity was not recorded.
     """
-    require_columns(donors, DONOR_REQUIRED, frame_name="donors", export="sarek")
     required = SAMPLE_REQUIRED + (("tumour_cellularity_pct",) if contamination else ())
-    require_columns(samples, required, frame_name="samples", export="sarek")
-    check_vocabulary(donors, frame_name="donors", columns=["sex"])
-    check_vocabulary(samples, frame_name="samples", columns=["role"])
-    check_donors_known(donors, samples)
-    check_unique_specimens(samples)
+    check_frames(
+        donors, samples, export="sarek", donor_columns=DONOR_REQUIRED, sample_columns=required, sample_vocabulary=["role"]
+    )
 
     sex_of = {str(d): karyotype(s) for d, s in zip(donors["donor_code"], donors["sex"], strict=True)}
     rows: list[dict[str, Any]] = []
@@ -353,8 +344,7 @@ def build_sarek(
     if fastq_folder is not None:
         frame = match_fastqs(frame, fastq_folder)
     problems = validate_sarek(frame, check_files=check_files)
-    if problems:
-        raise ExportValidationError("sarek samplesheet", problems)
+    refuse_problems("sarek samplesheet", problems)
     return to_csv(frame)
 
 
@@ -371,7 +361,4 @@ def write_sarek(
     content = build_sarek(
         donors, samples, contamination=contamination, fastq_folder=fastq_folder, check_files=check_files
     )
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(content, encoding="utf-8")
-    return out
+    return write_file(path, content)

@@ -35,6 +35,7 @@ _DECIMAL_COMMA = re.compile(r"([+-]?)([0-9]*),([0-9]+)", _NUM_FLAGS)
 _COMMA_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:,[0-9]{3})+)(\.[0-9]+)?", _NUM_FLAGS)
 _DOT_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:\.[0-9]{3})+)(,[0-9]+)?", _NUM_FLAGS)
 _SPACE_THOUSANDS = re.compile(r"([+-]?)([0-9]{1,3}(?:[ \u00a0\u202f'’][0-9]{3})+)([.,][0-9]+)?")
+_THOUSANDS = (_COMMA_THOUSANDS, _DOT_THOUSANDS, _SPACE_THOUSANDS)
 _MAX_NUMBER_CHARS = 64  # also keeps every pattern below linear on garbage cells
 _MAX_ADJUSTED = 15  # 10^15: far beyond any count, mass or volume a biobank records
 _MIN_ADJUSTED = -30
@@ -56,6 +57,16 @@ def _number_text(raw: int | float | Decimal) -> str:
     return _format_number(Decimal(raw))
 
 
+def _without_thousands(s: str) -> str | None:
+    """``s`` without its thousands separators (comma, dot, space or apostrophe) and with a decimal point, or None
+    when it is not written with thousands separators."""
+    for pattern in _THOUSANDS:
+        if m := pattern.fullmatch(s):
+            sign, whole, frac = m.groups()
+            return f"{sign}{re.sub(r'[^0-9]', '', whole)}{('.' + frac[1:]) if frac else ''}"
+    return None
+
+
 def _parse_number_text(text: str, expected: str) -> tuple[Decimal, str | None]:
     """Parse cleaned number text under the decimal-comma and thousands rules in the module docstring."""
     if len(text) > _MAX_NUMBER_CHARS:
@@ -74,17 +85,8 @@ def _parse_number_text(text: str, expected: str) -> tuple[Decimal, str | None]:
             )
         number = f"{sign}{whole or '0'}.{frac}"
         note = f"'{text}' read as {number} (decimal comma)"
-    elif m := _COMMA_THOUSANDS.fullmatch(s):
-        sign, whole, frac = m.groups()
-        number = f"{sign}{whole.replace(',', '')}{frac or ''}"
-        note = f"'{text}' read as {number} (thousands separator)"
-    elif m := _DOT_THOUSANDS.fullmatch(s):
-        sign, whole, frac = m.groups()
-        number = f"{sign}{whole.replace('.', '')}{('.' + frac[1:]) if frac else ''}"
-        note = f"'{text}' read as {number} (thousands separator)"
-    elif m := _SPACE_THOUSANDS.fullmatch(s):
-        sign, whole, frac = m.groups()
-        number = f"{sign}{re.sub(r'[^0-9]', '', whole)}{('.' + frac[1:]) if frac else ''}"
+    elif (grouped := _without_thousands(s)) is not None:
+        number = grouped
         note = f"'{text}' read as {number} (thousands separator)"
     else:
         raise CellError(expected, f"{_show(text)} is not a number")

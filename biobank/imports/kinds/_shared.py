@@ -1,12 +1,13 @@
 """Helpers several kinds share: template rows for an export, the receptor columns, running a rule per row
-(:func:`each`), the donor and anatomical-site lookups, defaults, attaching the current table rows for an upsert, and
-a specimen row's quantities."""
+(:func:`each`), the donor and anatomical-site lookups, a row's reference to a stored specimen or model
+(:func:`known`), defaults, attaching the current table rows for an upsert, the parent ids of rows whose parent is in
+the same file (:func:`stored_ids`, :func:`link_pending`), and a specimen row's quantities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -18,11 +19,13 @@ from biobank.imports.spec import Kind, Resolver, RowFailed, Staged
 from biobank.models import AnatomicalSite, Autopsy, ConsentWithdrawal, Donor
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
+T = TypeVar("T")
 
 
 def template_rows(kind: Kind, session: Session, statement: Any, *names: str) -> Iterator[dict[str, Any]]:
-    """The rows of ``statement`` (a table row, then the codes the template names ``names``) in ``kind``'s columns."""
-    for obj, *codes in session.execute(statement):
+    """The rows of ``statement`` (a table row, then the codes the template names ``names``) in ``kind``'s columns, in
+    the order they were stored."""
+    for obj, *codes in session.execute(statement.order_by(kind.table.c.id)):
         row = {col.name: getattr(obj, col.name, None) for col in kind.columns}
         row.update(zip(names, codes, strict=True))
         yield row
@@ -93,6 +96,16 @@ def donor_of(row: Staged, found: dict[str, DonorInfo], column: str = "donor_code
     return donor
 
 
+def known(row: Staged, found: Mapping[Any, T], column: str, what: str) -> T:
+    """What ``found`` holds for the code in the row's ``column``; the row fails when it names no stored ``what``
+    (a specimen, a model: import those first)."""
+    code = row.values[column]
+    hit = found.get(code)
+    if hit is None:
+        raise row.fail(column, f"{what} {code!r} not found (import {what}s first)", expected=f"an existing {what} code")
+    return hit
+
+
 class SiteInfo(NamedTuple):
     code: str
     category: str
@@ -134,13 +147,35 @@ def with_defaults(row: Staged, defaults: dict[str, Any]) -> dict[str, Any]:
             for name, default in defaults.items()}
 
 
-def existing_by(res: Resolver, kind: Kind, rows: list[Staged], columns: tuple[str, ...],
-                key: Callable[[Staged], tuple[Any, ...]]) -> None:
-    """Attach each row's current table row (same natural key), one query per 500 keys."""
-    keys = {row: key(row) for row in rows if row.record is not None}
+def existing_by(res: Resolver, kind: Kind, rows: list[Staged], columns: tuple[str, ...]) -> None:
+    """Attach each built row's current table row with the same natural key ``columns``, one query per 500 keys: an
+    ``..._id`` column is the id the row resolved (its record), any other the row's own value."""
+    keys = {
+        row: tuple(row.record[c] if c.endswith("_id") else row.values[c] for c in columns)
+        for row in rows
+        if row.record is not None
+    }
     found = res.rows_by(kind.table, columns, list(set(keys.values())))
     for row, k in keys.items():
         row.existing = found.get(k)
+
+
+def stored_ids(rows: list[Staged], in_file: dict[Any, Any], key: Callable[[Staged], Any]) -> None:
+    """Give the in-file entry (``key``) of each row already in the table the id it is stored under."""
+    for row in rows:
+        if row.existing is not None and row.record is not None:
+            in_file[key(row)] = in_file[key(row)]._replace(id=row.existing["id"])
+
+
+def link_pending(rows: list[Staged], column: str, found: Mapping[Any, Any], parent: Callable[[Staged], Any]) -> None:
+    """Fill ``column`` of each row still waiting for it with the id of its ``parent`` (a key of ``found``) once that
+    parent is stored; a row whose parent is new in this file keeps waiting until the parent is inserted."""
+    for row in rows:
+        if row.record is not None and column in row.pending:
+            info = found.get(parent(row))
+            if info is not None and info.id is not None:
+                row.record[column] = info.id
+                del row.pending[column]
 
 
 # -------------------------------------------------------------------------------------------------- specimen rows

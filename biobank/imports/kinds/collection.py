@@ -98,7 +98,7 @@ class Autopsies(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("case_code",), lambda r: (r.values["case_code"],))
+        existing_by(res, self, rows, ("case_code",))
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """As opening a case does: a death makes an enrolled donor deceased; a complete case, autopsy done."""
@@ -125,7 +125,7 @@ class Autopsies(Kind):
         record_bulk(session, "donor", audit, "update")
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id).order_by(Autopsy.id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
+        statement = select(Autopsy, Donor.code).join(Donor, Donor.id == Autopsy.donor_id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
         yield from template_rows(self, session, statement, "donor_code")
 
 
@@ -186,13 +186,11 @@ class Lesions(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("donor_id", "code"),
-                    lambda r: (r.record["donor_id"], r.values["code"]))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("donor_id", "code"))
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Lesion, Donor.code).join(Donor, Donor.id == Lesion.donor_id).order_by(Lesion.id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
-        for lesion, code in session.execute(statement):
-            yield {"donor_code": code, **{col.name: getattr(lesion, col.name) for col in self.columns[1:]}}
+        statement = select(Lesion, Donor.code).join(Donor, Donor.id == Lesion.donor_id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
+        yield from template_rows(self, session, statement, "donor_code")
 
 
 # -------------------------------------------------------------------------------------------------- sampling sites
@@ -317,14 +315,12 @@ class SamplingSites(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("donor_id", "code"),
-                    lambda r: (r.record["donor_id"], r.values["code"]))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("donor_id", "code"))
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         statement = (
             select(SamplingSite, Donor.code, Lesion.code)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
             .join(Donor, Donor.id == SamplingSite.donor_id)
             .outerjoin(Lesion, Lesion.id == SamplingSite.lesion_id)
-            .order_by(SamplingSite.id)
         )
         yield from template_rows(self, session, statement, "donor_code", "lesion_code")

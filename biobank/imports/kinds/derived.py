@@ -3,9 +3,9 @@ a passage produced (``passage_specimens``), imported after the models and passag
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import aliased
@@ -51,7 +51,15 @@ from biobank.imports.columns import (
     text_col,
     vocab_col,
 )
-from biobank.imports.kinds._shared import each, existing_by, specimen_quantities, template_rows
+from biobank.imports.kinds._shared import (
+    each,
+    existing_by,
+    known,
+    link_pending,
+    specimen_quantities,
+    stored_ids,
+    template_rows,
+)
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import (
     Consent,
@@ -76,6 +84,8 @@ from biobank.services.derived import (
     qc_requirements_met,
 )
 from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------------- derived models
 
@@ -213,10 +223,7 @@ class Models(Kind):
 
         def build(row: Staged) -> None:
             v = row.values
-            source = sources.get(v["source_code"])
-            if source is None:
-                raise row.fail("source_code", f"specimen {v['source_code']!r} not found (import specimens first)",
-                               expected="an existing specimen code")
+            source = known(row, sources, "source_code", "specimen")
             if source.storage_format not in VIABLE_SOURCE_FORMATS:
                 raise row.fail("source_code", f"{v['source_code']} is {source.storage_format}; a model needs living "
                                "material", expected="a fresh or viable_cryo specimen")
@@ -238,7 +245,7 @@ class Models(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        existing_by(res, self, rows, ("code",))
         for row in rows:
             if row.existing is None or row.record is None or row.existing["status"] == row.record["status"]:
                 continue
@@ -275,7 +282,6 @@ class Models(Kind):
         statement = (
             select(DerivedModel, Specimen.code)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
             .join(Specimen, Specimen.id == DerivedModel.source_specimen_id)
-            .order_by(DerivedModel.id)
         )
         yield from template_rows(self, session, statement, "source_code")
 
@@ -367,10 +373,7 @@ class Passages(Kind):
 
         def build(row: Staged) -> None:
             v = row.values
-            model = models.get(v["model_code"])
-            if model is None:
-                raise row.fail("model_code", f"model {v['model_code']!r} not found (import models first)",
-                               expected="an existing model code")
+            model = known(row, models, "model_code", "model")
             on = v["passaged_on"]
             if on < model.initiated_on:
                 raise row.fail("passaged_on", f"is before the model was initiated ({model.initiated_on})",
@@ -417,18 +420,9 @@ class Passages(Kind):
                 in_file[key] = PassageInfo(None, number, on)
 
         each(rows, build)
-        existing_by(res, self, rows, ("model_id", "label"),
-                    lambda r: (r.record["model_id"], r.values["label"]))  # type: ignore[index]  # record is filled for every row that reached this step
-        for row in rows:
-            if row.existing is not None and row.record is not None:
-                key = (row.record["model_id"], row.values["label"])
-                in_file[key] = in_file[key]._replace(id=row.existing["id"])
-        for row in rows:
-            if row.record is not None and "parent_passage_id" in row.pending:
-                parent_info = in_file.get(row.pending["parent_passage_id"])
-                if parent_info is not None and parent_info.id is not None:
-                    row.record["parent_passage_id"] = parent_info.id
-                    del row.pending["parent_passage_id"]
+        existing_by(res, self, rows, ("model_id", "label"))
+        stored_ids(rows, in_file, lambda r: (r.record["model_id"], r.values["label"]))  # type: ignore[index]  # only rows with a record are keyed
+        link_pending(rows, "parent_passage_id", in_file, lambda r: r.pending["parent_passage_id"])
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         parent = aliased(ModelPassage)
@@ -436,9 +430,29 @@ class Passages(Kind):
             select(ModelPassage, DerivedModel.code, parent.label)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
             .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)
             .outerjoin(parent, parent.id == ModelPassage.parent_passage_id)
-            .order_by(ModelPassage.id)
         )
         yield from template_rows(self, session, statement, "model_code", "parent_label")
+
+
+def _passage_of(row: Staged, found: Mapping[tuple[str, str], T]) -> T:
+    """What ``found`` holds for the row's model and passage; the row fails when the model has no such passage."""
+    v = row.values
+    hit = found.get((v["model_code"], v["passage_label"]))
+    if hit is None:
+        raise row.fail("passage_label", f"model {v['model_code']!r} has no passage {v['passage_label']!r} "
+                       "(import models and passages first)", expected="an existing model and passage")
+    return hit
+
+
+def _passage_result_rows(kind: Kind, session: Session, table: type[Specimen] | type[ModelQC]) -> Iterator[dict[str, Any]]:
+    """The template rows of what passages produced or were tested for (``table``: specimens, QC), each with its
+    model's code and its passage's label."""
+    statement = (
+        select(table, DerivedModel.code, ModelPassage.label)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
+        .join(ModelPassage, ModelPassage.id == table.passage_id)
+        .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)
+    )
+    return template_rows(kind, session, statement, "model_code", "passage_label")
 
 
 # ----------------------------------------------------------------------------------------------- passage specimens
@@ -509,10 +523,7 @@ class PassageSpecimens(Kind):
 
         def build(row: Staged) -> None:
             v = row.values
-            origin = origins.get((v["model_code"], v["passage_label"]))
-            if origin is None:
-                raise row.fail("passage_label", f"model {v['model_code']!r} has no passage {v['passage_label']!r} "
-                               "(import models and passages first)", expected="an existing model and passage")
+            origin = _passage_of(row, origins)
             if origin.donor_id not in consenting:
                 raise row.fail("model_code", f"model {v['model_code']}: the donor has no consent to model derivation "
                                "or withdrew it; nothing new can be recorded", expected="a model of a consenting donor")
@@ -545,7 +556,7 @@ class PassageSpecimens(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        existing_by(res, self, rows, ("code",))
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """The chain of custody starts when the passage produced the specimen: one 'derived' event at that time."""
@@ -559,13 +570,7 @@ class PassageSpecimens(Kind):
         ), {"derived": CustodyKind.derived.value, "actor": actor.id if actor is not None else None, **params})
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = (
-            select(Specimen, DerivedModel.code, ModelPassage.label)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
-            .join(ModelPassage, ModelPassage.id == Specimen.passage_id)
-            .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)
-            .order_by(Specimen.id)
-        )
-        yield from template_rows(self, session, statement, "model_code", "passage_label")
+        yield from _passage_result_rows(self, session, Specimen)
 
 
 # -------------------------------------------------------------------------------------------------------- model QC
@@ -629,10 +634,7 @@ class ModelQCResults(Kind):
 
         def build(row: Staged) -> None:
             v = row.values
-            passage = passages.get((v["model_code"], v["passage_label"]))
-            if passage is None:
-                raise row.fail("passage_label", f"model {v['model_code']!r} has no passage {v['passage_label']!r} "
-                               "(import models and passages first)", expected="an existing model and passage")
+            passage = _passage_of(row, passages)
             if v["tested_on"] < passage.passaged_on:
                 raise row.fail("tested_on", f"is before passage {v['passage_label']} ({passage.passaged_on})",
                                value=v["tested_on"].isoformat(), expected=f"on or after {passage.passaged_on}")
@@ -655,14 +657,7 @@ class ModelQCResults(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("passage_id", "tested_on"),
-                    lambda r: (r.record["passage_id"], r.values["tested_on"]))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("passage_id", "tested_on"))
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = (
-            select(ModelQC, DerivedModel.code, ModelPassage.label)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
-            .join(ModelPassage, ModelPassage.id == ModelQC.passage_id)
-            .join(DerivedModel, DerivedModel.id == ModelPassage.model_id)
-            .order_by(ModelQC.id)
-        )
-        yield from template_rows(self, session, statement, "model_code", "passage_label")
+        yield from _passage_result_rows(self, session, ModelQC)

@@ -19,6 +19,7 @@ from biobank.imports.kinds._shared import (
     existing_by,
     receptor_cols,
     site_of,
+    template_rows,
     with_defaults,
 )
 from biobank.imports.spec import Kind, Resolver, Staged
@@ -75,14 +76,13 @@ class Donors(Kind):
             })
 
         each(rows, build)
-        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
+        existing_by(res, self, rows, ("code",))
         for row in rows:
             if row.existing is not None and row.existing["status"] == DonorStatus.withdrawn and row.record:
                 row.record["status"] = DonorStatus.withdrawn.value  # a withdrawal is never undone by an import
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        for d in session.execute(select(Donor).order_by(Donor.id)).scalars():  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
-            yield {col.name: getattr(d, col.name) for col in self.columns}
+        yield from template_rows(self, session, select(Donor))
 
 
 # -------------------------------------------------------------------------------------------------------- consents
@@ -125,13 +125,11 @@ class Consents(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("donor_id", "consented_on", "given_by"),
-                    lambda r: (r.record["donor_id"], r.values["consented_on"], r.values["given_by"]))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("donor_id", "consented_on", "given_by"))
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = select(Consent, Donor.code).join(Donor, Donor.id == Consent.donor_id).order_by(Consent.id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
-        for consent, code in session.execute(statement):
-            yield {"donor_code": code, **{col.name: getattr(consent, col.name) for col in self.columns[1:]}}
+        statement = select(Consent, Donor.code).join(Donor, Donor.id == Consent.donor_id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
+        yield from template_rows(self, session, statement, "donor_code")
 
 
 # ------------------------------------------------------------------------------------------------ treatment lines
@@ -177,13 +175,8 @@ class TreatmentLines(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("donor_id", "line_number"),
-                    lambda r: (r.record["donor_id"], r.values["line_number"]))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("donor_id", "line_number"))
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
-        statement = (
-            select(TreatmentLine, Donor.code).join(Donor, Donor.id == TreatmentLine.donor_id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
-            .order_by(TreatmentLine.id)
-        )
-        for line, code in session.execute(statement):
-            yield {"donor_code": code, **{col.name: getattr(line, col.name) for col in self.columns[1:]}}
+        statement = select(TreatmentLine, Donor.code).join(Donor, Donor.id == TreatmentLine.donor_id)  # type: ignore[call-overload]  # SQLModel columns typed as their Python values
+        yield from template_rows(self, session, statement, "donor_code")

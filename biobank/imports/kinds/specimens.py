@@ -36,8 +36,10 @@ from biobank.imports.kinds._shared import (
     donors,
     each,
     existing_by,
+    link_pending,
     receptor_cols,
     specimen_quantities,
+    stored_ids,
     template_rows,
 )
 from biobank.imports.spec import Kind, Resolver, Staged
@@ -273,17 +275,9 @@ class Specimens(Kind):
                                             v["_unit"], collected)
 
         each(rows, build)
-        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
-        for row in rows:
-            if row.existing is not None and row.record is not None:
-                info = in_file[row.values["code"]]
-                in_file[row.values["code"]] = info._replace(id=row.existing["id"])
-        for row in rows:
-            if row.record is not None and "parent_id" in row.pending:
-                parent_info = in_file.get(row.values["parent_code"])
-                if parent_info is not None and parent_info.id is not None:
-                    row.record["parent_id"] = parent_info.id
-                    del row.pending["parent_id"]
+        existing_by(res, self, rows, ("code",))
+        stored_ids(rows, in_file, lambda r: r.values["code"])
+        link_pending(rows, "parent_id", in_file, lambda r: r.values["parent_code"])
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """The chain of custody starts at collection: one event per imported specimen (a primary's at its collection
@@ -318,7 +312,6 @@ class Specimens(Kind):
             .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
             .outerjoin(parent, parent.id == Specimen.parent_id)
             .where(self._exported(from_passages()))
-            .order_by(Specimen.id)
         )
         yield from template_rows(self, session, statement, "donor_code", "sampling_site", "parent_code")
 

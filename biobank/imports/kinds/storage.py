@@ -19,7 +19,7 @@ from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, grid_of
 from biobank.domain.storage.kinds import spec as storage_kind
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.imports.columns import datetime_col, text_col, vocab_col
-from biobank.imports.kinds._shared import each, existing_by
+from biobank.imports.kinds._shared import each, existing_by, known, link_pending, template_rows
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Container, CustodyEvent, Specimen, SpecimenLocation, User
 from biobank.models.base import table_of, utcnow
@@ -147,24 +147,13 @@ class Containers(Kind):
             ) if known is None else known
 
         each(rows, build)
-        existing_by(res, self, rows, ("code",), lambda r: (r.values["code"],))
-        for row in rows:
-            if row.record is not None and "parent_id" in row.pending:
-                parent = tree.get(row.values["parent_code"])
-                if parent is not None and parent.id is not None:
-                    row.record["parent_id"] = parent.id
-                    del row.pending["parent_id"]
+        existing_by(res, self, rows, ("code",))
+        link_pending(rows, "parent_id", tree, lambda r: r.values["parent_code"])
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         parent = aliased(Container)
-        statement = (
-            select(Container, parent.code)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
-            .outerjoin(parent, parent.id == Container.parent_id)
-            .order_by(Container.id)
-        )
-        for container, parent_code in session.execute(statement):
-            yield {"code": container.code, "kind": container.kind, "parent_code": parent_code,
-                   "name": container.name, "note": container.note}
+        statement = select(Container, parent.code).outerjoin(parent, parent.id == Container.parent_id)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
+        yield from template_rows(self, session, statement, "parent_code")
 
 
 # ------------------------------------------------------------------------------------------------------ placements
@@ -228,10 +217,7 @@ class Placements(Kind):
 
         def build(row: Staged) -> None:
             v = row.values
-            stored = found.get(v["specimen_code"])
-            if stored is None:
-                raise row.fail("specimen_code", f"specimen {v['specimen_code']!r} not found (import specimens first)",
-                               expected="an existing specimen code")
+            stored = known(row, found, "specimen_code", "specimen")
             box = tree.get(v["container_code"])
             if box is None or box.id is None:
                 raise row.fail("container_code", f"container {v['container_code']!r} not found (import containers "
@@ -274,7 +260,7 @@ class Placements(Kind):
             }
 
         each(rows, build)
-        existing_by(res, self, rows, ("specimen_id",), lambda r: (r.record["specimen_id"],))  # type: ignore[index]  # record is filled for every row that reached this step
+        existing_by(res, self, rows, ("specimen_id",))
         for row in rows:
             if row.existing is not None and row.record is not None and row.values.get("placed_at") is None:
                 row.record["placed_at"] = row.existing["placed_at"]  # an empty cell does not restamp a placement
@@ -310,8 +296,5 @@ class Placements(Kind):
             select(SpecimenLocation, Specimen.code, Container.code)  # type: ignore[call-overload]  # SQLModel types the column as its Python value, not a SQL expression
             .join(Specimen, Specimen.id == SpecimenLocation.specimen_id)
             .join(Container, Container.id == SpecimenLocation.container_id)
-            .order_by(SpecimenLocation.id)
         )
-        for location, specimen_code, container_code in session.execute(statement):
-            yield {"specimen_code": specimen_code, "container_code": container_code,
-                   "position": location.position, "placed_at": location.placed_at}
+        yield from template_rows(self, session, statement, "specimen_code", "container_code")
