@@ -36,8 +36,7 @@ from biobank.db.engine import make_engine, session_scope  # noqa: E402
 from biobank.imports.engine import run_import  # noqa: E402
 from biobank.models import User  # noqa: E402
 from biobank.services import collection, donors  # noqa: E402
-from biobank.services.collection import FormatRequest  # noqa: E402
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect  # noqa: E402
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect  # noqa: E402
 
 DEATH = datetime(2026, 3, 14, 2, 0, tzinfo=UTC)
 FORMATS = [("snap_frozen", "50 mg"), ("oct", "1 block"), ("ffpe", "1 block"), ("rnalater", "30 mg"),

@@ -16,8 +16,7 @@ from biobank.domain.errors import ConflictError
 from biobank.domain.vocab import ConsentScope, Fixative, Role, SiteKind, StorageFormat
 from biobank.models import Donor, Specimen, User
 from biobank.services import collection, donors, specimens, users
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 
 #: Demo accounts (shown on the sign-in page in demo mode only).
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (

@@ -24,7 +24,8 @@ from biobank.labels.formats import LABEL_FORMATS
 from biobank.labels.model import LabelData
 from biobank.labels.render import render_pdf, render_zpl
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen
-from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest, get_autopsy
+from biobank.services.collection import DEFAULT_REGION_FORMATS, get_autopsy
+from biobank.services.inputs import FormatRequest
 
 #: How a storage format reads on a label (short: a cryo label is 32 mm wide).
 FORMAT_TEXT = {

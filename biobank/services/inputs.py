@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticError
 
-from biobank.domain.errors import invalid
+from biobank.domain.errors import ValidationError, invalid
 from biobank.domain.vocab import DonorStatus, ImagingResponse, Sex
 from biobank.domain.vocab_derived import MycoplasmaResult
 
@@ -53,7 +53,7 @@ class ServiceInput(BaseModel):
             try:
                 adapter.validate_python(value)
             except PydanticError as exc:
-                raise invalid(name, value, exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+                raise _ours(exc, name) from None
 
     @classmethod
     def build(cls: type[Input], **fields: Any) -> Input:
@@ -61,9 +61,14 @@ class ServiceInput(BaseModel):
         try:
             return cls(**fields)
         except PydanticError as exc:
-            error = exc.errors()[0]
-            field = ".".join(str(part) for part in error["loc"]) or cls.__name__
-            raise invalid(field, error.get("input"), error["msg"].removeprefix("Value error, ")) from None
+            raise _ours(exc, cls.__name__) from None
+
+
+def _ours(exc: PydanticError, where: str) -> ValidationError:
+    """Pydantic's first error as the project's, naming the field (its path in the model, else ``where``)."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]) or where
+    return invalid(field, error.get("input"), error["msg"].removeprefix("Value error, "))
 
 
 @cache

@@ -20,9 +20,9 @@ from biobank.labels import LabelData, render_pdf
 from biobank.models import User
 from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
-from biobank.services.collection import DEFAULT_REGION_FORMATS, FormatRequest
+from biobank.services.collection import DEFAULT_REGION_FORMATS
 from biobank.services.donors import get_donor
-from biobank.services.inputs import LesionCreate, RegionCollect
+from biobank.services.inputs import FormatRequest, LesionCreate, RegionCollect
 from dashboards.data import board as data_board
 from dashboards.data import core as data
 from dashboards.shell.actions import run_write, show_flash

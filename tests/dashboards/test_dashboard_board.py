@@ -11,8 +11,7 @@ from biobank.config import get_settings
 from biobank.db.engine import session_scope
 from biobank.models import AuditLog, SamplingSite, Specimen
 from biobank.services import collection, donors
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 from tests.support.apptest import assert_no_exception, make_app
 
 DONE = ":green[:material/check_circle:]"

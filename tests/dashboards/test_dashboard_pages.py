@@ -13,8 +13,7 @@ from biobank.demo.cohort import load_demo
 from biobank.domain.errors import PermissionDeniedError
 from biobank.models import Autopsy, User
 from biobank.services import collection, donors
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import RegionCollect
+from biobank.services.inputs import FormatRequest, RegionCollect
 from dashboards.shell.navigation import ALL_ROLES, PAGES
 from tests.support.apptest import APP, assert_no_exception, make_app
 from tests.support.dbtools import snapshot

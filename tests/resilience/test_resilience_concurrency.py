@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from biobank.db.engine import session_scope
 from biobank.models import AuditLog, CustodyEvent, Specimen
-from biobank.services.collection import FormatRequest
+from biobank.services.inputs import FormatRequest
 from tests.conftest import DEATH
 from tests.support.concurrency import Gang, Step, errors
 from tests.support.factories import H, collect, make_case

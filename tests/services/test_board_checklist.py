@@ -7,8 +7,7 @@ from datetime import timedelta
 from biobank.db.engine import session_scope
 from biobank.services import collection, donors
 from biobank.services.checklist import CaseMaterial, LesionInfo, RegionInfo, case_material, checklist, missing
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 
 
 def by_key(items):

@@ -17,8 +17,7 @@ from biobank.domain.errors import (
 )
 from biobank.models import CustodyEvent, SamplingSite, Specimen
 from biobank.services import collection, donors
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 from tests.conftest import DEATH
 from tests.support.dbtools import assert_refused
 from tests.support.factories import H, collect, make_case

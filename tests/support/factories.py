@@ -19,8 +19,7 @@ from sqlmodel import Session, func, select
 from biobank.domain.vocab import Fixative, SiteKind, StorageFormat
 from biobank.models import Container, DerivedModel, ModelPassage, Specimen, SpecimenLocation, User
 from biobank.services import collection, derived, donors, specimens, storage
-from biobank.services.collection import FormatRequest
-from biobank.services.inputs import AutopsyOpen, DonorCreate, LesionCreate, RegionCollect
+from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 from tests.conftest import DEATH
 
 H = timedelta(hours=1)

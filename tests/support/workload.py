@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from biobank.db.engine import make_engine, session_scope
 from biobank.services.auth import get_user
-from biobank.services.collection import FormatRequest, collect_region
-from biobank.services.inputs import RegionCollect
+from biobank.services.collection import collect_region
+from biobank.services.inputs import FormatRequest, RegionCollect
 from tests.conftest import DEATH
 
 SPECIMENS_PER_REGION = 3
