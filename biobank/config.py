@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -42,6 +43,14 @@ class Settings(BaseSettings):
     model_mouse_content_max_pct: float = Field(
         default=50.0, ge=0, le=100, description="Mouse cell or read content above which a passage fails QC."
     )
+    clock_skew_minutes: float = Field(
+        default=5.0, ge=0, le=120,
+        description="How far in the future an entered time (excision, stabilisation, custody, passage) may lie, "
+        "for clocks that disagree a little; anything later is refused.",
+    )
+    paper_size: Literal["A4", "Letter"] = Field(
+        default="A4", description="Paper for every printable: label sheets, pick lists, box maps, manifests."
+    )
     plan_rule_severity: dict[str, str] = Field(
         default_factory=dict,
         description='Planning-rule severities that differ from the defaults, e.g. {"min_regions_per_lesion": "error"}.',
@@ -77,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def clock_skew(self) -> timedelta:
+        return timedelta(minutes=self.clock_skew_minutes)
 
     @property
     def pmi_target(self) -> timedelta:
