@@ -167,7 +167,6 @@ form_col, made_col = st.columns([5, 6], gap="large")
 with form_col:
     if may_enter:
         st.subheader("Record a region")
-        n = st.session_state.setdefault("board_form_n", 0)
         kind = st.radio(
             "What was taken", list(KIND_LABELS), format_func=KIND_LABELS.get, horizontal=True, key="board_kind",
         ) or SiteKind.tumour_region.value
@@ -187,50 +186,57 @@ with form_col:
                 lesion = by_code[lesion_code]
                 st.caption(f"{lesion['regions']} region(s) of {lesion_code} recorded so far; next label {lesion['next_label']}.")
         offered = formats_for(kind, state["model_consent"])
-        excised_key = f"board_excised_{n}"
+        # Every field of the form is keyed by case, kind and lesion (and the form counter): switching any of them
+        # shows that combination's own fields with the library's defaults, so nothing typed or ticked carries over.
+        base = f"{case}_{kind}_{lesion['code'] if lesion is not None else ''}"
+        counter = f"board_form_n_{base}"  # per case, kind and lesion: recording one leaves the others' forms alone
+        n = st.session_state.setdefault(counter, 0)
+        scope = f"{base}_{n}"
+        excised_key = f"board_excised_{scope}"
         if excised_key not in st.session_state:
             st.session_state[excised_key] = now_local()
-        with st.form(f"board_region_{n}", border=True):
+        with st.form(f"board_region_{scope}", border=True):
             site_code = None
             tissue_status = TissueStatus.normal.value
             distance = None
             label = None
             if kind == SiteKind.tumour_region and lesion is not None:
                 a, b = st.columns([1, 2])
-                label = a.text_input("Region label", value=lesion["next_label"], key=f"board_label_{lesion['code']}_{n}",
-                                     max_chars=3)  # keyed by lesion: another lesion's next label never carries over
+                label = a.text_input("Region label", value=lesion["next_label"], key=f"board_label_{scope}",
+                                     max_chars=3)
                 b.caption(f"Site: {lesion['site']} ({lesion['site_code']}), laterality {lesion['laterality'].replace('_', ' ')}")
                 site_code = lesion["site_code"]
             elif kind == SiteKind.normal_tissue:
                 sites = {code: s.label for code, s in load_sites().items() if s.category not in {"blood", "bone_marrow"}}
                 a, b, c = st.columns([2, 2, 1])
-                site_code = a.selectbox("Tissue", list(sites), format_func=lambda c: f"{sites[c]} ({c})", key=f"board_site_{n}",
+                site_code = a.selectbox("Tissue", list(sites), format_func=lambda c: f"{sites[c]} ({c})", key=f"board_site_{scope}",
                                         index=list(sites).index("LIVER"))
                 tissue_status = b.selectbox("Status", [TissueStatus.normal.value, TissueStatus.adjacent_normal.value],
-                                            format_func=lambda s: s.replace("_", " "), key=f"board_status_{n}")
-                distance = c.number_input("mm to tumour", min_value=0.0, value=None, step=5.0, key=f"board_distance_{n}")
+                                            format_func=lambda s: s.replace("_", " "), key=f"board_status_{scope}")
+                distance = c.number_input("mm to tumour", value=None, step=5.0, key=f"board_distance_{scope}")
             else:
                 site_code = "BLOOD" if kind == SiteKind.germline_blood else "BONE_MARROW"
             t1, t2 = st.columns([3, 2])
             excised_local = t1.datetime_input(
                 f"Excised ({settings.timezone})", key=excised_key, step=60, format="YYYY-MM-DD",
             )
-            stab_minutes = t2.number_input("Stabilised, minutes after excision", min_value=0, max_value=600, value=5,
-                                           step=1, key=f"board_stab_{n}")
+            stab_minutes = t2.number_input("Stabilised, minutes after excision", value=5, step=1, key=f"board_stab_{scope}")
             st.markdown("**Storage formats** (pieces × quantity each)")
             chosen: list[tuple[FormatRequest, Any, Any, Any]] = []
             for request, ticked in offered:
                 fmt = str(request.storage_format)
                 c1, c2, c3 = st.columns([5, 2, 3])
-                make = c1.checkbox(FORMAT_LABELS[fmt], value=ticked, key=f"board_make_{fmt}_{n}")
-                count = c2.number_input("pieces", min_value=1, max_value=20, value=request.count, key=f"board_count_{fmt}_{n}",
+                make = c1.checkbox(FORMAT_LABELS[fmt], value=ticked, key=f"board_make_{fmt}_{scope}")
+                # No widget bounds: a number out of range goes to the service, which says what is wrong in words
+                # (a bounded widget only turned red and made "Record" do nothing).
+                count = c2.number_input("pieces", value=request.count, step=1, key=f"board_count_{fmt}_{scope}",
                                         label_visibility="collapsed")
-                quantity = c3.number_input(UNIT_LABELS[str(request.unit)], min_value=0.0, value=float(request.quantity),
-                                           key=f"board_qty_{fmt}_{n}", label_visibility="collapsed",
+                quantity = c3.number_input(UNIT_LABELS[str(request.unit)], value=float(request.quantity),
+                                           key=f"board_qty_{fmt}_{scope}", label_visibility="collapsed",
                                            help=f"quantity per piece, {UNIT_LABELS[str(request.unit)]}")
                 chosen.append((request, make, count, quantity))
-            gross = st.text_input("Gross description (optional)", key=f"board_gross_{n}")
-            submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{n}")
+            gross = st.text_input("Gross description (optional)", key=f"board_gross_{scope}")
+            submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{scope}")
         if submitted:
 
             def record_region(session: Session, actor: User | None) -> dict[str, Any]:
@@ -263,7 +269,7 @@ with form_col:
 
             def show_made(just_made: dict[str, Any]) -> None:
                 st.session_state["board_last"] = just_made
-                st.session_state["board_form_n"] = n + 1  # a fresh form for the next region
+                st.session_state[counter] = n + 1  # a fresh form for the next region
 
             run_write(record_region, on_success=show_made)
 

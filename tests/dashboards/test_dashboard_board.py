@@ -31,6 +31,11 @@ def running_case(engine, tech):
     return death
 
 
+def k(field, *, kind="tumour_region", lesion="L01", n=0, case="RAP-T-100"):
+    """A region-form widget key: fields are keyed by case, kind, lesion and the form counter."""
+    return f"board_{field}_{case}_{kind}_{lesion}_{n}"
+
+
 def board(db_url, username):
     at = make_app(db_url, page="board")
     at.session_state["username"] = username
@@ -48,12 +53,12 @@ def test_the_board_shows_the_running_case_the_checklist_and_the_past_target_warn
 
 def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, engine, running_case):
     at = board(db_url, "tech")
-    assert at.text_input(key="board_label_L01_0").value == "A"
-    at.checkbox(key="board_make_oct_0").uncheck()
-    at.number_input(key="board_count_snap_frozen_0").set_value(3)
-    at.number_input(key="board_qty_rnalater_0").set_value(20.0)
-    at.session_state["board_excised_0"] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
-    at.form_submit_button(key="board_submit_0").click().run()
+    assert at.text_input(key=k("label", lesion="L01", n=0)).value == "A"
+    at.checkbox(key=k("make_oct")).uncheck()
+    at.number_input(key=k("count_snap_frozen")).set_value(3)
+    at.number_input(key=k("qty_rnalater")).set_value(20.0)
+    at.session_state[k("excised")] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key=k("submit")).click().run()
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
     with session_scope(engine) as session:
@@ -64,7 +69,7 @@ def test_the_region_form_makes_every_ticked_format_with_its_quantity(db_url, eng
     assert made["RA0100-L01A-FF1"].fixative == "nbf"
     assert all(s.stabilised_at - s.collected_at == timedelta(minutes=5) for s in made.values())
     assert "Just made: L01-A" in [s.value for s in at.subheader]
-    assert at.text_input(key="board_label_L01_1").value == "B"  # a fresh form for the next region
+    assert at.text_input(key=k("label", lesion="L01", n=1)).value == "B"  # a fresh form for the next region
 
 
 def test_switching_lesion_offers_that_lesions_next_label_and_records_into_it(db_url, engine, running_case, tech):
@@ -72,11 +77,11 @@ def test_switching_lesion_offers_that_lesions_next_label_and_records_into_it(db_
         collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0100", code="L02", site_code="LUNG", kind="metastasis"))
         collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     at = board(db_url, "tech")
-    assert at.text_input(key="board_label_L01_0").value == "B"
+    assert at.text_input(key=k("label", lesion="L01", n=0)).value == "B"
     at.selectbox(key="board_lesion").set_value("L02").run()
-    assert at.text_input(key="board_label_L02_0").value == "A"  # not L01's next label
-    at.session_state["board_excised_0"] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
-    at.form_submit_button(key="board_submit_0").click().run()
+    assert at.text_input(key=k("label", lesion="L02", n=0)).value == "A"  # not L01's next label
+    at.session_state[k("excised", lesion="L02")] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key=k("submit", lesion="L02")).click().run()
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="board_lesion").value == "L02"  # the choice survives the recording
     with session_scope(engine) as session:
@@ -88,17 +93,47 @@ def test_a_duplicate_region_is_refused_with_a_message_and_nothing_written(db_url
     with session_scope(engine) as session:
         collection.collect_region(session, actor=tech, data=RegionCollect(case_code="RAP-T-100", kind="tumour_region", site_code="LIVER", lesion_code="L01", region_label="A", excised_at=running_case + timedelta(hours=4), formats=[FormatRequest("snap_frozen", 50, "mg")]))
     at = board(db_url, "tech")
-    at.text_input(key="board_label_L01_0").set_value("A")
-    at.form_submit_button(key="board_submit_0").click().run()
+    at.text_input(key=k("label", lesion="L01", n=0)).set_value("A")
+    at.form_submit_button(key=k("submit")).click().run()
     assert "already collected" in at.error[0].value
     with session_scope(engine) as session:
         assert len(session.exec(select(Specimen)).all()) == 1
 
 
+def test_switching_kind_shows_that_kinds_own_defaults_and_nothing_typed_for_another(db_url, engine, running_case):
+    """Normal tissue after a region with OCT and viable material ticked gets its own defaults (no OCT, no viable);
+    bone marrow gets 2 x 1000 uL viable; a long gross description typed for the region is not saved on the next."""
+    at = board(db_url, "tech")
+    at.checkbox(key=k("make_viable_cryo")).check()
+    at.text_input(key=k("gross")).input("x" * 4000)
+    at.radio(key="board_kind").set_value("normal_tissue").run()
+    normal = {"kind": "normal_tissue", "lesion": ""}
+    assert at.checkbox(key=k("make_oct", **normal)).value is False
+    assert at.checkbox(key=k("make_viable_cryo", **normal)).value is False
+    assert at.text_input(key=k("gross", **normal)).value == ""
+    at.radio(key="board_kind").set_value("bone_marrow").run()
+    marrow = {"kind": "bone_marrow", "lesion": ""}
+    assert at.number_input(key=k("count_viable_cryo", **marrow)).value == 2
+    assert at.number_input(key=k("qty_viable_cryo", **marrow)).value == 1000.0
+    at.radio(key="board_kind").set_value("normal_tissue").run()
+    at.session_state[k("excised", **normal)] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key=k("submit", **normal)).click().run()
+    assert not at.error, [e.value for e in at.error]
+    with session_scope(engine) as session:
+        made = session.exec(select(Specimen)).all()
+        site = session.exec(select(SamplingSite)).one()
+    assert sorted(s.storage_format for s in made) == ["ffpe", "rnalater", "snap_frozen", "snap_frozen"]
+    assert site.gross_description is None
+    # back on the region: the region's defaults again (no model consent: living material not ticked)
+    at.radio(key="board_kind").set_value("tumour_region").run()
+    assert at.checkbox(key=k("make_viable_cryo")).value is False
+    assert at.text_input(key=k("gross")).value == ""
+
+
 def test_germline_blood_from_the_board_clears_its_checklist_item(db_url, engine, running_case):
     at = board(db_url, "tech")
     at.radio(key="board_kind").set_value("germline_blood").run()
-    at.form_submit_button(key="board_submit_0").click().run()
+    at.form_submit_button(key=k("submit", kind="germline_blood", lesion="")).click().run()
     assert_no_exception(at)
     with session_scope(engine) as session:
         codes = sorted(s.code for s in session.exec(select(Specimen)).all())
