@@ -115,6 +115,8 @@ def serve(
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.port", str(port), "--server.address", host,
         "--server.headless", str(headless).lower(), "--browser.gatherUsageStats", "false",
+        # Lab staff see no developer toolbar (no "Deploy", no rerun/settings menu for the code).
+        "--client.toolbarMode", "minimal",
     ]
     # Become the Streamlit process, so a process manager's signals (and Ctrl-C) reach the server itself.
     os.execve(sys.executable, command, os.environ.copy())

@@ -33,6 +33,7 @@ from biobank.models import (
     TreatmentLine,
     User,
 )
+from biobank.queries import derived as derived_queries
 from biobank.queries.core import pmi_hours_expr
 from biobank.services.donors import get_donor
 
@@ -110,17 +111,25 @@ def has_models(session: Session) -> bool:
     return session.exec(select(DerivedModel.id).limit(1)).first() is not None
 
 
-def model_counts(session: Session) -> dict[str, int]:
-    """Models by status."""
-    rows = session.exec(select(DerivedModel.status, func.count()).group_by(DerivedModel.status)).all()
-    return {str(status): int(n) for status, n in rows}
+def _models(statement: Select[Any], f: CohortFilter) -> Select[Any]:
+    """Models whose source specimen the filter keeps (donor's diagnosis and death, the source's PMI band)."""
+    return _specimens(statement.select_from(DerivedModel).join(Specimen, Specimen.id == DerivedModel.source_specimen_id), f)
 
 
-def take_rate(counts: dict[str, int]) -> float | None:
-    """Established (or cryobanked, or discontinued after establishment) over all models with a final outcome."""
-    established = counts.get("established", 0) + counts.get("cryobanked", 0) + counts.get("discontinued", 0)
-    decided = established + counts.get("failed", 0)
-    return established / decided if decided else None
+def model_counts(session: Session, f: CohortFilter | None = None) -> dict[str, int]:
+    """Models by status, of the filter's material."""
+    statement = _models(select(DerivedModel.status, func.count()), f or CohortFilter()).group_by(DerivedModel.status)
+    return {str(status): int(n) for status, n in session.exec(statement).all()}
+
+
+def model_outcomes(session: Session, f: CohortFilter | None = None) -> dict[str, Any]:
+    """Attempted, established, failed, in progress and the take rate of the filter's models, by the same definition
+    as the derived-models page (:func:`biobank.queries.derived.take_rate`)."""
+    attempted, established, failed, running = (
+        int(v or 0) for v in session.exec(_models(select(*derived_queries.outcome_counts()), f or CohortFilter())).one()
+    )
+    return {"attempted": attempted, "established": established, "failed": failed, "in_progress": running,
+            "take_rate": derived_queries.take_rate(established, attempted)}
 
 
 def cohort_counts(session: Session, f: CohortFilter) -> dict[str, int]:
@@ -139,7 +148,7 @@ def cohort_counts(session: Session, f: CohortFilter) -> dict[str, int]:
             f,
         )
     ).one()
-    models = model_counts(session)
+    models = model_counts(session, f)
     return {
         "donors": int(n_donors),
         "autopsies": int(autopsies),
@@ -202,17 +211,18 @@ def case_pmi_summary(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
     ]
 
 
-def case_specimen_pmis(session: Session, cases: list[str]) -> list[dict[str, Any]]:
-    """Each primary specimen of the chosen cases: hours from death to excision, its PMI and format (for plotting)."""
+def case_specimen_pmis(session: Session, cases: list[str], f: CohortFilter | None = None) -> list[dict[str, Any]]:
+    """Each primary specimen of the chosen cases that the filter keeps: hours from death to excision, its PMI and
+    format (for plotting)."""
     if not cases:
         return []
     hours = pmi_hours_expr()
     statement = (
-        select(Autopsy.case_code, Specimen.code, Specimen.storage_format, AnatomicalSite.label,
-               func.coalesce(Lesion.kind, SamplingSite.kind), hours_from_death_expr(), hours)
-        .select_from(Specimen)
-        .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
-        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)
+        _specimens(
+            select(Autopsy.case_code, Specimen.code, Specimen.storage_format, AnatomicalSite.label,
+                   func.coalesce(Lesion.kind, SamplingSite.kind), hours_from_death_expr(), hours).select_from(Specimen),
+            f or CohortFilter(),
+        )
         .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
         .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)
         .where(Autopsy.case_code.in_(cases), Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood)

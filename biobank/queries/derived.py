@@ -56,7 +56,9 @@ def _dimension(by: str) -> Any:
     raise ValueError(f"by={by!r}: group by one of {', '.join(DIMENSIONS)}")
 
 
-def _counts() -> tuple[Any, Any, Any, Any]:
+def outcome_counts() -> tuple[Any, Any, Any, Any]:
+    """Attempted, established, failed and in-progress model counts as SQL aggregates: the one take-rate definition
+    the derived-models page, the cohort overview and the CLI share."""
     established = func.sum(case((DerivedModel.established_on.is_not(None), 1), else_=0))
     failed = func.sum(case((DerivedModel.status == ModelStatus.failed.value, 1), else_=0))
     running = func.sum(
@@ -75,10 +77,15 @@ def _joined(statement: Any) -> Any:
     )
 
 
+def take_rate(established: int, attempted: int) -> float | None:
+    """Models established at some point over models initiated (None when none was initiated)."""
+    return round(established / attempted, 4) if attempted else None
+
+
 def take_rates(session: Session, *, by: str, per_kind: bool = True) -> list[dict[str, Any]]:
     """Attempted, established, failed, in progress and take rate per value of ``by`` (and per model kind)."""
     dimension = _dimension(by).label("value")
-    attempted, established, failed, running = _counts()
+    attempted, established, failed, running = outcome_counts()
     columns = [dimension, *([DerivedModel.kind.label("kind")] if per_kind and by != "kind" else [])]
     statement = _joined(select(*columns, attempted, established, failed, running))
     statement = statement.group_by(*[c for c in columns]).order_by(*[c for c in columns])
@@ -97,7 +104,7 @@ def take_rates(session: Session, *, by: str, per_kind: bool = True) -> list[dict
                 "established": est,
                 "failed": fail,
                 "in_progress": run,
-                "take_rate": round(est / n, 4) if n else None,
+                "take_rate": take_rate(est, n),
             }
         )
     return rows

@@ -24,7 +24,6 @@ def filter_options(url: str) -> dict[str, Any]:
 def cohort(url: str, f: CohortFilter) -> dict[str, Any]:
     """Every aggregate the overview draws, for one filter."""
     with read_session(url) as session:
-        models = queries_cohort.model_counts(session)
         return {
             "counts": queries_cohort.cohort_counts(session, f),
             "pmi": pd.DataFrame(queries_cohort.pmi_histogram(session, f), columns=["pmi_hours", "specimens"]),
@@ -33,15 +32,15 @@ def cohort(url: str, f: CohortFilter) -> dict[str, Any]:
             "format_sites": pd.DataFrame(queries_cohort.format_site_matrix(session, f), columns=["storage_format", "site", "specimens"]),
             "stock": pd.DataFrame(queries_cohort.stock_by_format(session, f)),
             "has_models": queries_cohort.has_models(session),
-            "models": models,
-            "take_rate": queries_cohort.take_rate(models),
+            "models": queries_cohort.model_counts(session, f),
+            "model_outcomes": queries_cohort.model_outcomes(session, f),
         }
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def case_specimen_pmis(url: str, cases: tuple[str, ...]) -> pd.DataFrame:
+def case_specimen_pmis(url: str, cases: tuple[str, ...], f: CohortFilter) -> pd.DataFrame:
     with read_session(url) as session:
-        return pd.DataFrame(queries_cohort.case_specimen_pmis(session, list(cases)))
+        return pd.DataFrame(queries_cohort.case_specimen_pmis(session, list(cases), f))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -11,7 +11,7 @@ from sqlmodel import select
 from biobank.domain.vocab import SiteKind, SpecimenStatus
 from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.models import ConsentWithdrawal, SamplingSite, Specimen
-from biobank.queries import derived as derived_reads
+from biobank.queries import cohort as cohort_queries
 from biobank.queries import derived as models_metrics
 from dashboards.data.core import read_session
 
@@ -20,6 +20,13 @@ from dashboards.data.core import read_session
 def model_list(url: str) -> pd.DataFrame:
     with read_session(url) as session:
         return pd.DataFrame(models_metrics.model_rows(session))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def outcomes(url: str) -> dict[str, Any]:
+    """Attempted, established, in progress and the take rate of every model (the cohort overview's definition)."""
+    with read_session(url) as session:
+        return cohort_queries.model_outcomes(session)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -37,7 +44,7 @@ def time_to_establishment(url: str) -> pd.DataFrame:
 @st.cache_data(ttl=60, show_spinner=False)
 def model_detail(url: str, code: str) -> dict[str, Any]:
     with read_session(url) as session:
-        return derived_reads.model_detail(session, code)
+        return models_metrics.model_detail(session, code)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -37,8 +37,13 @@ metrics[2].metric("Sampling sites", f"{counts['sampling_sites']:,}")
 metrics[3].metric("Specimens", f"{counts['specimens']:,}", help=f"{counts['primary_specimens']:,} primary")
 metrics[4].metric("In stock", f"{counts['in_stock']:,}")
 if view["has_models"]:
-    rate = view["take_rate"]
-    metrics[5].metric("Models", f"{counts['models']:,}", f"take rate {rate:.0%}" if rate is not None else None, delta_color="off")
+    outcomes = view["model_outcomes"]
+    rate = outcomes["take_rate"]
+    metrics[5].metric(
+        "Models", f"{counts['models']:,}", f"take rate {rate:.0%}" if rate is not None else None, delta_color="off",
+        help=f"Take rate: established / initiated ({outcomes['established']} of {outcomes['attempted']}; "
+        f"{outcomes['in_progress']} still growing), as on the derived-models page.",
+    )
 else:
     metrics[5].metric("Models", "—", help="The derived-models module is not installed in this database.")
 if counts["withdrawn"]:
@@ -74,7 +79,7 @@ with right:
     else:
         recent = cases["case"].tolist()[-8:]
         chosen = st.multiselect("Cases", cases["case"].tolist(), default=recent, key="cohort_cases")
-        points = data_cohort.case_specimen_pmis(data.url(), tuple(chosen))
+        points = data_cohort.case_specimen_pmis(data.url(), tuple(chosen), flt)
         if not points.empty:
             strip = (
                 alt.Chart(points)

@@ -9,7 +9,6 @@ import altair as alt
 import streamlit as st
 
 from biobank.domain.vocab_derived import (
-    ESTABLISHED_OR_BEYOND,
     STATUS_TRANSITIONS,
     IdentityMethod,
     Matrix,
@@ -28,8 +27,6 @@ from dashboards.shell.session import current_user
 from dashboards.widgets.lineage import model_lineage_dot
 
 FLASH = "models_flash"
-#: Models still being grown: not established yet and not at a final status (the take rate's "in progress").
-IN_PROGRESS = [s.value for s in ModelStatus if STATUS_TRANSITIONS[s] and s not in ESTABLISHED_OR_BEYOND]
 #: The statuses a model can be moved to (every target of an allowed transition), in the vocabulary's order.
 STATUS_TARGETS = [s.value for s in ModelStatus if any(s in targets for targets in STATUS_TRANSITIONS.values())]
 
@@ -49,12 +46,13 @@ if models.empty:
         "No derived models yet. A technician starts one from a fresh or viable cryopreserved specimen below."
     )
 else:
-    established = models["established_on"].notna().sum()
+    outcomes = data_models.outcomes(url)
+    rate = outcomes["take_rate"]
     cols = st.columns(4)
-    cols[0].metric("Models", len(models))
-    cols[1].metric("Established", int(established))
-    cols[2].metric("Take rate", f"{established / len(models):.0%}")
-    cols[3].metric("In progress", int(models["status"].isin(IN_PROGRESS).sum()))
+    cols[0].metric("Models", outcomes["attempted"])
+    cols[1].metric("Established", outcomes["established"])
+    cols[2].metric("Take rate", f"{rate:.0%}" if rate is not None else "—", help="Established at some point / initiated.")
+    cols[3].metric("In progress", outcomes["in_progress"])
     donors = ["all donors", *sorted(models["donor"].unique())]
     chosen = st.selectbox("Donor", donors, key="models_donor")
     shown = models if chosen == "all donors" else models[models["donor"] == chosen]
@@ -77,14 +75,14 @@ else:
             ]
         ],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
 
     st.subheader("Lineage")
     pick = st.selectbox("Model", shown["code"].tolist(), key="models_pick")
     if pick:
         detail = data_models.model_detail(url, pick)
-        st.graphviz_chart(model_lineage_dot(detail), use_container_width=True)
+        st.graphviz_chart(model_lineage_dot(detail), width="stretch")
         met = detail["qc_requirements"]
         if met:
             st.caption(
@@ -108,7 +106,7 @@ else:
                 tooltip=["value", "kind", "attempted", "established", "failed", "in_progress", "take_rate"],
             )
         )
-        st.altair_chart(chart, use_container_width=True)
+        st.altair_chart(chart, width="stretch")
     times = data_models.time_to_establishment(url)
     if not times.empty:
         st.caption("Days from initiation to establishment")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
 from dashboards.data import core as data
+from dashboards.widgets.charts import pmi_rules
 
 settings = get_settings()
 st.title("Rapid-autopsy biobank")
@@ -38,15 +38,7 @@ else:
             tooltip=["pmi_hours", "specimens"],
         )
     )
-    marks = pd.DataFrame(
-        {"hours": [settings.pmi_target_hours, settings.pmi_limit_hours], "what": ["target", "limit"]}
-    )
-    rules = (
-        alt.Chart(marks)
-        .mark_rule(strokeDash=[6, 3], size=2)
-        .encode(x="hours:Q", color=alt.Color("what:N", scale=alt.Scale(range=["#e6a100", "#c0392b"]), title=None))
-    )
-    st.altair_chart(bars + rules, use_container_width=True)
+    st.altair_chart(bars + pmi_rules(), width="stretch")  # target and limit in the colours of every other page
 
 st.subheader("Donors")
 donors = data.donors(data.url())
@@ -54,6 +46,6 @@ if not donors.empty:
     st.dataframe(
         donors[["code", "sex", "age_at_death", "diagnosis", "status", "consent_withdrawn", "case", "specimens"]],
         hide_index=True,
-        use_container_width=True,
+        width="stretch",
     )
     st.download_button("Download donors (CSV)", donors.to_csv(index=False), "donors.csv", "text/csv", key="home_download")

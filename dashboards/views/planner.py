@@ -103,7 +103,7 @@ edited = st.data_editor(
     table[SHOWN],
     key=f"planner_editor_{plan_code}_{'-'.join(donor_codes)}_{assay}",
     hide_index=True,
-    use_container_width=True,
+    width="stretch",
     disabled=[c for c in SHOWN if c not in ("include", "role")] if status == "draft" and may_plan else True,
     column_config={
         "include": st.column_config.CheckboxColumn("include", help="In the plan"),
@@ -138,14 +138,14 @@ with map_col:
         dots = alt.Chart(points[["x", "y", "role", "specimen_code", "site_label", "region_code"]]).mark_circle(size=140, opacity=0.8).encode(
             x="x:Q", y="y:Q", color=alt.Color("role:N", title=None), tooltip=["specimen_code", "region_code", "site_label", "role"]
         )
-        st.altair_chart((body + dots).properties(height=420), use_container_width=True)
+        st.altair_chart((body + dots).properties(height=420), width="stretch")
 with report_col:
     st.subheader("Rule report")
     cols = st.columns(2)
     cols[0].metric("Errors", len(report.errors))
     cols[1].metric("Warnings", len(report.warnings))
     if report.findings:
-        st.dataframe(report.to_frame(), hide_index=True, use_container_width=True, key="planner_report")
+        st.dataframe(report.to_frame(), hide_index=True, width="stretch", key="planner_report")
     else:
         st.success("Every rule passes.")
 for line in suggestion.skipped:

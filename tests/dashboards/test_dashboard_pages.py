@@ -119,3 +119,43 @@ def test_the_audit_log_filters_by_table_and_user(db_url, demo):
     assert set(shown["table"]) == {"lesion"} and set(shown["user"]) == {"tech"}
     at.selectbox(key="audit_user").set_value("pi").run()
     assert at.dataframe[0].value.empty
+
+
+def _rule_colours(at) -> dict[str, str]:
+    """The PMI target and limit lines of every chart on the page: line label -> colour."""
+    import json
+
+    colours: dict[str, str] = {}
+
+    def walk(spec):
+        if isinstance(spec, dict):
+            color = spec.get("encoding", {}).get("color", {}) if isinstance(spec.get("encoding"), dict) else {}
+            scale = color.get("scale", {}) if isinstance(color, dict) else {}
+            if scale.get("domain") and any(str(d).startswith(("target", "limit")) for d in scale["domain"]):
+                colours.update({str(d).split()[0]: c for d, c in zip(scale["domain"], scale["range"], strict=True)})
+            for value in spec.values():
+                walk(value)
+        elif isinstance(spec, list):
+            for value in spec:
+                walk(value)
+
+    for node in at.main:
+        if type(node).__name__ == "UnknownElement" and node.type == "vega_lite_chart":
+            walk(json.loads(node.proto.spec))
+    return colours
+
+
+def test_the_home_page_draws_target_and_limit_in_the_colours_of_the_other_pages(db_url, demo):
+    home = signed_in(db_url, "pi", "home").run()
+    cohort = signed_in(db_url, "pi", "cohort").run()
+    assert _rule_colours(home) and _rule_colours(home) == _rule_colours(cohort)
+    assert _rule_colours(home)["target"] != _rule_colours(home)["limit"]
+
+
+def test_the_cohort_filters_reach_the_model_count_and_take_rate(db_url, demo):
+    at = signed_in(db_url, "pi", "cohort").run()
+    everything = next(m for m in at.metric if m.label == "Models")
+    at.selectbox(key="cohort_band").set_value("12+ h").run()
+    assert_no_exception(at)
+    filtered = next(m for m in at.metric if m.label == "Models")
+    assert int(filtered.value.replace(",", "") if filtered.value != "—" else 0) < int(everything.value.replace(",", ""))

@@ -116,3 +116,20 @@ def test_passages_per_model(engine, cohort):
 def test_unknown_dimension_is_refused():
     with pytest.raises(ValueError, match="group by one of"):
         mm._dimension("colour")
+
+
+def test_the_cohort_overview_counts_models_and_take_rate_by_the_derived_pages_definition_and_filter(engine, cohort):
+    """Unfiltered, the overview's take rate equals the derived-models page's (established / initiated: 3 of 6);
+    a PMI band keeps only the models whose source lies in it (donor B's 7 h material: 1 of 2 established)."""
+    from biobank.queries.cohort import CohortFilter, model_counts, model_outcomes
+
+    with session_scope(engine) as session:
+        everything = model_outcomes(session)
+        by_kind = mm.take_rates(session, by="kind", per_kind=False)
+        assert everything == {"attempted": 6, "established": 3, "failed": 2, "in_progress": 1, "take_rate": 0.5}
+        assert sum(r["established"] for r in by_kind) / sum(r["attempted"] for r in by_kind) == everything["take_rate"]
+        seven = CohortFilter(pmi_band="6-8 h")
+        assert model_outcomes(session, seven) == {"attempted": 2, "established": 1, "failed": 1, "in_progress": 0, "take_rate": 0.5}
+        assert model_counts(session, seven) == {"failed": 1, "discontinued": 1}
+        nobody = CohortFilter(diagnoses=("Glioblastoma",))
+        assert model_outcomes(session, nobody)["attempted"] == 0 and model_counts(session, nobody) == {}
