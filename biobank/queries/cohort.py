@@ -13,7 +13,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, case, func
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+from sqlalchemy import Select, and_, case, func, or_
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
@@ -492,8 +494,18 @@ def _clip(value: Any, width: int = 40) -> str:
 # -- specimen search ---------------------------------------------------------------------------------------------
 
 
+def _bare(value: str) -> str:
+    """A code as letters and digits only, upper case: ``ra0001-l01a-sf1`` and ``RA0001L01ASF1`` read the same."""
+    return "".join(c for c in value.upper() if c.isalnum())
+
+
+def _bare_sql(column: Any) -> Any:
+    return func.replace(func.replace(func.replace(func.upper(column), "-", ""), "_", ""), ".", "")
+
+
 def resolve_specimen_code(session: Session, typed: str) -> str | None:
-    """The specimen code for what was typed or scanned: its code, its barcode, or its code in another case."""
+    """The specimen code for what was typed or scanned: its code, its barcode, its code in another case, or its code
+    typed without the hyphens (when exactly one specimen reads so)."""
     value = (typed or "").strip()
     if not value:
         return None
@@ -501,16 +513,37 @@ def resolve_specimen_code(session: Session, typed: str) -> str | None:
         found = session.exec(select(Specimen.code).where(condition).limit(1)).first()
         if found is not None:
             return found
+    bare = _bare(value)
+    if len(bare) >= 3:
+        rows = session.exec(select(Specimen.code).where(_bare_sql(Specimen.code) == bare).limit(2)).all()
+        if len(rows) == 1:
+            return rows[0]
     return None
 
 
 def similar_codes(session: Session, typed: str, *, limit: int = 10) -> list[str]:
-    """Codes starting with (or containing) what was typed, for a near miss."""
+    """Codes close to what was typed, nearest first: those containing it, then those one or two keystrokes away
+    (a wrong, missing or extra character; hyphens and case ignored).
+
+    The near ones are looked for among codes sharing the typed text's first or last six characters (a single typo
+    leaves one of the two halves of a full code intact), so the search stays an index-sized read, not the table.
+    """
     value = (typed or "").strip().upper()
-    if len(value) < 3:
+    bare = _bare(value)
+    if len(bare) < 3:
         return []
     pattern = value.replace("%", "").replace("_", "\\_")
-    rows = session.exec(
-        select(Specimen.code).where(func.upper(Specimen.code).like(f"%{pattern}%", escape="\\")).order_by(Specimen.code).limit(limit)
+    containing = list(
+        session.exec(
+            select(Specimen.code).where(func.upper(Specimen.code).like(f"%{pattern}%", escape="\\")).order_by(Specimen.code).limit(limit)
+        ).all()
+    )
+    head, tail = bare[:6], bare[-6:]
+    candidates = session.exec(
+        select(Specimen.code).where(or_(_bare_sql(Specimen.code).like(f"{head}%"), _bare_sql(Specimen.code).like(f"%{tail}"))).limit(50_000)
     ).all()
-    return list(rows)
+    near = process.extract(
+        bare, {code: _bare(code) for code in candidates}, scorer=Levenshtein.distance, score_cutoff=2, limit=limit * 2
+    )
+    ranked = [code for _, _, code in sorted(near, key=lambda hit: (hit[1], hit[2]))]
+    return list(dict.fromkeys([*containing, *ranked]))[:limit]

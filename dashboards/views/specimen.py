@@ -8,6 +8,7 @@ import streamlit as st
 from biobank.config import get_settings
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
+from dashboards.shell import links
 from dashboards.widgets.charts import table_with_download
 
 settings = get_settings()
@@ -15,7 +16,7 @@ zone = settings.zone
 st.title("Specimen")
 
 typed = st.text_input(
-    "Specimen code or barcode", value=st.query_params.get("code", ""), key="specimen_query",
+    "Specimen code or barcode", value=links.wanted("specimen") or links.wanted("code") or "", key="specimen_query",
     placeholder="Type or scan, e.g. RA0001-L01A-SF1", help="A scanner that ends with Enter submits by itself.",
 )
 if not typed.strip():
@@ -30,6 +31,7 @@ if code is None:
     st.stop()
 
 d = data_cohort.specimen(data.url(), code)
+links.remember("specimen", code)  # the address bar now links to this specimen
 
 
 def local(iso: str | None) -> str:
@@ -45,13 +47,17 @@ st.markdown(
 if d["consent"].get("withdrawn"):
     st.error("The donor withdrew consent: this specimen may not be distributed, planned or exported.", icon="🚫")
 
-m = st.columns([1, 2.2, 1.3, 1.3, 1])
+m = st.columns([1, 1.3, 2, 1])
 m[0].metric("PMI", f"{d['pmi_hours']:.2f} h" if d["pmi_hours"] is not None else "—",
             help=d["pmi"] or "No PMI: taken before death, or the time of death is unknown.")
-m[1].metric("SPREC", d["sprec"] or "—", help=f"SPREC {d['sprec_version']}" if d["sprec"] else "Blood and marrow get no SPREC code.")
-m[2].metric("Remaining", f"{d['quantity_remaining']:g} / {d['quantity']:g} {d['unit']}")
-m[3].metric("Location", d["location"] or "not stored")
-m[4].metric("Freeze–thaw", d["freeze_thaw_count"])
+m[1].metric("Remaining", f"{d['quantity_remaining']:g} / {d['quantity']:g} {d['unit']}")
+m[2].metric("Location", d["location"] or "not stored")
+m[3].metric("Freeze–thaw", d["freeze_thaw_count"])
+# The SPREC code on a line of its own: a metric box cut its 7 elements off at the panel's width.
+if d["sprec"]:
+    st.markdown(f"**SPREC** {d['sprec_version']} &nbsp; `{d['sprec']}`", help="Standard PREanalytical Code of this specimen.")
+else:
+    st.caption("No SPREC code: blood and marrow get none.")
 if d["pmi_basis"] == "excised":
     st.caption("PMI taken from the excision time: the stabilisation time is not recorded.")
 

@@ -103,9 +103,11 @@ def test_a_scanned_code_opens_the_specimen_with_sprec_and_custody(db_url, demo):
     at = signed_in(db_url, "viewer", page="specimen").run()
     at.text_input(key="specimen_query").set_value("ra0001-l01a-sf1").run()
     assert_no_exception(at)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["SPREC"].startswith("TIS-A06-")
+    sprec = next(m.value for m in at.markdown if m.value.startswith("**SPREC**"))
+    code = sprec.split("`")[1]
+    assert code.startswith("TIS-A06-") and len(code.split("-")) == 7  # shown whole, all seven elements
     assert "RA0001-L01A-SF1" in at.markdown[0].value
+    assert at.query_params["specimen"] == "RA0001-L01A-SF1"  # the address bar links to it
     at.text_input(key="specimen_query").set_value("RA0001-L01A").run()
     assert "No specimen" in at.error[0].value
     assert "RA0001-L01A-SF1" in at.markdown[0].value  # offered as a near match
@@ -159,3 +161,15 @@ def test_the_cohort_filters_reach_the_model_count_and_take_rate(db_url, demo):
     assert_no_exception(at)
     filtered = next(m for m in at.metric if m.label == "Models")
     assert int(filtered.value.replace(",", "") if filtered.value != "—" else 0) < int(everything.value.replace(",", ""))
+
+
+def test_a_bookmarked_specimen_link_opens_that_specimen(db_url, demo):
+    from dashboards.shell.links import url
+
+    assert url("specimen", "RA0001-L01A-SF1") == "/specimen?specimen=RA0001-L01A-SF1"
+    at = signed_in(db_url, "viewer", page="specimen")
+    at.query_params["specimen"] = "RA0001-L01A-SF1"
+    at.run()
+    assert_no_exception(at)
+    assert at.text_input(key="specimen_query").value == "RA0001-L01A-SF1"
+    assert "RA0001-L01A-SF1" in at.markdown[0].value
