@@ -8,6 +8,7 @@ only the rows of one donor, or of the cases a user picked, come back one by one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 from sqlalchemy import Select, and_, case, func, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from biobank.config import get_settings
 from biobank.domain.timing import PMI_BANDS, specimen_pmi
@@ -458,14 +459,40 @@ def audit_page(
         .limit(limit)
         .offset(offset)
     )
+    found = session.exec(statement).all()
+    names = record_names(session, [(log.table_name, log.row_id) for log, _ in found])
     rows = [
         {
-            "at": log.occurred_at, "user": name, "table": log.table_name, "row": log.row_id, "action": log.action,
+            "at": log.occurred_at, "user": name, "table": log.table_name,
+            "record": names.get((log.table_name, log.row_id), f"#{log.row_id}"), "action": log.action,
             "changes": _describe(log.action, log.changes or {}), "reason": log.reason,
         }
-        for log, name in session.exec(statement).all()
+        for log, name in found
     ]
     return rows, int(total)
+
+
+#: The column that names a row of a table to a person, tried in this order (the first the table has wins).
+NAMING_COLUMNS = ("code", "case_code", "username", "label", "name")
+
+
+def record_names(session: Session, rows: Sequence[tuple[str, Any]]) -> dict[tuple[str, Any], str]:
+    """What people call the audited rows: ``("specimen", 912)`` -> ``"RA0001-L01A-SF1"``; one query per table."""
+    tables = SQLModel.metadata.tables
+    wanted: dict[str, set[int]] = {}
+    for table_name, row_id in rows:
+        if table_name in tables and row_id is not None and str(row_id).isdigit():
+            wanted.setdefault(table_name, set()).add(int(row_id))
+    names: dict[tuple[str, Any], str] = {}
+    for table_name, ids in wanted.items():
+        table = tables[table_name]
+        column = next((table.c[c] for c in NAMING_COLUMNS if c in table.c), None)
+        if column is None or "id" not in table.c:
+            continue
+        for row_id, name in session.execute(select(table.c.id, column).where(table.c.id.in_(ids))).all():
+            names[(table_name, row_id)] = str(name)
+            names[(table_name, str(row_id))] = str(name)
+    return names
 
 
 def _describe(action: str, changes: dict[str, Any]) -> str:

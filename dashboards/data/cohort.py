@@ -82,7 +82,7 @@ def audit_page(
         rows, total = queries_cohort.audit_page(
             session, username=username, table=table, start=start, end=end, limit=limit, offset=offset
         )
-    return pd.DataFrame(rows, columns=["at", "user", "table", "row", "action", "changes", "reason"]), total
+    return pd.DataFrame(rows, columns=["at", "user", "table", "record", "action", "changes", "reason"]), total
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -42,6 +42,6 @@ if not rows.empty:
     rows["at"] = rows["at"].map(lambda t: t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
 st.dataframe(
     rows, hide_index=True, width="stretch", height=560, key="audit_rows",
-    column_config={"changes": st.column_config.TextColumn(width="large"), "row": st.column_config.TextColumn(width="small")},
+    column_config={"changes": st.column_config.TextColumn(width="large"), "record": st.column_config.TextColumn(width="medium")},
 )
 st.download_button("Download this page (CSV)", rows.to_csv(index=False), "audit_log.csv", "text/csv", key="audit_csv")

@@ -173,3 +173,11 @@ def test_a_bookmarked_specimen_link_opens_that_specimen(db_url, demo):
     assert_no_exception(at)
     assert at.text_input(key="specimen_query").value == "RA0001-L01A-SF1"
     assert "RA0001-L01A-SF1" in at.markdown[0].value
+
+
+def test_audit_rows_name_the_record_by_its_code_not_its_row_number(db_url, demo):
+    at = signed_in(db_url, "admin", page="audit").run()
+    at.selectbox(key="audit_table").set_value("specimen").run()
+    assert_no_exception(at)
+    records = at.dataframe[0].value["record"]
+    assert len(records) and all(r.startswith("RA") and "-" in r for r in records)  # RA0001-L01A-SF1, not "912"
