@@ -5,16 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from biobank.config import get_settings
 from biobank.domain.storage.kinds import TEMPERATURE_LABEL, TemperatureClass
 from biobank.domain.storage.orders import DistributionUse, OrderStatus
 from biobank.services import distribution
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
 from dashboards.data import storage as data_storage
+from dashboards.shell import links
 from dashboards.shell.actions import labelled, run_write, show_flash
 from dashboards.shell.session import current_user
 
 FLASH = "distribution_flash"
+PICK = "distribution_pick"  # the order to show on the next run (a draft just created)
+zone = get_settings().zone
+zone_name = get_settings().timezone
+
+
+def local(value: object) -> str:
+    """A stored UTC time in the lab's zone (empty when not set)."""
+    if value is None or pd.isna(value):
+        return ""
+    return pd.Timestamp(value).tz_convert(zone).strftime("%d %b %Y %H:%M")
+
 #: The states the metrics count, in the order an order goes through them.
 SHOWN_STATUSES = (OrderStatus.draft, OrderStatus.approved, OrderStatus.shipped, OrderStatus.received)
 #: Shipping temperatures offered (a named class, not "Other"); -60 to -85 °C (dry ice) is preselected.
@@ -38,9 +51,17 @@ else:
     cols = st.columns(4)
     for col, status in zip(cols, SHOWN_STATUSES, strict=True):
         col.metric(status.value.capitalize(), int(counts.get(status.value, 0)))
-    st.dataframe(orders[["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at", "received_at"]],
+    shown = orders[["code", "study", "recipient", "use", "status", "items", "approved_by", "shipped_at", "received_at"]].copy()
+    for column in ("shipped_at", "received_at"):
+        shown[column] = shown[column].map(local)  # the lab's clock, not raw UTC
+    st.dataframe(shown.rename(columns={"shipped_at": f"shipped ({zone_name})", "received_at": f"received ({zone_name})"}),
                  hide_index=True, width="stretch", key="distribution_orders")
-    code = st.selectbox("Order", list(orders["code"]), key="distribution_order")
+    codes = list(orders["code"])
+    chosen = st.session_state.pop(PICK, None) or links.wanted("order")  # a new draft, or the order the link names
+    if chosen in codes:
+        st.session_state["distribution_order"] = chosen
+    code = st.selectbox("Order", codes, key="distribution_order")
+    links.remember("order", code)
     if code:
         detail = data_storage.order(url, code)
         st.markdown(f"**{detail['code']}** · {detail['study']} → {detail['recipient']} · use *{detail['use']}* "
@@ -68,7 +89,7 @@ else:
         if status == OrderStatus.draft and may_draft:
             with st.form("distribution_add_form"):
                 specimen = st.text_input("Add specimen (code)", key="distribution_add_code")
-                quantity = st.number_input("Quantity (0: all that remains)", min_value=0.0, value=0.0, key="distribution_add_qty")
+                quantity = st.number_input("Quantity (0: all that remains)", value=0.0, key="distribution_add_qty")
                 if st.form_submit_button("Add item"):
                     run_write(lambda s, u: distribution.add_item(s, actor=u, order_code=code, specimen_code=specimen.strip(),
                                                                  quantity=quantity or None),
@@ -85,4 +106,5 @@ if may_draft:
         if st.form_submit_button("Create draft"):
             run_write(lambda s, u: distribution.create_order(
                 s, actor=u, study=study, recipient=recipient, use=use, purpose=purpose).code,
-                flash=FLASH, success=lambda order: f"order {order} drafted", error=labelled("create"))
+                flash=FLASH, success=lambda order: f"order {order} drafted", error=labelled("create"),
+                on_success=lambda order: st.session_state.__setitem__(PICK, order))  # the new draft is the one shown
