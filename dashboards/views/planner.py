@@ -20,10 +20,13 @@ from biobank.services.auth import Action, can
 from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
-from dashboards.shell.actions import run_write
+from dashboards.shell import links
+from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
 
 NEW = "(new plan)"
+FLASH = "planner_flash"
+PICK = "planner_pick"  # the plan to show on the next run (one just saved)
 #: A schematic front-view outline (x, y in the body-map convention of biobank.domain.sites).
 OUTLINE = [
     (0.5, 0.0), (0.56, 0.02), (0.57, 0.08), (0.53, 0.12), (0.64, 0.16), (0.70, 0.32), (0.74, 0.48), (0.69, 0.49),
@@ -44,7 +47,13 @@ with data.read_session() as session:
     may_plan, may_approve = can(user, Action.plan), can(user, Action.approve)
 
 plans = data_plans.plans(url)
-plan_code = st.selectbox("Plan", [NEW, *plans["code"].tolist()], key="planner_plan")
+choices = [NEW, *plans["code"].tolist()]
+chosen_plan = st.session_state.pop(PICK, None) or links.wanted("plan")  # a plan just saved, or the one the link names
+if chosen_plan in choices:
+    st.session_state["planner_plan"] = chosen_plan
+plan_code = st.selectbox("Plan", choices, key="planner_plan")
+links.remember("plan", None if plan_code == NEW else plan_code)
+show_flash(FLASH)
 state = data_plans.plan_state(url, plan_code) if plan_code != NEW else None
 
 if state is None:
@@ -156,7 +165,7 @@ if may_plan and state is None:
     with st.form("planner_new"):
         code = st.text_input("Plan code", key="planner_code", placeholder="WGS-2026-01")
         name = st.text_input("Plan name", key="planner_name")
-        depth = st.number_input("Target depth (x)", min_value=0.0, value=60.0, key="planner_depth")
+        depth = st.number_input("Target depth (x)", value=60.0, key="planner_depth")
         if st.form_submit_button("Save plan", type="primary"):
 
             def create(session: Session, actor: User | None) -> str:
@@ -166,9 +175,8 @@ if may_plan and state is None:
                 planning.set_specimens(session, actor=actor, plan_code=code.strip(), selection=rows)
                 return code.strip()
 
-            # Kept (not popped) so it stays while the plan is chosen above.
-            run_write(create, flash="planner_saved",
-                      success=lambda saved: f"Plan {saved} saved: choose it above to approve and export.")
+            run_write(create, flash=FLASH, on_success=lambda saved: st.session_state.__setitem__(PICK, saved),
+                      success=lambda saved: f"Plan {saved} saved as a draft: review it below, then approve and export.")
 elif state is not None and status == "draft":
     left, right = st.columns(2)
 
@@ -190,9 +198,8 @@ elif state is not None and status == "draft":
         # No rerun: the editor keeps its edits as row positions, and a rerun re-sorts the table under them.
         run_write(save, success="Saved.", rerun=False)
     if may_approve and right.button("Approve", key="planner_approve", type="primary"):
-        run_write(save_and_approve, error=refusal)
-if st.session_state.get("planner_saved"):
-    st.success(st.session_state["planner_saved"])
+        run_write(save_and_approve, error=refusal, flash=FLASH,
+                  success=f"Plan {plan_code} approved with {len(rows)} specimen(s): its exports are below.")
 
 if state is not None and may_plan and username:
     st.subheader("Exports")

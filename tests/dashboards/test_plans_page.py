@@ -31,10 +31,12 @@ def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
         detail = plan_reads.plan_detail(session, "WGS-UI-1")
     assert detail["status"] == "draft" and detail["specimens"] >= 3
 
-    at.selectbox(key="planner_plan").select("WGS-UI-1").run()
-    assert_no_exception(at)
+    assert at.selectbox(key="planner_plan").value == "WGS-UI-1"  # the saved plan is the one shown
+    assert at.query_params["plan"] == "WGS-UI-1"
+    assert [s.value for s in at.success][0].startswith("Plan WGS-UI-1 saved as a draft")
     at.button(key="planner_approve").click().run()
     assert_no_exception(at)
+    assert f"Plan WGS-UI-1 approved with {detail['specimens']} specimen(s)" in [s.value for s in at.success][0]
     with Session(engine) as session:
         assert plan_reads.plan_detail(session, "WGS-UI-1")["status"] == "approved"
     downloads = at.get("download_button")
