@@ -289,6 +289,14 @@ def stock_by_format(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
 # -- one donor ---------------------------------------------------------------------------------------------------
 
 
+def donor_of_case(session: Session, case_code: str) -> str | None:
+    """The donor code of an autopsy case (any letter case), or None."""
+    statement = select(Donor.code).join(Autopsy, Autopsy.donor_id == Donor.id).where(
+        func.upper(Autopsy.case_code) == case_code.strip().upper()
+    )
+    return session.exec(statement).first()
+
+
 def donor_codes(session: Session) -> list[str]:
     return list(session.exec(select(Donor.code).order_by(Donor.code)).all())
 

@@ -49,6 +49,12 @@ def donor_codes(url: str) -> list[str]:
         return queries_cohort.donor_codes(session)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def donor_of_case(url: str, case_code: str) -> str | None:
+    with read_session(url) as session:
+        return queries_cohort.donor_of_case(session, case_code)
+
+
 @st.cache_data(ttl=30, show_spinner=False)
 def donor(url: str, code: str) -> dict[str, Any]:
     with read_session(url) as session:

@@ -10,6 +10,7 @@ import streamlit as st
 from biobank.config import get_settings
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
+from dashboards.shell import links
 from dashboards.widgets.bodymap import body_map, site_points
 from dashboards.widgets.charts import pmi_rules, table_with_download
 from dashboards.widgets.lineage import lineage_dot
@@ -21,9 +22,15 @@ if not codes:
     st.info("No donors yet.")
     st.stop()
 
-wanted = st.query_params.get("donor")
-code = st.selectbox("Donor", codes, index=codes.index(wanted) if wanted in codes else 0, key="donor_code")
+wanted = links.wanted("donor")
+if wanted is None and links.wanted("case") is not None:  # a case link opens its donor
+    wanted = data_cohort.donor_of_case(data.url(), links.wanted("case") or "")
+code = st.selectbox("Donor", codes, index=links.index_of(codes, "donor", default=codes.index(wanted) if wanted in codes else 0),
+                    key="donor_code")
 view = data_cohort.donor(data.url(), code)
+if links.wanted("case") is None or view["detail"]["case"] != links.wanted("case"):
+    links.remember("case", None)
+    links.remember("donor", code)
 detail = view["detail"]
 
 receptors = ", ".join(f"{k.upper()} {v}" for k, v in detail["receptors"].items() if v) or "receptors not recorded"
@@ -104,9 +111,14 @@ with main_col:
             laterality=lesions["laterality"].replace({"not_applicable": "", "unknown": "?"}),
             kind=lesions["kind"].str.replace("_", " "),
         ).rename(columns={"laterality": "side", "bone_phenotype": "bone", "size_mm": "mm", "imaging": "imaging"})
+        # Empty cells stay empty: text columns get "", the size is written as text ("" when not measured) so no
+        # column mixes numbers with "" (which pyarrow refused, with a traceback in the server log) or shows "None".
+        shown["mm"] = shown["mm"].map(lambda v: "" if v is None or pd.isna(v) else f"{v:g}")
+        text = shown.select_dtypes(include=["object", "str"]).columns
+        shown[text] = shown[text].fillna("")
         st.dataframe(
-            shown.fillna(""), hide_index=True, width="stretch", key="donor_lesions",
-            column_config={"lesion": st.column_config.TextColumn(width="small"), "mm": st.column_config.NumberColumn(width="small"),
+            shown, hide_index=True, width="stretch", key="donor_lesions",
+            column_config={"lesion": st.column_config.TextColumn(width="small"), "mm": st.column_config.TextColumn("mm", width="small"),
                            "side": st.column_config.TextColumn(width="small"), "er": st.column_config.TextColumn("ER", width="small")},
         )
 

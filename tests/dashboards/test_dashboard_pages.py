@@ -181,3 +181,28 @@ def test_audit_rows_name_the_record_by_its_code_not_its_row_number(db_url, demo)
     assert_no_exception(at)
     records = at.dataframe[0].value["record"]
     assert len(records) and all(r.startswith("RA") and "-" in r for r in records)  # RA0001-L01A-SF1, not "912"
+
+
+def test_the_donor_page_shows_unmeasured_sizes_as_empty_and_serialises_every_table(db_url, engine, demo, caplog):
+    """A lesion without a size shows an empty cell (not "None"), and no table falls back from Arrow (which logged a
+    pyarrow traceback in the server log)."""
+    from biobank.services.inputs import LesionCreate
+
+    with session_scope(engine) as session:
+        tech = session.exec(select(User).where(User.username == "tech")).one()
+        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L09", site_code="SPLEEN", kind="metastasis"))
+    caplog.set_level("WARNING")
+    at = signed_in(db_url, "pi", page="donor").run()
+    assert_no_exception(at)
+    lesions = next(d.value for d in at.dataframe if "lesion" in d.value.columns and "mm" in d.value.columns)
+    assert lesions["mm"].map(lambda v: isinstance(v, str)).all()
+    assert "" in set(lesions["mm"]) and "None" not in set(lesions["mm"]) and "nan" not in set(lesions["mm"])
+    assert not [r for r in caplog.records if "Arrow" in r.getMessage() or r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+def test_a_case_link_opens_its_donor(db_url, demo):
+    at = signed_in(db_url, "pi", page="donor")
+    at.query_params["case"] = "rap-2024-002"
+    at.run()
+    assert_no_exception(at)
+    assert at.selectbox(key="donor_code").value == "RA-0002"
