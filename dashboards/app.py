@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 from biobank.config import get_settings  # noqa: E402
 from dashboards.data import core as data  # noqa: E402
 from dashboards.shell import login  # noqa: E402
-from dashboards.shell.navigation import build_pages  # noqa: E402
+from dashboards.shell.navigation import PAGES, build_pages  # noqa: E402
 from dashboards.shell.session import check_idle, current_user, sign_out  # noqa: E402
 
 ROLE_NAMES = {"technician": "Technician", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
@@ -33,7 +33,12 @@ if check_idle(settings.session_idle_minutes):
         sign_out("That account is disabled or no longer exists. Sign in with another account.")
 
 if role is None:
-    page = st.navigation([st.Page(login.render, title="Sign in", icon=":material/login:", url_path="login", default=True)], position="hidden")
+    # Every page's address shows the sign-in form (not "page not found"), so a bookmarked link such as
+    # /specimen?specimen=RA0001-L01A-SF1 keeps its page and record through the sign-in and opens once signed in:
+    # Streamlit identifies a page by its url path, which the signed-in navigation shares.
+    signin = [st.Page(login.render, title="Sign in", icon=":material/login:", url_path="login", default=True)]
+    signin += [st.Page(login.render, title="Sign in", url_path=spec.module) for spec in PAGES if not spec.default]
+    page = st.navigation(signin, position="hidden")
 else:
     with st.sidebar:
         st.markdown(f"Signed in as **{name}**" + (f"  \n{full_name}" if full_name and full_name != ROLE_NAMES.get(role) else ""))

@@ -3,7 +3,7 @@
 A record's URL is its page's path with one query parameter naming it (``/specimen?specimen=RAP-1-L01-A-SF1``). A
 page reads the parameter to open that record (:func:`wanted`) and writes it back when the user picks another one
 (:func:`remember`), so the address bar always holds a link to what is on screen. Opened signed out, the link is kept
-through sign-in (:mod:`dashboards.app`).
+through sign-in: signed out, every page's path shows the sign-in form (:mod:`dashboards.app`).
 """
 
 from __future__ import annotations
@@ -52,3 +52,4 @@ def index_of(options: list[str], kind: str, default: int = 0) -> int:
         if option == code or option.upper() == code.upper():
             return i
     return default
+
