@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 SCALE  ?= full
 
-.PHONY: run test lint bench clean help
+.PHONY: run test lint browser bench clean help
 
 help:
 	@echo "make run    start the dashboard on a demo cohort (SQLite file biobank.db)"
@@ -35,7 +35,16 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check biobank dashboards tests migrations benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium (never a downloaded browser): installed here when the machine allows.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: chromium could not be installed; the browser tests will say so"; \
+	  else echo "note: chromium is not installed (apt-get install chromium); the browser tests will say so"; fi; }
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
