@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import NamedTuple
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Server(NamedTuple):
+    base: str  # the dashboard's URL
+    db_url: str  # the database it serves
+    log: Path  # everything the server printed
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """`biobank serve` on a fresh demo database; yields (base URL, database URL)."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`biobank serve` on a fresh demo database."""
     db_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'demo.db'}"
     migrate(db_url)
     engine = make_engine(db_url)
@@ -72,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"biobank serve did not come up:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield base, db_url
+        yield Server(base, db_url, log)
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the server and anything it started
         try:
@@ -128,7 +135,7 @@ def open_page(page, title: str, wait_for: str) -> None:
 
 
 def test_a_pi_and_a_technician_work_through_the_dashboard(server, browser):
-    base, db_url = server
+    base, db_url = server.base, server.db_url
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     try:
@@ -201,7 +208,7 @@ def regions_of(db_url: str) -> dict[str, str]:
 def test_the_board_records_each_region_into_the_lesion_on_screen(server, browser):
     """Regions recorded one after another on three lesions each land in the lesion the technician chose, with the
     next free label of that lesion, also when the same lesion stays chosen for a second region."""
-    base, db_url = server
+    base, db_url = server.base, server.db_url
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     try:
@@ -231,3 +238,10 @@ def test_the_board_records_each_region_into_the_lesion_on_screen(server, browser
         raise
     finally:
         context.close()
+
+
+def test_the_server_log_holds_no_traceback_and_no_deprecation_warning(server):
+    """Runs last: everything the browser tests above did left no traceback and no deprecation warning in the log."""
+    text = server.log.read_text()
+    assert "Traceback" not in text, text[-4000:]
+    assert "deprecat" not in text.lower(), [line for line in text.splitlines() if "deprecat" in line.lower()][:5]
