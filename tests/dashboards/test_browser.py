@@ -13,8 +13,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlmodel import Session, func, select

@@ -33,10 +33,10 @@ def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
 
     assert at.selectbox(key="planner_plan").value == "WGS-UI-1"  # the saved plan is the one shown
     assert at.query_params["plan"] == "WGS-UI-1"
-    assert [s.value for s in at.success][0].startswith("Plan WGS-UI-1 saved as a draft")
+    assert next(s.value for s in at.success).startswith("Plan WGS-UI-1 saved as a draft")
     at.button(key="planner_approve").click().run()
     assert_no_exception(at)
-    assert f"Plan WGS-UI-1 approved with {detail['specimens']} specimen(s)" in [s.value for s in at.success][0]
+    assert f"Plan WGS-UI-1 approved with {detail['specimens']} specimen(s)" in next(s.value for s in at.success)
     with Session(engine) as session:
         assert plan_reads.plan_detail(session, "WGS-UI-1")["status"] == "approved"
     downloads = at.get("download_button")
