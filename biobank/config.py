@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(
         default=30, gt=0, description="Dashboard sessions expire after this idle time."
     )
+    session_absolute_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30,
+        description="A dashboard sign-in ends this long after it began, however active the user is.",
+    )
     checkout_overdue_hours: float = Field(
         default=24.0, gt=0, description="A check-out not returned in time is overdue."
     )

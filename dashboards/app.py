@@ -15,7 +15,7 @@ from biobank.config import get_settings  # noqa: E402
 from dashboards.data import core as data  # noqa: E402
 from dashboards.shell import login  # noqa: E402
 from dashboards.shell.navigation import PAGES, build_pages  # noqa: E402
-from dashboards.shell.session import check_idle, current_user, sign_out  # noqa: E402
+from dashboards.shell.session import check_idle, current_user, deliver_cookie, sign_out  # noqa: E402
 
 ROLE_NAMES = {"technician": "Technician", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
 
@@ -48,3 +48,4 @@ else:
             st.caption("Demo mode")
     page = st.navigation(build_pages(role))
 page.run()
+deliver_cookie()  # a cookie change this run queued (sign-in, sign-out) goes to the browser now, not next run

@@ -108,7 +108,7 @@ def serve(
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
 ) -> None:
     """Start the dashboard (Streamlit) on the configured database."""
-    app_path = ROOT / "dashboards" / "app.py"
+    app_path = ROOT / "dashboards" / "server.py"  # the app plus its session-cookie route
     if not app_path.exists():
         raise fail(f"dashboard entry script not found at {app_path}")
     command = [

@@ -24,6 +24,7 @@ from biobank.models.core import (
 )
 from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
+from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
 
 metadata = SQLModel.metadata
@@ -53,5 +54,6 @@ __all__ = [
     "SpecimenLocation",
     "TreatmentLine",
     "User",
+    "UserSession",
     "metadata",
 ]

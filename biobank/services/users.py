@@ -14,6 +14,7 @@ from biobank.models import User
 from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.services.auth import Action, get_user, require
+from biobank.services.sessions import revoke_for_user
 
 _hasher = PasswordHasher()
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
@@ -75,6 +76,8 @@ def set_active(session: Session, *, actor: User | None, username: str, active: b
     act_as(session, actor)
     user.is_active = active
     session.flush()
+    if not active:
+        revoke_for_user(session, user=user)  # signed out everywhere at the next click or reload
     return user
 
 

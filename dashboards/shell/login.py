@@ -5,14 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from biobank.config import get_settings
 from biobank.models import User
+from biobank.services.sessions import start_session
 from biobank.services.users import authenticate
 from dashboards.data import core as data
 from dashboards.shell.actions import run_write
-from dashboards.shell.session import pop_notice, sign_in
+from dashboards.shell.session import client_user_agent, pop_notice, sign_in
 
 ROLE_PAGES = {
     "technician": "live autopsy board, donors, specimens",
@@ -25,6 +26,12 @@ ROLE_PAGES = {
 def _no_accounts() -> bool:
     with data.read_session() as session:
         return session.exec(select(func.count()).select_from(User)).one() == 0
+
+
+def _authenticate(session: Session, username: str, password: str, user_agent: str | None) -> tuple[str, str]:
+    """The account's name and the token of a new server-side session (kept by the browser, so a reload keeps it)."""
+    user = authenticate(session, username=username, password=password)
+    return user.username, start_session(session, user=user, user_agent=user_agent)
 
 
 def render() -> None:
@@ -46,8 +53,9 @@ def render() -> None:
             password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
             submitted = st.form_submit_button("Sign in", type="primary", key="login_submit", width="stretch")
         if submitted:
-            run_write(lambda session, _nobody: authenticate(session, username=username.strip(), password=password).username,
-                      on_success=sign_in)
+            agent = client_user_agent()
+            run_write(lambda session, _nobody: _authenticate(session, username.strip(), password, agent),
+                      on_success=lambda signed: sign_in(signed[0], token=signed[1]))
         if settings.demo_mode:
             from biobank.demo.cohort import DEMO_ACCOUNTS
 
