@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "biobank.exports": 3,
     "biobank.imports": 3,
     "biobank.labels": 3,
+    "biobank.printables": 3,
     "biobank.demo": 4,
     "biobank.cli": 5,
     "dashboards": 5,

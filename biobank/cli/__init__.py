@@ -46,3 +46,6 @@ from biobank.cli import plans as _plans  # noqa: E402
 
 app.add_typer(_plans.plan_app, name="plan")
 app.add_typer(_plans.export_app, name="export")
+from biobank.cli import printing as _printing  # noqa: E402
+
+app.add_typer(_printing.print_app, name="print")

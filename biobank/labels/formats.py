@@ -16,11 +16,15 @@ from typing import Literal
 #: code its smallest symbol (16x16 or 18x18) has fewer modules than the smallest QR symbol (21x21).
 SYMBOLOGIES: tuple[str, ...] = ("datamatrix", "qr")
 
-#: Sheet sizes in millimetres (width, height).
+#: Paper sizes in millimetres (width, height), named as ``Settings.paper_size`` names them: every printable (label
+#: sheets, pick lists, box maps, manifests) goes on the one paper the lab set.
 PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "A4": (210.0, 297.0),
-    "letter": (215.9, 279.4),
+    "Letter": (215.9, 279.4),
 }
+
+#: Office laser printers leave the outer 4-5 mm of a page blank; a fitted sheet keeps its labels inside this margin.
+MIN_MARGIN_MM = 6.0
 
 #: Fields of a label that a text line may show, in the order of :class:`biobank.labels.LabelData`.
 LABEL_FIELDS: tuple[str, ...] = ("code", "donor", "site", "storage_format", "date", "extra")
@@ -60,6 +64,30 @@ class SheetLayout:
         return self.columns * self.rows
 
 
+def fit_sheet(
+    page: str, width_mm: float, height_mm: float, gap_x_mm: float, gap_y_mm: float,
+    min_margin_mm: float = MIN_MARGIN_MM,
+) -> SheetLayout:
+    """As many labels of this size as fit on ``page`` at these gaps and at least ``min_margin_mm`` from the edge,
+    the grid centred: the layout used on a paper for which no label product is declared."""
+    page_w, page_h = PAGE_SIZES_MM[page]
+    columns = int((page_w - 2 * min_margin_mm + gap_x_mm) // (width_mm + gap_x_mm))
+    rows = int((page_h - 2 * min_margin_mm + gap_y_mm) // (height_mm + gap_y_mm))
+    if columns < 1 or rows < 1:
+        raise ValueError(f"a {width_mm} x {height_mm} mm label does not fit on {page} paper")
+    grid_w = columns * width_mm + (columns - 1) * gap_x_mm
+    grid_h = rows * height_mm + (rows - 1) * gap_y_mm
+    return SheetLayout(
+        page=page,
+        columns=columns,
+        rows=rows,
+        margin_left_mm=round((page_w - grid_w) / 2, 3),
+        margin_top_mm=round((page_h - grid_h) / 2, 3),
+        gap_x_mm=gap_x_mm,
+        gap_y_mm=gap_y_mm,
+    )
+
+
 @dataclass(frozen=True)
 class TextLine:
     """One line of the human-readable text template.
@@ -83,7 +111,11 @@ class TextLine:
 
 @dataclass(frozen=True)
 class LabelFormat:
-    """A kind of label: its size, sheet layout, default symbology, fonts and text template.
+    """A kind of label: its size, sheet layouts, default symbology, fonts and text template.
+
+    ``sheets`` are the layouts of the label products the lab buys, at most one per paper size; on a paper without
+    one, :meth:`sheet_for` fits a grid of the same label size and gaps (:func:`fit_sheet`), so the label geometry
+    (and the ZPL output) never depends on the paper.
 
     The barcode box (``barcode_mm`` square, quiet zone included) sits at the left edge of the label's inner area,
     below any ``above`` lines. ``padding_mm`` keeps everything away from the die-cut edge, where printing on label
@@ -94,7 +126,7 @@ class LabelFormat:
     description: str
     width_mm: float
     height_mm: float
-    sheet: SheetLayout
+    sheets: tuple[SheetLayout, ...]
     barcode_mm: float
     lines: tuple[TextLine, ...]
     symbology: str = "datamatrix"
@@ -143,35 +175,58 @@ class LabelFormat:
     def beside_width_mm(self) -> float:
         return self.width_mm - self.padding_mm - self.beside_x_mm
 
-    def cell_origin_mm(self, slot: int) -> tuple[float, float]:
-        """Top-left corner of sheet cell ``slot`` (0-based, row by row), in mm from the page's top-left corner."""
-        if not 0 <= slot < self.sheet.cells:
-            raise ValueError(f"slot {slot} is outside the {self.sheet.cells} cells of a {self.name} sheet")
-        row, col = divmod(slot, self.sheet.columns)
-        x = self.sheet.margin_left_mm + col * (self.width_mm + self.sheet.gap_x_mm)
-        y = self.sheet.margin_top_mm + row * (self.height_mm + self.sheet.gap_y_mm)
+    def sheet_for(self, paper: str) -> SheetLayout:
+        """The layout on ``paper`` (a key of :data:`PAGE_SIZES_MM`): the declared product, else a fitted grid."""
+        if paper not in PAGE_SIZES_MM:
+            raise ValueError(f"unknown paper size {paper!r}; choose one of {', '.join(PAGE_SIZES_MM)}")
+        for sheet in self.sheets:
+            if sheet.page == paper:
+                return sheet
+        model = self.sheets[0]
+        return fit_sheet(paper, self.width_mm, self.height_mm, model.gap_x_mm, model.gap_y_mm)
+
+    def cell_origin_mm(self, slot: int, paper: str) -> tuple[float, float]:
+        """Top-left corner of sheet cell ``slot`` (0-based, row by row) on ``paper``, in mm from the page's
+        top-left corner."""
+        sheet = self.sheet_for(paper)
+        if not 0 <= slot < sheet.cells:
+            raise ValueError(f"slot {slot} is outside the {sheet.cells} cells of a {self.name} sheet on {paper}")
+        row, col = divmod(slot, sheet.columns)
+        x = sheet.margin_left_mm + col * (self.width_mm + sheet.gap_x_mm)
+        y = sheet.margin_top_mm + row * (self.height_mm + sheet.gap_y_mm)
         return x, y
+
+    def _sheet_problems(self, sheet: SheetLayout) -> list[str]:
+        if sheet.page not in PAGE_SIZES_MM:
+            return [f"page {sheet.page!r} is not one of {', '.join(PAGE_SIZES_MM)}"]
+        if sheet.columns < 1 or sheet.rows < 1:
+            return [f"a sheet needs at least one column and one row ({sheet.page})"]
+        page_w, page_h = sheet.page_size_mm
+        right = sheet.margin_left_mm + sheet.columns * self.width_mm + (sheet.columns - 1) * sheet.gap_x_mm
+        bottom = sheet.margin_top_mm + sheet.rows * self.height_mm + (sheet.rows - 1) * sheet.gap_y_mm
+        if right > page_w + 1e-6 or bottom > page_h + 1e-6:
+            return [f"the label grid ({right:.1f} x {bottom:.1f} mm) does not fit the {sheet.page} page"]
+        return []
 
     def _problems(self) -> list[str]:
         out: list[str] = []
         if self.symbology not in SYMBOLOGIES:
             out.append(f"symbology {self.symbology!r} is not one of {', '.join(SYMBOLOGIES)}")
-        if self.sheet.page not in PAGE_SIZES_MM:
-            out.append(f"page {self.sheet.page!r} is not one of {', '.join(PAGE_SIZES_MM)}")
-            return out
+        if not self.sheets:
+            return [*out, "declare the sheet layout of at least one label product"]
+        pages = [sheet.page for sheet in self.sheets]
+        if len(set(pages)) < len(pages):
+            out.append(f"more than one sheet layout for one paper size ({', '.join(pages)})")
+        declared = [problem for sheet in self.sheets for problem in self._sheet_problems(sheet)]
+        out.extend(declared)
+        if not declared:  # then every paper without a declared product gets a fitted grid: check those too
+            for paper in sorted(set(PAGE_SIZES_MM) - set(pages)):
+                try:
+                    out.extend(self._sheet_problems(self.sheet_for(paper)))
+                except ValueError as exc:
+                    out.append(str(exc))
         if not 0 < self.min_font_pt <= min(self.code_font_pt, self.text_font_pt):
             out.append("min_font_pt must be positive and no larger than the other font sizes")
-        page_w, page_h = self.sheet.page_size_mm
-        right = self.sheet.margin_left_mm + self.sheet.columns * self.width_mm
-        right += (self.sheet.columns - 1) * self.sheet.gap_x_mm
-        bottom = self.sheet.margin_top_mm + self.sheet.rows * self.height_mm
-        bottom += (self.sheet.rows - 1) * self.sheet.gap_y_mm
-        if self.sheet.columns < 1 or self.sheet.rows < 1:
-            out.append("a sheet needs at least one column and one row")
-        if right > page_w + 1e-6 or bottom > page_h + 1e-6:
-            out.append(
-                f"the label grid ({right:.1f} x {bottom:.1f} mm) does not fit the {self.sheet.page} page"
-            )
         for ln in self.lines:
             unknown = set(ln.fields) - set(LABEL_FIELDS)
             if unknown or not ln.fields:
@@ -215,23 +270,27 @@ def _side_template() -> tuple[TextLine, ...]:
 
 
 #: The label stock the programme prints on. Sizes follow common commercial stock; sheet layouts are for plain
-#: laser label sheets (adjust margins/gaps here if a lab buys a different product).
+#: laser label sheets (adjust margins/gaps here if a lab buys a different product, or add the layout of the
+#: product sold on the other paper size; without one, the other paper gets a fitted, centred grid).
 LABEL_FORMATS: dict[str, LabelFormat] = {
     fmt.name: fmt
     for fmt in (
         LabelFormat(
             name="cryotube",
-            description='Cryo-tube wrap-around label, 1.28" x 0.5" (32.5 x 12.7 mm), 85 per US-letter sheet',
+            description='Cryo-tube wrap-around label, 1.28" x 0.5" (32.5 x 12.7 mm), 85 per US-letter sheet '
+            "(90 on A4)",
             width_mm=32.5,
             height_mm=12.7,
-            sheet=SheetLayout(
-                page="letter",
-                columns=5,
-                rows=17,
-                margin_left_mm=14.0,
-                margin_top_mm=6.35,
-                gap_x_mm=6.35,
-                gap_y_mm=3.175,
+            sheets=(
+                SheetLayout(
+                    page="Letter",
+                    columns=5,
+                    rows=17,
+                    margin_left_mm=14.0,
+                    margin_top_mm=6.35,
+                    gap_x_mm=6.35,
+                    gap_y_mm=3.175,
+                ),
             ),
             barcode_mm=11.1,
             lines=_side_template(),
@@ -241,17 +300,19 @@ LABEL_FORMATS: dict[str, LabelFormat] = {
         ),
         LabelFormat(
             name="cassette",
-            description="Histology cassette label, 28 x 11 mm, 120 per A4 sheet",
+            description="Histology cassette label, 28 x 11 mm, 120 per A4 sheet (114 on Letter)",
             width_mm=28.0,
             height_mm=11.0,
-            sheet=SheetLayout(
-                page="A4",
-                columns=6,
-                rows=20,
-                margin_left_mm=11.0,
-                margin_top_mm=10.0,
-                gap_x_mm=4.0,
-                gap_y_mm=3.0,
+            sheets=(
+                SheetLayout(
+                    page="A4",
+                    columns=6,
+                    rows=20,
+                    margin_left_mm=11.0,
+                    margin_top_mm=10.0,
+                    gap_x_mm=4.0,
+                    gap_y_mm=3.0,
+                ),
             ),
             barcode_mm=9.6,
             lines=_side_template(),
@@ -262,17 +323,19 @@ LABEL_FORMATS: dict[str, LabelFormat] = {
         ),
         LabelFormat(
             name="slide",
-            description="Microscope slide label, 22 x 22 mm, 77 per A4 sheet",
+            description="Microscope slide label, 22 x 22 mm, 77 per A4 sheet (70 on Letter)",
             width_mm=22.0,
             height_mm=22.0,
-            sheet=SheetLayout(
-                page="A4",
-                columns=7,
-                rows=11,
-                margin_left_mm=16.0,
-                margin_top_mm=12.5,
-                gap_x_mm=4.0,
-                gap_y_mm=3.0,
+            sheets=(
+                SheetLayout(
+                    page="A4",
+                    columns=7,
+                    rows=11,
+                    margin_left_mm=16.0,
+                    margin_top_mm=12.5,
+                    gap_x_mm=4.0,
+                    gap_y_mm=3.0,
+                ),
             ),
             barcode_mm=9.6,
             lines=(

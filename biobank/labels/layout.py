@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import getAscentDescent, stringWidth
 
-from .formats import LABEL_FORMATS, SYMBOLOGIES, TEXT_GAP_MM, LabelFormat
+from biobank.config import get_settings
+
+from .formats import LABEL_FORMATS, PAGE_SIZES_MM, SYMBOLOGIES, TEXT_GAP_MM, LabelFormat
 from .model import LabelData, check_code
 
 PT_PER_MM = 72 / 25.4
@@ -28,6 +30,15 @@ def resolve_format(fmt: str | LabelFormat) -> LabelFormat:
         return LABEL_FORMATS[fmt]
     except (KeyError, TypeError):
         raise ValueError(f"unknown label format {fmt!r}; choose one of {', '.join(LABEL_FORMATS)}") from None
+
+
+def resolve_paper(paper: str | None = None) -> str:
+    """The paper to print on: ``paper`` (any letter case), else the lab's setting (``BIOBANK_PAPER_SIZE``)."""
+    chosen = get_settings().paper_size if paper is None else paper
+    for name in PAGE_SIZES_MM:
+        if isinstance(chosen, str) and chosen.lower() == name.lower():
+            return name
+    raise ValueError(f"unknown paper size {chosen!r}; choose one of {', '.join(PAGE_SIZES_MM)}")
 
 
 def resolve_symbology(fmt: LabelFormat, symbology: str | None) -> str:

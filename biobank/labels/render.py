@@ -20,6 +20,7 @@ from .layout import (
     check_labels,
     plan_label,
     resolve_format,
+    resolve_paper,
     resolve_symbology,
 )
 from .model import LabelData
@@ -38,6 +39,7 @@ def render_pdf(
     *,
     skip: int = 0,
     outline: bool = False,
+    paper: str | None = None,
 ) -> bytes:
     """A PDF of label sheets for ``fmt``, one label per cell, filled row by row over as many pages as needed.
 
@@ -45,17 +47,19 @@ def render_pdf(
     ``symbology`` is given) and the human-readable code, donor, date, site, storage format and optional extra
     line, each shortened to fit so nothing is drawn outside the label. ``skip`` leaves the first cells of the
     first sheet empty, so a partly used sheet can go back into the printer. ``outline`` draws the label edges in
-    light grey, for checking alignment on plain paper before using label stock. The PDF is byte-for-byte
-    reproducible for the same input.
+    light grey, for checking alignment on plain paper before using label stock. The sheets are ``paper`` (A4 or
+    Letter), by default the lab's paper size setting. The PDF is byte-for-byte reproducible for the same input.
     """
     items = check_labels(labels)
     lf = resolve_format(fmt)
     sym = resolve_symbology(lf, symbology)
-    cells = lf.sheet.cells
+    page = resolve_paper(paper)
+    sheet = lf.sheet_for(page)
+    cells = sheet.cells
     if not isinstance(skip, int) or not 0 <= skip < cells:
-        raise ValueError(f"skip must be between 0 and {cells - 1} for a {lf.name} sheet, not {skip!r}")
+        raise ValueError(f"skip must be between 0 and {cells - 1} for a {lf.name} sheet on {page}, not {skip!r}")
 
-    page_w_mm, page_h_mm = lf.sheet.page_size_mm
+    page_w_mm, page_h_mm = sheet.page_size_mm
     buf = io.BytesIO()
     canvas = Canvas(buf, pagesize=(page_w_mm * PT_PER_MM, page_h_mm * PT_PER_MM), invariant=True)
     canvas.setTitle(f"Specimen labels ({lf.name})")
@@ -65,7 +69,7 @@ def render_pdf(
         slot = (i + skip) % cells
         if i and slot == 0:
             canvas.showPage()
-        x_mm, y_mm = lf.cell_origin_mm(slot)
+        x_mm, y_mm = lf.cell_origin_mm(slot, page)
         _draw_label(canvas, lf, plan_label(label, lf, sym), x_mm, y_mm, page_h_mm, outline)
     canvas.showPage()
     canvas.save()

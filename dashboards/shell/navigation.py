@@ -34,6 +34,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Cohort", "specimen", "Specimen search", ":material/qr_code_scanner:"),
     PageSpec("Collection", "board", "Live autopsy board", ":material/timer:", roles=STAFF_WRITE),
     PageSpec("Material", "storage", "Storage", ":material/kitchen:"),
+    PageSpec("Material", "specimens", "Specimen list", ":material/list_alt:"),
     PageSpec("Material", "distribution", "Distribution", ":material/local_shipping:"),
     PageSpec("Models", "derived", "Derived models", ":material/biotech:"),
     PageSpec("Analysis", "planner", "Planner", ":material/account_tree:"),

@@ -11,6 +11,7 @@ from biobank.domain.storage.orders import DistributionUse, OrderStatus
 from biobank.services import distribution
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
+from dashboards.data import specimens as data_specimens
 from dashboards.data import storage as data_storage
 from dashboards.shell import links
 from dashboards.shell.actions import labelled, run_write, show_flash
@@ -69,6 +70,12 @@ else:
         if detail["purpose"]:
             st.caption(detail["purpose"])
         st.dataframe(pd.DataFrame(detail["items"]), hide_index=True, width="stretch", key="distribution_items")
+        if detail["items"]:
+            p1, p2, _ = st.columns([1, 1, 3])
+            p1.download_button("Pick list (PDF)", lambda: data_specimens.order_pick_list_pdf(url, code), f"pick-{code}.pdf",
+                               "application/pdf", key="distribution_pick_list", on_click="ignore")
+            p2.download_button("Shipment manifest (PDF)", lambda: data_specimens.order_manifest_pdf(url, code),
+                               f"manifest-{code}.pdf", "application/pdf", key="distribution_manifest", on_click="ignore")
         status = detail["status"]
         if status == OrderStatus.draft and may_approve and st.button("Approve", key="distribution_approve"):
             run_write(lambda s, u: distribution.approve(s, actor=u, order_code=code),

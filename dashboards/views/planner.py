@@ -20,6 +20,7 @@ from biobank.services.auth import Action, can
 from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
+from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
 from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
@@ -200,6 +201,11 @@ elif state is not None and status == "draft":
     if may_approve and right.button("Approve", key="planner_approve", type="primary"):
         run_write(save_and_approve, error=refusal, flash=FLASH,
                   success=f"Plan {plan_code} approved with {len(rows)} specimen(s): its exports are below.")
+
+if state is not None:
+    st.download_button("Pick list (PDF)", lambda: data_specimens.plan_pick_list_pdf(url, plan_code), f"pick-{plan_code}.pdf",
+                       "application/pdf", key="planner_pick_list", on_click="ignore",
+                       help="The plan's specimens with where each is stored, sorted by freezer, rack, box and position.")
 
 if state is not None and may_plan and username:
     st.subheader("Exports")

@@ -16,6 +16,7 @@ from biobank.queries import storage as storage_reads
 from biobank.services import storage
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
+from dashboards.data import specimens as data_specimens
 from dashboards.data import storage as data_storage
 from dashboards.shell import links
 from dashboards.shell.actions import labelled, run_write, show_flash
@@ -137,9 +138,14 @@ with right:
         else:
             held = f"{int((tree['parent'] == view['path']).sum())} containers inside"
         st.caption(f"{view['path']} · {view['kind']} · {temperature} · {held}")
-        # >>> BOX MAP PDF: the "Box map (PDF)" download button goes here, reading
-        #     biobank.printables.box_map_pdf(session, box_code) -> bytes (another engineer's module, wired later).
-        #     Suggested key: "storage_box_pdf". <<<
+        if box_code:
+            # Made on click (a callable), on the paper size of the setting.
+            p1, p2, _ = st.columns([1, 1, 3])
+            p1.download_button("Box map (PDF)", lambda: data_specimens.box_map_pdf(url, box_code), f"box-{box_code}.pdf",
+                               "application/pdf", key="storage_box_pdf", on_click="ignore")
+            if view["occupied"] and view["holds_specimens"]:
+                p2.download_button("Reprint the box's labels (PDF)", lambda: data_specimens.box_labels_pdf(url, box_code),
+                                   f"labels-{box_code}.pdf", "application/pdf", key="storage_box_labels", on_click="ignore")
 
     if box_map is not None:
         selected_option = state.get("storage_cell")

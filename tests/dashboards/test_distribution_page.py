@@ -57,3 +57,17 @@ def test_an_order_link_opens_that_order(db_url, engine, tech, pi):
     at.query_params["order"] = "DO-1"
     at.run()
     assert at.selectbox(key="distribution_order").value == "DO-1"
+
+
+def test_an_order_offers_its_pick_list_and_manifest_and_they_name_its_items(db_url, engine, tech, pi):
+    from biobank.printables import manifest_pdf, pick_list_pdf
+
+    _shipped(engine, tech, pi)
+    at = make_app(db_url, page="distribution")
+    at.session_state["username"] = "tech"
+    at.run()
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Pick list (PDF)", "Shipment manifest (PDF)"} <= labels
+    with session_scope(engine) as session:
+        assert pick_list_pdf(session, order="DO-1").startswith(b"%PDF")
+        assert manifest_pdf(session, "DO-1").startswith(b"%PDF")

@@ -13,17 +13,20 @@ import zxingcpp
 from biobank.labels import (
     LABEL_FORMATS,
     MAX_CODE_LENGTH,
+    PAGE_SIZES_MM,
     ZEBRA_DOTS_PER_MM,
     LabelData,
     LabelFormat,
     render_pdf,
     render_zpl,
 )
+from biobank.labels.formats import MIN_MARGIN_MM
 from biobank.labels.symbols import DATAMATRIX_SPECS, datamatrix_matrix, datamatrix_size, qr_matrix
 
 MM = 72 / 25.4  # PDF points per millimetre
 MATRIX_FORMATS = (zxingcpp.BarcodeFormat.DataMatrix, zxingcpp.BarcodeFormat.QRCode)
 DPI = 300  # >= 2.9 px per module even for a 64-character code (36x36 symbol, 0.25 mm modules on a cassette)
+PAPERS = sorted(PAGE_SIZES_MM)  # A4 and Letter: every sheet prints on either
 
 # Codes whose ECC 200 C40 value count leaves each remainder mod 3, plus lowercase, '.', '_' and digit runs.
 # reportlab's own C40 encoder appended a NUL to "Z" and "RA0001-L02B-SF"; they must scan back exactly.
@@ -56,8 +59,8 @@ def make_labels(codes: list[str], **fields: str) -> list[LabelData]:
     return [LabelData(code=code, **base) for code in codes]
 
 
-def cell_rect_mm(fmt: LabelFormat, slot: int) -> tuple[float, float, float, float]:
-    x, y = fmt.cell_origin_mm(slot)
+def cell_rect_mm(fmt: LabelFormat, slot: int, paper: str = "A4") -> tuple[float, float, float, float]:
+    x, y = fmt.cell_origin_mm(slot, paper)
     return x, y, x + fmt.width_mm, y + fmt.height_mm
 
 
@@ -79,13 +82,16 @@ def decode_page(page: pdfium.PdfPage) -> list[tuple[str, float, float]]:
     return found
 
 
-def check_sheets(pdf: bytes, fmt: LabelFormat, codes: list[str], skip: int = 0) -> None:
-    """Each page's barcodes decode to exactly the codes placed on it, each inside its own cell."""
-    cells = fmt.sheet.cells
+def check_sheets(pdf: bytes, fmt: LabelFormat, codes: list[str], skip: int = 0, paper: str = "A4") -> None:
+    """Each page is ``paper`` and its barcodes decode to exactly the codes placed on it, each inside its own cell."""
+    cells = fmt.sheet_for(paper).cells
     expected_pages = (skip + len(codes) + cells - 1) // cells
     doc = pdfium.PdfDocument(pdf)
     assert len(doc) == expected_pages
+    width_mm, height_mm = PAGE_SIZES_MM[paper]
     for page_no in range(len(doc)):
+        page_w, page_h = doc[page_no].get_size()
+        assert (round(page_w / MM, 1), round(page_h / MM, 1)) == (width_mm, height_mm)
         first = max(0, page_no * cells - skip)
         on_page = codes[first : (page_no + 1) * cells - skip]
         found = decode_page(doc[page_no])
@@ -94,28 +100,30 @@ def check_sheets(pdf: bytes, fmt: LabelFormat, codes: list[str], skip: int = 0) 
         assert set(texts) == set(on_page), f"page {page_no + 1}"
         for text, cx, cy in found:
             slot = (codes.index(text) + skip) % cells
-            x0, y0, x1, y1 = cell_rect_mm(fmt, slot)
+            x0, y0, x1, y1 = cell_rect_mm(fmt, slot, paper)
             assert x0 < cx < x1 and y0 < cy < y1, f"{text} is not in cell {slot}"
 
 
 # -- PDF: barcodes -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("paper", PAPERS)
 @pytest.mark.parametrize("fmt_name", sorted(LABEL_FORMATS))
-def test_pdf_datamatrix_scans_back_on_every_page(fmt_name: str) -> None:
+def test_pdf_datamatrix_scans_back_on_every_page(fmt_name: str, paper: str) -> None:
     fmt = LABEL_FORMATS[fmt_name]
     assert fmt.symbology == "datamatrix"
-    codes = make_codes(fmt.sheet.cells + 4)  # a full sheet and the start of a second
-    check_sheets(render_pdf(make_labels(codes), fmt_name), fmt, codes)
+    codes = make_codes(fmt.sheet_for(paper).cells + 4)  # a full sheet and the start of a second
+    check_sheets(render_pdf(make_labels(codes), fmt_name, paper=paper), fmt, codes, paper=paper)
 
 
+@pytest.mark.parametrize("paper", PAPERS)
 @pytest.mark.parametrize("fmt_name", ["cassette", "slide"])
-def test_pdf_qr_with_partly_used_first_sheet(fmt_name: str) -> None:
+def test_pdf_qr_with_partly_used_first_sheet(fmt_name: str, paper: str) -> None:
     fmt = LABEL_FORMATS[fmt_name]
     codes = make_codes(9)
-    skip = fmt.sheet.cells - 3  # only the last three cells of the first sheet are free
-    pdf = render_pdf(make_labels(codes), fmt_name, "qr", skip=skip)
-    check_sheets(pdf, fmt, codes, skip=skip)
+    skip = fmt.sheet_for(paper).cells - 3  # only the last three cells of the first sheet are free
+    pdf = render_pdf(make_labels(codes), fmt_name, "qr", skip=skip, paper=paper)
+    check_sheets(pdf, fmt, codes, skip=skip, paper=paper)
 
 
 def decode_matrix(modules: list[list[bool]]) -> list[str]:
@@ -168,7 +176,7 @@ def test_pdf_shows_every_field_in_its_own_cell() -> None:
         LabelData("RA0001-L02B-SF1", "RA-0001", "Liver L02 B", "snap-frozen", "2026-11-22", "PLANNED"),
         LabelData("RA0002-K01A-FF2", "RA-0002", "Kidney\nleft   K01", "FFPE", "2026-11-23"),
     ]
-    page = pdfium.PdfDocument(render_pdf(labels, "cryotube"))[0]
+    page = pdfium.PdfDocument(render_pdf(labels, "cryotube", paper="A4"))[0]
     first = page_text_in(page, cell_rect_mm(fmt, 0))
     for part in ("RA0001-L02B-SF1", "RA-0001", "2026-11-22", "Liver L02 B", "snap-frozen", "PLANNED"):
         assert part in first
@@ -181,7 +189,7 @@ def test_pdf_shows_every_field_in_its_own_cell() -> None:
 def test_pdf_code_is_shrunk_rather_than_shortened() -> None:
     fmt = LABEL_FORMATS["cassette"]
     code = "RA0001-L02B-SF12"  # wider than the cassette's text column at the nominal code size
-    page = pdfium.PdfDocument(render_pdf(make_labels([code]), "cassette"))[0]
+    page = pdfium.PdfDocument(render_pdf(make_labels([code]), "cassette", paper="A4"))[0]
     text = page_text_in(page, cell_rect_mm(fmt, 0))
     assert code in text and "\u2026" not in text
 
@@ -198,7 +206,7 @@ def test_pdf_long_text_never_leaves_the_label(fmt_name: str) -> None:
         date="2026-11-22 03:14 UTC (time of death + 4 h 10 min)",
         extra="PLANNED " * 10,
     )
-    pdf = render_pdf([label, replace(label, code=long_code[::-1])], fmt_name)
+    pdf = render_pdf([label, replace(label, code=long_code[::-1])], fmt_name, paper="A4")
     page = pdfium.PdfDocument(pdf)[0]
     textpage = page.get_textpage()
     height = page.get_height()
@@ -229,7 +237,7 @@ def test_pdf_long_text_never_leaves_the_label(fmt_name: str) -> None:
 
 def test_pdf_replaces_characters_the_font_cannot_draw() -> None:
     labels = make_labels(["RA0001-L02B-SF1"], site="Leber \u2192 \u5317 L\u00f8", donor="RA\u20110001")
-    page = pdfium.PdfDocument(render_pdf(labels, "slide"))[0]
+    page = pdfium.PdfDocument(render_pdf(labels, "slide", paper="A4"))[0]
     text = page_text_in(page, cell_rect_mm(LABEL_FORMATS["slide"], 0))
     assert "Leber ? ? L\u00f8" in text  # arrow and CJK become '?', Latin-1 stays
     assert "RA-0001" in text  # NFKC folds the non-breaking hyphen
@@ -352,7 +360,7 @@ def test_render_errors(render) -> None:  # type: ignore[no-untyped-def]
 def test_render_pdf_rejects_skip_outside_sheet() -> None:
     labels = make_labels(["RA0001-L02B-SF1"])
     with pytest.raises(ValueError, match="skip"):
-        render_pdf(labels, "slide", skip=LABEL_FORMATS["slide"].sheet.cells)
+        render_pdf(labels, "slide", skip=LABEL_FORMATS["slide"].sheet_for("A4").cells, paper="A4")
     with pytest.raises(ValueError, match="skip"):
         render_pdf(labels, "slide", skip=-1)
 
@@ -369,9 +377,15 @@ def test_formats_are_declared_consistently() -> None:
     assert {"cryotube", "cassette", "slide"} <= set(LABEL_FORMATS)
     for name, fmt in LABEL_FORMATS.items():
         assert fmt.name == name
-        page_w, page_h = fmt.sheet.page_size_mm
-        *_, x2, y2 = cell_rect_mm(fmt, fmt.sheet.cells - 1)
-        assert x2 <= page_w and y2 <= page_h
+        for paper in PAPERS:
+            sheet = fmt.sheet_for(paper)
+            page_w, page_h = sheet.page_size_mm
+            x1, y1, *_ = cell_rect_mm(fmt, 0, paper)
+            *_, x2, y2 = cell_rect_mm(fmt, sheet.cells - 1, paper)
+            assert x2 <= page_w and y2 <= page_h
+            if sheet not in fmt.sheets:  # a fitted grid: centred, inside the printer's margin
+                assert min(x1, y1, page_w - x2, page_h - y2) >= MIN_MARGIN_MM
+                assert abs(x1 - (page_w - x2)) < 0.01 and abs(y1 - (page_h - y2)) < 0.01
         assert fmt.symbology in ("datamatrix", "qr")
     cryo = LABEL_FORMATS["cryotube"]
     assert (cryo.width_mm, cryo.height_mm) == (32.5, 12.7)
@@ -382,6 +396,10 @@ def test_inconsistent_format_is_refused() -> None:
     with pytest.raises(ValueError, match="beside the barcode"):
         replace(cryo, text_font_pt=9.0)
     with pytest.raises(ValueError, match="does not fit"):
-        replace(cryo, sheet=replace(cryo.sheet, rows=30))
+        replace(cryo, sheets=(replace(cryo.sheets[0], rows=30),))
+    with pytest.raises(ValueError, match="more than one sheet layout"):
+        replace(cryo, sheets=(cryo.sheets[0], cryo.sheets[0]))
+    with pytest.raises(ValueError, match="at least one label product"):
+        replace(cryo, sheets=())
     with pytest.raises(ValueError, match="symbology"):
         replace(cryo, symbology="pdf417")
