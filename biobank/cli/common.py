@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from biobank.config import get_settings
 from biobank.db.engine import get_engine, session_scope
-from biobank.domain.errors import BiobankError
+from biobank.domain.errors import BiobankError, PermissionDeniedError
 from biobank.models import User
 from biobank.services.auth import get_user
 
@@ -46,7 +46,7 @@ def handle_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except BiobankError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc) + cli_hint(exc)) from None
         except SettingsError as exc:
             first = exc.errors()[0]
             raise fail(f"configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -56,6 +56,13 @@ def handle_errors(function: F) -> F:
             raise fail(f"database: {detail}{hint}") from None
 
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature the decorator promises
+
+
+def cli_hint(exc: BiobankError) -> str:
+    """How to act on an error from the command line: the library's messages name no flags, the CLI adds them."""
+    if isinstance(exc, PermissionDeniedError) and exc.field == "user" and exc.value is None:
+        return " (give --user NAME or set BIOBANK_USER)"
+    return ""
 
 
 @contextmanager

@@ -67,6 +67,8 @@ def import_file(
             typer.echo(f"error: {where}{column}: {e.message}", err=True)
         if report.error_count > 50:
             typer.echo(f"error: ... {report.error_count - 50} more error(s){' in ' + str(errors) if errors else ''}", err=True)
+        if mode == "create" and any("upsert mode" in e.message for e in report.errors):
+            typer.echo("hint: run again with --mode upsert to update the rows that already exist", err=True)
         typer.echo(report.summary(), err=not report.ok)
     if not report.ok:
         raise typer.Exit(2)

@@ -207,11 +207,14 @@ def _donor(
     )
     buffy = specimens.derive(session, actor=tech, parent_code=blood.specimens[0].code, material_type="buffy_coat",
                              quantity=300, unit="ul", parent_quantity_used=1000, at=excised + timedelta(hours=1))
-    dna = specimens.derive(session, actor=tech, parent_code=buffy.code, material_type="dna", quantity=rng.randint(8000, 25000),
-                           unit="ng", parent_quantity_used=200, concentration_ng_ul=round(rng.uniform(40, 180), 1),
-                           at=excised + timedelta(days=2))
-    specimens.record_qc(session, actor=tech, code=dna.code, yield_ng=dna.quantity, a260_280=round(rng.uniform(1.8, 1.95), 2),
-                        din=round(rng.uniform(7.5, 9.4), 1), at=excised + timedelta(days=3))
+    dna_ng, dna_concentration = rng.randint(8000, 25000), round(rng.uniform(40, 180), 1)
+    dna_a260_280, dna_din = round(rng.uniform(1.8, 1.95), 2), round(rng.uniform(7.5, 9.4), 1)
+    if not in_progress:  # the running case's DNA is extracted in two days: not yet
+        dna = specimens.derive(session, actor=tech, parent_code=buffy.code, material_type="dna", quantity=dna_ng,
+                               unit="ng", parent_quantity_used=200, concentration_ng_ul=dna_concentration,
+                               at=excised + timedelta(days=2))
+        specimens.record_qc(session, actor=tech, code=dna.code, yield_ng=dna.quantity, a260_280=dna_a260_280,
+                            din=dna_din, at=excised + timedelta(days=3))
 
     lesion_sites = [primary.site, *_pick_sites(rng, primary.site)]
     primary_kind = "primary" if rng.random() < 0.7 else "local_recurrence"
@@ -236,7 +239,8 @@ def _donor(
             label = "ABCDEFGH"[r]
             excised = tick()
             stab = excised + timedelta(minutes=rng.randint(2, 14))
-            fix_end = stab + timedelta(hours=rng.choice([18, 24, 30, 48, 60]))
+            fixed_for = timedelta(hours=rng.choice([18, 24, 30, 48, 60]))
+            fix_end = None if in_progress else stab + fixed_for  # the running case's blocks are still in fixative
             formats = [FormatRequest(StorageFormat.snap_frozen, rng.choice([30, 50, 80]), "mg", count=2 if r == 0 else 1, stabilised_at=stab)]
             if bone:
                 agent = rng.choices(["edta", "formic_acid", "hydrochloric_acid"], weights=[0.6, 0.3, 0.1])[0]
@@ -270,7 +274,7 @@ def _donor(
             session, actor=tech, data=RegionCollect(case_code=case_code, kind=SiteKind.normal_tissue, site_code=tissue, excised_at=excised, tissue_status="adjacent_normal" if adjacent else "normal", distance_to_tumour_mm=float(rng.choice([8, 12, 15, 25])) if adjacent else float(rng.choice([40, 60, 100])) if tissue in met_organs else None, formats=[
                 FormatRequest(StorageFormat.snap_frozen, 50, "mg", stabilised_at=excised + timedelta(minutes=rng.randint(3, 12))),
                 FormatRequest(StorageFormat.ffpe, 1, "blocks", stabilised_at=excised + timedelta(minutes=5), fixative=Fixative.nbf,
-                              fixation_end_at=excised + timedelta(hours=24)),
+                              fixation_end_at=None if in_progress else excised + timedelta(hours=24)),
             ]),
         )
     if not in_progress:

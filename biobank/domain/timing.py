@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 
 
@@ -19,6 +19,28 @@ def as_utc(value: datetime) -> datetime:
     if is_naive(value):
         raise ValueError(f"naive datetime {value.isoformat()} refused: give a time zone")
     return value.astimezone(UTC)
+
+
+def lab_time(value: datetime, zone: tzinfo, *, with_zone: bool = False) -> str:
+    """A moment as the lab reads it: ``06 Dec 2026 21:27`` in the lab's zone (``... Europe/London`` with the zone)."""
+    local = value if is_naive(value) else value.astimezone(zone)
+    shown = local.strftime("%d %b %Y %H:%M")
+    return f"{shown} {zone}" if with_zone else shown
+
+
+def lab_day(value: date) -> str:
+    """A day as the lab reads it: ``06 Dec 2026``."""
+    return value.strftime("%d %b %Y")
+
+
+def lab_today(now: datetime, zone: tzinfo) -> date:
+    """The calendar day ``now`` falls on in the lab's zone (a day typed in a form is a lab day, not a UTC day)."""
+    return as_utc(now).astimezone(zone).date()
+
+
+def day_of(value: datetime | date, zone: tzinfo) -> date:
+    """The lab day of a moment, or the day itself."""
+    return value.astimezone(zone).date() if isinstance(value, datetime) else value
 
 
 class PmiBasis(StrEnum):

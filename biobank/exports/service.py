@@ -122,7 +122,8 @@ def select_frames(
     if plan_code is not None and (donor_codes or specimen_codes):
         raise invalid("plan", plan_code, "give a plan or donors/specimens, not both")
     if plan_code is not None:
-        plan = query.get_plan(session, plan_code)
+        plan = planning.get_plan(session, plan_code)
+        plan_code = plan.code
         report = run_rules(planning.plan_context(session, plan))
         if not report.ok:
             raise PlanRulesError(plan_code, report, action="export")

@@ -2,10 +2,13 @@
 :mod:`biobank.imports.coerce`), whether it must be filled, and the help the template prints.
 
 The builders (:func:`text_col`, :func:`vocab_col`, :func:`quantity_col` ...) are what a kind's ``columns`` are made of.
+A column that fills a field of a service's input model names the model (``model=RegionCollect``) and takes that
+field's declared length or range from it (:func:`biobank.services.inputs.limits`) rather than restating it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -13,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from biobank.imports import coerce as c
+from biobank.services.inputs import Limits, limits
 
 
 @dataclass(frozen=True)
@@ -38,34 +42,54 @@ class Column:
     type: str = "text"
     #: Table columns this file column sets (an upsert updates them only when the column is in the file).
     targets: tuple[str, ...] | None = None
+    #: The length or range its cells are held to (the input model's, for a column that fills one of its fields).
+    limits: Limits = dataclasses.field(default_factory=Limits)
 
     @property
     def sets(self) -> tuple[str, ...]:
         return self.targets if self.targets is not None else (self.name,)
 
 
-def text_col(name: str, help: str, *, required: bool = False, max_length: int | None = None,
-             targets: tuple[str, ...] | None = None) -> Column:
+def declared(model: type | None, name: str, field: str | None = None) -> Limits:
+    """The limits ``model`` declares for the field a column fills (``field``, else the column's own name)."""
+    return limits(model, field or name) if model is not None else Limits()
+
+
+def text_col(name: str, help: str, *, required: bool = False, model: type | None = None, field: str | None = None,
+             max_length: int | None = None, targets: tuple[str, ...] | None = None) -> Column:
+    """Text; its length limit is the input model's (``model``), or ``max_length`` for text no service takes."""
+    length = declared(model, name, field).max_length if model is not None else max_length
+
     def run(raw: Any, _ctx: Context) -> c.Coerced[str]:
-        return c.text(raw, max_length=max_length)
+        return c.text(raw, max_length=length)
 
-    return Column(name, run, help, required, type="text", targets=targets)
+    return Column(name, run, help, required, type="text", targets=targets, limits=Limits(max_length=length))
 
 
-def int_col(name: str, help: str, *, required: bool = False, minimum: int | None = None,
-            maximum: int | None = None) -> Column:
+def int_col(name: str, help: str, *, required: bool = False, model: type | None = None,
+            field: str | None = None, minimum: int | None = None) -> Column:
+    """A whole number within the range ``model`` declares for it (``minimum`` for a number no service takes)."""
+    bounds = declared(model, name, field) if model is not None else Limits(minimum=minimum)
+    low = None if bounds.minimum is None else int(bounds.minimum) + (1 if bounds.exclusive_minimum else 0)
+    high = None if bounds.maximum is None else int(bounds.maximum)
+
     def run(raw: Any, _ctx: Context) -> c.Coerced[int]:
-        return c.integer(raw, minimum=minimum, maximum=maximum)
+        return c.integer(raw, minimum=low, maximum=high)
 
-    return Column(name, run, help, required, type="whole number")
+    return Column(name, run, help, required, type="whole number", limits=Limits(minimum=low, maximum=high))
 
 
-def num_col(name: str, help: str, *, required: bool = False, minimum: float | None = None,
-            maximum: float | None = None) -> Column:
+def num_col(name: str, help: str, *, required: bool = False, model: type | None = None,
+            field: str | None = None) -> Column:
+    """A number within the range ``model`` declares for it (an exclusive minimum is checked by the model)."""
+    bounds = declared(model, name, field)
+    if model is None:
+        raise ValueError(f"column {name}: a number's range comes from the input model that declares it")
+
     def run(raw: Any, _ctx: Context) -> c.Coerced[float]:
-        return c.decimal(raw, minimum=minimum, maximum=maximum)
+        return c.decimal(raw, minimum=bounds.minimum, maximum=bounds.maximum)
 
-    return Column(name, run, help, required, type="number")
+    return Column(name, run, help, required, type="number", limits=bounds)
 
 
 def pct_col(name: str, help: str) -> Column:

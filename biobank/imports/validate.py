@@ -198,8 +198,9 @@ def _finish_chunk(
             continue
         if res.mode == "create":
             shown = "/".join(str(v) for v in (row.values.get(k) for k in spec.key))
-            report.add_error(RowError(row.number, spec.key[-1], shown, "a new key (or --mode upsert)",
-                                      f"{spec.noun} {shown} already exists; use upsert mode to update it"))
+            report.add_error(RowError(row.number, spec.key[-1], shown, "a new key (or upsert mode)",
+                                      f"{spec.noun} {shown} already exists; choose upsert mode to update "
+                                      "existing rows"))
             continue
         changes = _changes(spec, row, present)
         if changes is None:
@@ -217,8 +218,8 @@ def _finish_chunk(
 
 
 def _expected(exc: BiobankError) -> str:
-    message = str(exc)
-    return message.split(": ", 1)[1] if ": " in message else message
+    """What was wrong without the field and value the report's other columns show."""
+    return exc.reason
 
 
 def _changes(spec: Kind, row: Staged, present: frozenset[str]) -> dict[str, Any] | None:

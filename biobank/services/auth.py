@@ -49,7 +49,7 @@ def can(user: User | None, action: Action) -> bool:
 def require(user: User | None, action: Action) -> User:
     """The acting user, if their role allows ``action``; else a PermissionDeniedError naming both."""
     if user is None:
-        raise PermissionDeniedError(f"{action.value}: no user is signed in (set --user or BIOBANK_USER)")
+        raise PermissionDeniedError(f"{action.value}: no user is signed in", field="user")
     if not user.is_active:
         raise PermissionDeniedError(f"{action.value}: user {user.username!r} is disabled")
     if action not in PERMISSIONS[Role(user.role)]:

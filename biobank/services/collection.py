@@ -16,7 +16,7 @@ from biobank.domain.codes import (
     region_site_code,
     require_safe,
 )
-from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid
+from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid, shown_time
 from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -36,32 +36,39 @@ from biobank.domain.vocab import (
 )
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
 from biobank.models.audit import act_as, add_as
-from biobank.models.base import fetch_one, pk
+from biobank.models.base import pk
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_order, check_positive, require_aware
+from biobank.services.checks import check_enum, check_order, check_positive, check_time
 from biobank.services.custody import record_event
 from biobank.services.donors import get_donor, withdrawal_of
-from biobank.services.inputs import AutopsyOpen, FormatRequest, LesionCreate, RegionCollect
+from biobank.services.inputs import (
+    MAX_PIECES,
+    AutopsyOpen,
+    FormatRequest,
+    LesionCreate,
+    RegionCollect,
+    check_quantity,
+)
+from biobank.services.lookup import by_code, typed_code
 
 
 def get_autopsy(session: Session, case_code: str) -> Autopsy:
-    statement = select(Autopsy).where(Autopsy.case_code == case_code)
-    return fetch_one(session, statement, what="autopsy", field="case", value=case_code)
+    return by_code(session, Autopsy, Autopsy.case_code, case_code, what="autopsy", field="case")
 
 
 def check_autopsy_times(
     death_at: datetime | None, refrigerated_at: datetime | None, start_at: datetime | None, end_at: datetime | None
 ) -> None:
-    """Impossible autopsy times are errors (DOMAIN.md §3); shared by the services and the importer."""
-    for name, value in (("death_at", death_at), ("refrigerated_at", refrigerated_at), ("start_at", start_at), ("end_at", end_at)):
-        require_aware(name, value)
+    """Impossible autopsy times are errors (DOMAIN.md §3): none in the future, none before death, no end before
+    the start; shared by the services and the importer."""
     if death_at is None and any(t is not None for t in (refrigerated_at, start_at, end_at)):
-        raise invalid("death_at", None, "the time of death comes before any other autopsy time")
-    check_order("death_at", death_at, "refrigerated_at", refrigerated_at)
-    check_order("death_at", death_at, "start_at", start_at)
+        raise invalid("death_at", None, "comes before any other autopsy time: give the time of death first")
+    check_time("death_at", death_at)
+    check_time("refrigerated_at", refrigerated_at, after=[("death_at", death_at)])
+    check_time("start_at", start_at, after=[("death_at", death_at)])
     if end_at is not None and start_at is None:
-        raise invalid("end_at", end_at.isoformat(), "an autopsy cannot end without a start time")
-    check_order("start_at", start_at, "end_at", end_at)
+        raise invalid("end_at", end_at, "needs the autopsy start: an autopsy cannot end without a start time")
+    check_time("end_at", end_at, after=[("start_at", start_at)])
 
 
 def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> Autopsy:
@@ -71,6 +78,7 @@ def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> 
     refrigerated_at, start_at, end_at = data.refrigerated_at, data.start_at, data.end_at
     institution, prosector, team, status = data.institution, data.prosector, data.team, data.status
     donor = get_donor(session, donor_code)
+    case_code = typed_code(case_code)
     require_safe("case_code", case_code)
     check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
     if status is None:
@@ -132,7 +140,7 @@ def update_autopsy_times(
         )
     ).first()
     if earliest is not None and new["death_at"] is not None and earliest < new["death_at"]:
-        raise invalid("death_at", new["death_at"].isoformat(), "material of this case was excised before that time")
+        raise invalid("death_at", new["death_at"], f"cannot be after the first excision of this case ({shown_time(earliest)})")
     act_as(session, actor)
     for key, value in new.items():
         setattr(autopsy, key, value)
@@ -205,8 +213,8 @@ def next_lesion_code(session: Session, donor: Donor) -> str:
 
 
 def get_lesion(session: Session, donor: Donor, code: str) -> Lesion:
-    statement = select(Lesion).where(Lesion.donor_id == donor.id, Lesion.code == code)
-    return fetch_one(session, statement, what=f"donor {donor.code}: lesion", field="lesion", value=code)
+    return by_code(session, Lesion, Lesion.code, code, what=f"donor {donor.code}: lesion", field="lesion",
+                   where=[Lesion.donor_id == donor.id])
 
 
 #: The formats the board offers for a tumour region, with default quantities.
@@ -239,19 +247,19 @@ def _validate_format(request: FormatRequest, excised_at: datetime, row: str) -> 
     check_enum(f"{row}.material_type", request.material_type, MaterialType, nullable=True)
     check_enum(f"{row}.fixative", request.fixative, Fixative, nullable=True)
     check_enum(f"{row}.decalcification_agent", request.decalcification_agent, DecalcificationAgent, nullable=True)
-    if request.quantity is None or request.quantity <= 0:
+    if request.quantity is None:
         raise invalid(f"{row}.quantity", request.quantity, "must be positive")
-    if not 1 <= request.count <= 50:
-        raise invalid(f"{row}.count", request.count, "between 1 and 50 pieces per format")
-    require_aware(f"{row}.stabilised_at", request.stabilised_at)
-    require_aware(f"{row}.fixation_end_at", request.fixation_end_at)
-    check_order("excised_at", excised_at, f"{row}.stabilised_at", request.stabilised_at)
+    check_quantity(f"{row}.quantity", request.quantity, request.unit)
+    if not 1 <= request.count <= MAX_PIECES:
+        raise invalid(f"{row}.count", request.count, f"must lie between 1 and {MAX_PIECES} pieces per format")
+    check_time(f"{row}.stabilised_at", request.stabilised_at, after=[("excised_at", excised_at)])
     if request.fixation_end_at is not None and request.stabilised_at is None:
-        raise invalid(f"{row}.fixation_end_at", request.fixation_end_at.isoformat(), "needs the time fixation started")
-    check_order(f"{row}.stabilised_at", request.stabilised_at, f"{row}.fixation_end_at", request.fixation_end_at)
+        raise invalid(f"{row}.fixation_end_at", request.fixation_end_at, "needs the time fixation started (Stabilised)")
+    check_time(f"{row}.fixation_end_at", request.fixation_end_at, after=[("stabilised_at", request.stabilised_at)])
     if request.decalcification_hours is not None:
         if request.decalcification_agent is None:
-            raise invalid(f"{row}.decalcification_hours", request.decalcification_hours, "name the decalcification agent")
+            raise invalid(f"{row}.decalcification_hours", request.decalcification_hours,
+                          "needs a decalcification agent: name the agent")
         check_positive(f"{row}.decalcification_hours", request.decalcification_hours, allow_zero=True)
 
 
@@ -272,14 +280,15 @@ def collect_region(session: Session, *, actor: User | None, data: RegionCollect)
     check_enum("kind", kind, SiteKind)
     site_kind = SiteKind(kind)
     site = _site(session, site_code)
-    require_aware("excised_at", excised_at)
+    check_time("excised_at", excised_at)
     if withdrawal_of(session, donor.id) is not None:
         raise ConsentError(f"donor {donor.code}: consent was withdrawn; nothing more can be collected", field="donor")
     if autopsy.status == AutopsyStatus.scheduled and site_kind != SiteKind.premortem_blood:
         raise invalid("case", case_code, "the autopsy has not started: record the time of death and start first")
     if site_kind == SiteKind.premortem_blood:
         if autopsy.death_at is not None and excised_at >= autopsy.death_at:
-            raise invalid("excised_at", excised_at.isoformat(), "a pre-mortem draw is taken before death")
+            raise invalid("excised_at", excised_at,
+                          f"must be before the time of death ({shown_time(autopsy.death_at)}) for a pre-mortem draw")
     else:
         check_order("death_at", autopsy.death_at, "excised_at", excised_at)
     if not formats:

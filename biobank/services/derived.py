@@ -50,12 +50,12 @@ from biobank.models import (
     User,
 )
 from biobank.models.audit import act_as, add_as
-from biobank.models.base import fetch_one
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_range, require_aware
+from biobank.services.checks import check_enum, check_order, check_range, check_time
 from biobank.services.custody import record_event
 from biobank.services.donors import require_consent
-from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+from biobank.services.inputs import MAX_PIECES, ModelCreate, ModelQCCreate, PassageCreate, check_quantity
+from biobank.services.lookup import by_code
 from biobank.services.specimens import TAKEABLE, get_specimen
 
 #: The consent scope a derived model needs (DOMAIN.md §2 "Consent").
@@ -87,13 +87,14 @@ CULTURE_FIELDS = ("medium", "matrix", "growth_properties")
 
 
 def get_model(session: Session, code: str, *, for_update: bool = False) -> DerivedModel:
-    statement = select(DerivedModel).where(DerivedModel.code == code)
-    return fetch_one(session, statement, what="model", field="model", value=code, for_update=for_update)
+    """The model with this code, typed in any letter case."""
+    return by_code(session, DerivedModel, DerivedModel.code, code, what="model", field="model", for_update=for_update)
 
 
 def get_passage(session: Session, model: DerivedModel, label: str) -> ModelPassage:
-    statement = select(ModelPassage).where(ModelPassage.model_id == model.id, ModelPassage.label == label)
-    return fetch_one(session, statement, what=f"model {model.code}: passage", field="passage", value=label)
+    """The model's passage with this label (``p2`` finds ``P2``)."""
+    return by_code(session, ModelPassage, ModelPassage.label, label, what=f"model {model.code}: passage",
+                   field="passage", where=[ModelPassage.model_id == model.id])
 
 
 def model_donor(session: Session, model: DerivedModel) -> Donor:
@@ -149,12 +150,7 @@ def create_model(session: Session, *, actor: User | None, data: ModelCreate) -> 
     if source.status not in TAKEABLE:
         raise invalid("source", source_code, f"specimen is {source.status}; nothing can be taken from it")
     require_consent(session, donor, MODEL_SCOPE)
-    if initiated_on < source.collected_at.date():
-        raise invalid(
-            "initiated_on",
-            initiated_on.isoformat(),
-            f"is before the source was collected ({source.collected_at.date()})",
-        )
+    check_time("initiated_on", initiated_on, after=[("the source's collection", source.collected_at)])
     if quantity_used is not None:
         if quantity_used < 0:
             raise invalid("quantity_used", quantity_used, "cannot be negative")
@@ -244,23 +240,14 @@ def record_passage(session: Session, *, actor: User | None, data: PassageCreate)
     label, mouse_or_vessel_id, latency_days = data.label, data.mouse_or_vessel_id, data.latency_days
     doubling_time_hours, notes = data.doubling_time_hours, data.notes
     model = get_model(session, model_code, for_update=True)
+    model_code = model.code
     if model.status in (ModelStatus.failed, ModelStatus.discontinued):
         raise invalid("model", model_code, f"model is {model.status}; no passage can be recorded")
-    if passaged_on < model.initiated_on:
-        raise invalid(
-            "passaged_on",
-            passaged_on.isoformat(),
-            f"is before the model was initiated ({model.initiated_on})",
-        )
+    check_time("passaged_on", passaged_on, after=[("the model's initiation", model.initiated_on)])
     parent: ModelPassage | None = None
     if parent_label is not None:
         parent = get_passage(session, model, parent_label)
-        if passaged_on < parent.passaged_on:
-            raise invalid(
-                "passaged_on",
-                passaged_on.isoformat(),
-                f"is before its parent {parent.label} ({parent.passaged_on})",
-            )
+        check_time("passaged_on", passaged_on, after=[(f"its parent passage {parent.label}", parent.passaged_on)])
     number = parent.number + 1 if parent is not None else 0
     if latency_days is not None:
         if model.kind != ModelKind.pdx:
@@ -317,10 +304,7 @@ def distribute_passage(
     recipient = _text(distributed_to)
     if recipient is None:
         raise invalid("distributed_to", distributed_to, "name the recipient")
-    if distributed_on < passage.passaged_on:
-        raise invalid(
-            "distributed_on", distributed_on.isoformat(), f"is before the passage ({passage.passaged_on})"
-        )
+    check_time("distributed_on", distributed_on, after=[(f"passage {passage.label}", passage.passaged_on)])
     if passage.distributed_on is not None:
         raise ConflictError(
             f"model {model_code}: passage {label} was already distributed", field="label", value=label
@@ -417,10 +401,7 @@ def record_model_qc(session: Session, *, actor: User | None, data: ModelQCCreate
     check_qc_results(identity_method=identity_method, identity_match_pct=identity_match_pct, mycoplasma=mycoplasma,
                      mouse_content_pct=mouse_content_pct, histology_concordant=histology_concordant,
                      not_mouse_or_ebv_origin=not_mouse_or_ebv_origin)
-    if tested_on < passage.passaged_on:
-        raise invalid(
-            "tested_on", tested_on.isoformat(), f"is before passage {passage.label} ({passage.passaged_on})"
-        )
+    check_time("tested_on", tested_on, after=[(f"passage {passage.label}", passage.passaged_on)])
     verdict = judge_qc(
         identity_match_pct=identity_match_pct,
         mycoplasma=str(mycoplasma),
@@ -497,8 +478,7 @@ def set_status(
     if target not in allowed:
         options = ", ".join(sorted(s.value for s in allowed)) or "none (final)"
         raise invalid("status", status, f"model {model_code} is {current}; allowed next: {options}")
-    if on < model.initiated_on:
-        raise invalid("on", on.isoformat(), f"is before the model was initiated ({model.initiated_on})")
+    check_time("on", on, after=[("the model's initiation", model.initiated_on)])
     if target == ModelStatus.established:
         met = qc_requirements_met(session, model)
         missing = [name for name, ok in met.items() if not ok]
@@ -519,9 +499,8 @@ def set_status(
     if (
         target in (ModelStatus.cryobanked, ModelStatus.discontinued)
         and model.established_on
-        and on < model.established_on
     ):
-        raise invalid("on", on.isoformat(), f"is before the model was established ({model.established_on})")
+        check_order("established_on", model.established_on, "on", on)
     act_as(session, actor)
     model.status = target.value
     if target == ModelStatus.established:
@@ -558,14 +537,13 @@ def passage_specimens(
     check_enum("storage_format", storage_format, StorageFormat)
     check_enum("unit", unit, QuantityUnit)
     check_passage_yield(material_type, storage_format)
-    if quantity is None or quantity <= 0:
+    if quantity is None:
         raise invalid("quantity", quantity, "must be positive")
-    if not 1 <= count <= 50:
-        raise invalid("count", count, "between 1 and 50 specimens at once")
-    require_aware("at", at)
+    check_quantity("quantity", quantity, unit)
+    if not 1 <= count <= MAX_PIECES:
+        raise invalid("count", count, f"must lie between 1 and {MAX_PIECES} specimens at once")
+    check_time("at", at, after=[(f"passage {passage.label}", passage.passaged_on)])
     when = at or datetime.combine(passage.passaged_on, time(12), UTC)
-    if when.date() < passage.passaged_on:
-        raise invalid("at", when.isoformat(), f"is before passage {passage.label} ({passage.passaged_on})")
     require_consent(session, model_donor(session, model), MODEL_SCOPE)
     source = session.get(Specimen, model.source_specimen_id)
     assert source is not None

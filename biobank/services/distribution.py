@@ -23,16 +23,24 @@ from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
 from biobank.queries import storage as storage_reads
-from biobank.queries.distribution import get_order, order_items
+from biobank.queries.distribution import order_items
 from biobank.services import storage
 from biobank.services.auth import Action, can, require
-from biobank.services.checks import check_enum, require_aware
+from biobank.services.checks import check_enum, check_time
 from biobank.services.custody import record_event
 from biobank.services.donors import require_consent
+from biobank.services.inputs import OrderCreate, check_quantity
+from biobank.services.lookup import by_code
 from biobank.services.specimens import get_specimen
 
 #: Statuses from which material may be promised or shipped.
 DISTRIBUTABLE = frozenset({SpecimenStatus.available.value, SpecimenStatus.reserved.value})
+
+
+def get_order(session: Session, code: str, *, for_update: bool = False) -> DistributionOrder:
+    """The order with this code, typed in any letter case."""
+    return by_code(session, DistributionOrder, DistributionOrder.code, code, what="distribution order", field="order",
+                   for_update=for_update)
 
 
 def _require_requester(actor: User | None) -> User:
@@ -90,7 +98,9 @@ def create_order(
         raise invalid("study", study, "name the study")
     if not recipient or not recipient.strip():
         raise invalid("recipient", recipient, "name the recipient (person and institution)")
-    code = code or next_order_code(session)
+    OrderCreate.build(study=study.strip(), recipient=recipient.strip(), use=use, purpose=(purpose or "").strip() or None,
+                      code=code, note=note)
+    code = (code or "").strip() or next_order_code(session)
     require_safe("code", code)
     if session.exec(select(DistributionOrder.id).where(DistributionOrder.code == code)).first() is not None:
         raise ConflictError(f"code={code!r}: an order with this code already exists", field="code", value=code)
@@ -141,11 +151,14 @@ def add_item(
     order = get_order(session, order_code, for_update=True)
     if order.status != OrderStatus.draft:
         raise ConflictError(f"order {order_code}: is {order.status}; items are added to draft orders only", field="status")
+    order_code = order.code
     specimen = get_specimen(session, specimen_code, for_update=True)
+    specimen_code = specimen.code
     if quantity is None:
         quantity = specimen.quantity_remaining
-    if quantity is None or quantity <= 0:
+    if quantity is None:
         raise invalid("quantity", quantity, "must be positive")
+    check_quantity("quantity", quantity, specimen.unit)
     existing = session.exec(
         select(DistributionItem.id).where(DistributionItem.order_id == order.id, DistributionItem.specimen_id == specimen.id)
     ).first()
@@ -160,8 +173,9 @@ def add_item(
 def approve(session: Session, *, actor: User | None, order_code: str, when: datetime | None = None) -> DistributionOrder:
     """A PI approves a draft order: every item is checked for quantity and consent first."""
     user = require(actor, Action.approve)
-    require_aware("when", when)
+    check_time("when", when)
     order = get_order(session, order_code, for_update=True)
+    order_code = order.code
     items = order_items(session, order)
     if order.status == OrderStatus.draft and not items:
         raise invalid("order", order_code, "has no items; add specimens before approving")
@@ -189,16 +203,16 @@ def ship(
     """A technician ships an approved order: consent and quantities are checked again for every item, then each
     specimen gives up the shipped quantity (and its position, when nothing is left)."""
     user = require(actor, Action.ship)
-    require_aware("when", when)
+    check_time("when", when)
     check_enum("shipping_temperature", shipping_temperature, TemperatureClass)
     order = get_order(session, order_code, for_update=True)
     at = when or utcnow()
     _check_move(order, OrderStatus.shipped)
-    if order.approved_at is not None and at < order.approved_at:
-        raise invalid("when", at.isoformat(), f"cannot be before the approval ({order.approved_at.isoformat()})")
+    check_time("when", at, after=[("the approval", order.approved_at)])
     items = order_items(session, order)
     locked = [(item, get_specimen(session, specimen.code, for_update=True)) for item, specimen in items]
     for item, specimen in locked:
+        check_time("when", at, after=[(f"{specimen.code}'s collection", specimen.collected_at)])
         _check_consent(session, order, specimen)
         if storage_reads.open_checkout(session, specimen.id) is not None:
             raise invalid("specimen", specimen.code, "is checked out; return it before shipping")
@@ -231,12 +245,11 @@ def ship(
 def receive(session: Session, *, actor: User | None, order_code: str, when: datetime | None = None) -> DistributionOrder:
     """The recipient confirmed receipt."""
     require(actor, Action.ship)
-    require_aware("when", when)
+    check_time("when", when)
     order = get_order(session, order_code, for_update=True)
     at = when or utcnow()
     _check_move(order, OrderStatus.received)
-    if order.shipped_at is not None and at < order.shipped_at:
-        raise invalid("when", at.isoformat(), f"cannot be before shipping ({order.shipped_at.isoformat()})")
+    check_time("when", at, after=[("the shipment", order.shipped_at)])
     act_as(session, actor)
     order.status = OrderStatus.received.value
     order.received_at = at
@@ -256,11 +269,14 @@ def return_items(
 ) -> DistributionItem:
     """Material came back: the quantity is added back to the specimen, which is available again (store it next)."""
     require(actor, Action.ship)
-    require_aware("when", when)
+    check_time("when", when)
     order = get_order(session, order_code, for_update=True)
+    order_code = order.code
     if order.status not in (OrderStatus.shipped, OrderStatus.received):
         raise ConflictError(f"order {order_code}: is {order.status}; only shipped material comes back", field="status")
+    check_time("when", when, after=[("the shipment", order.shipped_at)])
     specimen = get_specimen(session, specimen_code, for_update=True)
+    specimen_code = specimen.code
     item = session.exec(
         select(DistributionItem).where(DistributionItem.order_id == order.id, DistributionItem.specimen_id == specimen.id)
     ).first()

@@ -30,14 +30,16 @@ from biobank.models import (
     User,
 )
 from biobank.models.audit import act_as, add_as
-from biobank.models.base import fetch_one, pk
+from biobank.models.base import pk
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_range, require_aware
-from biobank.services.inputs import DonorCreate
+from biobank.services.checks import check_enum, check_time
+from biobank.services.inputs import ConsentCreate, DonorCreate, TreatmentLineCreate
+from biobank.services.lookup import by_code
 
 
 def get_donor(session: Session, code: str) -> Donor:
-    return fetch_one(session, select(Donor).where(Donor.code == code), what="donor", field="donor", value=code)
+    """The donor with this code, typed in any letter case."""
+    return by_code(session, Donor, Donor.code, code, what="donor", field="donor")
 
 
 def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -> Donor:
@@ -56,9 +58,7 @@ def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -
     check_enum("status", status, DonorStatus)
     for name, value in (("er_status", er_status), ("pr_status", pr_status), ("her2_status", her2_status)):
         check_enum(name, value, ReceptorStatus, nullable=True)
-    check_range("age_at_death", age_at_death, 0, 130)
-    check_range("hardy_scale", hardy_scale, 0, 4)
-    check_range("diagnosis_days_before_death", diagnosis_days_before_death, 0, 365 * 100)
+    # age, Hardy scale and days from diagnosis are bounded by DonorCreate's declared limits
     if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
         raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
     if session.exec(select(Donor.id).where(Donor.code == code)).first() is not None:
@@ -93,7 +93,9 @@ def record_consent(
     document_ref: str | None = None,
 ) -> Consent:
     require(actor, Action.enter)
+    ConsentCreate.check_fields({"consented_on": consented_on, "document_ref": document_ref})
     donor = get_donor(session, donor_code)
+    check_time("consented_on", consented_on)
     check_enum("given_by", given_by, ConsentGiver)
     for scope in scopes:
         check_enum("scope", scope, ConsentScope)
@@ -122,7 +124,7 @@ def withdraw_consent(
     user = require(actor, Action.withdraw)
     donor = get_donor(session, donor_code)
     check_enum("requested_by", requested_by, ConsentGiver)
-    require_aware("withdrawn_at", withdrawn_at)
+    check_time("withdrawn_at", withdrawn_at)
     if not reason or not reason.strip():
         raise invalid("reason", reason, "say why consent was withdrawn")
     if withdrawal_of(session, donor.id) is not None:
@@ -185,6 +187,8 @@ def add_treatment_line(
     best_response: str = Response.unknown,
 ) -> TreatmentLine:
     require(actor, Action.enter)
+    TreatmentLineCreate.check_fields({"agents": agents, "start_days_before_death": start_days_before_death,
+                                      "end_days_before_death": end_days_before_death})
     donor = get_donor(session, donor_code)
     check_enum("category", category, TreatmentCategory)
     check_enum("intent", intent, TreatmentIntent)

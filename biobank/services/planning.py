@@ -43,6 +43,8 @@ from biobank.models.plans import (
 from biobank.queries import exports as query
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum
+from biobank.services.inputs import PlanCreate, PlanSettings
+from biobank.services.lookup import by_code
 from biobank.services.plan_rules import (
     _ACID,
     A260_280_RANGE,
@@ -320,8 +322,14 @@ def _id(plan: AnalysisPlan) -> int:
     return plan.id
 
 
+def get_plan(session: Session, code: str) -> AnalysisPlan:
+    """The analysis plan with this code, typed in any letter case."""
+    return by_code(session, AnalysisPlan, AnalysisPlan.code, code, what="analysis plan", field="plan")
+
+
 def _get_draft(session: Session, code: str) -> AnalysisPlan:
-    plan = query.get_plan(session, code)
+    plan = get_plan(session, code)
+    code = plan.code
     if plan.status != PlanStatus.draft:
         raise ConflictError(
             f"plan {code} is {plan.status}; only a draft can change", field="status", value=plan.status
@@ -332,9 +340,8 @@ def _get_draft(session: Session, code: str) -> AnalysisPlan:
 def _check_settings(
     session: Session, target_depth: float | None, primary_site_code: str | None, unknown_primary: bool
 ) -> None:
-    """A plan's target depth is positive; its primary site is a known site, or unknown (not both)."""
-    if target_depth is not None and target_depth <= 0:
-        raise invalid("target_depth", target_depth, "must be positive (e.g. 60 for 60x)")
+    """A plan's target depth is positive and plausible; its primary site is a known site, or unknown (not both)."""
+    PlanSettings.build(target_depth=target_depth, primary_site_code=primary_site_code, unknown_primary=unknown_primary)
     if unknown_primary and primary_site_code:
         raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
     if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
@@ -358,9 +365,13 @@ def create_plan(
 ) -> AnalysisPlan:
     """A draft plan for these donors, filled with the suggestion unless ``use_suggestion`` is false."""
     require(actor, Action.plan)
-    require_safe("code", code)
     if not name or not name.strip():
         raise invalid("name", name, "give the plan a name")
+    PlanCreate.build(code=code, name=name.strip(), purpose=purpose, assay=assay, donor_codes=tuple(donor_codes),
+                     target_depth=target_depth, primary_site_code=primary_site_code, unknown_primary=unknown_primary,
+                     description=description, use_suggestion=use_suggestion)
+    code = code.strip()
+    require_safe("code", code)
     check_enum("purpose", purpose, PlanPurpose)
     check_enum("assay", assay, Assay)
     _check_settings(session, target_depth, primary_site_code, unknown_primary)
@@ -523,7 +534,7 @@ def plan_context(session: Session, plan: AnalysisPlan) -> PlanContext:
 
 def check_plan(session: Session, plan_code: str) -> Report:
     """The rule report of a plan (reads only)."""
-    return run_rules(plan_context(session, query.get_plan(session, plan_code)))
+    return run_rules(plan_context(session, get_plan(session, plan_code)))
 
 
 def approve_plan(session: Session, *, actor: User | None, plan_code: str) -> Report:
@@ -545,7 +556,8 @@ def approve_plan(session: Session, *, actor: User | None, plan_code: str) -> Rep
 def submit_plan(session: Session, *, actor: User | None, plan_code: str) -> AnalysisPlan:
     """Mark an approved plan as submitted to sequencing (consent and rules checked once more)."""
     require(actor, Action.plan)
-    plan = query.get_plan(session, plan_code)
+    plan = get_plan(session, plan_code)
+    plan_code = plan.code
     if plan.status != PlanStatus.approved:
         raise ConflictError(
             f"plan {plan_code} is {plan.status}; only an approved plan can be submitted", field="status"

@@ -17,23 +17,26 @@ from biobank.domain.vocab import (
     Lineage,
     MaterialType,
     QuantityUnit,
+    SiteKind,
     SpecimenStatus,
     StorageFormat,
 )
-from biobank.models import Specimen, User
+from biobank.models import Autopsy, SamplingSite, Specimen, User
 from biobank.models.audit import act_as, audit_reason, record_bulk
-from biobank.models.base import fetch_one, utcnow
+from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_order, check_positive, check_range, require_aware
+from biobank.services.checks import check_enum, check_order, check_time, require_aware
 from biobank.services.custody import record_event
+from biobank.services.inputs import SpecimenCorrection, SpecimenQC, check_quantity, limits
+from biobank.services.lookup import by_code
 
 #: Statuses from which material can still be taken.
 TAKEABLE = {SpecimenStatus.available.value, SpecimenStatus.reserved.value, SpecimenStatus.in_use.value}
 
 
 def get_specimen(session: Session, code: str, *, for_update: bool = False) -> Specimen:
-    statement = select(Specimen).where(Specimen.code == code)
-    return fetch_one(session, statement, what="specimen", field="code", value=code, for_update=for_update)
+    """The specimen with this code, typed in any letter case."""
+    return by_code(session, Specimen, Specimen.code, code, what="specimen", field="code", for_update=for_update)
 
 
 def _require_takeable(specimen: Specimen, field: str = "parent") -> None:
@@ -50,7 +53,7 @@ def _consume(specimen: Specimen, amount: float, field: str) -> None:
         raise invalid(
             field,
             amount,
-            f"only {specimen.quantity_remaining:g} {specimen.unit} of {specimen.code} remain",
+            f"is more than what remains: only {specimen.quantity_remaining:g} {specimen.unit} of {specimen.code} remain",
         )
     specimen.quantity_remaining = max(remaining, 0.0)
     if specimen.quantity_remaining == 0:
@@ -94,11 +97,13 @@ def aliquot(
     require_aware("at", at)
     parent = get_specimen(session, parent_code, for_update=True)
     _require_takeable(parent)
+    check_time("at", at, after=[("the parent's collection", parent.collected_at)])
     if not portions:
         raise invalid("portions", [], "give at least one aliquot quantity")
     for index, portion in enumerate(portions, start=1):
-        if portion is None or portion <= 0:
+        if portion is None:
             raise invalid(f"portions[{index}]", portion, "must be positive")
+        check_quantity(f"portions[{index}]", portion, parent.unit)
     act_as(session, actor)
     _consume(parent, float(sum(portions)), "portions")
     parent.version += 1  # every edit moves the version on, so a stale correction elsewhere is refused
@@ -168,14 +173,14 @@ def derive(
     check_enum("unit", unit, QuantityUnit)
     if material_type not in DERIVABLE.get(parent.material_type, set()):
         raise invalid("material_type", material_type, f"cannot be derived from {parent.material_type}")
-    if quantity is None or quantity <= 0:
+    if quantity is None:
         raise invalid("quantity", quantity, "must be positive")
-    check_positive("concentration_ng_ul", concentration_ng_ul, allow_zero=True)
+    check_quantity("quantity", quantity, unit)
+    SpecimenQC.check_fields({"concentration_ng_ul": concentration_ng_ul})
     if storage_format is None:
         storage_format = StorageFormat.ffpe if material_type == MaterialType.section and parent.storage_format == StorageFormat.ffpe else StorageFormat.frozen
     check_enum("storage_format", storage_format, StorageFormat)
-    if at is not None:
-        check_order("parent collected_at", parent.collected_at, "at", at)
+    check_time("at", at, after=[("the parent's collection", parent.collected_at)])
     act_as(session, actor)
     _consume(parent, float(parent_quantity_used), "parent_quantity_used")
     parent.version += 1
@@ -206,15 +211,11 @@ def derive(
     return child
 
 
-QC_FIELDS = {
-    "tumour_cellularity_pct": (0, 100),
-    "necrosis_pct": (0, 100),
-    "yield_ng": (0, 1e9),
-    "a260_280": (0, 5),
-    "rin": (0, 10),
-    "din": (0, 10),
-    "dv200_pct": (0, 100),
-    "concentration_ng_ul": (0, 1e7),
+#: The QC results ``record_qc`` takes, with their scales (declared in :class:`SpecimenQC`).
+QC_FIELDS: dict[str, tuple[float | None, float | None]] = {
+    name: (limits(SpecimenQC, name).minimum, limits(SpecimenQC, name).maximum)
+    for name in SpecimenQC.model_fields
+    if name != "pathology_reviewer"
 }
 
 
@@ -236,8 +237,9 @@ def record_qc(
     given = {k: v for k, v in values.items() if v is not None}
     if not given and pathology_reviewer is None:
         raise invalid("qc", {}, "give at least one QC value")
-    for name, value in given.items():
-        check_range(name, value, *QC_FIELDS[name])
+    SpecimenQC.check_fields({**given, "pathology_reviewer": pathology_reviewer})
+    require_aware("at", at)
+    check_time("at", at, after=[(f"{specimen.code}'s collection", specimen.collected_at)])
     nucleic = {"yield_ng", "a260_280", "rin", "din", "dv200_pct", "concentration_ng_ul"} & set(given)
     if {"rin", "din", "a260_280"} & nucleic and specimen.material_type not in (MaterialType.dna, MaterialType.rna):
         first = sorted(nucleic)[0]
@@ -254,11 +256,37 @@ def record_qc(
     if pathology_reviewer is not None:
         specimen.pathology_reviewer = pathology_reviewer
     specimen.version += 1
-    require_aware("at", at)
     record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor, at=at,
                  note=", ".join(f"{k}={v:g}" for k, v in given.items()))
     session.flush()
     return specimen
+
+
+def _check_corrected_times(session: Session, specimen: Specimen, proposed: dict[str, Any]) -> None:
+    """The corrected times keep their order: collected after death (unless a pre-mortem draw), stabilised after
+    collected, fixation ended after it started."""
+    if proposed["collected_at"] != specimen.collected_at:
+        site = session.get(SamplingSite, specimen.sampling_site_id)
+        autopsy = session.get(Autopsy, site.autopsy_id) if site is not None and site.autopsy_id is not None else None
+        if site is not None and site.kind != SiteKind.premortem_blood and autopsy is not None:
+            check_order("death_at", autopsy.death_at, "collected_at", proposed["collected_at"])
+    check_order("collected_at", proposed["collected_at"], "stabilised_at", proposed["stabilised_at"])
+    if proposed["fixation_end_at"] is not None and proposed["stabilised_at"] is None:
+        raise invalid("fixation_end_at", proposed["fixation_end_at"], "needs the time fixation started (Stabilised)")
+    check_order("stabilised_at", proposed["stabilised_at"], "fixation_end_at", proposed["fixation_end_at"])
+
+
+def _check_corrected_quantities(proposed: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Quantities stay plausible for their unit and what remains stays within the quantity; a problem is reported
+    against the field the person typed (the quantity, when the remainder only followed it)."""
+    unit = proposed["unit"]
+    quantity, remaining = proposed["quantity"], proposed["quantity_remaining"]
+    check_quantity("quantity", quantity, unit, allow_zero=True)
+    check_quantity("quantity_remaining", remaining, unit, allow_zero=True)
+    if remaining > quantity + 1e-9:
+        if "quantity" in changes and changes.get("quantity_remaining") is None:
+            raise invalid("quantity", quantity, f"cannot be less than what remains ({remaining:g} {unit})")
+        raise invalid("quantity_remaining", remaining, f"cannot be more than the quantity ({quantity:g} {unit})")
 
 
 #: Fields a correction may change; identity (code, donor, site, lineage, parent) never changes.
@@ -283,22 +311,22 @@ def correct_specimen(
     if not reason or not reason.strip():
         raise invalid("reason", reason, "a correction needs a reason (it goes into the audit trail)")
     specimen = get_specimen(session, code, for_update=True)
+    code = specimen.code
     bad = set(changes) - CORRECTABLE
     if bad:
-        raise invalid(sorted(bad)[0], changes[sorted(bad)[0]], "this field cannot be corrected")
+        raise invalid(sorted(bad)[0], changes[sorted(bad)[0]], "cannot be corrected")
     if not changes:
         raise invalid("changes", {}, "nothing to correct")
+    for name in ("collected_at", "stabilised_at", "fixation_end_at"):
+        require_aware(name, changes.get(name))
+    SpecimenCorrection.check_fields(changes)  # each value as the form typed it: limits, no time in the future
     current = {name: getattr(specimen, name) for name in CORRECTABLE}
     proposed = {**current, **changes}
-    for name in ("collected_at", "stabilised_at", "fixation_end_at"):
-        require_aware(name, proposed[name])
-    check_order("collected_at", proposed["collected_at"], "stabilised_at", proposed["stabilised_at"])
-    check_order("stabilised_at", proposed["stabilised_at"], "fixation_end_at", proposed["fixation_end_at"])
+    _check_corrected_times(session, specimen, proposed)
     check_enum("storage_format", proposed["storage_format"], StorageFormat)
     check_enum("material_type", proposed["material_type"], MaterialType)
     check_enum("unit", proposed["unit"], QuantityUnit)
-    if proposed["quantity"] < 0 or not 0 <= proposed["quantity_remaining"] <= proposed["quantity"]:
-        raise invalid("quantity_remaining", proposed["quantity_remaining"], f"must lie between 0 and the quantity ({proposed['quantity']:g})")
+    _check_corrected_quantities(proposed, changes)
     if proposed["barcode"] is not None and not str(proposed["barcode"]).strip():
         proposed["barcode"] = None
         changes["barcode"] = None

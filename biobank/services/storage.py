@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -24,7 +25,6 @@ from biobank.models import Autopsy, Checkout, Container, SamplingSite, Specimen,
 from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
 from biobank.queries.storage import (
-    get_container,
     grid,
     label,
     location_of,
@@ -34,8 +34,10 @@ from biobank.queries.storage import (
     temperature_of_container,
 )
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, require_aware
+from biobank.services.checks import check_enum, check_time
 from biobank.services.custody import record_event
+from biobank.services.inputs import ContainerCreate
+from biobank.services.lookup import by_code, stored_code, typed_code
 from biobank.services.specimens import get_specimen
 
 #: Statuses in which a specimen may be put into storage or moved.
@@ -45,6 +47,11 @@ CHECKOUTABLE = STORABLE
 
 
 # --- building the tree --------------------------------------------------------------------------------------------
+
+
+def get_container(session: Session, code: str, *, for_update: bool = False) -> Container:
+    """The container with this code, typed in any letter case (container codes may be mixed case)."""
+    return by_code(session, Container, Container.code, code, what="container", field="container", for_update=for_update)
 
 
 def add_container(
@@ -59,6 +66,8 @@ def add_container(
 ) -> Container:
     """Add a container under ``parent_code``; its kind decides its grid, temperature and what may go inside."""
     require(actor, Action.enter)
+    ContainerCreate.build(code=code, kind=kind, parent_code=parent_code, name=name, note=note)
+    code = code.strip()
     require_safe("code", code)
     check_enum("kind", kind, ContainerKind)
     kind_spec = spec(kind)
@@ -72,8 +81,10 @@ def add_container(
         if kind_spec.root:
             raise invalid("kind", kind, f"a {kind} stands at the top of the tree; it cannot go inside {parent.code}")
         _check_holds(parent, kind)
-    if session.exec(select(Container.id).where(Container.code == code)).first() is not None:
-        raise ConflictError(f"code={code!r}: a container with this code already exists", field="code", value=code)
+    taken = session.exec(select(Container.code).where(func.upper(Container.code) == code.upper())).first()
+    if taken is not None:
+        raise ConflictError(f"code={code!r}: a container with this code already exists ({taken}; codes are read in "
+                            "any letter case)", field="code", value=code)
     container = Container(
         code=code,
         kind=str(kind),
@@ -109,9 +120,11 @@ def move_container(
 ) -> Container:
     """Move a box (or a rack with its boxes) to another parent; every specimen inside gets a 'moved' event."""
     require(actor, Action.enter)
-    require_aware("when", when)
+    check_time("when", when)
     container = get_container(session, code, for_update=True)
+    code = container.code
     parent = get_container(session, parent_code)
+    parent_code = parent.code
     if spec(container.kind).root:
         raise invalid("container", code, f"a {container.kind} stands at the top of the tree and cannot move")
     _check_holds(parent, container.kind)
@@ -140,6 +153,7 @@ def move_container(
     for location in locations:
         specimen = session.get(Specimen, location.specimen_id)
         assert specimen is not None
+        check_time("when", when, after=[(f"{specimen.code}'s collection", specimen.collected_at)])
         verdict = compat.check(specimen.storage_format, specimen.material_type, temperature_after(by_id[location.container_id]))
         if not verdict.allowed:
             raise invalid("parent", parent_code, f"{specimen.code} in {code} cannot go there: {verdict.reason}")
@@ -252,16 +266,18 @@ def store(
 ) -> list[Placement]:
     """Put specimens into a box: at ``at`` and the positions after it, or the first free consecutive run."""
     require(actor, Action.enter)
-    require_aware("when", when)
+    check_time("when", when)
     if not codes:
         raise invalid("codes", [], "name at least one specimen")
-    duplicates = sorted({c for c in codes if list(codes).count(c) > 1})
-    if duplicates:
-        raise invalid("codes", duplicates[0], "named twice")
     box, box_grid, temperature = _target(session, box_code)
     specimens = [get_specimen(session, code, for_update=True) for code in codes]
+    stored = [s.code for s in specimens]
+    duplicates = sorted({c for c in stored if stored.count(c) > 1})
+    if duplicates:
+        raise invalid("codes", duplicates[0], "is named twice")
     warnings = []
     for specimen in specimens:
+        check_time("when", when, after=[(f"{specimen.code}'s collection", specimen.collected_at)])
         warnings.append(_check_storable(specimen, temperature, box))
         existing = location_of(session, specimen.id)
         if existing is not None:
@@ -289,7 +305,8 @@ def region_specimens(session: Session, case_code: str, site_code: str) -> list[S
     """The specimens of one sampling site of a case (primary pieces, aliquots and derivatives), by code."""
     site = session.exec(
         select(SamplingSite).join(Autopsy, Autopsy.id == SamplingSite.autopsy_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
-        .where(Autopsy.case_code == case_code, SamplingSite.code == site_code)
+        .where(Autopsy.case_code == stored_code(session, Autopsy.case_code, case_code),
+               SamplingSite.code == typed_code(site_code).upper())
     ).first()
     if site is None:
         raise NotFoundError(f"sampling site {site_code!r} of case {case_code!r} not found", field="region", value=site_code)
@@ -349,9 +366,11 @@ def move_specimen(
 ) -> Placement:
     """Move one stored specimen to another box or position."""
     require(actor, Action.enter)
-    require_aware("when", when)
+    check_time("when", when)
     box, box_grid, temperature = _target(session, box_code)
     specimen = get_specimen(session, code, for_update=True)
+    code = specimen.code
+    check_time("when", when, after=[(f"{code}'s collection", specimen.collected_at)])
     location = location_of(session, specimen.id)
     if location is None:
         raise invalid("code", code, "specimen is not stored anywhere; store it first")
@@ -391,8 +410,10 @@ def release_location(session: Session, specimen: Specimen) -> str | None:
 def dispose(session: Session, *, actor: User | None, code: str, reason: str, at: datetime | None = None) -> Specimen:
     """Disposal is a status and an event: a specimen is never deleted."""
     require(actor, Action.enter)
-    require_aware("at", at)
+    check_time("at", at)
     specimen = get_specimen(session, code, for_update=True)
+    code = specimen.code
+    check_time("at", at, after=[(f"{code}'s collection", specimen.collected_at)])
     if specimen.status == SpecimenStatus.disposed:
         raise ConflictError(f"specimen {code}: already disposed", field="status", value=specimen.status)
     if specimen.status == SpecimenStatus.distributed:
@@ -417,8 +438,10 @@ def check_out(
 ) -> Checkout:
     """Take a stored specimen out to work on it; its position stays reserved until it is returned."""
     user = require(actor, Action.enter)
-    require_aware("when", when)
+    check_time("when", when)
     specimen = get_specimen(session, code, for_update=True)
+    code = specimen.code
+    check_time("when", when, after=[(f"{code}'s collection", specimen.collected_at)])
     location = location_of(session, specimen.id)
     if location is None:
         raise invalid("code", code, "specimen is not stored; only stored material is checked out")
@@ -457,14 +480,14 @@ def return_specimen(
     """Put a checked-out specimen back in its position; frozen material counts one more freeze–thaw cycle
     unless it was kept frozen (e.g. on dry ice) the whole time."""
     user = require(actor, Action.enter)
-    require_aware("when", when)
+    check_time("when", when)
     specimen = get_specimen(session, code, for_update=True)
+    code = specimen.code
     checkout = open_checkout(session, specimen.id)
     if checkout is None:
         raise invalid("code", code, "specimen is not checked out")
     at = when or utcnow()
-    if at < checkout.checked_out_at:
-        raise invalid("when", at.isoformat(), f"cannot be before the check-out ({checkout.checked_out_at.isoformat()})")
+    check_time("when", at, after=[("the check-out", checkout.checked_out_at)])
     location = location_of(session, specimen.id)
     assert location is not None
     where = place_label(session, location)

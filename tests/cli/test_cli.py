@@ -61,7 +61,7 @@ def test_workflow_through_the_cli(db_url):
 def test_the_first_account_must_be_an_admin(db_url):
     result = runner.invoke(app, ["users", "add", "bob", "--role", "viewer", "--password", "a long password"])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1].startswith("error: role='viewer'")
+    assert result.output.strip().splitlines()[-1].startswith("error: Role (viewer): the first account must be an admin")
 
 
 def test_a_viewer_cannot_add_users(db_url):

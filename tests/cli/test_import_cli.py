@@ -61,3 +61,22 @@ def test_import_with_errors_exits_2_and_writes_the_error_csv(db_url: str, tmp_pa
 def test_labels_command_writes_pdf_and_needs_one_source(db_url: str, tmp_path: Path) -> None:
     assert invoke("labels", "-o", str(tmp_path / "x.pdf")).exit_code == 2
     assert invoke("labels", "NOPE", "-o", str(tmp_path / "x.pdf")).exit_code == 2
+
+
+def test_the_command_line_adds_its_own_flag_to_the_librarys_neutral_advice(db_url: str, tmp_path: Path) -> None:
+    """The library says "choose upsert mode"; only the command line knows the flag is --mode upsert."""
+    invoke("users", "add", "boss", "--role", "admin")
+    path = tmp_path / "donors.csv"
+    path.write_text("code,sex\nRA-0001,female\n")
+    assert invoke("import", "donors", str(path), "--user", "boss").exit_code == 0
+    again = invoke("import", "donors", str(path), "--user", "boss")
+    assert again.exit_code == 2
+    assert "choose upsert mode to update existing rows" in again.output
+    assert "hint: run again with --mode upsert" in again.output
+
+
+def test_a_command_without_a_user_says_how_to_give_one(db_url: str) -> None:
+    invoke("users", "add", "boss", "--role", "admin")
+    result = invoke("storage", "add", "UH", "--kind", "site")
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: enter: no user is signed in (give --user NAME or set BIOBANK_USER)"

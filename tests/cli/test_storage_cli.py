@@ -59,7 +59,7 @@ def test_refusals_exit_2_with_one_line(db_url, engine, tech):
     assert run("storage", "add", "UH", "--kind", "site", "--user", "tech")[0] == 0
     code, out = run("storage", "add", "BOX", "--kind", "box_9x9", "--parent", "UH", "--user", "tech")
     assert code == 2
-    assert out.strip().startswith("error: kind='box_9x9'") and "Traceback" not in out
+    assert out.strip().startswith("error: Kind (box_9x9): a site (UH) holds room") and "Traceback" not in out
     code, out = run("storage", "show", "NOPE")
     assert code == 2 and "not found" in out
     code, out = run("distribution", "approve", "DO-X", "--user", "tech")

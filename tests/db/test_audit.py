@@ -58,8 +58,9 @@ def test_the_audit_log_cannot_be_changed_or_deleted(engine, tech, statement):
     with session_scope(engine) as session:
         donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
     query = update(AuditLog).values(user_id=None) if statement == "update" else delete(AuditLog)
-    with pytest.raises(BiobankError, match=f"tg_audit_log_no_{statement}"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(query)
+    assert refused.value.field == f"tg_audit_log_no_{statement}"
     with Session(engine) as session:
         assert session.exec(select(AuditLog)).all()
 
@@ -70,15 +71,18 @@ def test_the_custody_chain_is_append_only(engine, tech):
     with session_scope(engine) as session:
         make_case(session, tech)
         collect(session, tech)
-    with pytest.raises(BiobankError, match="tg_custody_event_no_update"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(update(CustodyEvent).values(note="rewritten"))
-    with pytest.raises(BiobankError, match="tg_custody_event_no_delete"), session_scope(engine) as session:
+    assert refused.value.field == "tg_custody_event_no_update"
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(delete(CustodyEvent))
+    assert refused.value.field == "tg_custody_event_no_delete"
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_truncating_the_audit_log_is_refused_on_postgresql(engine, tech):
     with session_scope(engine) as session:
         donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
-    with pytest.raises(BiobankError, match="tg_audit_log_no_truncate"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(text("TRUNCATE audit_log"))
+    assert refused.value.field == "tg_audit_log_no_truncate"

@@ -15,6 +15,7 @@ from biobank.exports.formats import (
     DONOR_COLUMNS,
     SAMPLE_COLUMNS,
     ExportValidationError,
+    Problem,
     cbioportal,
     clonal,
     fhir,
@@ -562,6 +563,24 @@ def test_unknown_primary(samples):
     assert migration.build_machina(metastases_only)["RA-0002"].primary is None
     with pytest.raises(ValueError, match="RA-0002: no sample from a primary site"):
         migration.metient_frame(metastases_only)
+
+
+def test_an_invalid_metient_table_lists_its_problems_on_the_first_line(samples):
+    """Reported: "Metient sample table export is invalid (1 problem(s)):" listing none where a page shows the first
+    line of the error."""
+    metastases_only = samples[~((samples["donor_code"] == "RA-0002") & (samples["lesion_kind"] == "primary"))]
+    with pytest.raises(ExportValidationError) as info:
+        migration.metient_frame(metastases_only)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("Metient sample table export is invalid (1 problem): site_category: RA-0002: no sample ")
+    assert len(info.value.problems) == 1
+
+
+def test_many_problems_are_listed_up_to_ten_and_counted():
+    problems = [Problem(n, "label", f"bad label {n}") for n in range(1, 13)]
+    message = str(ExportValidationError("MACHINA labelling", problems))
+    assert message.startswith("MACHINA labelling export is invalid (12 problems): row 1, label: bad label 1; ")
+    assert message.endswith("row 10, label: bad label 10; and 2 more") and "\n" not in message
 
 
 def test_write_migration(tmp_path, samples):

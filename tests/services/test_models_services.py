@@ -72,12 +72,13 @@ def test_database_refuses_a_model_from_a_non_viable_source(engine, tech, materia
     with engine.connect() as conn:
         ids = dict(conn.execute(text("SELECT code, id FROM specimen")).all())
         donor_id = conn.execute(text("SELECT id FROM donor")).scalar()
-    with pytest.raises(BiobankError, match="tg_derived_model_viable_source"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(
             text("INSERT INTO derived_model (code, kind, donor_id, source_specimen_id, status, initiated_on, humanised,"
                  " created_at) VALUES ('X1', 'organoid', :d, :s, 'initiated', :on, false, CURRENT_TIMESTAMP)"),
             {"d": donor_id, "s": ids[material["L01-snap_frozen"]], "on": DAY0},
         )
+    assert refused.value.field == "tg_derived_model_viable_source"
 
 
 def test_model_needs_consent_to_model_derivation(engine, tech, death):
@@ -91,9 +92,9 @@ def test_model_needs_consent_to_model_derivation(engine, tech, death):
 
 
 def test_pdx_needs_a_host_strain_and_cultures_take_no_pdx_fields(engine, tech, material):
-    with pytest.raises(ValidationError, match="host_strain_name"), session_scope(engine) as session:
+    with pytest.raises(ValidationError, match=r"^Host strain: a PDX names its host strain"), session_scope(engine) as session:
         derived.create_model(session, actor=tech, data=ModelCreate(source_code=material["L01-fresh"], kind="pdx", initiated_on=DAY0))
-    with pytest.raises(ValidationError, match="engraftment_type"), session_scope(engine) as session:
+    with pytest.raises(ValidationError, match=r"^Engraftment type \(orthotopic\): applies to a PDX"), session_scope(engine) as session:
         derived.create_model(session, actor=tech, data=ModelCreate(source_code=material["L01-fresh"], kind="organoid", initiated_on=DAY0, engraftment_type="orthotopic"))
 
 
@@ -131,7 +132,7 @@ def test_passage_refusals(engine, tech, material):
         code = model.code
     before = snapshot(engine)
     cases = [
-        (dict(passaged_on=DAY0 - timedelta(days=1)), "before the model was initiated"),
+        (dict(passaged_on=DAY0 - timedelta(days=1)), r"^Passaged \(.*\) cannot be before the model's initiation"),
         (dict(passaged_on=DAY0, parent_label="P9"), "P9"),
         (dict(passaged_on=DAY0, latency_days=30), "latency applies to a PDX"),
         (dict(passaged_on=DAY0, label="P0"), "already exists"),
@@ -151,8 +152,9 @@ def test_database_keeps_passage_numbers_and_parents_on_the_same_model(engine, te
         ids = (a.id, b.id, pa.id)
     insert = text("INSERT INTO model_passage (model_id, number, label, parent_passage_id, passaged_on, created_at)"
                   " VALUES (:m, :n, :l, :p, :on, CURRENT_TIMESTAMP)")
-    with pytest.raises(BiobankError, match="tg_model_passage_number_follows_parent"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(insert, {"m": ids[0], "n": 2, "l": "P2", "p": ids[2], "on": DAY0})
+    assert refused.value.field == "tg_model_passage_number_follows_parent"
     with pytest.raises(BiobankError), session_scope(engine) as session:  # parent of another model: composite FK
         session.execute(insert, {"m": ids[1], "n": 1, "l": "P1", "p": ids[2], "on": DAY0})
 
@@ -178,9 +180,10 @@ def test_database_refuses_a_status_jump(engine, tech, material):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
         model_id = model.id
-    with pytest.raises(BiobankError, match="tg_derived_model_status_transition"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(text("UPDATE derived_model SET status = 'cryobanked', established_on = :d WHERE id = :i"),
                         {"d": DAY0, "i": model_id})
+    assert refused.value.field == "tg_derived_model_status_transition"
 
 
 def _grow(session, tech, code):
@@ -243,8 +246,8 @@ def test_qc_refusals_leave_nothing(engine, tech, material):
     cases = [
         (dict(), "at least one QC result"),
         (dict(identity_match_pct=90), "STR or SNP"),
-        (dict(identity_method="STR", identity_match_pct=120), "between 0 and 100"),
-        (dict(mycoplasma="maybe"), "expected one of"),
+        (dict(identity_method="STR", identity_match_pct=120), r"^Identity match \(120 %\) must be at most 100$"),
+        (dict(mycoplasma="maybe"), r"^Mycoplasma \(maybe\) must be one of"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValidationError, match=message), session_scope(engine) as session:
@@ -283,10 +286,11 @@ def test_database_keeps_passage_specimens_on_the_model_donor(engine, tech, death
         other = donor_with_material(session, tech, death=death, code="RA-0009")
         other_id = other["L01-fresh"].id
         passage_id = passage.id
-    with pytest.raises(BiobankError, match="tg_specimen_passage_same_donor"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         specimen = session.get(Specimen, other_id)
         specimen.passage_id = passage_id
         session.flush()
+    assert refused.value.field == "tg_specimen_passage_same_donor"
 
 
 def test_withdrawal_blocks_distribution_of_passages(engine, tech, material, death):
@@ -315,5 +319,6 @@ def test_models_are_never_deleted(engine, tech, material):
     with session_scope(engine) as session:
         model = _organoid(session, tech, material)
         model_id = model.id
-    with pytest.raises(BiobankError, match="tg_derived_model_no_delete"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(text("DELETE FROM derived_model WHERE id = :i"), {"i": model_id})
+    assert refused.value.field == "tg_derived_model_no_delete"

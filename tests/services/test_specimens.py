@@ -59,14 +59,15 @@ def test_an_aliquot_cannot_come_from_a_depleted_or_disposed_specimen(engine, tec
 
 
 def test_aliquot_portions_must_be_positive(engine, tech, frozen):
-    assert_refused(engine, ValidationError, r"portions\[2\]=0", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[5, 0]))
+    assert_refused(engine, ValidationError, r"^Aliquot 2 \(0\) must be positive$", lambda s: specimens.aliquot(s, actor=tech, parent_code=frozen, portions=[5, 0]))
 
 
 def test_the_database_keeps_quantities_within_bounds_whatever_the_entry_path(engine, tech, frozen):
     from sqlalchemy import update
 
-    with pytest.raises(ValidationError, match="ck_specimen_remaining_within_quantity"), session_scope(engine) as session:
+    with pytest.raises(ValidationError) as refused, session_scope(engine) as session:
         session.execute(update(Specimen).where(Specimen.code == frozen).values(quantity_remaining=-1))
+    assert refused.value.field == "ck_specimen_remaining_within_quantity"
 
 
 def test_a_derivative_records_what_it_consumed(engine, tech, frozen):
@@ -97,7 +98,7 @@ def test_derivation_rules(engine, tech, frozen):
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="plasma", quantity=1, unit="ul", parent_quantity_used=1))
     assert_refused(engine, ValidationError, "only 50 mg",
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="dna", quantity=1, unit="ng", parent_quantity_used=51))
-    assert_refused(engine, ValidationError, "quantity=0",
+    assert_refused(engine, ValidationError, r"^Quantity \(0\) must be positive$",
              lambda s: specimens.derive(s, actor=tech, parent_code=frozen, material_type="dna", quantity=0, unit="ng", parent_quantity_used=1))
     assert_refused(engine, BiobankError, "specimen 'NOPE' not found",
              lambda s: specimens.derive(s, actor=tech, parent_code="NOPE", material_type="dna", quantity=1, unit="ng", parent_quantity_used=1))
@@ -119,8 +120,8 @@ def test_qc_is_recorded_with_a_custody_event(engine, tech, frozen):
 @pytest.mark.parametrize(
     ("values", "match"),
     [
-        ({"tumour_cellularity_pct": 120}, "tumour_cellularity_pct=120"),
-        ({"a260_280": -1}, "a260_280=-1"),
+        ({"tumour_cellularity_pct": 120}, r"^Tumour cellularity \(120 %\) must be at most 100$"),
+        ({"a260_280": -1}, r"^A260/280 \(-1\) cannot be negative$"),
         ({"rin": 7.0}, "nucleic-acid QC applies to DNA or RNA"),
         ({"colour": 3}, "QC fields are"),
         ({}, "give at least one QC value"),
@@ -144,8 +145,9 @@ def test_disposal_is_a_status_and_an_event_never_a_deletion(engine, tech, frozen
         storage.dispose(session, actor=tech, code=frozen, reason="again")
     from sqlalchemy import delete
 
-    with pytest.raises(BiobankError, match="tg_specimen_no_delete"), session_scope(engine) as session:
+    with pytest.raises(BiobankError) as refused, session_scope(engine) as session:
         session.execute(delete(Specimen).where(Specimen.code == frozen))
+    assert refused.value.field == "tg_specimen_no_delete"
 
 
 def test_a_correction_is_audited_with_its_reason(engine, tech, frozen):
@@ -174,9 +176,9 @@ def test_a_correction_from_a_stale_read_isassert_refused(engine, tech, frozen):
     ("changes", "match"),
     [
         ({"donor_id": 9}, "cannot be corrected"),
-        ({"quantity_remaining": 60}, "must lie between 0 and the quantity"),
-        ({"stabilised_at": DEATH}, "cannot be before collected_at"),
-        ({"storage_format": "boiled"}, "storage_format='boiled'"),
+        ({"quantity_remaining": 60}, r"^Quantity remaining \(60\) cannot be more than the quantity \(50 mg\)$"),
+        ({"stabilised_at": DEATH}, r"^Stabilised \(14 Mar 2026 02:00 Europe/London\) cannot be before Collected"),
+        ({"storage_format": "boiled"}, r"^Storage format \(boiled\) must be one of"),
     ],
 )
 def test_corrections_obey_the_same_rules(engine, tech, frozen, changes, match):

@@ -27,11 +27,14 @@ def made(engine, tech):
         return {fmt: by_format(made, fmt) for fmt in ("snap_frozen", "oct", "ffpe", "viable_cryo", "fresh")}
 
 
-def refused(engine, action, error, match=None):
-    """Run ``action`` in its own unit of work; it must raise ``error`` and change nothing."""
+def refused(engine, action, error, match=None, *, rule=None):
+    """Run ``action`` in its own unit of work; it must raise ``error`` (naming the database ``rule`` it broke, when
+    given) and change nothing."""
     before = snapshot(engine)
-    with pytest.raises(error, match=match), session_scope(engine) as session:
+    with pytest.raises(error, match=match) as raised, session_scope(engine) as session:
         action(session)
+    if rule is not None:
+        assert raised.value.field == rule
     assert snapshot(engine) == before
 
 
@@ -56,7 +59,7 @@ def test_a_technician_builds_a_freezer_and_sees_the_tree(engine, tech):
         ("SITE2", "site", "LAB1", "top of the tree"),
         ("BOX1", "box_9x9", "R1", "already exists"),
         ("BAD CODE", "box_9x9", "R1", "letters, digits"),
-        ("BOXY", "tube_rack", "R1", "expected one of"),
+        ("BOXY", "tube_rack", "R1", r"^Kind \(tube_rack\) must be one of"),
         ("BOXZ", "box_9x9", "NOPE", "not found"),
     ],
 )
@@ -283,7 +286,8 @@ def test_the_database_refuses_a_second_specimen_in_a_position(engine, tech, made
         session.add(SpecimenLocation(specimen_id=other_id, container_id=box_id, position="A1"))
         session.flush()
 
-    refused(engine, raw_insert, ConflictError, "uq_specimen_location_container_id_position")
+    refused(engine, raw_insert, ConflictError, "^This position already holds a specimen",
+            rule="uq_specimen_location_container_id_position")
 
 
 def test_the_database_refuses_positions_that_do_not_match_the_grid(engine, tech, made):
@@ -298,9 +302,11 @@ def test_the_database_refuses_positions_that_do_not_match_the_grid(engine, tech,
         return action
 
     # SQLite reports a trigger's refusal as a conflict, PostgreSQL as a check violation; both name the rule.
-    refused(engine, insert("BOX1", None), BiobankError, "tg_specimen_location_position_matches_grid")
-    refused(engine, insert("BAG1", "A1"), BiobankError, "tg_specimen_location_position_matches_grid")
-    refused(engine, insert("R1", None), BiobankError, "tg_specimen_location_in_specimen_holder")
+    refused(engine, insert("BOX1", None), BiobankError, "^A container with a grid needs a position",
+            rule="tg_specimen_location_position_matches_grid")
+    refused(engine, insert("BAG1", "A1"), BiobankError, rule="tg_specimen_location_position_matches_grid")
+    refused(engine, insert("R1", None), BiobankError, "^Specimens go into boxes",
+            rule="tg_specimen_location_in_specimen_holder")
 
 
 

@@ -141,11 +141,17 @@ class Problem:
 class ExportValidationError(ValueError):
     """An export broke its target's rules; ``problems`` lists every one."""
 
+    #: Problems the message lists (all stay in ``problems``).
+    LISTED = 10
+
     def __init__(self, target: str, problems: Sequence[Problem]) -> None:
         self.target = target
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{target} export is invalid ({len(self.problems)} problem(s)):\n{lines}")
+        count = len(self.problems)
+        listed = "; ".join(str(p) for p in self.problems[: self.LISTED])
+        more = f"; and {count - self.LISTED} more" if count > self.LISTED else ""
+        # One line: a page or a command that shows the first line of an error shows the problems too.
+        super().__init__(f"{target} export is invalid ({count} problem{'s' if count != 1 else ''}): {listed}{more}")
 
 
 def refuse_problems(target: str, problems: Sequence[Problem]) -> None:

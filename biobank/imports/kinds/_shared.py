@@ -17,6 +17,7 @@ from biobank.domain.vocab import Laterality, ReceptorStatus
 from biobank.imports.columns import Column, vocab_col
 from biobank.imports.spec import Kind, Resolver, RowFailed, Staged
 from biobank.models import AnatomicalSite, Autopsy, ConsentWithdrawal, Donor
+from biobank.services.inputs import check_quantity
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
 T = TypeVar("T")
@@ -193,13 +194,12 @@ def specimen_quantities(row: Staged, *, positive: bool) -> None:
         unit = given_unit
     elif given_unit is not None and given_unit != unit:
         raise invalid("quantity", row.raw.get("quantity"), f"is in {unit} but the unit column says {given_unit}")
-    if positive and amount <= 0:
-        raise invalid("quantity", amount, "must be positive")
+    check_quantity("quantity", amount, unit, allow_zero=not positive)
     remaining = v.get("quantity_remaining")
     if remaining is not None:
         if remaining[1] not in (None, unit):
             raise invalid("quantity_remaining", row.raw.get("quantity_remaining"), f"must be in {unit}, as the quantity")
         if remaining[0] > amount + 1e-9:
-            raise invalid("quantity_remaining", remaining[0], f"must lie between 0 and the quantity ({amount:g})")
+            raise invalid("quantity_remaining", remaining[0], f"cannot be more than the quantity ({amount:g} {unit})")
     v["_quantity"], v["_unit"] = amount, unit
     v["_remaining"] = amount if remaining is None else remaining[0]

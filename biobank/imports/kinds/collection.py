@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_, update
 from sqlmodel import Session
 
 from biobank.domain.codes import LESION_CODE, REGION_LABEL, SITE_PREFIX, region_site_code, require_safe
-from biobank.domain.errors import invalid
+from biobank.domain.errors import invalid, sentence, shown_time
 from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -39,7 +39,7 @@ from biobank.models.audit import record_bulk
 from biobank.models.base import table_of, utcnow
 from biobank.services.checks import check_order
 from biobank.services.collection import check_autopsy_times
-from biobank.services.inputs import AutopsyOpen, LesionCreate
+from biobank.services.inputs import AutopsyOpen, LesionCreate, RegionCollect
 
 # ------------------------------------------------------------------------------------------------------ autopsies
 
@@ -55,15 +55,15 @@ class Autopsies(Kind):
     key = ("case_code",)
     identity = frozenset({"donor_id"})
     columns = (
-        text_col("case_code", "Case code, e.g. RAP-2024-001", required=True, max_length=32),
-        text_col("donor_code", "Code of the donor", required=True),
+        text_col("case_code", "Case code, e.g. RAP-2024-001", required=True, model=AutopsyOpen),
+        text_col("donor_code", "Code of the donor", required=True, model=AutopsyOpen),
         datetime_col("death_at", "Time of death"),
         datetime_col("refrigerated_at", "Time the body was refrigerated"),
         datetime_col("start_at", "Autopsy start"),
         datetime_col("end_at", "Autopsy end"),
-        text_col("institution", "Institution", max_length=200),
-        text_col("prosector", "Prosector", max_length=120),
-        text_col("team", "Team", max_length=300),
+        text_col("institution", "Institution", model=AutopsyOpen),
+        text_col("prosector", "Prosector", model=AutopsyOpen),
+        text_col("team", "Team", model=AutopsyOpen),
         vocab_col("status", AutopsyStatus, "Status (empty: from the times)"),
     )
 
@@ -143,25 +143,22 @@ class Lesions(Kind):
     key = ("donor_code", "code")
     identity = frozenset({"donor_id"})
     columns = (
-        text_col("donor_code", "Code of the donor", required=True),
-        text_col("code", "Lesion code such as L01", required=True, max_length=8),
-        text_col("site_code", "Anatomical-site code, e.g. LIVER or VERTEBRA_T12", required=True),
+        text_col("donor_code", "Code of the donor", required=True, model=LesionCreate),
+        text_col("code", "Lesion code such as L01", required=True, model=LesionCreate),
+        text_col("site_code", "Anatomical-site code, e.g. LIVER or VERTEBRA_T12", required=True, model=LesionCreate),
         vocab_col("kind", LesionKind, "Kind of lesion", required=True),
         vocab_col("laterality", Laterality, "Side (empty: unknown where a side applies)"),
         vocab_col("bone_phenotype", BonePhenotype, "Bone lesions only"),
-        num_col("size_mm", "Largest diameter in mm", minimum=0),
+        num_col("size_mm", "Largest diameter in mm", model=LesionCreate),
         vocab_col("imaging_response", ImagingResponse, "Last imaging response (empty: unknown)"),
         *receptor_cols("tested on this lesion"),
-        text_col("description", "Description", max_length=500),
+        text_col("description", "Description", model=LesionCreate),
     )
 
     def check(self, row: Staged) -> None:
         code = row.values["code"]
         if not LESION_CODE.match(code):
             raise invalid("code", code, "lesion codes look like 'L01'")
-        size = row.values.get("size_mm")
-        if size is not None and size <= 0:
-            raise invalid("size_mm", size, "must be positive")
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         found = donors(res, {r.values["donor_code"] for r in rows})
@@ -213,22 +210,24 @@ class SamplingSites(Kind):
     key = ("donor_code", "code")
     identity = frozenset({"donor_id", "kind", "lesion_id", "autopsy_id"})
     columns = (
-        text_col("donor_code", "Code of the donor", required=True),
+        text_col("donor_code", "Code of the donor", required=True, model=AutopsyOpen),
+        # the site code of a region is made from lesion and label (no service takes it): the column's own length
         text_col("code", "Site code: L01-A for a region (may be left empty), N01, GB1, BM1, PB1 otherwise", max_length=16),
         vocab_col("kind", SiteKind, "What was sampled", required=True),
-        text_col("lesion_code", "Lesion of a tumour region (e.g. L01)", max_length=8),
-        text_col("region_label", "Region label of a tumour region (A, B...)", max_length=8),
-        text_col("site_code", "Anatomical-site code", required=True),
+        text_col("lesion_code", "Lesion of a tumour region (e.g. L01)", model=RegionCollect),
+        text_col("region_label", "Region label of a tumour region (A, B...)", model=RegionCollect),
+        text_col("site_code", "Anatomical-site code", required=True, model=RegionCollect),
         vocab_col("laterality", Laterality, "Side (empty: the lesion's side)"),
         vocab_col("tissue_status", TissueStatus, "tumour for a region; normal or adjacent_normal otherwise"),
-        num_col("distance_to_tumour_mm", "Normal tissue: distance to the nearest tumour in mm", minimum=0),
+        num_col("distance_to_tumour_mm", "Normal tissue: distance to the nearest tumour in mm", model=RegionCollect),
         datetime_col("excised_at", "Time of excision (or of the pre-mortem draw)", required=True),
-        text_col("prosector", "Prosector (empty: the case's prosector)", max_length=120),
-        text_col("gross_description", "Gross description", max_length=500),
+        text_col("prosector", "Prosector (empty: the case's prosector)", model=RegionCollect),
+        text_col("gross_description", "Gross description", model=RegionCollect),
     )
 
     def check(self, row: Staged) -> None:
         v = row.values
+        RegionCollect.check_fields(v)  # as collecting a region does: limits, no excision in the future
         kind = SiteKind(v["kind"])
         if kind == SiteKind.tumour_region:
             if not v.get("lesion_code"):
@@ -284,8 +283,8 @@ class SamplingSites(Kind):
             excised = v["excised_at"]
             if premortem:
                 if donor.death_at is not None and excised >= donor.death_at:
-                    raise row.fail("excised_at", "a pre-mortem draw is taken before death",
-                                   expected=f"before {donor.death_at.isoformat()}")
+                    reason = f"must be before the time of death ({shown_time(donor.death_at)}) for a pre-mortem draw"
+                    raise row.fail("excised_at", sentence("excised_at", excised, reason), expected=reason)
             else:
                 check_order("death_at", donor.death_at, "excised_at", excised)
             lesion: LesionInfo | None = None

@@ -73,7 +73,7 @@ from biobank.models import (
     User,
 )
 from biobank.models.base import table_of
-from biobank.services.checks import check_order
+from biobank.services.checks import check_order, check_time
 from biobank.services.derived import (
     CULTURE_FIELDS,
     PASSAGE_MATERIALS,
@@ -83,7 +83,7 @@ from biobank.services.derived import (
     judge_qc,
     qc_requirements_met,
 )
-from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate
+from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate, SpecimenCorrection
 
 T = TypeVar("T")
 
@@ -137,32 +137,32 @@ class Models(Kind):
             "derivation. The row records the model's present state: its status with the dates that go with it "
             "(established_on for established or cryobanked, failed_on for failed, ended_on for discontinued). "
             "The source's remaining quantity is the specimens file's business. QC results are recorded with "
-            "'biobank models qc'; an upsert that establishes a model needs the QC the settings require.")
+            "recording a QC result; an upsert that establishes a model needs the QC the settings require.")
     table = table_of(DerivedModel)
     order = 90
     key = ("code",)
     identity = frozenset({"donor_id", "source_specimen_id", "kind"})
     columns = (
-        text_col("code", "Unique model code, e.g. RA0001-L02A-ORG1", required=True, max_length=64),
+        text_col("code", "Unique model code, e.g. RA0001-L02A-ORG1", required=True, model=ModelCreate),
         vocab_col("kind", ModelKind, "organoid, pdx or cell_line", required=True),
         text_col("source_code", "Code of the fresh or viable_cryo specimen it was derived from", required=True,
-                 max_length=64, targets=()),
+                 model=ModelCreate, targets=()),
         vocab_col("status", ModelStatus, "Status (empty: initiated)"),
         date_col("initiated_on", "Day of plating or first engraftment", required=True),
         date_col("established_on", "Day it was established (established, cryobanked, or discontinued after that)"),
         date_col("failed_on", "Day it failed (failed only)"),
         date_col("ended_on", "Day it was discontinued (discontinued only)"),
-        text_col("host_strain_name", "PDX: host strain, e.g. NSG", max_length=60),
-        text_col("host_strain_nomenclature", "PDX: official strain nomenclature", max_length=120),
-        text_col("engraftment_site", "PDX: where it was engrafted, e.g. subcutaneous flank", max_length=120),
+        text_col("host_strain_name", "PDX: host strain, e.g. NSG", model=ModelCreate),
+        text_col("host_strain_nomenclature", "PDX: official strain nomenclature", model=ModelCreate),
+        text_col("engraftment_site", "PDX: where it was engrafted, e.g. subcutaneous flank", model=ModelCreate),
         vocab_col("engraftment_type", EngraftmentType, "PDX: orthotopic or heterotopic"),
         vocab_col("tumour_preparation", TumourPreparation, "PDX: fragment or cell suspension"),
         bool_col("humanised", "PDX: humanised host (yes/no; empty: no)"),
-        text_col("humanisation_type", "PDX: how the host was humanised", max_length=120),
-        text_col("medium", "Organoid or cell line: culture medium", max_length=200),
+        text_col("humanisation_type", "PDX: how the host was humanised", model=ModelCreate),
+        text_col("medium", "Organoid or cell line: culture medium", model=ModelCreate),
         matrix_col("matrix", "Organoid or cell line: matrix"),
         vocab_col("growth_properties", GrowthProperties, "Organoid or cell line: how it grows"),
-        text_col("notes", "Notes", max_length=1000),
+        text_col("notes", "Notes", model=ModelCreate),
     )
 
     def check(self, row: Staged) -> None:
@@ -187,9 +187,7 @@ class Models(Kind):
         v["status"] = status
         initiated = v["initiated_on"]
         for name in ("established_on", "failed_on", "ended_on"):
-            day = v.get(name)
-            if day is not None and day < initiated:
-                raise invalid(name, day.isoformat(), f"is before the model was initiated ({initiated})")
+            check_time(name, v.get(name), after=[("initiated_on", initiated)])
         established, failed, ended = v.get("established_on"), v.get("failed_on"), v.get("ended_on")
         if status in (ModelStatus.established, ModelStatus.cryobanked) and established is None:
             raise invalid("established_on", None, f"a {status} model has the day it was established")
@@ -203,8 +201,7 @@ class Models(Kind):
             raise invalid("ended_on", ended.isoformat(), f"only a discontinued model has one (status is {status})")
         if established is not None and status not in ESTABLISHED_OR_BEYOND | {ModelStatus.discontinued}:
             raise invalid("established_on", established.isoformat(), f"a {status} model was not established")
-        if established is not None and ended is not None and ended < established:
-            raise invalid("ended_on", ended.isoformat(), f"is before the model was established ({established})")
+        check_order("established_on", established, "ended_on", ended)
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         session = res.session
@@ -230,9 +227,7 @@ class Models(Kind):
             if source.donor_id not in consenting:
                 raise row.fail("source_code", f"donor {source.donor_code}: no consent to model derivation, or "
                                "consent was withdrawn", expected="a specimen of a donor who consented to model_derivation")
-            if v["initiated_on"] < source.collected_at.date():
-                raise row.fail("initiated_on", f"is before the source was collected ({source.collected_at.date()})",
-                               value=v["initiated_on"].isoformat(), expected=f"on or after {source.collected_at.date()}")
+            check_time("initiated_on", v["initiated_on"], after=[("the source's collection", source.collected_at)])
             row.record = {
                 "code": v["code"],
                 "kind": v["kind"],
@@ -261,7 +256,7 @@ class Models(Kind):
                 missing = [name for name, ok in qc_requirements_met(session, model).items() if not ok]
                 if missing:
                     row.error("status", f"model {model.code}: cannot be established without passing QC: "
-                              f"{', '.join(missing)} (record QC with 'biobank models qc' first)",
+                              f"{', '.join(missing)} (record its QC results first)",
                               expected="the QC the settings require")
                     row.record = None
 
@@ -318,16 +313,17 @@ class Passages(Kind):
     identity = frozenset({"model_id", "parent_passage_id", "number"})
     self_referencing = True
     columns = (
-        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
-        text_col("label", "Passage label, e.g. P0, P1, P2-B", required=True, max_length=16),
-        text_col("parent_label", "Label of the parent passage (empty for P0)", max_length=16, targets=()),
+        text_col("model_code", "Code of the model", required=True, model=PassageCreate, targets=()),
+        text_col("label", "Passage label, e.g. P0, P1, P2-B", required=True, model=PassageCreate),
+        text_col("parent_label", "Label of the parent passage (empty for P0)", model=PassageCreate, targets=()),
         date_col("passaged_on", "Day of the passage", required=True),
-        text_col("mouse_or_vessel_id", "Mouse or vessel identifier", max_length=64),
-        int_col("latency_days", "PDX: days to a palpable tumour", minimum=0),
-        num_col("doubling_time_hours", "Organoid or cell line: doubling time in hours", minimum=0),
+        text_col("mouse_or_vessel_id", "Mouse or vessel identifier", model=PassageCreate),
+        int_col("latency_days", "PDX: days to a palpable tumour", model=PassageCreate),
+        num_col("doubling_time_hours", "Organoid or cell line: doubling time in hours", model=PassageCreate),
         date_col("distributed_on", "Day it was sent to a recipient"),
+        # the recipient of a passage: the length of the column (distributing a passage takes no input model)
         text_col("distributed_to", "Recipient it was sent to", max_length=200),
-        text_col("notes", "Notes", max_length=1000),
+        text_col("notes", "Notes", model=PassageCreate),
     )
 
     def natural(self, record: dict[str, Any]) -> Any:
@@ -338,14 +334,11 @@ class Passages(Kind):
         require_safe("label", v["label"])
         if v.get("parent_label") == v["label"]:
             raise invalid("parent_label", v["parent_label"], "a passage cannot be its own parent")
-        hours = v.get("doubling_time_hours")
-        if hours is not None and hours <= 0:
-            raise invalid("doubling_time_hours", hours, "must be positive")
         on, to = v.get("distributed_on"), v.get("distributed_to")
         if (on is None) != (to is None):
             raise invalid("distributed_to" if to is None else "distributed_on", None,
                           "a distribution names both its recipient and its day")
-        check_order("passaged_on", v["passaged_on"], "distributed_on", on)
+        check_time("distributed_on", on, after=[("passaged_on", v["passaged_on"])])
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         session = res.session
@@ -375,9 +368,7 @@ class Passages(Kind):
             v = row.values
             model = known(row, models, "model_code", "model")
             on = v["passaged_on"]
-            if on < model.initiated_on:
-                raise row.fail("passaged_on", f"is before the model was initiated ({model.initiated_on})",
-                               value=on.isoformat(), expected=f"on or after {model.initiated_on}")
+            check_time("passaged_on", on, after=[("the model's initiation", model.initiated_on)])
             last = model.failed_on or model.ended_on
             if last is not None and on > last:
                 raise row.fail("passaged_on", f"model {v['model_code']} stopped on {last}; no passage comes after",
@@ -389,9 +380,7 @@ class Passages(Kind):
                 if parent is None:
                     raise row.fail("parent_label", f"model {v['model_code']}: passage {v['parent_label']!r} not found "
                                    "in the database or in an earlier row of this file", expected="an existing passage label")
-                if on < parent.passaged_on:
-                    raise row.fail("passaged_on", f"is before its parent {v['parent_label']} ({parent.passaged_on})",
-                                   value=on.isoformat(), expected=f"on or after {parent.passaged_on}")
+                check_time("passaged_on", on, after=[(f"its parent passage {v['parent_label']}", parent.passaged_on)])
                 if parent.id is None:
                     pending["parent_passage_id"] = (model.id, v["parent_label"])
             if v.get("latency_days") is not None and model.kind != ModelKind.pdx:
@@ -472,7 +461,7 @@ class PassageSpecimens(Kind):
     noun = "specimen"
     title = "Specimens produced by a passage"
     help = ("One row per specimen a passage of a derived model produced (frozen vials, xenograft tissue, DNA), as "
-            "'biobank models specimens' records them: the donor and sampling site are the model's source specimen's, "
+            "recording a passage's specimens does: the donor and sampling site are the model's source specimen's, "
             "which is also the parent (a derivative). Import models and passages first.")
     table = table_of(Specimen)
     order = 97
@@ -480,9 +469,9 @@ class PassageSpecimens(Kind):
     identity = frozenset({"donor_id", "sampling_site_id", "parent_id", "passage_id", "lineage", "material_type"})
     columns = (
         text_col("code", "Unique specimen code, e.g. ORG-0001-P3-VC1", required=True, max_length=64),
-        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
-        text_col("passage_label", "Label of the passage that produced it, e.g. P3", required=True, max_length=16,
-                 targets=()),
+        text_col("model_code", "Code of the model", required=True, model=PassageCreate, targets=()),
+        text_col("passage_label", "Label of the passage that produced it, e.g. P3", required=True,
+                 model=PassageCreate, field="label", targets=()),
         vocab_col("material_type", MaterialType, "Material: " + ", ".join(PASSAGE_MATERIALS), required=True),
         vocab_col("storage_format", StorageFormat, "Storage format (as the material allows)", required=True),
         quantity_col("quantity", "Quantity with its unit ('50 mg', '1000000 cells') or a number with the unit column",
@@ -493,12 +482,13 @@ class PassageSpecimens(Kind):
         datetime_col("stabilised_at", "Time frozen or fixed (empty: the time it was taken)"),
         int_col("freeze_thaw_count", "Freeze-thaw cycles so far", minimum=0),
         vocab_col("status", SpecimenStatus, "Status (empty: available, or depleted when nothing remains)"),
-        text_col("barcode", "Barcode when different from the code", max_length=64),
-        text_col("notes", "Notes", max_length=1000),
+        text_col("barcode", "Barcode when different from the code", model=SpecimenCorrection),
+        text_col("notes", "Notes", model=SpecimenCorrection),
     )
 
     def check(self, row: Staged) -> None:
         v = row.values
+        SpecimenCorrection.check_fields({k: x for k, x in v.items() if k not in ("quantity", "quantity_remaining")})
         require_safe("code", v["code"])
         check_passage_yield(v["material_type"], v["storage_format"])
         specimen_quantities(row, positive=True)
@@ -528,9 +518,7 @@ class PassageSpecimens(Kind):
                 raise row.fail("model_code", f"model {v['model_code']}: the donor has no consent to model derivation "
                                "or withdrew it; nothing new can be recorded", expected="a model of a consenting donor")
             collected = v.get("collected_at") or noon(origin.passaged_on)
-            if collected.date() < origin.passaged_on:
-                raise row.fail("collected_at", f"is before passage {v['passage_label']} ({origin.passaged_on})",
-                               value=collected.isoformat(), expected=f"on or after {origin.passaged_on}")
+            check_order(f"passage {v['passage_label']}", origin.passaged_on, "collected_at", collected)
             stabilised = v.get("stabilised_at") or collected
             check_order("collected_at", collected, "stabilised_at", stabilised)
             row.record = {
@@ -586,7 +574,7 @@ class ModelQCResults(Kind):
     input_model = ModelQCCreate
     noun = "QC result"
     title = "QC of derived models"
-    help = ("One row per QC of a tested passage, as 'biobank models qc' records it: identity (STR or SNP match to the "
+    help = ("One row per QC of a tested passage, as recording a QC result does: identity (STR or SNP match to the "
             "donor's germline), mycoplasma, mouse content, histology, origin. Whether it passed is judged from the "
             "thresholds of the settings, as for a QC entered by hand. Import after the passages.")
     table = table_of(ModelQC)
@@ -594,8 +582,9 @@ class ModelQCResults(Kind):
     key = ("model_code", "passage_label", "tested_on")
     identity = frozenset({"passage_id", "tested_on"})
     columns = (
-        text_col("model_code", "Code of the model", required=True, max_length=64, targets=()),
-        text_col("passage_label", "Label of the tested passage, e.g. P2", required=True, max_length=16, targets=()),
+        text_col("model_code", "Code of the model", required=True, model=ModelQCCreate, targets=()),
+        text_col("passage_label", "Label of the tested passage, e.g. P2", required=True, model=ModelQCCreate,
+                 targets=()),
         date_col("tested_on", "Day of the test", required=True),
         vocab_col("identity_method", IdentityMethod, "How identity was tested (str or snp)"),
         pct_col("identity_match_pct", "Match to the donor's germline, %"),
@@ -603,7 +592,7 @@ class ModelQCResults(Kind):
         pct_col("mouse_content_pct", "Mouse content, %"),
         bool_col("histology_concordant", "Histology concordant with the tumour (yes/no)"),
         bool_col("not_mouse_or_ebv_origin", "Not of mouse or EBV-lymphoma origin (yes/no)"),
-        text_col("notes", "Notes (empty: the reasons a failed QC failed)", max_length=1000),
+        text_col("notes", "Notes (empty: the reasons a failed QC failed)", model=ModelQCCreate),
     )
 
     def check(self, row: Staged) -> None:

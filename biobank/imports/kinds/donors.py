@@ -25,7 +25,7 @@ from biobank.imports.kinds._shared import (
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Consent, Donor, TreatmentLine
 from biobank.models.base import table_of
-from biobank.services.inputs import DonorCreate
+from biobank.services.inputs import ConsentCreate, DonorCreate, TreatmentLineCreate
 
 # ---------------------------------------------------------------------------------------------------------- donors
 
@@ -40,19 +40,20 @@ class Donors(Kind):
     order = 10
     key = ("code",)
     columns = (
-        text_col("code", "Pseudonymous donor code such as RA-0001 (letters, optional '-', digits)", required=True),
+        text_col("code", "Pseudonymous donor code such as RA-0001 (letters, optional '-', digits)", required=True,
+                 model=DonorCreate),
         vocab_col("sex", Sex, "MIABIS sex (empty: unknown)"),
-        int_col("age_at_death", "Age at death in years", minimum=0, maximum=130),
-        text_col("primary_diagnosis", "Primary diagnosis as free text", max_length=200),
-        text_col("primary_site_code", "Anatomical-site code of the primary (e.g. BREAST)", max_length=40),
-        text_col("icdo3_topography", "ICD-O-3 topography, e.g. C50.9", max_length=8),
-        text_col("icdo3_morphology", "ICD-O-3 morphology, e.g. 8500/3", max_length=10),
-        int_col("diagnosis_days_before_death", "Days from first diagnosis to death", minimum=0, maximum=36500),
+        int_col("age_at_death", "Age at death in years", model=DonorCreate),
+        text_col("primary_diagnosis", "Primary diagnosis as free text", model=DonorCreate),
+        text_col("primary_site_code", "Anatomical-site code of the primary (e.g. BREAST)", model=DonorCreate),
+        text_col("icdo3_topography", "ICD-O-3 topography, e.g. C50.9", model=DonorCreate),
+        text_col("icdo3_morphology", "ICD-O-3 morphology, e.g. 8500/3", model=DonorCreate),
+        int_col("diagnosis_days_before_death", "Days from first diagnosis to death", model=DonorCreate),
         *receptor_cols("at diagnosis"),
-        text_col("cause_of_death", "Cause of death", max_length=200),
-        int_col("hardy_scale", "Hardy scale 0-4", minimum=0, maximum=4),
-        vocab_col("status", DonorStatus, "Donor status (empty: enrolled); withdrawals are recorded with "
-                  "'biobank donors withdraw', not imported"),
+        text_col("cause_of_death", "Cause of death", model=DonorCreate),
+        int_col("hardy_scale", "Hardy scale 0-4", model=DonorCreate),
+        vocab_col("status", DonorStatus, "Donor status (empty: enrolled); a withdrawal of consent is recorded as "
+                  "such, not imported"),
     )
 
     def check(self, row: Staged) -> None:
@@ -61,7 +62,7 @@ class Donors(Kind):
         if not DONOR_CODE.match(code):
             raise invalid("code", code, "a pseudonymous code such as 'RA-0001' (letters, optional '-', digits)")
         if row.values.get("status") == DonorStatus.withdrawn:
-            raise invalid("status", "withdrawn", "record a withdrawal with 'biobank donors withdraw'; it is not imported")
+            raise invalid("status", "withdrawn", "is not imported: record the withdrawal of consent itself")
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         def build(row: Staged) -> None:
@@ -100,7 +101,7 @@ class Consents(Kind):
     key = ("donor_code", "consented_on", "given_by")
     identity = frozenset({"donor_id"})
     columns = (
-        text_col("donor_code", "Code of the donor", required=True),
+        text_col("donor_code", "Code of the donor", required=True, model=ConsentCreate),
         vocab_col("given_by", ConsentGiver, "Who consented", required=True),
         date_col("consented_on", "Date of the consent", required=True),
         bool_col("research_use", "Research use (yes/no)"),
@@ -108,8 +109,11 @@ class Consents(Kind):
         bool_col("model_derivation", "Derivation of organoids and xenografts (yes/no)"),
         bool_col("external_sharing", "Data sharing outside the institution (yes/no)"),
         bool_col("recontact", "Recontact of the family (yes/no)"),
-        text_col("document_ref", "Reference of the signed form", max_length=120),
+        text_col("document_ref", "Reference of the signed form", model=ConsentCreate),
     )
+
+    def check(self, row: Staged) -> None:
+        ConsentCreate.check_fields(row.values)  # as recording a consent does: no consent dated in the future
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         found = donors(res, {r.values["donor_code"] for r in rows})
@@ -145,13 +149,14 @@ class TreatmentLines(Kind):
     key = ("donor_code", "line_number")
     identity = frozenset({"donor_id"})
     columns = (
-        text_col("donor_code", "Code of the donor", required=True),
-        int_col("line_number", "Line number, from 1", required=True, minimum=1, maximum=99),
-        text_col("agents", "Agents, e.g. 'letrozole + palbociclib'", required=True, max_length=300),
+        text_col("donor_code", "Code of the donor", required=True, model=TreatmentLineCreate),
+        int_col("line_number", "Line number, from 1", required=True, model=TreatmentLineCreate),
+        text_col("agents", "Agents, e.g. 'letrozole + palbociclib'", required=True, model=TreatmentLineCreate),
         vocab_col("category", TreatmentCategory, "Kind of treatment (empty: other)"),
         vocab_col("intent", TreatmentIntent, "Intent (empty: unknown)"),
-        int_col("start_days_before_death", "Start, in days before death", required=True, minimum=0),
-        int_col("end_days_before_death", "End, in days before death (empty: ongoing at death)", minimum=0),
+        int_col("start_days_before_death", "Start, in days before death", required=True, model=TreatmentLineCreate),
+        int_col("end_days_before_death", "End, in days before death (empty: ongoing at death)",
+                model=TreatmentLineCreate),
         vocab_col("best_response", Response, "Best response (empty: unknown)"),
     )
 

@@ -46,9 +46,17 @@ from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Donor, SamplingSite, Specimen, User
 from biobank.models.base import table_of, utcnow
 from biobank.services.checks import check_order
+from biobank.services.inputs import DonorCreate, SpecimenCorrection, SpecimenQC
 from biobank.services.specimens import DERIVABLE
 
 # ------------------------------------------------------------------------------------------------------- specimens
+
+
+def check_specimen_values(values: dict[str, Any]) -> None:
+    """A specimen row's values against what the services declare for them: the limits of a correction and of QC
+    results, and no time in the future."""
+    SpecimenCorrection.check_fields({k: v for k, v in values.items() if k not in ("quantity", "quantity_remaining")})
+    SpecimenQC.check_fields(values)
 
 
 class ParentInfo(NamedTuple):
@@ -99,8 +107,11 @@ class Specimens(Kind):
     identity = frozenset({"donor_id", "sampling_site_id", "parent_id", "lineage"})
     self_referencing = True
     columns = (
+        # a specimen's own code, its site and parent are made by the services (no input model takes them): the
+        # lengths of their columns
         text_col("code", "Unique specimen code, e.g. RA0001-L01A-SF1", required=True, max_length=64),
-        text_col("donor_code", "Donor code (primary specimens; for others it must match the parent's)"),
+        text_col("donor_code", "Donor code (primary specimens; for others it must match the parent's)",
+                 model=DonorCreate, field="code"),
         text_col("sampling_site", "Sampling-site code of a primary, e.g. L01-A or GB1", max_length=16,
                  targets=()),
         text_col("parent_code", "Parent specimen of an aliquot or derivative", max_length=64, targets=()),
@@ -112,30 +123,31 @@ class Specimens(Kind):
         datetime_col("fixation_end_at", "End of fixation"),
         vocab_col("fixative", Fixative, "Fixative (FFPE without one: nbf)"),
         vocab_col("decalcification_agent", DecalcificationAgent, "Decalcification agent (bone)"),
-        num_col("decalcification_hours", "Hours of decalcification", minimum=0),
+        num_col("decalcification_hours", "Hours of decalcification", model=SpecimenCorrection),
         quantity_col("quantity", "Quantity with its unit ('50 mg') or a number with the unit column", required=True,
                      targets=("quantity", "unit")),
         vocab_col("unit", QuantityUnit, "Unit when the quantity cell is a bare number"),
         quantity_col("quantity_remaining", "What is left (empty: the whole quantity)"),
         quantity_col("parent_quantity_used", "What making it took from the parent, in the parent's unit"),
-        num_col("concentration_ng_ul", "Concentration of an analyte, ng/µl", minimum=0),
+        num_col("concentration_ng_ul", "Concentration of an analyte, ng/µl", model=SpecimenCorrection),
         int_col("freeze_thaw_count", "Freeze-thaw cycles so far", minimum=0),
         vocab_col("status", SpecimenStatus, "Status (empty: available, or depleted when nothing remains)"),
-        text_col("barcode", "Barcode when different from the code", max_length=64),
+        text_col("barcode", "Barcode when different from the code", model=SpecimenCorrection),
         *receptor_cols("on this specimen"),
         pct_col("tumour_cellularity_pct", "Tumour cellularity, %"),
         pct_col("necrosis_pct", "Necrosis, %"),
-        text_col("pathology_reviewer", "Who reviewed the pathology", max_length=120),
-        num_col("yield_ng", "Nucleic-acid yield, ng", minimum=0),
-        num_col("a260_280", "A260/280", minimum=0, maximum=5),
-        num_col("rin", "RIN (RNA only)", minimum=0, maximum=10),
-        num_col("din", "DIN (DNA only)", minimum=0, maximum=10),
+        text_col("pathology_reviewer", "Who reviewed the pathology", model=SpecimenQC),
+        num_col("yield_ng", "Nucleic-acid yield, ng", model=SpecimenQC),
+        num_col("a260_280", "A260/280", model=SpecimenQC),
+        num_col("rin", "RIN (RNA only)", model=SpecimenQC),
+        num_col("din", "DIN (DNA only)", model=SpecimenQC),
         pct_col("dv200_pct", "DV200, %"),
-        text_col("notes", "Notes", max_length=1000),
+        text_col("notes", "Notes", model=SpecimenCorrection),
     )
 
     def check(self, row: Staged) -> None:
         v = row.values
+        check_specimen_values(v)
         require_safe("code", v["code"])
         parent, lineage = v.get("parent_code"), v.get("lineage")
         if parent is None:

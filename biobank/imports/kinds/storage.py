@@ -23,6 +23,8 @@ from biobank.imports.kinds._shared import each, existing_by, known, link_pending
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Container, CustodyEvent, Specimen, SpecimenLocation, User
 from biobank.models.base import table_of, utcnow
+from biobank.services.checks import check_time
+from biobank.services.inputs import ContainerCreate
 from biobank.services.storage import STORABLE
 
 # ------------------------------------------------------------------------------------------------------ containers
@@ -81,19 +83,19 @@ class Containers(Kind):
     title = "Storage containers (the freezer layout)"
     help = ("One row per container: site, room, freezer or tank, rack or shelf, box, bag. A container names its "
             "parent (which may be an earlier row of the same file); its kind decides its grid, its temperature and "
-            "what it may hold, as 'biobank storage add' does. Containers are moved with 'biobank storage move'.")
+            "what it may hold, as adding a container does. A container already stored is moved, not imported again.")
     table = table_of(Container)
     order = 80
     key = ("code",)
     identity = frozenset({"kind", "parent_id"})
     self_referencing = True
     columns = (
-        text_col("code", "Unique container code, e.g. FRZ-01 or BOX80-001", required=True, max_length=40),
+        text_col("code", "Unique container code, e.g. FRZ-01 or BOX80-001", required=True, model=ContainerCreate),
         vocab_col("kind", ContainerKind, "Kind of container", required=True),
-        text_col("parent_code", "Code of the container it stands in (empty only for a site)", max_length=40,
+        text_col("parent_code", "Code of the container it stands in (empty only for a site)", model=ContainerCreate,
                  targets=()),
-        text_col("name", "Name shown in listings, e.g. '-80 °C upright 1'", max_length=120),
-        text_col("note", "Note", max_length=300),
+        text_col("name", "Name shown in listings, e.g. '-80 °C upright 1'", model=ContainerCreate),
+        text_col("note", "Note", model=ContainerCreate),
     )
 
     def check(self, row: Staged) -> None:
@@ -176,19 +178,24 @@ class Placements(Kind):
     noun = "placement of specimen"
     title = "Storage placements"
     help = ("One row per stored specimen: its code, the box, bag or drawer, and the position (empty for containers "
-            "without a grid). The same rules as 'biobank storage store': one position holds one specimen, only a box, "
+            "without a grid). The same rules as storing a specimen: one position holds one specimen, only a box, "
             "bag, bin or drawer holds specimens, and the format must suit the temperature. Each placement is a "
-            "'stored' custody event. Import containers first; moves are made with 'biobank storage move'.")
+            "'stored' custody event. Import containers first; a stored specimen is moved, not imported again.")
     table = table_of(SpecimenLocation)
     order = 99  # after every kind that makes specimens (passage_specimens: 97)
     key = ("specimen_code",)
     identity = frozenset({"specimen_id", "container_id", "position"})
     columns = (
+        # the specimen code and position are the lengths of their columns (no input model takes them)
         text_col("specimen_code", "Code of the specimen", required=True, max_length=64, targets=()),
-        text_col("container_code", "Code of the box, bag, bin or drawer", required=True, max_length=40, targets=()),
+        text_col("container_code", "Code of the box, bag, bin or drawer", required=True, model=ContainerCreate,
+                 field="code", targets=()),
         text_col("position", "Position such as A1 or 17 (empty for a bag or bin)", max_length=8, targets=()),
         datetime_col("placed_at", "When it was put there (empty: now)"),
     )
+
+    def check(self, row: Staged) -> None:
+        check_time("placed_at", row.values.get("placed_at"))  # as storing does: not in the future
 
     def resolve(self, res: Resolver, rows: list[Staged]) -> None:
         session = res.session
