@@ -3,6 +3,7 @@ what is still missing, PMI warnings, labels for what was just made, and audited 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
 from biobank.services.collection import DEFAULT_REGION_FORMATS
 from biobank.services.donors import get_donor
-from biobank.services.inputs import FormatRequest, LesionCreate, RegionCollect
+from biobank.services.inputs import MAX_PIECES, MAX_QUANTITY, FormatRequest, LesionCreate, RegionCollect, limits
 from dashboards.data import board as data_board
 from dashboards.data import core as data
 from dashboards.shell.actions import run_write, show_flash
@@ -230,12 +231,14 @@ with form_col:
                 # No widget bounds: a number out of range goes to the service, which says what is wrong in words
                 # (a bounded widget only turned red and made "Record" do nothing).
                 count = c2.number_input("pieces", value=request.count, step=1, key=f"board_count_{fmt}_{scope}",
-                                        label_visibility="collapsed")
+                                        label_visibility="collapsed", help=f"pieces of this format, 1 to {MAX_PIECES}")
                 quantity = c3.number_input(UNIT_LABELS[str(request.unit)], value=float(request.quantity),
                                            key=f"board_qty_{fmt}_{scope}", label_visibility="collapsed",
-                                           help=f"quantity per piece, {UNIT_LABELS[str(request.unit)]}")
+                                           help=f"quantity per piece, {UNIT_LABELS[str(request.unit)]} "
+                                                f"(more than 0, at most {MAX_QUANTITY[str(request.unit)]:,g})")
                 chosen.append((request, make, count, quantity))
-            gross = st.text_input("Gross description (optional)", key=f"board_gross_{scope}")
+            gross = st.text_input("Gross description (optional)", key=f"board_gross_{scope}",
+                                  max_chars=limits(RegionCollect, "gross_description").max_length)
             submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{scope}")
         if submitted:
 
@@ -271,7 +274,16 @@ with form_col:
                 st.session_state["board_last"] = just_made
                 st.session_state[counter] = n + 1  # a fresh form for the next region
 
-            run_write(record_region, on_success=show_made)
+            ticked = [str(request.storage_format) for request, make, _count, _quantity in chosen if make]
+
+            def in_the_forms_words(exc: BiobankError) -> str:
+                """"Format 2: Pieces ..." names the format as the form shows it: "RNAlater: Pieces ..."."""
+                match = re.match(r"Format (\d+): ", str(exc))
+                if match and 0 < int(match.group(1)) <= len(ticked):
+                    return FORMAT_LABELS[ticked[int(match.group(1)) - 1]] + ": " + str(exc)[match.end():]
+                return str(exc)
+
+            run_write(record_region, on_success=show_made, error=in_the_forms_words)
 
         with st.expander("Add a lesion found at the table"):
             with st.form("board_add_lesion"):

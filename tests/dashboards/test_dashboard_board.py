@@ -166,3 +166,26 @@ def test_a_pi_cannot_open_the_board(db_url, running_case, pi):
     at.run()
     with pytest.raises(Exception):
         at.switch_page("views/board.py").run()
+
+
+def test_out_of_range_numbers_and_a_future_time_are_refused_in_the_forms_words(db_url, engine, running_case):
+    at = board(db_url, "tech")
+    at.number_input(key=k("count_rnalater")).set_value(999)
+    at.session_state[k("excised")] = (running_case + timedelta(hours=4)).astimezone(get_settings().zone).replace(tzinfo=None)
+    at.form_submit_button(key=k("submit")).click().run()
+    assert [e.value for e in at.error] == ["RNAlater: Pieces (999) must be at most 50"]
+    at.number_input(key=k("count_rnalater")).set_value(1)
+    at.number_input(key=k("qty_snap_frozen")).set_value(-5.0)
+    at.form_submit_button(key=k("submit")).click().run()
+    assert at.error[0].value.startswith("Snap-frozen (LN2): Quantity (-5")
+    at.number_input(key=k("qty_snap_frozen")).set_value(50.0)
+    at.session_state[k("excised")] = datetime(2030, 1, 1, 12, 0)
+    at.form_submit_button(key=k("submit")).click().run()
+    assert "is in the future" in at.error[0].value and "Excised (01 Jan 2030 12:00" in at.error[0].value
+    assert_no_exception(at)
+    with session_scope(engine) as session:
+        assert session.exec(select(Specimen)).all() == []
+    from biobank.services.inputs import limits
+
+    # the form bounds the description by the input model's declared length (one declaration for every interface)
+    assert at.text_input(key=k("gross")).max_chars == limits(RegionCollect, "gross_description").max_length
