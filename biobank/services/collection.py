@@ -34,6 +34,7 @@ from biobank.domain.vocab import (
     StorageFormat,
     TissueStatus,
 )
+from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
 from biobank.models.audit import act_as, add_as
 from biobank.models.base import pk
@@ -225,6 +226,27 @@ DEFAULT_REGION_FORMATS: tuple[FormatRequest, ...] = (
     FormatRequest(StorageFormat.rnalater, 30, QuantityUnit.mg),
     FormatRequest(StorageFormat.viable_cryo, 100, QuantityUnit.mg),
 )
+
+def offered_formats(kind: str, *, model_consent: bool) -> list[tuple[FormatRequest, bool]]:
+    """The formats a collection form offers for a kind of sample, with default pieces and quantities, each with
+    whether it is ticked by default: a region's usual formats (living material for models only when the donor
+    consented to model derivation; no OCT for normal tissue), blood as 2 x 1000 uL frozen, marrow as 2 x 1000 uL
+    viable plus 1000 uL frozen."""
+    if kind == SiteKind.germline_blood:
+        return [(FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul, count=2), True)]
+    if kind == SiteKind.bone_marrow:
+        return [
+            (FormatRequest(StorageFormat.viable_cryo, 1000, QuantityUnit.ul, count=2), True),
+            (FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul), True),
+        ]
+    offered = [*DEFAULT_REGION_FORMATS, FormatRequest(StorageFormat.fresh, 100, QuantityUnit.mg)]
+    ticked = {r.storage_format for r in DEFAULT_REGION_FORMATS if r.storage_format not in VIABLE_SOURCE_FORMATS}
+    if kind == SiteKind.normal_tissue:
+        ticked -= {StorageFormat.oct}
+    elif model_consent:
+        ticked |= {StorageFormat.viable_cryo}
+    return [(request, request.storage_format in ticked) for request in offered]
+
 
 _DEFAULT_MATERIAL = {
     SiteKind.tumour_region: MaterialType.tissue,

@@ -16,14 +16,19 @@ from biobank.domain.errors import BiobankError
 from biobank.domain.sites import load_sites
 from biobank.domain.timing import pmi_flag
 from biobank.domain.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
-from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.labels import LabelData, render_pdf
 from biobank.models import User
 from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
-from biobank.services.collection import DEFAULT_REGION_FORMATS
 from biobank.services.donors import get_donor
-from biobank.services.inputs import MAX_PIECES, MAX_QUANTITY, FormatRequest, LesionCreate, RegionCollect, limits
+from biobank.services.inputs import (
+    MAX_PIECES,
+    MAX_QUANTITY,
+    FormatRequest,
+    LesionCreate,
+    RegionCollect,
+    limits,
+)
 from dashboards.data import board as data_board
 from dashboards.data import core as data
 from dashboards.shell.actions import run_write, show_flash
@@ -56,25 +61,6 @@ UNIT_LABELS: dict[str, str] = {QuantityUnit.mg: "mg", QuantityUnit.ul: "µL", Qu
                QuantityUnit.sections: "sections", QuantityUnit.ng: "ng"}
 #: Formats that go into a histology cassette (labelled on cassette stock); every other format is a tube.
 CASSETTE_FORMATS = frozenset({StorageFormat.ffpe})
-
-
-def formats_for(kind: str, model_consent: bool) -> list[tuple[FormatRequest, bool]]:
-    """The formats the form offers for a kind of sample, each with whether it is ticked by default."""
-    if kind == SiteKind.germline_blood:
-        return [(FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul, count=2), True)]
-    if kind == SiteKind.bone_marrow:
-        return [
-            (FormatRequest(StorageFormat.viable_cryo, 1000, QuantityUnit.ul, count=2), True),
-            (FormatRequest(StorageFormat.frozen, 1000, QuantityUnit.ul), True),
-        ]
-    offered = [*DEFAULT_REGION_FORMATS, FormatRequest(StorageFormat.fresh, 100, QuantityUnit.mg)]
-    # Ticked: the region's usual formats; living material (for models) only when the donor consented to models.
-    default = {r.storage_format for r in DEFAULT_REGION_FORMATS if r.storage_format not in VIABLE_SOURCE_FORMATS}
-    if kind == SiteKind.normal_tissue:
-        default -= {StorageFormat.oct}
-    elif model_consent:
-        default |= {StorageFormat.viable_cryo}
-    return [(request, str(request.storage_format) in default) for request in offered]
 
 
 def local(value: datetime | None) -> str:
@@ -186,7 +172,7 @@ with form_col:
                 )
                 lesion = by_code[lesion_code]
                 st.caption(f"{lesion['regions']} region(s) of {lesion_code} recorded so far; next label {lesion['next_label']}.")
-        offered = formats_for(kind, state["model_consent"])
+        offered = collection.offered_formats(kind, model_consent=state["model_consent"])
         # Every field of the form is keyed by case, kind and lesion (and the form counter): switching any of them
         # shows that combination's own fields with the library's defaults, so nothing typed or ticked carries over.
         base = f"{case}_{kind}_{lesion['code'] if lesion is not None else ''}"

@@ -259,3 +259,18 @@ def test_excision_times_can_be_entered_in_the_lab_time_zone(engine, tech):
         stored = session.exec(select(Specimen.collected_at)).one()
     assert stored == DEATH + 3 * H
     assert stored.utcoffset() == timedelta(0)
+
+
+def test_each_kind_of_sample_has_its_own_offered_formats_and_defaults():
+    """What the board's form offers and ticks comes from the library, per kind (nothing carries between kinds)."""
+    from biobank.services.collection import offered_formats
+
+    def ticked(kind, consent):
+        return sorted(str(r.storage_format) for r, on in offered_formats(kind, model_consent=consent) if on)
+
+    assert ticked("tumour_region", False) == ["ffpe", "oct", "rnalater", "snap_frozen"]
+    assert ticked("tumour_region", True) == ["ffpe", "oct", "rnalater", "snap_frozen", "viable_cryo"]
+    assert ticked("normal_tissue", True) == ["ffpe", "rnalater", "snap_frozen"]
+    marrow = {str(r.storage_format): (r.count, r.quantity, str(r.unit)) for r, _ in offered_formats("bone_marrow", model_consent=False)}
+    assert marrow == {"viable_cryo": (2, 1000, "ul"), "frozen": (1, 1000, "ul")}
+    assert [(str(r.storage_format), r.count) for r, _ in offered_formats("germline_blood", model_consent=False)] == [("frozen", 2)]
