@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
 CATEGORIES = frozenset(
     {
         "breast",
@@ -81,19 +84,28 @@ def load_sites() -> dict[str, AnatomicalSite]:
     return sites
 
 
+def unknown_site(code: object) -> str:
+    """Why ``code`` is refused as an anatomical site, with the codes meant when it is near some (a typo such as
+    BREST, a prefix such as VERTEBRA, a lower-case or spaced form): "not an anatomical-site code; did you mean
+    BREAST?"."""
+    sites = load_sites()
+    key = str(code).strip().upper().replace(" ", "_")
+    if key in sites:
+        return f"not an anatomical-site code as written; codes are upper case: did you mean {key}?"
+    near = [c for c in sites if key and c.startswith(key)][:6]
+    near += [c for c, _, _ in process.extract(key, list(sites), scorer=Levenshtein.distance, score_cutoff=2, limit=4)]
+    near = list(dict.fromkeys(near))[:6]
+    hint = f": did you mean {' or '.join(near)}?" if near else " (the list: biobank template sampling_sites, or docs/DOMAIN.md)"
+    return f"not an anatomical-site code{hint}"
+
+
 def get_site(code: str) -> AnatomicalSite:
     """Look a site up by code, failing with the near matches so a mistyped code is easy to fix."""
     sites = load_sites()
     try:
         return sites[code]
     except KeyError:
-        key = code.strip().upper()
-        if key in sites:
-            hint = f"; codes are upper case, did you mean {key!r}?"
-        else:
-            near = sorted(c for c in sites if key and (c.startswith(key) or key.startswith(c)))[:8]
-            hint = f"; did you mean one of {near}?" if near else ""
-        raise KeyError(f"unknown anatomical site code {code!r}{hint}") from None
+        raise KeyError(f"{code!r}: {unknown_site(code)}") from None
 
 
 def root_site(code: str) -> AnatomicalSite:

@@ -17,6 +17,7 @@ from biobank.domain.codes import (
     require_safe,
 )
 from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid, shown_time
+from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -159,7 +160,7 @@ def update_autopsy_times(
 def _site(session: Session, code: str) -> AnatomicalSite:
     site = session.get(AnatomicalSite, code)
     if site is None:
-        raise invalid("site_code", code, "not in the anatomical-site vocabulary")
+        raise invalid("site_code", code, unknown_site(code))
     return site
 
 

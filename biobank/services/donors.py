@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from biobank.domain.codes import DONOR_CODE, require_safe
 from biobank.domain.errors import ConflictError, ConsentError, invalid
+from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import (
     ClinicalEventKind,
     ConsentGiver,
@@ -60,7 +61,7 @@ def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -
         check_enum(name, value, ReceptorStatus, nullable=True)
     # age, Hardy scale and days from diagnosis are bounded by DonorCreate's declared limits
     if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
-        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
+        raise invalid("primary_site_code", primary_site_code, unknown_site(primary_site_code))
     if session.exec(select(Donor.id).where(Donor.code == code)).first() is not None:
         raise ConflictError(f"code={code!r}: a donor with this code already exists", field="code", value=code)
     donor = Donor(
@@ -239,6 +240,6 @@ def add_clinical_event(
     if days_before_death < 0:
         raise invalid("days_before_death", days_before_death, "cannot be negative")
     if site_code is not None and session.get(AnatomicalSite, site_code) is None:
-        raise invalid("site_code", site_code, "not in the anatomical-site vocabulary")
+        raise invalid("site_code", site_code, unknown_site(site_code))
     event = ClinicalEvent(donor_id=pk(donor), kind=str(kind), days_before_death=days_before_death, site_code=site_code, note=note)
     return add_as(session, actor, event)

@@ -27,6 +27,7 @@ from sqlmodel import Session, select
 
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, invalid
+from biobank.domain.sites import unknown_site
 from biobank.models import AnatomicalSite, Donor, User
 from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
@@ -345,7 +346,7 @@ def _check_settings(
     if unknown_primary and primary_site_code:
         raise invalid("primary_site_code", primary_site_code, "cannot be given together with unknown primary")
     if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
-        raise invalid("primary_site_code", primary_site_code, "not in the anatomical-site vocabulary")
+        raise invalid("primary_site_code", primary_site_code, unknown_site(primary_site_code))
 
 
 def create_plan(

@@ -207,12 +207,20 @@ def test_get_site_and_label() -> None:
 
 
 def test_unknown_code_raises_a_helpful_key_error() -> None:
-    with pytest.raises(KeyError, match=r"unknown anatomical site code 'liver'.*'LIVER'"):
+    with pytest.raises(KeyError, match=r"'liver': not an anatomical-site code as written.*did you mean LIVER\?"):
         get_site("liver")
     with pytest.raises(KeyError, match="VERTEBRA_T1"):
         get_site("VERTEBRA_T")
-    with pytest.raises(KeyError, match="unknown anatomical site code 'NOPE'"):
+    with pytest.raises(KeyError, match="'NOPE': not an anatomical-site code"):
         get_site("NOPE")
+
+
+def test_a_one_letter_typo_of_a_site_is_answered_with_the_site_meant() -> None:
+    from biobank.domain.sites import unknown_site
+
+    assert unknown_site("BREST") == "not an anatomical-site code: did you mean BREAST?"
+    assert "LIVER" in unknown_site("LIVR")
+    assert "did you mean" not in unknown_site("XQZWV")
 
 
 def test_root_site_walks_to_the_top() -> None:

@@ -80,7 +80,7 @@ def test_pre_mortem_blood_is_the_one_material_taken_before_death(engine, tech):
         ({"formats": [FormatRequest("snap_frozen", 5, "kg")]}, r"Unit \(kg\) must be one of"),
         ({"formats": [FormatRequest("ffpe", 1, "blocks", decalcification_hours=12)]}, "needs a decalcification agent"),
         ({"formats": []}, "choose at least one storage format"),
-        ({"site": "NOWHERE"}, r"Anatomical site \(NOWHERE\): not in the anatomical-site vocabulary"),
+        ({"site": "NOWHERE"}, r"Anatomical site \(NOWHERE\): not an anatomical-site code"),
         ({"lesion": "L09"}, "lesion 'L09' not found"),
         ({"region": "a b"}, r"Region label \(a b\)"),
         ({"lesion": None}, "a tumour region belongs to a lesion"),

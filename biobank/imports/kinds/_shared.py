@@ -13,6 +13,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.fields import field_label
+from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import Laterality, ReceptorStatus
 from biobank.imports.columns import Column, vocab_col
 from biobank.imports.spec import Kind, Resolver, RowFailed, Staged
@@ -131,7 +133,7 @@ def site_of(row: Staged, res: Resolver, column: str = "site_code") -> SiteInfo:
     sites = anatomical_sites(res)
     site = sites.get(str(code)) or sites.get(str(code).upper().replace(" ", "_"))
     if site is None:
-        raise row.fail(column, f"site_code={code!r}: not in the anatomical-site vocabulary",
+        raise row.fail(column, f"{field_label(column)} ({code}): {unknown_site(code)}",
                        expected="an anatomical-site code such as LIVER or VERTEBRA_T12")
     return site
 
