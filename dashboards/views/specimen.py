@@ -8,6 +8,7 @@ import streamlit as st
 from biobank.config import get_settings
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
+from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
 from dashboards.widgets.charts import table_with_download
 
@@ -58,6 +59,10 @@ if d["sprec"]:
     st.markdown(f"**SPREC** {d['sprec_version']} &nbsp; `{d['sprec']}`", help="Standard PREanalytical Code of this specimen.")
 else:
     st.caption("No SPREC code: blood and marrow get none.")
+# Label reprint: the stock follows the format (FFPE blocks on cassette labels, everything else on tube labels).
+stock = "cassette" if d["storage_format"] == "ffpe" else "cryotube"
+st.download_button(f"Reprint label ({stock}, PDF)", lambda: data_specimens.selection_labels_pdf(data.url(), [code], stock),
+                   f"label-{code}.pdf", "application/pdf", key="specimen_reprint_label", on_click="ignore")
 if d["pmi_basis"] == "excised":
     st.caption("PMI taken from the excision time: the stabilisation time is not recorded.")
 

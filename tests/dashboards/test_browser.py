@@ -298,6 +298,8 @@ def test_a_technicians_day_from_the_board_to_a_bookmarked_specimen(server, brows
     page = context.new_page()
     try:
         sign_in(page, base, "tech", "demo-tech-2026")
+        assert page.get_by_role("button", name="Deploy").count() == 0  # no developer toolbar for lab staff
+        assert page.locator("[data-testid='stMainMenu']").count() == 0
         open_page(page, "Live autopsy board", "Record a region")
 
         # 1. Regions on three lesions in a row, each into the lesion on screen.

@@ -206,3 +206,15 @@ def test_a_case_link_opens_its_donor(db_url, demo):
     at.run()
     assert_no_exception(at)
     assert at.selectbox(key="donor_code").value == "RA-0002"
+
+
+def test_a_specimens_label_can_be_reprinted_from_its_page(db_url, engine, demo):
+    from biobank.printables import labels_pdf
+
+    at = signed_in(db_url, "viewer", page="specimen")
+    at.query_params["specimen"] = "RA0001-L01A-FF1"
+    at.run()
+    assert_no_exception(at)
+    assert [b.label for b in at.get("download_button") if b.key == "specimen_reprint_label"] == ["Reprint label (cassette, PDF)"]
+    with session_scope(engine) as session:
+        assert labels_pdf(session, codes=["RA0001-L01A-FF1"], fmt="cassette").startswith(b"%PDF")
