@@ -18,6 +18,8 @@ from biobank.domain.fields import label_of
 _UNIQUE: dict[str, str] = {
     "uq_user_account_username": "A user with this name already exists",
     "uq_user_session_token_hash": "This sign-in session already exists; sign in again",
+    "uq_api_token_token_hash": "This token already exists; create another",
+    "uq_api_token_user_id_name": "This account already has a token with that name; choose another name or revoke the old one",
     "uq_donor_code": "A donor with this code already exists",
     "uq_autopsy_case_code": "An autopsy with this case code already exists",
     "uq_autopsy_donor_id": "This donor already has an autopsy",
@@ -55,6 +57,10 @@ _CHECKS: dict[str, str] = {
     "ck_user_account_username_no_spaces": "A user name has no spaces",
     "ck_user_session_expires_after_start": "A sign-in session ends after it starts",
     "ck_user_session_token_hash_sha256": "A sign-in session is kept by the SHA-256 hash of its token",
+    "ck_api_token_expires_after_start": "A token expires after it is created",
+    "ck_api_token_token_hash_sha256": "A token is kept by the SHA-256 hash of its value",
+    "ck_api_token_kind": "A token is personal or for a service account",
+    "ck_api_token_name_not_blank": "A token needs a name",
     # donors and consent
     "ck_donor_code_safe": "A donor code uses only letters, digits, '.', '_' and '-' (no spaces or colons)",
     "ck_donor_age_at_death_range": "Age at death lies between 0 and 130 years",

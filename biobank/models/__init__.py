@@ -26,12 +26,14 @@ from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
+from biobank.models.tokens import ApiToken
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "AnalysisPlan",
     "AnatomicalSite",
+    "ApiToken",
     "AuditLog",
     "Autopsy",
     "Checkout",

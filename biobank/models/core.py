@@ -31,6 +31,12 @@ class User(SQLModel, table=True):
     is_active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: a token-only service account (a pipeline, an instrument): no password, signs in with a service token only
+    is_service: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    #: failed sign-ins since the last success (the throttle's and the lockout's count)
+    failed_signins: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: locked after too many failed sign-ins, until an administrator unlocks it or this time passes
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AnatomicalSite(SQLModel, table=True):
