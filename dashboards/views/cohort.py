@@ -131,6 +131,9 @@ with right:
 
 if view["has_models"]:
     st.subheader("Derived models")
+    if not view["models"]:
+        st.caption("No models from the material these filters keep.")
+        st.stop()
     models = pd.DataFrame(sorted(view["models"].items()), columns=["status", "models"])
     st.altair_chart(
         alt.Chart(models).mark_bar().encode(x="models:Q", y=alt.Y("status:N", title=None), tooltip=["status", "models"]).properties(height=160),
