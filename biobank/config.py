@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -15,15 +16,24 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BIOBANK_", env_file=".env", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite:///biobank.db.engine",
+        default="sqlite:///biobank.db",
         description="SQLAlchemy URL; a SQLite file in the working directory by default, PostgreSQL in production.",
+    )
+    owner_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL: the URL of the role that owns the schema, for 'biobank db upgrade' and "
+        "'biobank db roles' (database_url is then the application's login, with only the DML it needs).",
     )
     timezone: str = Field(default="Europe/London", description="The lab's time zone, for display and entry.")
     pmi_target_hours: float = Field(default=6.0, gt=0, description="Post-mortem interval the team aims for.")
     pmi_limit_hours: float = Field(
         default=8.0, gt=0, description="Post-mortem interval beyond which material is flagged."
     )
-    user: str | None = Field(default=None, description="Account the CLI acts as (overridden by --user).")
+    user: str | None = Field(
+        default=None,
+        description="Which of the person's signed-in accounts the CLI acts as (read by the --user option itself); "
+        "it chooses among stored tokens and proves nothing on its own.",
+    )
     demo_mode: bool = Field(default=False, description="Demo mode: the sign-in page lists the demo accounts.")
     session_idle_minutes: int = Field(
         default=30, gt=0, description="Dashboard sessions expire after this idle time."
@@ -31,6 +41,32 @@ class Settings(BaseSettings):
     session_absolute_hours: float = Field(
         default=12.0, gt=0, le=24 * 30,
         description="A dashboard sign-in ends this long after it began, however active the user is.",
+    )
+    signin_lockout_after: int = Field(
+        default=5, ge=1, le=100,
+        description="Failed sign-ins in a row after which an account is locked (until the lockout passes or an "
+        "administrator unlocks it).",
+    )
+    signin_lockout_minutes: float = Field(
+        default=15.0, gt=0, le=24 * 60, description="How long a locked account stays locked."
+    )
+    signin_delay_max_seconds: float = Field(
+        default=8.0, ge=0, le=60,
+        description="Longest wait before a sign-in is checked after failed ones (0.5 s after the first failure, "
+        "doubling with each, per account and per client); 0 turns the delay off.",
+    )
+    personal_token_days: int = Field(
+        default=30, ge=1, le=366,
+        description="A personal token (biobank login) expires this many days after it is issued.",
+    )
+    service_token_days: int = Field(
+        default=365, ge=1, le=3660,
+        description="The longest life of a service token (biobank tokens create); an administrator may choose less.",
+    )
+    backup_dir: Path | None = Field(
+        default=None,
+        description="Where biobank db downgrade and biobank restore put the backup they take first (default: beside "
+        "a SQLite database file, else the working directory).",
     )
     checkout_overdue_hours: float = Field(
         default=24.0, gt=0, description="A check-out not returned in time is overdue."

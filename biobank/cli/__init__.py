@@ -49,3 +49,13 @@ app.add_typer(_plans.export_app, name="export")
 from biobank.cli import printing as _printing  # noqa: E402
 
 app.add_typer(_printing.print_app, name="print")
+from biobank.cli import roles as _roles_cli  # noqa: E402
+from biobank.cli import users as _users_cli  # noqa: E402, F401  (role and unlock, on users_app)
+
+core.db_app.command("roles")(handle_errors(_roles_cli.roles))
+from biobank.cli import tokens as _tokens_cli  # noqa: E402
+
+app.command("login")(_tokens_cli.login)
+app.command("logout")(_tokens_cli.logout)
+app.command("whoami")(_tokens_cli.whoami)
+app.add_typer(_tokens_cli.tokens_app, name="tokens")

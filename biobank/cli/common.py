@@ -1,27 +1,30 @@
-"""What every command shares: error handling (exit 2, one line, no traceback), --json, --user, sessions (:func:`read`
-for a command that only reads), and :func:`emit`, which prints a result as JSON or as a table, key/value lines or a
-message."""
+"""What every command shares: error handling (exit 2, one line, no traceback), --json, the acting user (proven by a
+token: :func:`acting_user`), sessions (:func:`read` for a command that only reads), and :func:`emit`, which prints a
+result as JSON or as a table, key/value lines or a message."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from pydantic import ValidationError as SettingsError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session
 
+from biobank.cli.credentials import TokenFile, database_key
 from biobank.config import get_settings
 from biobank.db.engine import get_engine, session_scope
 from biobank.domain.errors import BiobankError, PermissionDeniedError
 from biobank.models import User
-from biobank.services.auth import get_user
+from biobank.services import tokens as token_service
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -29,13 +32,28 @@ T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 UserOption = Annotated[
     str | None,
-    typer.Option("--user", "-u", envvar="BIOBANK_USER", help="Account to act as (roles are checked in the services)."),
+    typer.Option(
+        "--user", "-u", envvar="BIOBANK_USER",
+        help="Which of your signed-in accounts acts (see 'biobank login'); needed only when you hold several. "
+        "BIOBANK_TOKEN, when set, decides instead.",
+    ),
 ]
+#: The environment variable a pipeline, cron job or instrument gives its service token in (never an option: a
+#: command line is visible to every user of the machine).
+TOKEN_VARIABLE = "BIOBANK_TOKEN"
 
 
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)
+
+
+def ask(question: str, *, hide_input: bool = False) -> str:
+    """What the person types at a prompt; the end of input (nothing typed) stops the command with one line."""
+    try:
+        return typer.prompt(question, hide_input=hide_input)
+    except (typer.Abort, click.exceptions.Abort):
+        raise fail(f"{question}: nothing was typed") from None
 
 
 def handle_errors(function: F) -> F:
@@ -61,7 +79,7 @@ def handle_errors(function: F) -> F:
 def cli_hint(exc: BiobankError) -> str:
     """How to act on an error from the command line: the library's messages name no flags, the CLI adds them."""
     if isinstance(exc, PermissionDeniedError) and exc.field == "user" and exc.value is None:
-        return " (give --user NAME or set BIOBANK_USER)"
+        return " (run 'biobank login', or set BIOBANK_TOKEN)"
     return ""
 
 
@@ -78,9 +96,54 @@ def read(query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return query(session, *args, **kwargs)
 
 
+def presented_token(username: str | None) -> tuple[str, str] | None:
+    """The token this command presents, and where it came from: ``BIOBANK_TOKEN`` when set; else the token that
+    ``biobank login`` stored for the configured database (``username`` chooses when several are stored); None when
+    neither exists. ``--user NAME`` with no stored token for NAME is refused."""
+    from_environment = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if from_environment:
+        return from_environment, TOKEN_VARIABLE
+    held = TokenFile().tokens_for(database_key(get_settings().database_url))
+    if username:
+        if username not in held:
+            raise PermissionDeniedError(
+                f"{username!r} is not signed in to this database: run 'biobank login --user {username}'",
+                field="token", value=username,
+            )
+        return held[username], username
+    if len(held) > 1:
+        raise PermissionDeniedError(
+            f"you are signed in to this database as {', '.join(sorted(held))}: choose one with --user NAME",
+            field="token",
+        )
+    if held:
+        (name, token), = held.items()
+        return token, name
+    return None
+
+
 def acting_user(session: Session, username: str | None) -> User | None:
-    name = username or get_settings().user
-    return get_user(session, name) if name else None
+    """The user this command acts as, proven by the token it presents (:func:`presented_token`), checked by the
+    token service; None when no token is presented (the services then refuse what needs a user)."""
+    presented = presented_token(username)
+    if presented is None:
+        return None
+    token, source = presented
+    try:
+        user = token_service.user_for_token(session, token)
+    except PermissionDeniedError as exc:
+        if source == TOKEN_VARIABLE:
+            raise PermissionDeniedError(f"{TOKEN_VARIABLE}: {exc}", field="token") from None
+        raise PermissionDeniedError(
+            f"the stored sign-in of {source!r} no longer works ({exc}): run 'biobank login --user {source}'",
+            field="token", value=source,
+        ) from None
+    if username and user.username != username:
+        raise PermissionDeniedError(
+            f"{TOKEN_VARIABLE} belongs to {user.username!r}, not {username!r}: unset it to act as another account",
+            field="token", value=username,
+        )
+    return user
 
 
 def _plain(value: Any) -> Any:

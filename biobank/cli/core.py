@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import select
 
 from biobank.cli.common import (
     JsonOption,
@@ -20,7 +21,10 @@ from biobank.cli.common import (
     read,
     unit_of_work,
 )
+from biobank.cli.ops import ConfirmOption, dangerous
 from biobank.config import get_settings
+from biobank.db.roles import migration_url
+from biobank.models import User
 from biobank.queries import core as queries
 from biobank.services import users as user_service
 
@@ -38,7 +42,8 @@ def _alembic_config():
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
+    # Migrations run as the owner role when BIOBANK_OWNER_DATABASE_URL is set (the application role has no DDL).
+    config.set_main_option("sqlalchemy.url", migration_url().replace("%", "%%"))
     config.attributes["configure_logging"] = False
     return config
 
@@ -53,12 +58,19 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     typer.echo(f"database at {revision}: {_redacted_url()}")
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})  # REVISION may be "-1"
 @handle_errors
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")]) -> None:
-    """Downgrade the schema to REVISION (data in dropped tables is lost)."""
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
+    confirm: ConfirmOption = None,
+    user: UserOption = None,
+) -> None:
+    """Downgrade the schema to REVISION (data in dropped tables is lost; 'base' drops every table, the audit trail
+    included). Needs an administrator's token and the database's name typed to confirm (or --confirm NAME); takes a
+    backup first and says where it went."""
     from alembic import command
 
+    dangerous("downgrade", user, confirm)
     command.downgrade(_alembic_config(), revision)
     typer.echo(f"database at {revision}")
 
@@ -88,15 +100,20 @@ def _redacted_url() -> str:
 def demo(
     donors: Annotated[int, typer.Option(min=1, max=500, help="Number of donors.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same cohort.")] = 7,
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing (exit 0) when donors already exist.")] = False,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing (exit 0) when donors or user accounts already exist.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Load the demo cohort (and demo accounts) into an empty database."""
+    """Load the demo cohort (and demo accounts, whose passwords are published) into an empty database: only in demo
+    mode (BIOBANK_DEMO_MODE=true), and never into a database that has any user account."""
     from biobank.demo import cohort as demo_module
 
+    demo_module.require_demo_mode()
     with unit_of_work() as session:
         if if_empty and not demo_module.is_empty(session):
             typer.echo("database already holds donors: demo cohort not loaded")
+            return
+        if if_empty and demo_module.has_users(session):
+            typer.echo("database already has user accounts: demo cohort not loaded")
             return
         counts = demo_module.load_demo(session, donors_count=donors, seed=seed)
     emit(counts, as_json=as_json, text=f"demo cohort loaded: {counts['donors']} donors, {counts['specimens']} specimens")
@@ -134,11 +151,14 @@ def users_add(
     ] = None,
     user: UserOption = None,
 ) -> None:
-    """Add an account. The first account must be an admin and needs no --user."""
+    """Add an account. The first account must be an admin and needs no sign-in; every later one needs an
+    administrator's (biobank login)."""
     if password is None and sys.stdin.isatty():
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
-        actor = acting_user(session, user)
+        # While no account exists there is no token to present: add_user allows exactly one admin then.
+        first = session.exec(select(User.id).limit(1)).first() is None
+        actor = None if first else acting_user(session, user)
         created = user_service.add_user(session, actor=actor, username=username, role=role, password=password, full_name=full_name)
         typer.echo(f"user {created.username} added with role {created.role}")
 

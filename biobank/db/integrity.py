@@ -194,6 +194,7 @@ VOCABULARY_CHECKS: dict[str, tuple[str, ...]] = {
 _APPEND_ONLY: dict[str, str] = {
     "audit_log": "The audit trail is never changed or deleted",
     "custody_event": "The chain of custody is never changed or deleted; record a new event instead",
+    "consent_withdrawal": "A withdrawal of consent is never changed or deleted",
     "specimen": "Specimens are never deleted; dispose of the specimen instead",
     "derived_model": "Derived models are never deleted; mark the model failed or discontinued instead",
     "model_passage": "Passages are never deleted; correct the record instead",

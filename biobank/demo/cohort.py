@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from biobank.domain.errors import ConflictError
+from biobank.config import get_settings
+from biobank.domain.errors import ConflictError, PermissionDeniedError
 from biobank.domain.vocab import ConsentScope, Fixative, Role, SiteKind, StorageFormat
 from biobank.models import Donor, Specimen, User
 from biobank.services import collection, donors, specimens, users
@@ -20,10 +21,10 @@ from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, Les
 
 #: Demo accounts (shown on the sign-in page in demo mode only).
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (
-    ("admin", Role.admin, "demo-admin-2026", "Lab administrator"),
-    ("tech", Role.technician, "demo-tech-2026", "Autopsy technician"),
-    ("pi", Role.pi, "demo-pi-2026", "Principal investigator"),
-    ("viewer", Role.viewer, "demo-viewer-2026", "Read-only collaborator"),
+    ("admin", Role.admin, "demo-manager-2026", "Lab administrator"),
+    ("tech", Role.technician, "demo-bench-2026", "Autopsy technician"),
+    ("pi", Role.pi, "demo-cohort-2026", "Principal investigator"),
+    ("viewer", Role.viewer, "demo-reader-2026", "Read-only collaborator"),
 )
 
 
@@ -94,6 +95,19 @@ def is_empty(session: Session) -> bool:
     return session.exec(select(func.count()).select_from(Donor)).one() == 0
 
 
+def has_users(session: Session) -> bool:
+    return session.exec(select(User.id).limit(1)).first() is not None
+
+
+def require_demo_mode() -> None:
+    """The demo accounts' passwords are published: they are created only where demo mode says this is a demo."""
+    if not get_settings().demo_mode:
+        raise PermissionDeniedError(
+            "the demo cohort loads only in demo mode (BIOBANK_DEMO_MODE=true): its accounts' passwords are published",
+            field="demo_mode",
+        )
+
+
 def ensure_demo_users(session: Session) -> dict[str, User]:
     """The demo accounts, created if missing (the first is an admin, which bootstraps the rest)."""
     accounts: dict[str, User] = {}
@@ -111,9 +125,15 @@ def ensure_demo_users(session: Session) -> dict[str, User]:
 
 
 def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: datetime | None = None) -> dict[str, int]:
-    """Load the demo cohort into an empty database; returns counts. Refuses a database that already has donors."""
+    """Load the demo cohort into an empty database; returns counts. Refuses a database that already has donors or
+    any user account (the demo accounts' passwords are published). The command line also requires demo mode
+    (:func:`require_demo_mode`)."""
     if not is_empty(session):
         raise ConflictError("the database already holds donors: the demo cohort loads only into an empty database")
+    if has_users(session):  # the demo accounts, with their published passwords, never join real ones
+        raise ConflictError(
+            "the database already has user accounts: the demo cohort loads only into an empty database"
+        )
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     accounts = ensure_demo_users(session)
@@ -353,4 +373,4 @@ def _treatments(session: Session, rng: random.Random, tech: User, code: str, pri
                                       days_before_death=rng.randint(20, 400), site_code=rng.choice(["VERTEBRA_T12", "FEMUR", None]))
 
 
-__all__ = ["DEMO_ACCOUNTS", "date", "ensure_demo_users", "is_empty", "load_demo"]
+__all__ = ["DEMO_ACCOUNTS", "date", "ensure_demo_users", "has_users", "is_empty", "load_demo", "require_demo_mode"]

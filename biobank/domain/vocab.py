@@ -282,6 +282,7 @@ class Role(StrEnum):
 class AuditAction(StrEnum):
     insert = "insert"
     update = "update"
+    delete = "delete"
 
 
 def values(enum: type[StrEnum]) -> list[str]:

@@ -1,22 +1,35 @@
-"""Audit trail: every insert and update of a tracked table writes an audit row in the same transaction.
+"""Audit trail: every insert, update and delete of a tracked table writes an audit row in the same transaction.
 
-The acting user rides on ``session.info`` (set by :func:`act_as`); the hook fills ``created_by``/``updated_by`` and
-writes one :class:`AuditLog` row per changed object with the changed fields' old and new values.
+The acting user rides on ``session.info`` (set by :func:`act_as`); the hook fills ``created_by``/``updated_by``.
+Who writes the audit rows depends on the database:
+
+- **PostgreSQL**: the database itself (statement triggers on every audited table, migration 0010,
+  :mod:`biobank.db.ddl`), so a write by any path is audited, whoever's login made it. The application only tells it
+  who acts and why: :func:`act_as` and :func:`audit_reason` set the transaction-local settings ``biobank.user_id`` and
+  ``biobank.reason`` (again at each new transaction of the session, and before each flush when they changed). This
+  hook, :func:`record_inserted` and :func:`record_bulk` then write nothing, so no change has two rows.
+- **SQLite**: this hook writes one :class:`AuditLog` row per changed object with the changed fields' old and new
+  values, and the bulk paths call :func:`record_inserted` / :func:`record_bulk`. Whoever can write the file can write
+  around it (documented in docs/security.md): SQLite has no logins to separate.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Boolean, Table, bindparam, event, inspect, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import UOWTransaction
+from sqlalchemy.orm import SessionTransaction, UOWTransaction
+from sqlalchemy.orm.base import NO_VALUE
 
 from biobank.db.bulk import id_filter, insert_rows
+from biobank.db.ddl import ACTOR_SETTING, AUDIT_BOOKKEEPING, AUDIT_REDACTED, REASON_SETTING
 from biobank.db.engine import UTCDateTime
 from biobank.domain.plain import plain
 from biobank.models.base import table_of, utcnow
@@ -25,15 +38,18 @@ from biobank.models.core import AuditLog, User
 T = TypeVar("T")
 
 #: Columns never copied into the audit log.
-REDACTED = {"password_hash"}
+REDACTED = set(AUDIT_REDACTED)
 #: Bookkeeping columns whose change alone is not worth an audit line.
-BOOKKEEPING = {"created_at", "created_by_id", "updated_at", "updated_by_id"}
+BOOKKEEPING = set(AUDIT_BOOKKEEPING)
+#: ``session.info`` key: the (actor, reason) last sent to the database in the current transaction.
+_SENT = "_audit_context_sent"
 
 
 def act_as(session: OrmSession, user: User | None, *, reason: str | None = None) -> None:
     """Make ``user`` the author of everything this session writes from now on."""
     session.info["actor_id"] = user.id if user is not None else None
     session.info["audit_reason"] = reason
+    _send_context(session)
 
 
 def add_as(session: OrmSession, user: User | None, row: T) -> T:
@@ -49,11 +65,75 @@ def audit_reason(session: OrmSession, reason: str) -> Iterator[None]:
     """Attach a reason (e.g. a correction's justification) to the audit rows written inside the block."""
     previous = session.info.get("audit_reason")
     session.info["audit_reason"] = reason
+    _send_context(session)
     try:
         yield
-    finally:
         session.flush()
+    finally:
         session.info["audit_reason"] = previous
+    _send_context(session)  # not after a failure: the transaction is lost anyway
+
+
+# ------------------------------------------------------------------------ PostgreSQL: the database writes the audit
+
+#: Per engine: whether its database writes the audit rows itself (PostgreSQL at migration 0010 or later).
+_DATABASE_AUDITS: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+def database_audits(connection: Connection) -> bool:
+    """Whether the database behind ``connection`` writes audit rows itself (looked up once per engine): PostgreSQL
+    with the audit triggers installed. A database not yet upgraded keeps the application's hook, so nothing goes
+    unaudited in between."""
+    if connection.dialect.name != "postgresql":
+        return False
+    engine = connection.engine
+    known = _DATABASE_AUDITS.get(engine)
+    if known is None:
+        known = bool(connection.execute(text(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'tg_audit_log_stamp' "
+            "AND tgrelid = to_regclass('audit_log'))")).scalar())
+        _DATABASE_AUDITS[engine] = known
+    return known
+
+
+def _wanted(session: OrmSession) -> tuple[Any, Any]:
+    return session.info.get("actor_id"), session.info.get("audit_reason")
+
+
+def _set_context(connection: Connection, actor: Any, reason: Any) -> None:
+    connection.execute(
+        text("SELECT set_config(:actor_setting, :actor, true), set_config(:reason_setting, :reason, true)"),
+        {"actor_setting": ACTOR_SETTING, "actor": "" if actor is None else str(int(actor)),
+         "reason_setting": REASON_SETTING, "reason": reason or ""},
+    )
+
+
+def _send_context(session: OrmSession) -> None:
+    """On PostgreSQL, tell the database who acts and why, for the triggers of the current transaction."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    connection = session.connection()  # begins the transaction if need be (after_begin then sends the context)
+    wanted = _wanted(session)
+    if session.info.get(_SENT) != wanted:
+        _set_context(connection, *wanted)
+        session.info[_SENT] = wanted
+
+
+@event.listens_for(OrmSession, "after_begin")
+def _context_on_begin(session: OrmSession, transaction: SessionTransaction, connection: Connection) -> None:
+    """Each new transaction starts without the settings (they are transaction-local): send them again."""
+    if transaction.nested or connection.dialect.name != "postgresql":
+        return
+    wanted = _wanted(session)
+    if wanted != (None, None):
+        _set_context(connection, *wanted)
+    session.info[_SENT] = wanted
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _context_forgotten(session: OrmSession, _transaction: SessionTransaction) -> None:
+    """A savepoint rolled back takes the settings made inside it along: resend before the next write."""
+    session.info.pop(_SENT, None)
 
 
 def _tracked(obj: Any) -> bool:
@@ -68,6 +148,7 @@ def _row_id(obj: Any) -> str:
 
 @event.listens_for(OrmSession, "before_flush")
 def _stamp(session: OrmSession, _flush: UOWTransaction, _instances: Any) -> None:
+    _send_context(session)
     actor_id = session.info.get("actor_id")
     now = utcnow()
     for obj in session.new:
@@ -81,6 +162,8 @@ def _stamp(session: OrmSession, _flush: UOWTransaction, _instances: Any) -> None
 
 @event.listens_for(OrmSession, "after_flush")
 def _write_audit(session: OrmSession, _flush: UOWTransaction) -> None:
+    if database_audits(session.connection()):
+        return
     actor_id = session.info.get("actor_id")
     reason = session.info.get("audit_reason")
     now = utcnow()
@@ -113,6 +196,18 @@ def _write_audit(session: OrmSession, _flush: UOWTransaction) -> None:
                     )
         if changes:
             rows.append(_audit_row(now, actor_id, obj, "update", changes, reason))
+    for obj in session.deleted:
+        if not _tracked(obj):
+            continue
+        state = inspect(obj)
+        changes = {}
+        for attr in state.attrs:
+            if attr.key not in state.mapper.columns or attr.key in REDACTED:
+                continue
+            value = attr.loaded_value  # never loads: the row is gone
+            if value is not NO_VALUE and value is not None:
+                changes[attr.key] = [plain(value), None]
+        rows.append(_audit_row(now, actor_id, obj, "delete", changes, reason))
     if rows:
         session.connection().execute(table_of(AuditLog).insert(), rows)
 
@@ -184,11 +279,13 @@ def record_inserted(
     The database builds each row's ``changes`` from the row as stored (same shape as the ORM hook's), in one
     ``INSERT ... SELECT``: nothing is formatted per row in Python. ``columns``: the columns the insert gave values
     (as :func:`biobank.db.bulk.insert_rows` returns them); the others, NULL unless they have a default, are not
-    looked at. Returns the number written.
+    looked at. Returns the number written: none on PostgreSQL, whose triggers audited the insert itself.
     """
     if not ids:
         return 0
     connection = session.connection()
+    if database_audits(connection):
+        return 0
     dialect = connection.dialect.name
     given = None if columns is None else frozenset(columns)
     key = (table.name, dialect, given)
@@ -222,9 +319,10 @@ def record_bulk(
     """Audit rows for a bulk Core write (which bypasses the ORM hook), in the caller's transaction.
 
     ``rows`` holds ``(row_id, changes)`` pairs with ``changes`` shaped as the hook writes them
-    (``{column: [old, new]}``); one executemany writes them all. Returns the number written.
+    (``{column: [old, new]}``); one executemany writes them all. Returns the number written: none on PostgreSQL, whose
+    triggers audited the write itself (with the reason set by :func:`audit_reason` at the time).
     """
-    if not rows:
+    if not rows or database_audits(session.connection()):
         return 0
     actor_id = session.info.get("actor_id")
     reason = reason if reason is not None else session.info.get("audit_reason")

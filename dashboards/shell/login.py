@@ -18,7 +18,7 @@ from dashboards.shell.session import client_user_agent, pop_notice, sign_in
 ROLE_PAGES = {
     "technician": "live autopsy board, donors, specimens",
     "pi": "cohort overview, donors, specimens",
-    "admin": "everything, plus the audit log",
+    "admin": "everything, plus the audit log and the user accounts",
     "viewer": "donors and specimens, read only",
 }
 
@@ -28,9 +28,27 @@ def _no_accounts() -> bool:
         return session.exec(select(func.count()).select_from(User)).one() == 0
 
 
-def _authenticate(session: Session, username: str, password: str, user_agent: str | None) -> tuple[str, str]:
-    """The account's name and the token of a new server-side session (kept by the browser, so a reload keeps it)."""
-    user = authenticate(session, username=username, password=password)
+def client_address() -> str | None:
+    """The browser's address, for the sign-in throttle's per-client count: the websocket's peer, or, when that is
+    this machine (Streamlit then reports none: a reverse proxy here, as docs/deploy.md sets up), the address the
+    proxy saw, which nginx appends last to ``X-Forwarded-For``. None when there is neither (a local browser)."""
+    address = st.context.ip_address
+    if isinstance(address, str) and address.strip():
+        return address.strip()
+    forwarded = st.context.headers.get("X-Forwarded-For")
+    if isinstance(forwarded, str) and forwarded.strip():
+        return forwarded.split(",")[-1].strip() or None
+    return None
+
+
+def _authenticate(
+    session: Session, username: str, password: str, user_agent: str | None, client: str | None
+) -> tuple[str, str]:
+    """The account's name and the token of a new server-side session (kept by the browser, so a reload keeps it).
+
+    A refused sign-in raises: the page shows the service's words, which never say whether the name or the password
+    was wrong, and, once the account is locked, until when."""
+    user = authenticate(session, username=username, password=password, client=client)
     return user.username, start_session(session, user=user, user_agent=user_agent)
 
 
@@ -53,9 +71,10 @@ def render() -> None:
             password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
             submitted = st.form_submit_button("Sign in", type="primary", key="login_submit", width="stretch")
         if submitted:
-            agent = client_user_agent()
-            run_write(lambda session, _nobody: _authenticate(session, username.strip(), password, agent),
-                      on_success=lambda signed: sign_in(signed[0], token=signed[1]))
+            agent, client = client_user_agent(), client_address()
+            with st.spinner("Signing in…"):  # after failed sign-ins the check waits a few seconds
+                run_write(lambda session, _nobody: _authenticate(session, username.strip(), password, agent, client),
+                          on_success=lambda signed: sign_in(signed[0], token=signed[1]))
         if settings.demo_mode:
             from biobank.demo.cohort import DEMO_ACCOUNTS
 

@@ -10,6 +10,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from biobank.cli import app
+from biobank.config import get_settings
 
 runner = CliRunner()
 
@@ -46,10 +47,11 @@ def test_the_readme_mentions_every_top_level_command():
         assert f"biobank {path[0]}" in readme, path
 
 
-def test_workflow_through_the_cli(db_url):
+def test_workflow_through_the_cli(db_url, cli_login):
     assert runner.invoke(app, ["db", "current", "--json"]).exit_code == 0
     result = runner.invoke(app, ["users", "add", "alice", "--role", "admin", "--password", "a long password"])
     assert result.exit_code == 0, result.output
+    cli_login("alice")
     result = runner.invoke(app, ["users", "add", "bob", "--role", "technician", "--user", "alice", "--password", "another long one"])
     assert result.exit_code == 0, result.output
     listed = json.loads(runner.invoke(app, ["users", "list", "--json"]).output)
@@ -64,15 +66,19 @@ def test_the_first_account_must_be_an_admin(db_url):
     assert result.output.strip().splitlines()[-1].startswith("error: Role (viewer): the first account must be an admin")
 
 
-def test_a_viewer_cannot_add_users(db_url):
+def test_a_viewer_cannot_add_users(db_url, cli_login):
     runner.invoke(app, ["users", "add", "alice", "--role", "admin", "--password", "a long password"])
+    cli_login("alice")
     runner.invoke(app, ["users", "add", "val", "--role", "viewer", "--user", "alice", "--password", "a long password"])
+    cli_login("val")
     result = runner.invoke(app, ["users", "add", "eve", "--role", "admin", "--user", "val", "--password", "a long password"])
     assert result.exit_code == 2
     assert "role 'viewer'" in result.output and "Traceback" not in result.output
 
 
-def test_demo_then_records_as_json(db_url):
+def test_demo_then_records_as_json(db_url, monkeypatch):
+    monkeypatch.setenv("BIOBANK_DEMO_MODE", "true")
+    get_settings.cache_clear()
     result = runner.invoke(app, ["demo", "--donors", "2", "--seed", "3", "--json"])
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)

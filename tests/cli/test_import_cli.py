@@ -18,8 +18,9 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, list(args))
 
 
-def test_template_csv_explains_every_column_and_imports_once_filled(db_url: str, tmp_path: Path) -> None:
-    assert invoke("users", "add", "boss", "--role", "admin").exit_code == 0
+def test_template_csv_explains_every_column_and_imports_once_filled(db_url: str, tmp_path: Path, cli_login) -> None:
+    assert invoke("users", "add", "boss", "--role", "admin", "--password", "granite-harbour-7").exit_code == 0
+    cli_login("boss")
     for kind in kind_names():
         result = invoke("template", kind)
         assert result.exit_code == 0
@@ -43,8 +44,9 @@ def test_template_xlsx_has_a_columns_sheet(tmp_path: Path) -> None:
     assert "storage_format" in described and "parent_code" in described
 
 
-def test_import_with_errors_exits_2_and_writes_the_error_csv(db_url: str, tmp_path: Path) -> None:
-    invoke("users", "add", "boss", "--role", "admin")
+def test_import_with_errors_exits_2_and_writes_the_error_csv(db_url: str, tmp_path: Path, cli_login) -> None:
+    invoke("users", "add", "boss", "--role", "admin", "--password", "granite-harbour-7")
+    cli_login("boss")
     path = tmp_path / "donors.csv"
     path.write_text("code,sex,age_at_death\nRA-0001,F,abc\n")
     errors = tmp_path / "errors.csv"
@@ -63,9 +65,10 @@ def test_labels_command_writes_pdf_and_needs_one_source(db_url: str, tmp_path: P
     assert invoke("labels", "NOPE", "-o", str(tmp_path / "x.pdf")).exit_code == 2
 
 
-def test_the_command_line_adds_its_own_flag_to_the_librarys_neutral_advice(db_url: str, tmp_path: Path) -> None:
+def test_the_command_line_adds_its_own_flag_to_the_librarys_neutral_advice(db_url: str, tmp_path: Path, cli_login) -> None:
     """The library says "choose upsert mode"; only the command line knows the flag is --mode upsert."""
-    invoke("users", "add", "boss", "--role", "admin")
+    invoke("users", "add", "boss", "--role", "admin", "--password", "granite-harbour-7")
+    cli_login("boss")
     path = tmp_path / "donors.csv"
     path.write_text("code,sex\nRA-0001,female\n")
     assert invoke("import", "donors", str(path), "--user", "boss").exit_code == 0
@@ -76,7 +79,7 @@ def test_the_command_line_adds_its_own_flag_to_the_librarys_neutral_advice(db_ur
 
 
 def test_a_command_without_a_user_says_how_to_give_one(db_url: str) -> None:
-    invoke("users", "add", "boss", "--role", "admin")
+    invoke("users", "add", "boss", "--role", "admin", "--password", "granite-harbour-7")
     result = invoke("storage", "add", "UH", "--kind", "site")
     assert result.exit_code == 2
-    assert result.output.strip() == "error: enter: no user is signed in (give --user NAME or set BIOBANK_USER)"
+    assert result.output.strip() == "error: enter: no user is signed in (run 'biobank login', or set BIOBANK_TOKEN)"

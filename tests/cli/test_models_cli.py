@@ -14,13 +14,14 @@ from tests.support.factories import donor_with_material
 runner = CliRunner()
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
-def source(engine, tech, death, db_url):
+def source(engine, tech, death, db_url, cli_login):
+    cli_login("tech")
     with session_scope(engine) as session:
         return donor_with_material(session, tech, death=death)["L01-viable_cryo"].code
 
@@ -54,12 +55,13 @@ def test_model_life_from_the_command_line(source, tmp_path):
     assert (tmp_path / "cm" / "pdx_model.csv").exists()
 
 
-def test_bad_input_exits_2_with_one_line(source):
+def test_bad_input_exits_2_with_one_line(source, tmp_path):
     for args in (
         ("models", "add", source, "--kind", "spheroid", "--user", "tech"),
         ("models", "show", "NOPE"),
         ("models", "metrics", "--by", "colour"),
         ("models", "add", source, "--kind", "organoid"),  # no user
     ):
-        code, _, err = run(*args)
+        signed_out = {"BIOBANK_CONFIG_DIR": str(tmp_path / "nobody")} if "--user" not in args else None
+        code, _, err = run(*args, env=signed_out)
         assert code == 2 and err.strip().startswith("error:") and err.count("\n") == 1, (args, err)

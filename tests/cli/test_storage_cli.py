@@ -18,7 +18,9 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_a_technician_builds_a_freezer_stores_a_region_sees_the_box_and_a_pi_approves_an_order(db_url, engine, tech, pi):
+def test_a_technician_builds_a_freezer_stores_a_region_sees_the_box_and_a_pi_approves_an_order(db_url, engine, tech, pi,
+                                                                                              cli_login):
+    cli_login("tech", "pi")
     with session_scope(engine) as session:
         donor_with_region(session, tech)
     for args in (
@@ -55,7 +57,8 @@ def test_a_technician_builds_a_freezer_stores_a_region_sees_the_box_and_a_pi_app
     assert json.loads(out)[0]["status"] == "shipped"
 
 
-def test_refusals_exit_2_with_one_line(db_url, engine, tech):
+def test_refusals_exit_2_with_one_line(db_url, engine, tech, cli_login):
+    cli_login("tech")
     assert run("storage", "add", "UH", "--kind", "site", "--user", "tech")[0] == 0
     code, out = run("storage", "add", "BOX", "--kind", "box_9x9", "--parent", "UH", "--user", "tech")
     assert code == 2

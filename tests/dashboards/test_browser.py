@@ -145,7 +145,7 @@ def test_a_pi_and_a_technician_work_through_the_dashboard(server, browser):
         settle(page, "Demo accounts")
         shot(page, "01-sign-in")
 
-        sign_in(page, base, "pi", "demo-pi-2026")
+        sign_in(page, base, "pi", "demo-cohort-2026")
         assert page.get_by_role("link", name="Live autopsy board").count() == 0  # not a PI's page
         open_page(page, "Cohort overview", "Sites sampled per donor")
         page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
@@ -158,7 +158,7 @@ def test_a_pi_and_a_technician_work_through_the_dashboard(server, browser):
         page.get_by_role("button", name="Sign out").click()
         settle(page, "You signed out")
 
-        sign_in(page, base, "tech", "demo-tech-2026")
+        sign_in(page, base, "tech", "demo-bench-2026")
         open_page(page, "Live autopsy board", "Record a region")
         engine = make_engine(db_url)
         with Session(engine) as session:
@@ -222,7 +222,7 @@ def test_the_board_records_each_region_into_the_lesion_on_screen(server, browser
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
     try:
-        sign_in(page, base, "tech", "demo-tech-2026")
+        sign_in(page, base, "tech", "demo-bench-2026")
         open_page(page, "Live autopsy board", "Record a region")
         shown = None
         for step, lesion in enumerate(["L03", "L03", "L04", "L02"], start=1):
@@ -297,7 +297,7 @@ def test_a_technicians_day_from_the_board_to_a_bookmarked_specimen(server, brows
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     try:
-        sign_in(page, base, "tech", "demo-tech-2026")
+        sign_in(page, base, "tech", "demo-bench-2026")
         assert page.get_by_role("button", name="Deploy").count() == 0  # no developer toolbar for lab staff
         assert page.locator("[data-testid='stMainMenu']").count() == 0
         open_page(page, "Live autopsy board", "Record a region")

@@ -18,8 +18,9 @@ from streamlit.testing.v1 import AppTest
 
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
-from biobank.models import UserSession
+from biobank.models import AuditLog, UserSession
 from biobank.services import auth, sessions, users
+from dashboards.shell import login
 from dashboards.shell import session as shell
 from tests.support.apptest import assert_no_exception, make_app
 
@@ -27,9 +28,9 @@ from tests.support.apptest import assert_no_exception, make_app
 @pytest.fixture
 def accounts(engine):
     with session_scope(engine) as session:
-        admin = users.add_user(session, actor=None, username="root", role="admin", password="root-password-1")
-        users.add_user(session, actor=admin, username="tina", role="technician", password="tina-password-1")
-        users.add_user(session, actor=admin, username="paul", role="pi", password="paul-password-1")
+        admin = users.add_user(session, actor=None, username="root", role="admin", password="granite-harbour-7")
+        users.add_user(session, actor=admin, username="tina", role="technician", password="quartz-lantern-41")
+        users.add_user(session, actor=admin, username="paul", role="pi", password="cohort-lead-2026")
 
 
 def sign_in(at, username: str, password: str):
@@ -47,7 +48,7 @@ def test_only_the_sign_in_page_shows_before_signing_in(db_url, accounts):
 
 
 def test_right_password_signs_in_and_shows_the_role_pages(db_url, accounts):
-    at = sign_in(make_app(db_url).run(), "tina", "tina-password-1")
+    at = sign_in(make_app(db_url).run(), "tina", "quartz-lantern-41")
     assert_no_exception(at)
     assert at.session_state["username"] == "tina"
     assert any("Technician" in c.value for c in at.sidebar.caption)
@@ -58,6 +59,70 @@ def test_wrong_password_is_refused_without_saying_which_part_was_wrong(db_url, a
     assert_no_exception(at)
     assert "username" not in at.session_state
     assert "sign-in failed" in at.error[0].value
+
+
+LOCKED = re.compile(r"Too many failed sign-ins: this account is locked until (\d\d \w{3} \d{4} )?(\d\d:\d\d), "
+                    r"or until an administrator unlocks it")
+
+
+@pytest.fixture
+def no_wait(monkeypatch):
+    """No delay before checking a password after failures (the delays are tested in the services)."""
+    monkeypatch.setenv("BIOBANK_SIGNIN_DELAY_MAX_SECONDS", "0")  # make_app clears the settings cache
+
+
+def test_the_fifth_failed_sign_in_locks_the_account_and_says_until_when_in_plain_words(
+    db_url, engine, accounts, no_wait
+):
+    at = make_app(db_url).run()
+    for n in range(4):
+        at = sign_in(at, "tina", f"wrong password {n}")
+        assert [e.value for e in at.error] == [users.FAILED]
+    at = sign_in(at, "tina", "still the wrong one")
+    assert_no_exception(at)
+    [message] = [e.value for e in at.error]
+    match = LOCKED.fullmatch(message)
+    assert match, message
+    with Session(engine) as session:
+        until = auth.get_user(session, "tina").locked_until
+    assert until is not None and match.group(2) == until.astimezone(get_settings().zone).strftime("%H:%M")
+    assert "password" not in message and "name" not in message  # never which part was wrong
+    at = sign_in(at, "tina", "quartz-lantern-41")  # the right password now: still locked out
+    assert "username" not in at.session_state
+    assert LOCKED.fullmatch(at.error[0].value)
+
+
+def test_an_administrators_unlock_lets_the_account_sign_in_again(db_url, engine, accounts, no_wait):
+    at = make_app(db_url).run()
+    for n in range(5):
+        at = sign_in(at, "tina", f"wrong password {n}")
+    with session_scope(engine) as session:
+        users.unlock_user(session, actor=auth.get_user(session, "root"), username="tina")
+    at = sign_in(at, "tina", "quartz-lantern-41")
+    assert_no_exception(at)
+    assert at.session_state["username"] == "tina"
+
+
+def test_a_name_that_is_no_account_gets_the_same_answers_as_a_real_one(db_url, accounts, no_wait):
+    def answers(name: str) -> list[str]:
+        at = make_app(db_url).run()
+        seen = []
+        for n in range(6):
+            at = sign_in(at, name, f"wrong password {n}")
+            seen.extend(re.sub(r"\d", "#", e.value) for e in at.error)
+        return seen
+
+    real, made_up = answers("tina"), answers("tiny")
+    assert real == made_up
+    assert real[:4] == [users.FAILED] * 4 and real[4].startswith("Too many failed sign-ins")
+
+
+def test_the_sign_in_page_passes_the_browsers_address_to_the_throttle(db_url, engine, accounts, no_wait, monkeypatch):
+    monkeypatch.setattr(login, "client_address", lambda: "203.0.113.9")
+    sign_in(make_app(db_url).run(), "tina", "wrong password 1")
+    with Session(engine) as session:
+        reasons = session.exec(select(AuditLog.reason).where(AuditLog.table_name == "user_account")).all()
+    assert "sign-in failed from 203.0.113.9" in reasons
 
 
 def test_an_idle_session_is_signed_out_with_a_message(db_url, accounts):
@@ -182,7 +247,7 @@ def stored_sessions(engine) -> list[UserSession]:
 def test_a_sign_in_hands_the_browser_an_http_only_strict_cookie_holding_a_token_stored_only_as_its_hash(
     db_url, engine, accounts
 ):
-    at = sign_in(make_app(db_url).run(), "tina", "tina-password-1")
+    at = sign_in(make_app(db_url).run(), "tina", "quartz-lantern-41")
     code = handoff_code(at)
     status, set_cookie = call_cookie_route("POST", {"code": code}, sec_fetch_site="same-origin")
     assert status == 204
@@ -200,7 +265,7 @@ def test_a_sign_in_hands_the_browser_an_http_only_strict_cookie_holding_a_token_
 
 
 def test_the_cookie_resumes_the_sign_in_after_a_reload(db_url, accounts, monkeypatch):
-    _, token = sign_in_with_cookie(db_url, "tina", "tina-password-1")
+    _, token = sign_in_with_cookie(db_url, "tina", "quartz-lantern-41")
     at = reload_with(monkeypatch, db_url, token)
     assert_no_exception(at)
     assert at.session_state["username"] == "tina"
@@ -210,7 +275,7 @@ def test_the_cookie_resumes_the_sign_in_after_a_reload(db_url, accounts, monkeyp
 
 
 def test_signing_out_ends_the_server_session_and_has_the_browser_drop_the_cookie(db_url, engine, accounts, monkeypatch):
-    at, token = sign_in_with_cookie(db_url, "tina", "tina-password-1")
+    at, token = sign_in_with_cookie(db_url, "tina", "quartz-lantern-41")
     at.sidebar.button(key="sign_out").click().run()
     assert_no_exception(at)
     assert "username" not in at.session_state
@@ -228,7 +293,7 @@ def test_signing_out_ends_the_server_session_and_has_the_browser_drop_the_cookie
 
 
 def test_signing_out_in_one_tab_signs_out_the_others_at_their_next_click(db_url, accounts, monkeypatch):
-    first, token = sign_in_with_cookie(db_url, "tina", "tina-password-1")
+    first, token = sign_in_with_cookie(db_url, "tina", "quartz-lantern-41")
     second = reload_with(monkeypatch, db_url, token)  # another tab of the same browser
     assert second.session_state["username"] == "tina"
     first.sidebar.button(key="sign_out").click().run()
@@ -260,7 +325,7 @@ def test_an_unknown_cookie_shows_the_sign_in_page(db_url, accounts, monkeypatch)
 
 
 def test_disabling_an_account_ends_its_open_tabs_and_its_cookie(db_url, engine, accounts, monkeypatch):
-    at, token = sign_in_with_cookie(db_url, "tina", "tina-password-1")
+    at, token = sign_in_with_cookie(db_url, "tina", "quartz-lantern-41")
     with session_scope(engine) as session:
         users.set_active(session, actor=auth.get_user(session, "root"), username="tina", active=False)
     at.run()

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Engine
 
 from biobank.models import User
 from tests.support.apptest import assert_no_exception, make_app
+from tests.support.cli_auth import issue_cli_token
 
 
 def test_paste_preview_errors_then_fix_and_import(db_url: str, engine: Engine, tech: User) -> None:
@@ -55,6 +56,6 @@ def test_the_preview_reports_what_the_cli_dry_run_reports(db_url: str, engine: E
     path = tmp_path / "donors.csv"
     path.write_text(text)
     result = CliRunner().invoke(app, ["import", "donors", str(path), "--dry-run", "--user", "tech"],
-                                env={"BIOBANK_DATABASE_URL": db_url})
+                                env={"BIOBANK_DATABASE_URL": db_url, "BIOBANK_TOKEN": issue_cli_token(db_url, "tech")})
     listed = {line for line in result.output.splitlines() if line.startswith("error:")}
     assert listed == {f"error: row {r}, {'code' if r == 2 else 'primary_site_code'}: {m}" for r, m in shown}

@@ -70,3 +70,76 @@ def test_an_empty_string_is_not_a_code(engine):
         with session_scope(engine) as session:
             session.add(Donor(code=""))
     assert refused.value.field == "ck_donor_code_safe"
+
+
+# ------------------------------------------------------------------------------------------------ SQLite durability
+
+
+def test_sqlite_writers_sync_every_commit(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    engine.dispose()
+
+
+def _users_in_the_file_alone(path, tmp_path) -> list[str]:
+    """The usernames a copy of the database file holds, without its write-ahead log beside it."""
+    import shutil
+    import sqlite3
+
+    alone = tmp_path / "alone.db"
+    shutil.copyfile(path, alone)
+    conn = sqlite3.connect(alone)
+    try:
+        return [name for (name,) in conn.execute("SELECT username FROM user_account ORDER BY username")]
+    finally:
+        conn.close()
+
+
+def test_a_checkpoint_leaves_every_committed_row_in_the_database_file(tmp_path, templates):
+    import shutil
+
+    from biobank.db.engine import checkpoint
+
+    path = tmp_path / "biobank.db"
+    shutil.copyfile(templates.sqlite(), path)
+    engine = make_engine(f"sqlite:///{path}")
+    holder = make_engine(f"sqlite:///{path}").connect()  # another process's open connection: no checkpoint on close
+    holder.execute(text("SELECT count(*) FROM user_account")).scalar()
+    holder.commit()
+    with session_scope(engine) as session:
+        session.add(User(username="written", role="admin"))
+    assert _users_in_the_file_alone(path, tmp_path) == []  # still only in biobank.db-wal
+    assert checkpoint(engine) is True
+    assert _users_in_the_file_alone(path, tmp_path) == ["written"]
+    assert (tmp_path / "biobank.db-wal").stat().st_size == 0
+    holder.close()
+    engine.dispose()
+
+
+def test_a_command_that_ends_leaves_its_rows_in_the_database_file(tmp_path, templates):
+    """A process that wrote through the shared engine (as every CLI command does) checkpoints when it exits, even
+    while another process (the dashboard) keeps the database open."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "biobank.db"
+    shutil.copyfile(templates.sqlite(), path)
+    holder = make_engine(f"sqlite:///{path}").connect()
+    holder.execute(text("SELECT count(*) FROM user_account")).scalar()
+    holder.commit()
+    script = (
+        "from biobank.db.engine import get_engine, session_scope\n"
+        "from biobank.models import User\n"
+        "with session_scope(get_engine()) as session:\n"
+        "    session.add(User(username='from_the_cli', role='admin'))\n"
+    )
+    env = {**os.environ, "BIOBANK_DATABASE_URL": f"sqlite:///{path}"}
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert _users_in_the_file_alone(path, tmp_path) == ["from_the_cli"]
+    holder.close()

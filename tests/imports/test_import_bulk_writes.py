@@ -127,14 +127,15 @@ def test_record_inserted_audits_exactly_the_ids_given_even_when_they_are_not_a_r
     with Session(engine) as session:
         ids = session.execute(select(table.c.id).order_by(table.c.id)).scalars().all()
     chosen = [ids[0], ids[2], ids[4]]
+    on_postgres = engine.dialect.name == "postgresql"  # there the database's triggers audited the inserts already
     with session_scope(engine) as session:
         before = session.execute(select(AuditLog.id).order_by(AuditLog.id.desc()).limit(1)).scalar() or 0  # type: ignore[arg-type,union-attr]
         act_as(session, tech)
-        assert record_inserted(session, table, chosen) == 3
+        assert record_inserted(session, table, chosen) == (0 if on_postgres else 3)
     with Session(engine) as session:
         written = session.execute(select(AuditLog.row_id, AuditLog.user_id).where(AuditLog.id > before)  # type: ignore[arg-type,operator]
                                   .order_by(AuditLog.id)).all()  # type: ignore[arg-type]
-    assert written == [(str(i), tech.id) for i in chosen]
+    assert written == ([] if on_postgres else [(str(i), tech.id) for i in chosen])
 
 
 def test_insert_rows_leaves_out_columns_that_are_null_in_every_row_and_says_which_it_wrote(engine: Engine) -> None:

@@ -17,11 +17,13 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from biobank.cli import app
+from biobank.cli.ops import database_name
 from biobank.config import get_settings
 from biobank.db import backup
 from biobank.db.engine import dispose_engines, make_engine, session_scope
 from biobank.domain.errors import ConflictError, ValidationError
 from biobank.services import donors, specimens
+from tests.support.cli_auth import issue_cli_token
 from tests.support.dbtools import empty_database
 from tests.support.factories import collect, make_case
 from tests.support.workload import CUSTODY_PER_SPECIMEN, SPECIMENS_PER_REGION
@@ -168,6 +170,7 @@ def test_backup_never_overwrites_and_restore_refuses_a_file_that_is_not_a_backup
 
 def test_backup_and_restore_through_the_cli(db_url, engine, tech, admin, backend, tmp_path, monkeypatch):
     _populate(engine, tech, admin)
+    token = issue_cli_token(db_url, "admin")  # before the backup: a restore checks it against the backup's accounts
     runner = CliRunner()
     file = tmp_path / "cli.backup"
     result = runner.invoke(app, ["backup", str(file)])
@@ -178,7 +181,8 @@ def test_backup_and_restore_through_the_cli(db_url, engine, tech, admin, backend
     with empty_database(backend, tmp_path) as target_url:
         monkeypatch.setenv("BIOBANK_DATABASE_URL", target_url)
         get_settings.cache_clear()
-        restored = runner.invoke(app, ["restore", str(file), "--json"])
+        restored = runner.invoke(app, ["restore", str(file), "--json", "--confirm", database_name(target_url)],
+                                 env={"BIOBANK_TOKEN": token})
         assert restored.exit_code == 0, restored.output
         assert '"specimen": 5' in restored.output
         sums = runner.invoke(app, ["db", "checksums", "--json"])

@@ -26,7 +26,7 @@ CLI = [sys.executable, "-c", "from biobank.cli import main; main()"]
 
 
 def _start(command: list[str], db_url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "BIOBANK_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "BIOBANK_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1", "BIOBANK_DEMO_MODE": "true"}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -107,6 +107,6 @@ def test_the_demo_load_killed_midway_leaves_an_empty_database_and_runs_again(eng
     assert snapshot(engine) == before
 
     again = subprocess.run([*CLI, "demo", "--donors", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "BIOBANK_DATABASE_URL": db_url}, check=False)
+                           env={**os.environ, "BIOBANK_DATABASE_URL": db_url, "BIOBANK_DEMO_MODE": "true"}, check=False)
     assert again.returncode == 0, again.stderr
     assert "demo cohort loaded: 1 donors" in again.stdout

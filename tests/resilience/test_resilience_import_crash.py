@@ -24,6 +24,7 @@ from biobank.db.engine import session_scope
 from biobank.models import AuditLog, CustodyEvent, Specimen
 from tests.conftest import DEATH
 from tests.resilience.test_resilience_crash import _kill, _start, _writing
+from tests.support.cli_auth import issue_cli_token
 from tests.support.dbtools import snapshot
 from tests.support.factories import collect, make_case
 
@@ -97,8 +98,9 @@ def case(engine, tech) -> None:
 
 
 def test_an_import_killed_while_validating_and_while_writing_leaves_nothing_and_runs_again(
-    engine, db_url, case, tmp_path
+    engine, db_url, case, tmp_path, monkeypatch
 ):
+    monkeypatch.setenv("BIOBANK_TOKEN", issue_cli_token(db_url, "tech"))  # the children act as tech, proven
     path = tmp_path / "specimens.csv"
     _write_csv(path, ROWS)
     before = snapshot(engine)

@@ -25,9 +25,14 @@ from tests.support.dbtools import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Public functions that take an ``actor`` but are helpers, never entry points; each says why it needs no role check.
+#: Public functions that take an ``actor`` but are helpers, never entry points, or serve any role its own records;
+#: each says why it needs no role check.
 HELPERS: dict[str, str] = {
     "biobank.services.custody.record_event": "writes a custody row on behalf of a service that has already checked",
+    "biobank.services.tokens.list_tokens": "any role lists its own tokens; only an administrator sees others' "
+    "(tests/services/test_tokens.py)",
+    "biobank.services.tokens.revoke_token": "any role revokes its own tokens; another's needs an administrator "
+    "(tests/services/test_tokens.py)",
 }
 
 

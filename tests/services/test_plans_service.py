@@ -25,6 +25,7 @@ from biobank.models import User
 from biobank.queries import plans as plan_reads
 from biobank.services import donors, planning
 from biobank.services.plan_rules import PlanRulesError
+from tests.support.cli_auth import issue_cli_token
 from tests.support.dbtools import snapshot
 
 
@@ -170,19 +171,22 @@ def test_a_withdrawn_donor_never_appears_in_any_export(engine, demo):
         planning.approve_plan(session, actor=demo["pi"], plan_code="WGS-1")
 
 
-def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, demo, tmp_path: Path):
+def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, db_url, demo, tmp_path: Path):
     make_plan(engine, demo, code="EMPTY-1", use_suggestion=False)
     make_plan(engine, demo, code="WGS-1")
     runner = CliRunner()
+    as_pi, as_tech = ({"BIOBANK_TOKEN": issue_cli_token(db_url, name)} for name in ("pi", "tech"))
     result = runner.invoke(app, ["plan", "check", "EMPTY-1", "--json"])
     assert result.exit_code == 2
     assert any(f["rule"] == "one_germline_normal" for f in json.loads(result.stdout)["findings"])
-    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "EMPTY-1", "--user", "pi"])
+    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "EMPTY-1", "--user", "pi"],
+                           env=as_pi)
     assert result.exit_code == 2 and "min_tumour_samples" in result.output
-    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "WGS-1", "--user", "pi"])
+    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "WGS-1", "--user", "pi"],
+                           env=as_pi)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sheet.csv").read_text().startswith("patient,sex,status,sample")
-    result = runner.invoke(app, ["plan", "approve", "WGS-1", "--user", "tech"])
+    result = runner.invoke(app, ["plan", "approve", "WGS-1", "--user", "tech"], env=as_tech)
     assert result.exit_code == 2 and "technician" in result.output
 
 
