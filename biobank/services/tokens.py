@@ -34,13 +34,13 @@ from biobank.config import get_settings
 from biobank.domain.errors import ConflictError, NotFoundError, PermissionDeniedError, invalid, shown_time
 from biobank.domain.plain import plain
 from biobank.domain.timing import as_utc
-from biobank.domain.vocab import Role
 from biobank.models import ApiToken, User
-from biobank.models.audit import act_as, add_as, record_bulk
+from biobank.models.audit import act_as, record_bulk
 from biobank.models.base import pk, table_of, utcnow
+from biobank.services import users
 from biobank.services.auth import Action, can, get_user
 from biobank.services.sessions import hash_token
-from biobank.services.users import USERNAME, authenticate
+from biobank.services.users import authenticate
 
 #: Every token starts with this, so a leaked one is recognised (by a secret scanner, or a person reading a log).
 PREFIX = "bbk_"
@@ -138,14 +138,7 @@ def create_service_account(
     """A token-only account for a pipeline, cron job or instrument (administrators only): no password, so it can
     never sign in to the dashboard or log in; it acts only through the service tokens made for it."""
     require_admin(actor, "create a service account")
-    if not USERNAME.match(username or ""):
-        raise invalid("username", username, "lower-case letters, digits, '.', '_' or '-', starting with a letter")
-    if role not in Role.__members__:
-        raise invalid("role", role, f"one of {', '.join(Role)}")
-    if session.exec(select(User.id).where(User.username == username)).first() is not None:
-        raise ConflictError(f"username={username!r}: a user with this name already exists", field="username")
-    account = User(username=username, role=role, full_name=full_name, password_hash=None, is_service=True)
-    return add_as(session, actor, account)
+    return users.add_user(session, actor=actor, username=username, role=role, full_name=full_name, service=True)
 
 
 def create_service_token(
