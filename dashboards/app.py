@@ -17,7 +17,7 @@ from dashboards.shell import login  # noqa: E402
 from dashboards.shell.navigation import PAGES, build_pages  # noqa: E402
 from dashboards.shell.session import check_idle, current_user, deliver_cookie, sign_out  # noqa: E402
 
-ROLE_NAMES = {"technician": "Technician", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
+ROLE_NAMES = {"technician": "Technician", "coordinator": "Programme coordinator", "pi": "Principal investigator", "admin": "Administrator", "viewer": "Viewer"}
 
 st.set_page_config(page_title="Biobank", page_icon="🧬", layout="wide")
 settings = get_settings()

@@ -108,6 +108,8 @@ _CHECKS: dict[str, str] = {
     "ck_specimen_rin_range": "RIN lies between 0 and 10",
     "ck_specimen_din_range": "DIN lies between 0 and 10",
     "ck_specimen_dv200_range": "DV200 lies between 0 and 100 %",
+    "ck_specimen_a260_230_range": "A260/230 lies between 0 and 5",
+    "ck_specimen_elution_volume_positive": "An elution volume is more than 0 ul",
     # storage and distribution
     "ck_container_code_safe": "A container code uses only letters, digits, '.', '_' and '-' (no spaces, colons or "
     "slashes)",
@@ -176,8 +178,8 @@ VOCABULARY_CHECKS: dict[str, tuple[str, ...]] = {
     "donor": ("status", "sex", "er_status", "pr_status", "her2_status"),
     "autopsy": ("status",),
     "clinical_event": ("kind",),
-    "consent": ("given_by",),
-    "consent_withdrawal": ("requested_by",),
+    "consent": ("given_by", "change"),
+    "consent_withdrawal": ("requested_by", "material"),
     "lesion": ("kind", "laterality", "bone_phenotype", "imaging_response", "er_status", "pr_status", "her2_status"),
     "treatment_line": ("category", "intent", "best_response"),
     "sampling_site": ("kind", "tissue_status", "laterality"),

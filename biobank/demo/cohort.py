@@ -23,6 +23,7 @@ from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, Les
 DEMO_ACCOUNTS: tuple[tuple[str, str, str, str], ...] = (
     ("admin", Role.admin, "demo-manager-2026", "Lab administrator"),
     ("tech", Role.technician, "demo-bench-2026", "Autopsy technician"),
+    ("coord", Role.coordinator, "demo-consent-2026", "Programme coordinator"),
     ("pi", Role.pi, "demo-cohort-2026", "Principal investigator"),
     ("viewer", Role.viewer, "demo-reader-2026", "Read-only collaborator"),
 )

@@ -40,6 +40,24 @@ class ConsentGiver(StrEnum):
     legal_representative = "legal_representative"
 
 
+class ConsentChange(StrEnum):
+    """Why a consent version was recorded: the first consent, a new form signed, scopes changed, or a partial
+    withdrawal (some scopes withdrawn, the rest still in force)."""
+
+    initial = "initial"
+    re_consent = "re_consent"
+    scope_change = "scope_change"
+    partial_withdrawal = "partial_withdrawal"
+
+
+class WithdrawalMaterial(StrEnum):
+    """What happens to the material held when consent is withdrawn in full."""
+
+    destroy = "destroy"  # dispose of every specimen still held
+    keep_blocked = "keep_blocked"  # keep it, blocked from every use (the default)
+    allow_distributed = "allow_distributed"  # keep blocked here; material already shipped may still be used
+
+
 class ConsentScope(StrEnum):
     """What a consent may cover; each is a boolean column on the consent."""
 
@@ -274,6 +292,7 @@ class CustodyKind(StrEnum):
 
 class Role(StrEnum):
     technician = "technician"
+    coordinator = "coordinator"
     pi = "pi"
     admin = "admin"
     viewer = "viewer"

@@ -89,7 +89,10 @@ class Donor(Tracked, table=True):
 
 class Consent(Tracked, table=True):
     __tablename__ = "consent"
-    __table_args__ = (one_of("given_by", "given_by", v.ConsentGiver),)
+    __table_args__ = (
+        one_of("given_by", "given_by", v.ConsentGiver),
+        one_of("change", "change", v.ConsentChange),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     donor_id: int = Field(foreign_key="donor.id", ondelete="RESTRICT", index=True)
@@ -101,6 +104,12 @@ class Consent(Tracked, table=True):
     external_sharing: bool = Field(default=False)
     recontact: bool = Field(default=False)
     document_ref: str | None = Field(default=None, max_length=120)
+    #: The version of the consent form signed (migration 0011), who took the consent, and why this version exists.
+    form_version: str | None = Field(default=None, max_length=40)
+    taken_by: str | None = Field(default=None, max_length=120)
+    change: str = Field(default=v.ConsentChange.initial.value, max_length=20,
+                        sa_column_kwargs={"server_default": v.ConsentChange.initial.value})
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class ConsentWithdrawal(Tracked, table=True):
@@ -109,6 +118,7 @@ class ConsentWithdrawal(Tracked, table=True):
     __tablename__ = "consent_withdrawal"
     __table_args__ = (
         one_of("requested_by", "requested_by", v.ConsentGiver),
+        one_of("material", "material", v.WithdrawalMaterial),
         not_blank("reason_not_blank", "reason"),
     )
 
@@ -118,6 +128,9 @@ class ConsentWithdrawal(Tracked, table=True):
     withdrawn_at: datetime = Field(sa_type=UTCDateTime)
     reason: str = Field(max_length=500)
     entered_by_id: int = Field(foreign_key="user_account.id", ondelete="RESTRICT")
+    #: What happens to the material held (migration 0011).
+    material: str = Field(default=v.WithdrawalMaterial.keep_blocked.value, max_length=24,
+                          sa_column_kwargs={"server_default": v.WithdrawalMaterial.keep_blocked.value})
 
 
 class TreatmentLine(Tracked, table=True):
@@ -191,6 +204,13 @@ class Autopsy(Tracked, table=True):
     prosector: str | None = Field(default=None, max_length=120)
     team: str | None = Field(default=None, max_length=300)
     status: str = Field(default=v.AutopsyStatus.scheduled.value, max_length=16)
+    #: The death call (migration 0011): where the donor died, who notified the programme and when, and the call
+    #: checklist's steps (labels printed, team notified).
+    death_place: str | None = Field(default=None, max_length=200)
+    death_reported_by: str | None = Field(default=None, max_length=120)
+    death_reported_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    labels_printed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    team_notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Lesion(Tracked, table=True):
@@ -330,6 +350,8 @@ class Specimen(Tracked, table=True):
         between("rin_range", "rin", 0, 10),
         between("din_range", "din", 0, 10),
         between("dv200_range", "dv200_pct", 0, 100),
+        between("a260_230_range", "a260_230", 0, 5),
+        CheckConstraint("elution_volume_ul IS NULL OR elution_volume_ul > 0", name="elution_volume_positive"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_specimen_site_format", "sampling_site_id", "storage_format"),
     )
@@ -367,6 +389,13 @@ class Specimen(Tracked, table=True):
     rin: float | None = None
     din: float | None = None
     dv200_pct: float | None = None
+    #: Extraction and pathology details (migration 0011): the method and kit of a DNA/RNA extraction, the elution
+    #: volume, the A260/230 ratio, and the slide the pathology review was read from.
+    extraction_method: str | None = Field(default=None, max_length=40)
+    extraction_kit: str | None = Field(default=None, max_length=120)
+    elution_volume_ul: float | None = None
+    a260_230: float | None = None
+    slide_ref: str | None = Field(default=None, max_length=64)
     notes: str | None = Field(default=None, max_length=1000)
     version: int = Field(default=1)
     #: Set when the specimen was produced by a passage of a derived model (migration 0003).

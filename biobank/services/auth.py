@@ -14,6 +14,7 @@ from biobank.models.base import fetch_one
 
 class Action(StrEnum):
     enter = "enter"  # collection, storage, models, QC: data entry
+    enrol = "enrol"  # donors, consent and clinical history; the death call and the case's times
     correct = "correct"  # correcting a mistaken entry (audited with a reason)
     withdraw = "withdraw"  # record a consent withdrawal
     approve = "approve"  # approve distribution orders and analysis plans
@@ -25,11 +26,14 @@ class Action(StrEnum):
 
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.technician: frozenset({Action.enter, Action.correct, Action.withdraw, Action.ship}),
+    # the technician takes the death call at night and opens the case, so enrols too
+    Role.technician: frozenset({Action.enter, Action.enrol, Action.correct, Action.withdraw, Action.ship}),
+    Role.coordinator: frozenset({Action.enrol, Action.withdraw}),
     Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw, Action.export}),
     Role.admin: frozenset(
         {
             Action.enter,
+            Action.enrol,
             Action.correct,
             Action.withdraw,
             Action.ship,

@@ -75,7 +75,7 @@ def check_autopsy_times(
 
 def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> Autopsy:
     """Open (or schedule) the case. Status follows the times unless given: start → in progress, end → complete."""
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     donor_code, case_code, death_at = data.donor_code, data.case_code, data.death_at
     refrigerated_at, start_at, end_at = data.refrigerated_at, data.start_at, data.end_at
     institution, prosector, team, status = data.institution, data.prosector, data.team, data.status
@@ -127,7 +127,7 @@ def update_autopsy_times(
     end_at: datetime | None = None,
 ) -> Autopsy:
     """Set times as the case runs (death, refrigeration, start, end); status follows."""
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     autopsy = get_autopsy(session, case_code)
     new = {
         "death_at": death_at or autopsy.death_at,

@@ -45,7 +45,7 @@ def get_donor(session: Session, code: str) -> Donor:
 
 def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -> Donor:
     """A pseudonymous donor: a code, never a name, address, birth date or hospital number."""
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     code, sex, age_at_death = data.code, data.sex, data.age_at_death
     primary_diagnosis, primary_site_code = data.primary_diagnosis, data.primary_site_code
     icdo3_topography, icdo3_morphology = data.icdo3_topography, data.icdo3_morphology
@@ -93,7 +93,7 @@ def record_consent(
     scopes: set[str] | frozenset[str],
     document_ref: str | None = None,
 ) -> Consent:
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     ConsentCreate.check_fields({"consented_on": consented_on, "document_ref": document_ref})
     donor = get_donor(session, donor_code)
     check_time("consented_on", consented_on)
@@ -187,7 +187,7 @@ def add_treatment_line(
     intent: str = TreatmentIntent.unknown,
     best_response: str = Response.unknown,
 ) -> TreatmentLine:
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     TreatmentLineCreate.check_fields({"agents": agents, "start_days_before_death": start_days_before_death,
                                       "end_days_before_death": end_days_before_death})
     donor = get_donor(session, donor_code)
@@ -234,7 +234,7 @@ def add_clinical_event(
     site_code: str | None = None,
     note: str | None = None,
 ) -> ClinicalEvent:
-    require(actor, Action.enter)
+    require(actor, Action.enrol)
     donor = get_donor(session, donor_code)
     check_enum("kind", kind, ClinicalEventKind)
     if days_before_death < 0:

@@ -17,6 +17,7 @@ from dashboards.shell.session import client_user_agent, pop_notice, sign_in
 
 ROLE_PAGES = {
     "technician": "live autopsy board, donors, specimens",
+    "coordinator": "enrolment and consent, the death call and cases, donors",
     "pi": "cohort overview, donors, specimens",
     "admin": "everything, plus the audit log and the user accounts",
     "viewer": "donors and specimens, read only",

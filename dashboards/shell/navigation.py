@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 VIEWS = Path(__file__).resolve().parents[1] / "views"
-ALL_ROLES = frozenset({"technician", "pi", "admin", "viewer"})
+ALL_ROLES = frozenset({"technician", "coordinator", "pi", "admin", "viewer"})
 
 
 @dataclass(frozen=True)

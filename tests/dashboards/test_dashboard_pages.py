@@ -18,7 +18,7 @@ from dashboards.shell.navigation import ALL_ROLES, PAGES
 from tests.support.apptest import APP, assert_no_exception, make_app
 from tests.support.dbtools import snapshot
 
-USERS = {"technician": "tech", "pi": "pi", "admin": "admin", "viewer": "viewer"}
+USERS = {"technician": "tech", "coordinator": "coord", "pi": "pi", "admin": "admin", "viewer": "viewer"}
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def test_demo_mode_lists_the_demo_accounts_and_normal_mode_does_not(db_url, acco
     at = make_app(db_url).run()
     assert_no_exception(at)
     shown = at.dataframe[0].value
-    assert set(shown["user name"]) == {"admin", "tech", "pi", "viewer"}
+    assert set(shown["user name"]) == {"admin", "tech", "coord", "pi", "viewer"}
 
 
 def test_a_fresh_database_says_how_to_create_the_first_account(db_url):

@@ -57,7 +57,8 @@ def test_account_rules(engine, admin, viewer):
 @pytest.mark.parametrize(
     ("role", "allowed"),
     [
-        ("technician", {"enter", "correct", "withdraw", "ship"}),
+        ("technician", {"enter", "enrol", "correct", "withdraw", "ship"}),
+        ("coordinator", {"enrol", "withdraw"}),
         ("pi", {"approve", "plan", "withdraw", "export"}),
         ("viewer", set()),
     ],
