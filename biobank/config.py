@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=120,
         description="How far in the future an entered time (excision, stabilisation, custody, passage) may lie, "
         "for clocks that disagree a little; anything later is refused.",
+    )
+    earliest_date: date = Field(
+        default=date(1980, 1, 1),
+        description="The earliest day an entered time or day may fall on (consent, death, custody, passages...): "
+        "earlier ones are typing mistakes (1900, a clock at the epoch). Set it earlier to enter archival material.",
     )
     paper_size: Literal["A4", "Letter"] = Field(
         default="A4", description="Paper for every printable: label sheets, pick lists, box maps, manifests."

@@ -24,12 +24,18 @@ from biobank.cli.common import (
 from biobank.cli.ops import ConfirmOption, dangerous
 from biobank.config import get_settings
 from biobank.db.roles import migration_url
+from biobank.domain.vocab import Role
 from biobank.models import User
+from biobank.models.base import utcnow
 from biobank.queries import core as queries
 from biobank.services import users as user_service
+from biobank.services.auth import get_user
 
 db_app = typer.Typer(help="Create and upgrade the database schema (Alembic migrations).", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
+#: The roles an account may have, for the help of every option that takes one.
+ROLE_CHOICES = ", ".join(Role)
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why: kept with the audit row.")]
 donors_app = typer.Typer(help="Donors and their consent.", no_args_is_help=True)
 autopsy_app = typer.Typer(help="Autopsies (cases) and their post-mortem intervals.", no_args_is_help=True)
 specimen_app = typer.Typer(help="Specimens: SPREC, PMI, lineage and chain of custody.", no_args_is_help=True)
@@ -143,73 +149,94 @@ def serve(
 @handle_errors
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name: lower-case letters, digits, '.', '_', '-'.")],
-    role: Annotated[str, typer.Option(help="technician, pi, admin or viewer.")],
+    role: Annotated[str, typer.Option(help=f"One of {ROLE_CHOICES}.")],
     full_name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     password: Annotated[
         str | None,
         typer.Option(envvar="BIOBANK_NEW_PASSWORD", help="Password (at least 10 characters); prompted for when omitted on a terminal."),
     ] = None,
+    service: Annotated[
+        bool, typer.Option("--service", help="A service account: signs in with API tokens only, never a password.")
+    ] = False,
     user: UserOption = None,
 ) -> None:
-    """Add an account. The first account must be an admin and needs no sign-in; every later one needs an
-    administrator's (biobank login)."""
-    if password is None and sys.stdin.isatty():
+    """Add an account (administrators; the very first one, an admin, needs no sign-in). Audited with its values,
+    never the password. Every later account needs an administrator's sign-in (biobank login)."""
+    if password is None and not service and sys.stdin.isatty():
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
         # While no account exists there is no token to present: add_user allows exactly one admin then.
         first = session.exec(select(User.id).limit(1)).first() is None
         actor = None if first else acting_user(session, user)
-        created = user_service.add_user(session, actor=actor, username=username, role=role, password=password, full_name=full_name)
-        typer.echo(f"user {created.username} added with role {created.role}")
+        created = user_service.add_user(session, actor=actor, username=username, role=role, password=password,
+                                        full_name=full_name, service=service)
+        kind = "service account" if created.is_service else "user"
+        typer.echo(f"{kind} {created.username} added with role {created.role}")
 
 
 @users_app.command("list")
 @handle_errors
 def users_list(as_json: JsonOption = False) -> None:
-    """List accounts with role and state."""
+    """List accounts with role and state: active, service (API tokens only), locked, failed sign-ins."""
+    now = utcnow()
     rows = [
         {"username": u.username, "role": u.role, "full_name": u.full_name, "active": u.is_active,
-         "has_password": u.password_hash is not None, "last_login_at": u.last_login_at}
+         "service": u.is_service, "has_password": u.password_hash is not None,
+         "locked_until": u.locked_until if user_service.is_locked(u, now) else None,
+         "failed_signins": u.failed_signins, "last_login_at": u.last_login_at}
         for u in read(user_service.list_users)
     ]
     emit(rows, as_json=as_json)
 
 
-def _set_active(username: str, user: str | None, *, active: bool) -> None:
-    """Enable or disable an account and say so."""
+def _set_active(username: str, user: str | None, reason: str | None, *, active: bool) -> None:
+    """Enable or disable an account and say so (or that it already was)."""
+    word = "enabled" if active else "disabled"
     with unit_of_work() as session:
-        user_service.set_active(session, actor=acting_user(session, user), username=username, active=active)
-    typer.echo(f"user {username} {'enabled' if active else 'disabled'}")
+        before = get_user(session, username).is_active
+        user_service.set_active(
+            session, actor=acting_user(session, user), username=username, active=active, reason=reason
+        )
+    typer.echo(f"user {username} already {word}" if before == active else f"user {username} {word}")
 
 
 @users_app.command("disable")
 @handle_errors
-def users_disable(username: str, user: UserOption = None) -> None:
-    """Disable an account (it can no longer sign in or write)."""
-    _set_active(username, user, active=False)
+def users_disable(
+    username: Annotated[str, typer.Argument(help="The account.")], reason: ReasonOption = None, user: UserOption = None
+) -> None:
+    """Disable an account: it is signed out everywhere and can no longer sign in or write (admins only; not your
+    own, not the last active admin). Audited, old and new."""
+    _set_active(username, user, reason, active=False)
 
 
 @users_app.command("enable")
 @handle_errors
-def users_enable(username: str, user: UserOption = None) -> None:
-    """Enable a disabled account."""
-    _set_active(username, user, active=True)
+def users_enable(
+    username: Annotated[str, typer.Argument(help="The account.")], reason: ReasonOption = None, user: UserOption = None
+) -> None:
+    """Enable a disabled account (admins only). Audited, old and new."""
+    _set_active(username, user, reason, active=True)
 
 
 @users_app.command("reset-password")
 @handle_errors
 def users_reset_password(
-    username: str,
+    username: Annotated[str, typer.Argument(help="The account.")],
     password: Annotated[str | None, typer.Option(envvar="BIOBANK_NEW_PASSWORD", help="New password; prompted for when omitted.")] = None,
+    reason: ReasonOption = None,
     user: UserOption = None,
 ) -> None:
-    """Set a new password for an account (admins, or the account itself)."""
+    """Set a new password for an account (admins, or the account itself). Audited as a password change, never
+    with the password or its hash."""
     if password is None:
         if not sys.stdin.isatty():
             raise fail("give --password or BIOBANK_NEW_PASSWORD when not on a terminal")
         password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
-        user_service.set_password(session, actor=acting_user(session, user), username=username, password=password)
+        user_service.set_password(
+            session, actor=acting_user(session, user), username=username, password=password, reason=reason
+        )
     typer.echo(f"password of {username} reset")
 
 

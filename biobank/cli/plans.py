@@ -21,6 +21,7 @@ from biobank.cli.common import (
     read,
     unit_of_work,
 )
+from biobank.domain.errors import invalid
 from biobank.exports import service as export_service
 from biobank.queries import plans as plan_reads
 from biobank.services import planning
@@ -55,14 +56,19 @@ def _refused(exc: PlanRulesError, as_json: bool) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _selection_without(session: Session, code: str, specimens: list[str]) -> list[tuple[str, str, str | None]]:
-    """The plan's included specimens as (code, role, reason), less ``specimens``."""
-    detail = plan_reads.plan_detail(session, code)
-    return [
-        (r["specimen_code"], r["role"], r["reason"])
-        for r in detail["specimens_detail"]
-        if r["specimen_code"] not in specimens
-    ]
+def _selection_without(
+    session: Session, code: str, specimens: list[str], *, must_be_in: bool = False
+) -> list[tuple[str, str, str | None]]:
+    """The plan's included specimens as (code, role, reason), less ``specimens`` (codes in any letter case); with
+    ``must_be_in``, each of ``specimens`` must be in the plan (excluding what is not there is a mistyped code)."""
+    rows = plan_reads.plan_detail(session, code)["specimens_detail"]
+    wanted = {s.strip().upper() for s in specimens}
+    if must_be_in:
+        included = {r["specimen_code"].upper() for r in rows}
+        missing = next((s for s in specimens if s.strip().upper() not in included), None)
+        if missing is not None:
+            raise invalid("specimen", missing, f"is not in plan {code}")
+    return [(r["specimen_code"], r["role"], r["reason"]) for r in rows if r["specimen_code"].upper() not in wanted]
 
 
 @plan_app.command("create")
@@ -186,7 +192,7 @@ def plan_exclude(
 ) -> None:
     """Take specimens out of a draft (kept as excluded rows: the change is audited)."""
     with unit_of_work() as session:
-        current = _selection_without(session, code, specimen)
+        current = _selection_without(session, code, specimen, must_be_in=True)
         planning.set_specimens(session, actor=acting_user(session, user), plan_code=code, selection=current)
     typer.echo(f"plan {code}: {len(specimen)} specimen(s) excluded")
 

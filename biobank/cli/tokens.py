@@ -26,6 +26,7 @@ from biobank.cli.common import (
 from biobank.cli.credentials import TokenFile, database_key
 from biobank.config import get_settings
 from biobank.domain.errors import BiobankError, shown_time
+from biobank.domain.vocab import Role
 from biobank.services import tokens as token_service
 
 tokens_app = typer.Typer(
@@ -137,7 +138,7 @@ def tokens_create(
     ],
     role: Annotated[
         str | None,
-        typer.Option(help="technician, pi, admin or viewer: the new service account's role (must match an existing one's)."),
+        typer.Option(help=f"One of {', '.join(Role)}: the new service account's role (must match an existing one's)."),
     ] = None,
     days: Annotated[
         int | None, typer.Option(help="Days until it expires (default and most: BIOBANK_SERVICE_TOKEN_DAYS).")

@@ -7,18 +7,16 @@ from typing import Annotated
 import typer
 
 from biobank.cli.common import UserOption, acting_user, handle_errors, unit_of_work
-from biobank.cli.core import users_app
+from biobank.cli.core import ROLE_CHOICES, ReasonOption, users_app
 from biobank.services import users as user_service
 from biobank.services.auth import get_user
-
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why: kept with the audit row.")]
 
 
 @users_app.command("role")
 @handle_errors
 def users_role(
     username: Annotated[str, typer.Argument(help="The account.")],
-    role: Annotated[str, typer.Argument(help="technician, pi, admin or viewer.")],
+    role: Annotated[str, typer.Argument(help=f"The new role: one of {ROLE_CHOICES}.")],
     reason: ReasonOption = None,
     user: UserOption = None,
 ) -> None:

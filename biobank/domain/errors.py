@@ -71,7 +71,10 @@ _CONTINUES = frozenset(
 def shown_time(value: datetime | date, *, with_zone: bool = False) -> str:
     """A time or a day as messages show it: ``06 Dec 2026 21:27`` in the lab's zone, ``06 Dec 2026`` for a day."""
     if isinstance(value, datetime):
-        return lab_time(value, get_settings().zone, with_zone=with_zone)
+        try:
+            return lab_time(value, get_settings().zone, with_zone=with_zone)
+        except OverflowError:  # too near year 1 or 9999 to convert to the lab's zone
+            return value.isoformat()
     return lab_day(value)
 
 

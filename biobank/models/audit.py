@@ -15,6 +15,7 @@ Who writes the audit rows depends on the database:
 
 from __future__ import annotations
 
+import math
 import re
 import weakref
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from sqlalchemy.orm.base import NO_VALUE
 from biobank.db.bulk import id_filter, insert_rows
 from biobank.db.ddl import ACTOR_SETTING, AUDIT_BOOKKEEPING, AUDIT_REDACTED, REASON_SETTING
 from biobank.db.engine import UTCDateTime
+from biobank.domain.errors import invalid
 from biobank.domain.plain import plain
 from biobank.models.base import table_of, utcnow
 from biobank.models.core import AuditLog, User
@@ -45,10 +47,23 @@ BOOKKEEPING = set(AUDIT_BOOKKEEPING)
 _SENT = "_audit_context_sent"
 
 
+#: The longest reason the audit log keeps (``audit_log.reason``).
+REASON_LENGTH = 500
+
+
+def _checked_reason(reason: str | None) -> str | None:
+    """A reason as the audit log keeps it: trimmed, none when blank, refused when longer than its column."""
+    if reason is None or not reason.strip():
+        return None
+    if len(reason.strip()) > REASON_LENGTH:
+        raise invalid("reason", reason, f"is {len(reason.strip()):,} characters long; at most {REASON_LENGTH}")
+    return reason.strip()
+
+
 def act_as(session: OrmSession, user: User | None, *, reason: str | None = None) -> None:
     """Make ``user`` the author of everything this session writes from now on."""
     session.info["actor_id"] = user.id if user is not None else None
-    session.info["audit_reason"] = reason
+    session.info["audit_reason"] = _checked_reason(reason)
     _send_context(session)
 
 
@@ -64,7 +79,7 @@ def add_as(session: OrmSession, user: User | None, row: T) -> T:
 def audit_reason(session: OrmSession, reason: str) -> Iterator[None]:
     """Attach a reason (e.g. a correction's justification) to the audit rows written inside the block."""
     previous = session.info.get("audit_reason")
-    session.info["audit_reason"] = reason
+    session.info["audit_reason"] = _checked_reason(reason)
     _send_context(session)
     try:
         yield
@@ -146,15 +161,47 @@ def _row_id(obj: Any) -> str:
     return ",".join(str(part) for part in key)
 
 
+def _check_values(obj: Any, *, changed_only: bool) -> None:
+    """What no column may hold, whichever path wrote it and on either database: text longer than its column (SQLite
+    would keep it; PostgreSQL would fail with a DataError), blank text (a nullable column gets NULL instead; any other
+    is refused) and a number that is not finite. The input models refuse these first; this is the floor under them."""
+    state = inspect(obj)
+    for attr in state.attrs:
+        column = state.mapper.columns.get(attr.key)
+        if column is None:
+            continue
+        if changed_only:
+            added = attr.history.added
+            if not added:
+                continue
+            value = added[0]
+        else:
+            value = attr.loaded_value
+        if isinstance(value, str):
+            length = getattr(column.type, "length", None)
+            if length is not None and len(value) > length:
+                raise invalid(attr.key, value, f"is {len(value):,} characters long; at most {length}")
+            if not value.strip():
+                if not column.nullable:
+                    raise invalid(attr.key, value, "cannot be empty")
+                setattr(obj, attr.key, None)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise invalid(attr.key, value, "must be a finite number")
+
+
 @event.listens_for(OrmSession, "before_flush")
 def _stamp(session: OrmSession, _flush: UOWTransaction, _instances: Any) -> None:
     _send_context(session)
     actor_id = session.info.get("actor_id")
     now = utcnow()
     for obj in session.new:
+        if _tracked(obj):
+            _check_values(obj, changed_only=False)
         if hasattr(obj, "created_by_id") and obj.created_by_id is None:
             obj.created_by_id = actor_id
     for obj in session.dirty:
+        if _tracked(obj):
+            _check_values(obj, changed_only=True)
         if hasattr(obj, "updated_by_id") and session.is_modified(obj, include_collections=False):
             obj.updated_at = now
             obj.updated_by_id = actor_id

@@ -45,6 +45,7 @@ from biobank.models import (
 from biobank.models.base import fetch_one
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.queries import storage as storage_reads
+from biobank.services.donors import latest_consents
 
 
 def _table(model: type) -> Any:
@@ -217,17 +218,7 @@ def donor_frame(session: Session, *, donor_ids: Iterable[int] | None = None) -> 
     """One row per donor: the contract's columns plus ``donor_id``, ``status``, ``withdrawn`` and consent scopes."""
     primary_table = _ANATOMICAL_SITE_TABLE.alias("primary_site")
     primary = primary_table.c
-    scopes = (
-        select(
-            _CONSENT.donor_id.label("donor_id"),
-            *[
-                func.max(case((getattr(_CONSENT, s.value).is_(True), 1), else_=0)).label(s.value)
-                for s in ConsentScope
-            ],
-        )
-        .group_by(_CONSENT.donor_id)
-        .subquery()
-    )
+    scopes = latest_consents()  # the latest consent version governs (DOMAIN.md §2 "Consent"), not the union
     statement = (
         select(
             _DONOR.id.label("donor_id"),
@@ -245,7 +236,7 @@ def donor_frame(session: Session, *, donor_ids: Iterable[int] | None = None) -> 
             _AUTOPSY.death_at,
             _DONOR.status,
             _CONSENT_WITHDRAWAL.id.is_not(None).label("withdrawn"),
-            *[func.coalesce(scopes.c[s.value], 0).label(s.value) for s in ConsentScope],
+            *[func.coalesce(scopes.c[s.value], False).label(s.value) for s in ConsentScope],
         )
         .select_from(Donor)
         .join(primary_table, primary.code == _DONOR.primary_site_code, isouter=True)

@@ -47,10 +47,24 @@ def require_aware(field: str, value: datetime | None) -> None:
         raise invalid(field, value.isoformat(), "needs a time zone (times are stored in UTC)")
 
 
+def _day(value: datetime | date, zone: Any) -> date:
+    """The lab day of ``value`` (a naive time: its own date; a time too early to convert: the first day)."""
+    if isinstance(value, datetime) and is_naive(value):
+        return value.date()
+    try:
+        return day_of(value, zone)
+    except OverflowError:
+        return date.min
+
+
 def future_reason(value: datetime | date, *, now: datetime | None = None) -> str | None:
-    """Why ``value`` is refused as lying in the future (later than now plus the allowed clock skew), or None."""
+    """Why ``value`` is refused as lying in the future (later than now plus the allowed clock skew) or before the
+    earliest day the biobank records (``earliest_date``: 1900, the epoch's -1 s are typing mistakes), or None."""
     settings = get_settings()
     now = now or utcnow()
+    if _day(value, settings.zone) < settings.earliest_date:
+        return (f"is before {shown_time(settings.earliest_date)}, the earliest day this biobank records "
+                "(BIOBANK_EARLIEST_DATE); check the year")
     latest = now + settings.clock_skew
     if isinstance(value, datetime):
         if is_naive(value) or value <= latest:
@@ -62,7 +76,7 @@ def future_reason(value: datetime | date, *, now: datetime | None = None) -> str
 
 
 def not_in_future(field: str, value: datetime | date | None, *, now: datetime | None = None) -> None:
-    """Refuse a time or day later than now plus the clock skew the settings allow."""
+    """Refuse a time or day later than now plus the clock skew the settings allow, or before the earliest day."""
     if value is None:
         return
     reason = future_reason(value, now=now)

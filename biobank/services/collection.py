@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from biobank.domain.codes import (
     require_safe,
 )
 from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid, shown_time
+from biobank.domain.fields import field_label
 from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import (
     AutopsyStatus,
@@ -37,10 +39,10 @@ from biobank.domain.vocab import (
 )
 from biobank.domain.vocab_derived import VIABLE_SOURCE_FORMATS
 from biobank.models import AnatomicalSite, Autopsy, Donor, Lesion, SamplingSite, Specimen, User
-from biobank.models.audit import act_as, add_as
+from biobank.models.audit import act_as, add_as, audit_reason
 from biobank.models.base import pk
 from biobank.services.auth import Action, require
-from biobank.services.checks import check_enum, check_order, check_positive, check_time
+from biobank.services.checks import check_enum, check_order, check_positive, check_time, require_aware
 from biobank.services.custody import record_event
 from biobank.services.donors import get_donor, withdrawal_of
 from biobank.services.inputs import (
@@ -54,8 +56,8 @@ from biobank.services.inputs import (
 from biobank.services.lookup import by_code, typed_code
 
 
-def get_autopsy(session: Session, case_code: str) -> Autopsy:
-    return by_code(session, Autopsy, Autopsy.case_code, case_code, what="autopsy", field="case")
+def get_autopsy(session: Session, case_code: str, *, for_update: bool = False) -> Autopsy:
+    return by_code(session, Autopsy, Autopsy.case_code, case_code, what="autopsy", field="case", for_update=for_update)
 
 
 def check_autopsy_times(
@@ -83,6 +85,7 @@ def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> 
     case_code = typed_code(case_code)
     require_safe("case_code", case_code)
     check_autopsy_times(death_at, refrigerated_at, start_at, end_at)
+    check_time("death_reported_at", data.death_reported_at, after=[("death_at", death_at)])
     if status is None:
         status = AutopsyStatus.complete if end_at else AutopsyStatus.in_progress if start_at else AutopsyStatus.scheduled
     check_enum("status", status, AutopsyStatus)
@@ -105,6 +108,9 @@ def open_autopsy(session: Session, *, actor: User | None, data: AutopsyOpen) -> 
         prosector=prosector,
         team=team,
         status=str(status),
+        death_place=data.death_place,
+        death_reported_by=data.death_reported_by,
+        death_reported_at=data.death_reported_at,
     )
     act_as(session, actor)
     session.add(autopsy)
@@ -125,16 +131,17 @@ def update_autopsy_times(
     refrigerated_at: datetime | None = None,
     start_at: datetime | None = None,
     end_at: datetime | None = None,
+    reason: str | None = None,
 ) -> Autopsy:
-    """Set times as the case runs (death, refrigeration, start, end); status follows."""
+    """Set times as the case runs (death, refrigeration, start, end); status follows. Changing a time already
+    recorded is a correction: it needs a reason, which the audit log keeps with the old and the new time (the case
+    figures follow, as they are computed from these times)."""
     require(actor, Action.enrol)
-    autopsy = get_autopsy(session, case_code)
-    new = {
-        "death_at": death_at or autopsy.death_at,
-        "refrigerated_at": refrigerated_at or autopsy.refrigerated_at,
-        "start_at": start_at or autopsy.start_at,
-        "end_at": end_at or autopsy.end_at,
-    }
+    autopsy = get_autopsy(session, case_code, for_update=True)
+    given = {"death_at": death_at, "refrigerated_at": refrigerated_at, "start_at": start_at, "end_at": end_at}
+    for name, value in given.items():
+        require_aware(name, value)
+    new = {name: value if value is not None else getattr(autopsy, name) for name, value in given.items()}
     check_autopsy_times(**new)
     earliest = session.exec(
         select(func.min(SamplingSite.excised_at)).where(
@@ -143,18 +150,53 @@ def update_autopsy_times(
     ).first()
     if earliest is not None and new["death_at"] is not None and earliest < new["death_at"]:
         raise invalid("death_at", new["death_at"], f"cannot be after the first excision of this case ({shown_time(earliest)})")
+    reported = autopsy.death_reported_at
+    if reported is not None and new["death_at"] is not None and reported < new["death_at"]:
+        raise invalid("death_at", new["death_at"], f"cannot be after the death was reported ({shown_time(reported)})")
+    corrected = [name for name, value in given.items() if value is not None and _changes(getattr(autopsy, name), value)]
+    why = correction_reason(reason, corrected, autopsy) if corrected else None
     act_as(session, actor)
-    for key, value in new.items():
-        setattr(autopsy, key, value)
+    with audit_reason(session, why) if why else nullcontext():
+        for key, value in new.items():
+            setattr(autopsy, key, value)
+        _follow_times(session, autopsy, new)
+        session.flush()
+    return autopsy
+
+
+def _changes(recorded: datetime | None, value: datetime) -> bool:
+    """Whether ``value`` replaces a time already recorded (the same time again is no change)."""
+    return recorded is not None and recorded != value
+
+
+#: The longest reason the audit log keeps (its column).
+MAX_REASON = 500
+
+
+def correction_reason(reason: str | None, corrected: list[str], autopsy: Autopsy) -> str:
+    """The reason a correction of recorded case times is kept with, or an error: it is required and fits the log."""
+    why = (reason or "").strip()
+    if not why:
+        times = ", ".join(f"{field_label(name)} {shown_time(getattr(autopsy, name))}" for name in corrected)
+        raise invalid("reason", reason, f"is required: changing a time already recorded ({times}) is a correction, "
+                                         "kept in the audit log with its reason")
+    if len(why) > MAX_REASON:
+        raise invalid("reason", why, f"is too long: at most {MAX_REASON} characters")
+    return why
+
+
+def _follow_times(session: Session, autopsy: Autopsy, new: dict[str, datetime | None]) -> None:
+    """The case's status and its donor's follow the times: a death makes an enrolled donor deceased; a start puts
+    the case in progress, an end completes it (and the donor's autopsy is done)."""
+    donor = session.get(Donor, autopsy.donor_id)
+    if donor is not None and new["death_at"] is not None and donor.status == DonorStatus.enrolled:
+        donor.status = DonorStatus.deceased.value
     if new["end_at"] is not None:
         autopsy.status = AutopsyStatus.complete.value
-        donor = session.get(Donor, autopsy.donor_id)
         if donor is not None and donor.status != DonorStatus.withdrawn:
             donor.status = DonorStatus.autopsy_done.value
     elif new["start_at"] is not None:
         autopsy.status = AutopsyStatus.in_progress.value
-    session.flush()
-    return autopsy
 
 
 def _site(session: Session, code: str) -> AnatomicalSite:

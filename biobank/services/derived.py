@@ -50,6 +50,7 @@ from biobank.models import (
     User,
 )
 from biobank.models.audit import act_as, add_as
+from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_range, check_time
 from biobank.services.custody import record_event
@@ -84,6 +85,11 @@ PDX_FIELDS = (
     "humanisation_type",
 )
 CULTURE_FIELDS = ("medium", "matrix", "growth_properties")
+
+
+def _midday_or_now(day: date) -> datetime:
+    """The time a custody event of a day-only record gets: midday of that day, or now if midday is still ahead."""
+    return min(datetime.combine(day, time(12), UTC), utcnow())
 
 
 def get_model(session: Session, code: str, *, for_update: bool = False) -> DerivedModel:
@@ -215,7 +221,7 @@ def create_model(session: Session, *, actor: User | None, data: ModelCreate) -> 
         specimen=source,
         kind=CustodyKind.derived,
         actor=actor,
-        at=datetime.combine(initiated_on, time(12), UTC),
+        at=_midday_or_now(initiated_on),
         note=f"model {model.code} ({kind}) initiated{used}",
     )
     session.flush()
@@ -543,7 +549,7 @@ def passage_specimens(
     if not 1 <= count <= MAX_PIECES:
         raise invalid("count", count, f"must lie between 1 and {MAX_PIECES} specimens at once")
     check_time("at", at, after=[(f"passage {passage.label}", passage.passaged_on)])
-    when = at or datetime.combine(passage.passaged_on, time(12), UTC)
+    when = at or _midday_or_now(passage.passaged_on)
     require_consent(session, model_donor(session, model), MODEL_SCOPE)
     source = session.get(Specimen, model.source_specimen_id)
     assert source is not None

@@ -177,6 +177,8 @@ def approve(session: Session, *, actor: User | None, order_code: str, when: date
     order = get_order(session, order_code, for_update=True)
     order_code = order.code
     items = order_items(session, order)
+    # an order may be entered after the fact, but nothing is approved before its material was collected
+    check_time("when", when, after=[(f"{specimen.code}'s collection", specimen.collected_at) for _, specimen in items])
     if order.status == OrderStatus.draft and not items:
         raise invalid("order", order_code, "has no items; add specimens before approving")
     _check_move(order, OrderStatus.approved)
@@ -283,8 +285,9 @@ def return_items(
     if item is None:
         raise invalid("specimen", specimen_code, f"is not on order {order_code}")
     outstanding = item.quantity - item.quantity_returned
-    if quantity is None or quantity <= 0:
+    if quantity is None:
         raise invalid("quantity", quantity, "must be positive")
+    check_quantity("quantity", quantity, specimen.unit)
     if quantity > outstanding + 1e-9:
         raise invalid("quantity", quantity, f"only {outstanding:g} {specimen.unit} of {specimen_code} are out on this order")
     act_as(session, actor)

@@ -64,6 +64,8 @@ MAX_DOUBLING_HOURS = 10_000.0
 MAX_CONCENTRATION = 1e7
 #: Nucleic-acid yield, ng.
 MAX_YIELD_NG = 1e9
+#: Elution volume of an extract, µl (a maxi-prep elutes in about 1 ml).
+MAX_ELUTION_UL = 5_000.0
 
 Input = TypeVar("Input", bound="ServiceInput")
 
@@ -175,7 +177,8 @@ def _ours(exc: PydanticError, where: str) -> ValidationError:
     """Pydantic's first error as the project's, naming the field (its path in the model, else ``where``)."""
     error = exc.errors()[0]
     field = _path(error["loc"]) or where
-    return invalid(field, error.get("input"), _reason(error))
+    value = None if error.get("type") == "missing" else error.get("input")  # a missing field's input is the whole form
+    return invalid(field, value, _reason(error))
 
 
 _ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False)
@@ -333,7 +336,7 @@ class FormatRequest:
 class DonorCreate(ServiceInput):
     """The fields of ``register_donor``."""
 
-    code: str = Field(max_length=32)
+    code: str | None = Field(default=None, max_length=32)  # None: the next code is generated (RA-0013)
     sex: Choice = Sex.unknown
     age_at_death: int | None = Field(default=None, ge=0, le=MAX_AGE)
     primary_diagnosis: str | None = Field(default=None, max_length=200)
@@ -362,6 +365,25 @@ class AutopsyOpen(ServiceInput):
     prosector: str | None = Field(default=None, max_length=120)
     team: str | None = Field(default=None, max_length=300)
     status: Choice | None = None
+    death_place: str | None = Field(default=None, max_length=200)
+    death_reported_by: str | None = Field(default=None, max_length=120)
+    death_reported_at: PastTime | None = None
+
+
+class DeathCall(ServiceInput):
+    """The fields of the death call (``cases.open_case``): the time of death, where, who reported it and when; the
+    refrigeration time when known; who will do the autopsy. The case code is generated when not given."""
+
+    donor_code: str = Field(max_length=32)
+    death_at: PastTime | None
+    death_place: str | None = Field(default=None, max_length=200)
+    death_reported_by: str | None = Field(default=None, max_length=120)
+    death_reported_at: PastTime | None = None
+    refrigerated_at: PastTime | None = None
+    case_code: str | None = Field(default=None, max_length=32)
+    institution: str | None = Field(default=None, max_length=200)
+    prosector: str | None = Field(default=None, max_length=120)
+    team: str | None = Field(default=None, max_length=300)
 
 
 class LesionCreate(ServiceInput):
@@ -462,7 +484,49 @@ class SpecimenQC(ServiceInput):
     din: float | None = Field(default=None, ge=0, le=10)
     dv200_pct: Percent | None = None
     concentration_ng_ul: float | None = Field(default=None, ge=0, le=MAX_CONCENTRATION)
+    a260_230: float | None = Field(default=None, ge=0, le=5)
     pathology_reviewer: str | None = Field(default=None, max_length=120)
+    slide_ref: str | None = Field(default=None, max_length=64)
+
+
+class AliquotRequest(ServiceInput):
+    """What ``aliquot`` splits off a specimen (the same for every specimen of a work list): the listed
+    ``portions``, or ``count`` aliquots of ``portion`` each."""
+
+    portions: Sequence[Annotated[float, Field(gt=0)]] | None = Field(default=None, max_length=MAX_PIECES)
+    count: int | None = Field(default=None, ge=1, le=MAX_PIECES)
+    portion: float | None = Field(default=None, gt=0)
+
+    def amounts(self) -> list[float]:
+        """The aliquot quantities, in order; the project's error naming the field when none were given."""
+        if self.portions:
+            return [float(p) for p in self.portions]
+        if self.portion is None:
+            raise invalid("portion", None, "is required: give the quantity of each aliquot")
+        return [float(self.portion)] * (self.count or 1)
+
+
+class DeriveRequest(ServiceInput):
+    """The fields of ``derive``: new material (an extract, sections, cells) made from a specimen. For an extract,
+    the yield follows from concentration × elution volume unless stated, and the quantity from the yield (ng) or
+    the elution volume (µl) unless stated."""
+
+    material_type: Choice
+    unit: Choice
+    parent_quantity_used: float = Field(ge=0)
+    quantity: float | None = Field(default=None, gt=0)
+    storage_format: Choice | None = None
+    extraction_method: str | None = Field(default=None, max_length=40)
+    extraction_kit: str | None = Field(default=None, max_length=120)
+    elution_volume_ul: float | None = Field(default=None, gt=0, le=MAX_ELUTION_UL)
+    concentration_ng_ul: float | None = Field(default=None, ge=0, le=MAX_CONCENTRATION)
+    yield_ng: float | None = Field(default=None, ge=0, le=MAX_YIELD_NG)
+
+
+class DisposeRequest(ServiceInput):
+    """The fields of ``dispose``: why (it goes into the custody record)."""
+
+    reason: str = Field(max_length=500)
 
 
 class OrderCreate(ServiceInput):
@@ -514,16 +578,46 @@ class ConsentCreate(ServiceInput):
     consented_on: PastDay
     scopes: frozenset[str] = frozenset()
     document_ref: str | None = Field(default=None, max_length=120)
+    form_version: str | None = Field(default=None, max_length=40)
+    taken_by: str | None = Field(default=None, max_length=120)
+    change: Choice | None = None  # None: initial for the first version, else re-consent or scope change
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class TreatmentLineCreate(ServiceInput):
     """The fields of ``add_treatment_line``."""
 
     donor_code: str = Field(max_length=32)
-    line_number: int = Field(ge=1, le=99)
+    line_number: int | None = Field(default=None, ge=1, le=99)  # None: the next line
     agents: str = Field(max_length=300)
-    start_days_before_death: int = Field(ge=0, le=MAX_DAYS_BEFORE_DEATH)
+    start_days_before_death: int | None = Field(default=None, ge=0, le=MAX_DAYS_BEFORE_DEATH)
     end_days_before_death: int | None = Field(default=None, ge=0, le=MAX_DAYS_BEFORE_DEATH)
     category: Choice | None = None
     intent: Choice | None = None
     best_response: Choice | None = None
+    #: Or the calendar days, turned into days before death once the death is recorded (the dates are not kept).
+    start_on: PastDay | None = None
+    end_on: PastDay | None = None
+
+
+class ClinicalEventCreate(ServiceInput):
+    """The fields of ``add_clinical_event``: days before death, or the day it happened once the death is recorded."""
+
+    donor_code: str = Field(max_length=32)
+    kind: Choice
+    days_before_death: int | None = Field(default=None, ge=0, le=MAX_DAYS_BEFORE_DEATH)
+    occurred_on: PastDay | None = None
+    site_code: str | None = Field(default=None, max_length=40)
+    note: str | None = Field(default=None, max_length=300)
+
+
+class WithdrawalCreate(ServiceInput):
+    """The fields of ``withdraw_consent``: every scope (a full withdrawal, with what happens to the material) or
+    some scopes (a partial withdrawal: a new consent version without them)."""
+
+    donor_code: str = Field(max_length=32)
+    requested_by: Choice
+    withdrawn_at: PastTime
+    reason: str = Field(max_length=500)
+    scopes: frozenset[str] | None = None
+    material: Choice | None = None

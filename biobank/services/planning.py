@@ -463,6 +463,10 @@ def add_donors(
     return plan
 
 
+#: The longest reason a plan keeps for a specimen (``plan_specimen.reason``).
+REASON_LENGTH = 300
+
+
 def set_specimens(
     session: Session,
     *,
@@ -482,8 +486,10 @@ def set_specimens(
     if duplicates:
         raise invalid("specimen", duplicates[0], "listed twice")
     found = query.specimen_ids_for(session, codes)
-    for code, role, _ in selection:
+    for code, role, reason in selection:
         check_enum("role", role, PlanRole)
+        if reason is not None and len(reason.strip()) > REASON_LENGTH:
+            raise invalid("reason", reason, f"is {len(reason.strip()):,} characters long; at most {REASON_LENGTH}")
         if found[code][1] not in donor_ids:
             raise invalid("specimen", code, f"its donor is not in plan {plan_code}; add the donor first")
     existing = {
@@ -506,14 +512,14 @@ def set_specimens(
                     donor_id=donor_id,
                     specimen_id=specimen_id,
                     role=str(role),
-                    reason=(reason or None) and reason[:300],
+                    reason=(reason or "").strip() or None,
                 )
             )
         else:
             current.included = True
             current.role = str(role)
-            if reason:
-                current.reason = reason[:300]
+            if reason and reason.strip():
+                current.reason = reason.strip()
             session.add(current)
     session.flush()
     return plan

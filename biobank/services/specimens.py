@@ -27,7 +27,7 @@ from biobank.models.base import utcnow
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_order, check_time, require_aware
 from biobank.services.custody import record_event
-from biobank.services.inputs import SpecimenCorrection, SpecimenQC, check_quantity, limits
+from biobank.services.inputs import DeriveRequest, SpecimenCorrection, SpecimenQC, check_quantity, limits
 from biobank.services.lookup import by_code
 
 #: Statuses from which material can still be taken.
@@ -157,31 +157,44 @@ def derive(
     actor: User | None,
     parent_code: str,
     material_type: str,
-    quantity: float,
+    quantity: float | None = None,
     unit: str,
     parent_quantity_used: float,
     storage_format: str | None = None,
     concentration_ng_ul: float | None = None,
     at: datetime | None = None,
+    extraction_method: str | None = None,
+    extraction_kit: str | None = None,
+    elution_volume_ul: float | None = None,
+    yield_ng: float | None = None,
 ) -> Specimen:
-    """Make new material (DNA, RNA, sections, cells...) from a specimen, recording what it consumed."""
+    """Make new material (DNA, RNA, sections, cells...) from a specimen, recording what it consumed; an extract
+    records its method, kit, elution volume, concentration and yield (concentration × elution volume unless
+    stated), and its quantity follows from the yield (ng) or the elution volume (µl) unless stated."""
     require(actor, Action.enter)
     require_aware("at", at)
+    data = DeriveRequest.build(
+        material_type=material_type, unit=unit, parent_quantity_used=parent_quantity_used, quantity=quantity,
+        storage_format=storage_format, extraction_method=_text(extraction_method),
+        extraction_kit=_text(extraction_kit), elution_volume_ul=elution_volume_ul,
+        concentration_ng_ul=concentration_ng_ul, yield_ng=yield_ng,
+    )  # typed text becomes numbers here, each bad value refused naming its field
+    material_type, unit, storage_format = data.material_type, data.unit, data.storage_format
     parent = get_specimen(session, parent_code, for_update=True)
     _require_takeable(parent)
     check_enum("material_type", material_type, MaterialType)
     check_enum("unit", unit, QuantityUnit)
     if material_type not in DERIVABLE.get(parent.material_type, set()):
         raise invalid("material_type", material_type, f"cannot be derived from {parent.material_type}")
-    if quantity is None:
-        raise invalid("quantity", quantity, "must be positive")
+    extract = _extract(data)
+    quantity = _derived_quantity(data, extract["yield_ng"])
     check_quantity("quantity", quantity, unit)
-    SpecimenQC.check_fields({"concentration_ng_ul": concentration_ng_ul})
     if storage_format is None:
         storage_format = StorageFormat.ffpe if material_type == MaterialType.section and parent.storage_format == StorageFormat.ffpe else StorageFormat.frozen
     check_enum("storage_format", storage_format, StorageFormat)
     check_time("at", at, after=[("the parent's collection", parent.collected_at)])
     act_as(session, actor)
+    parent_quantity_used = data.parent_quantity_used
     _consume(parent, float(parent_quantity_used), "parent_quantity_used")
     parent.version += 1
     number = _children_count(session, parent, Lineage.derivative, str(material_type)) + 1
@@ -195,8 +208,8 @@ def derive(
         quantity_remaining=float(quantity),
         unit=str(unit),
         parent_quantity_used=float(parent_quantity_used),
-        concentration_ng_ul=concentration_ng_ul,
         tumour_cellularity_pct=parent.tumour_cellularity_pct,
+        **extract,
     )
     if storage_format != StorageFormat.ffpe:
         child.fixative = None
@@ -211,11 +224,50 @@ def derive(
     return child
 
 
+#: Materials extracted with a method and kit, eluted in a volume.
+EXTRACTS = frozenset({MaterialType.dna.value, MaterialType.rna.value})
+
+
+def _text(value: str | None) -> str | None:
+    """Typed text without the spaces around it; nothing typed is None."""
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def _extract(data: DeriveRequest) -> dict[str, Any]:
+    """The extraction details a derivative records: method, kit, elution volume, concentration and yield (from
+    concentration × elution volume when the yield is not stated)."""
+    details = {"extraction_method": data.extraction_method, "extraction_kit": data.extraction_kit,
+               "elution_volume_ul": data.elution_volume_ul}
+    if data.material_type not in EXTRACTS:
+        given = next((name for name, value in details.items() if value is not None), None)
+        if given is not None:
+            raise invalid(given, details[given], f"applies to a DNA or RNA extract, not {data.material_type}")
+    yield_ng = data.yield_ng
+    if yield_ng is None and data.concentration_ng_ul is not None and data.elution_volume_ul is not None:
+        yield_ng = data.concentration_ng_ul * data.elution_volume_ul
+        SpecimenQC.check_fields({"yield_ng": yield_ng})  # a slip in either number shows as an impossible yield
+    return {**details, "concentration_ng_ul": data.concentration_ng_ul, "yield_ng": yield_ng}
+
+
+def _derived_quantity(data: DeriveRequest, yield_ng: float | None) -> float:
+    """The quantity stated, else the yield (kept in ng) or the elution volume (kept in µl)."""
+    if data.quantity is not None:
+        return data.quantity
+    if data.unit == QuantityUnit.ng and yield_ng is not None:
+        return yield_ng
+    if data.unit == QuantityUnit.ul and data.elution_volume_ul is not None:
+        return data.elution_volume_ul
+    raise invalid("quantity", None, f"is required (in {data.unit}); an extract in ng takes its yield, one in ul its "
+                                    "elution volume")
+
+
+#: Text a review records besides the numbers: who read it, and from which slide.
+QC_TEXT = ("pathology_reviewer", "slide_ref")
 #: The QC results ``record_qc`` takes, with their scales (declared in :class:`SpecimenQC`).
 QC_FIELDS: dict[str, tuple[float | None, float | None]] = {
     name: (limits(SpecimenQC, name).minimum, limits(SpecimenQC, name).maximum)
     for name in SpecimenQC.model_fields
-    if name != "pathology_reviewer"
+    if name not in QC_TEXT
 }
 
 
@@ -226,38 +278,45 @@ def record_qc(
     code: str,
     pathology_reviewer: str | None = None,
     at: datetime | None = None,
-    **values: float | None,
+    slide_ref: str | None = None,
+    **values: float | str | None,
 ) -> Specimen:
-    """Record pathology review (cellularity, necrosis) or nucleic-acid QC (yield, A260/280, RIN, DIN, DV200)."""
+    """Record a pathology review (cellularity, necrosis, reviewer, slide) or nucleic-acid QC (yield, concentration,
+    A260/280, A260/230, RIN, DIN, DV200). Numbers may come as typed text: each is read, or refused naming its field."""
     require(actor, Action.enter)
     specimen = get_specimen(session, code, for_update=True)
     unknown = set(values) - set(QC_FIELDS)
     if unknown:
         raise invalid("qc", sorted(unknown), f"QC fields are {', '.join(QC_FIELDS)}")
-    given = {k: v for k, v in values.items() if v is not None}
-    if not given and pathology_reviewer is None:
+    typed = {k: v for k, v in values.items() if v is not None and not (isinstance(v, str) and not v.strip())}
+    pathology_reviewer, slide_ref = _text(pathology_reviewer), _text(slide_ref)
+    if not typed and pathology_reviewer is None and slide_ref is None:
         raise invalid("qc", {}, "give at least one QC value")
-    SpecimenQC.check_fields({**given, "pathology_reviewer": pathology_reviewer})
+    checked = SpecimenQC.build(**typed, pathology_reviewer=pathology_reviewer, slide_ref=slide_ref)
+    given: dict[str, float] = {k: getattr(checked, k) for k in typed}
     require_aware("at", at)
     check_time("at", at, after=[(f"{specimen.code}'s collection", specimen.collected_at)])
-    nucleic = {"yield_ng", "a260_280", "rin", "din", "dv200_pct", "concentration_ng_ul"} & set(given)
-    if {"rin", "din", "a260_280"} & nucleic and specimen.material_type not in (MaterialType.dna, MaterialType.rna):
+    nucleic = {"yield_ng", "a260_280", "a260_230", "rin", "din", "dv200_pct", "concentration_ng_ul"} & set(given)
+    if {"rin", "din", "a260_280", "a260_230"} & nucleic and specimen.material_type not in EXTRACTS:
         first = sorted(nucleic)[0]
         raise invalid(first, given[first], f"nucleic-acid QC applies to DNA or RNA, not {specimen.material_type}")
     if "rin" in given and specimen.material_type != MaterialType.rna:
         raise invalid("rin", given["rin"], "RIN is measured on RNA")
     if "din" in given and specimen.material_type != MaterialType.dna:
         raise invalid("din", given["din"], "DIN is measured on DNA")
-    if pathology_reviewer is not None and "tumour_cellularity_pct" not in given and "necrosis_pct" not in given:
-        raise invalid("pathology_reviewer", pathology_reviewer, "a pathology review records cellularity or necrosis")
+    for name, text in (("pathology_reviewer", pathology_reviewer), ("slide_ref", slide_ref)):
+        if text is not None and "tumour_cellularity_pct" not in given and "necrosis_pct" not in given:
+            raise invalid(name, text, "a pathology review records cellularity or necrosis")
     act_as(session, actor)
     for name, value in given.items():
         setattr(specimen, name, value)
     if pathology_reviewer is not None:
         specimen.pathology_reviewer = pathology_reviewer
+    if slide_ref is not None:
+        specimen.slide_ref = slide_ref
     specimen.version += 1
-    record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor, at=at,
-                 note=", ".join(f"{k}={v:g}" for k, v in given.items()))
+    note = [f"{k}={v:g}" for k, v in given.items()] + [f"slide {slide_ref}"] * (slide_ref is not None)
+    record_event(session, specimen=specimen, kind=CustodyKind.qc_recorded, actor=actor, at=at, note=", ".join(note))
     session.flush()
     return specimen
 

@@ -36,7 +36,7 @@ from biobank.queries.storage import (
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_time
 from biobank.services.custody import record_event
-from biobank.services.inputs import ContainerCreate
+from biobank.services.inputs import ContainerCreate, DisposeRequest
 from biobank.services.lookup import by_code, stored_code, typed_code
 from biobank.services.specimens import get_specimen
 
@@ -420,6 +420,7 @@ def dispose(session: Session, *, actor: User | None, code: str, reason: str, at:
         raise invalid("code", code, "specimen was distributed; it is no longer here to dispose of")
     if not reason or not reason.strip():
         raise invalid("reason", reason, "say why the specimen is disposed of")
+    DisposeRequest.check_fields({"reason": reason.strip()})  # it goes into the custody record's note
     act_as(session, actor)
     where = release_location(session, specimen)
     specimen.status = SpecimenStatus.disposed.value

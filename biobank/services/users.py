@@ -141,28 +141,47 @@ def add_user(
     return add_as(session, actor, user)
 
 
-def set_password(session: Session, *, actor: User | None, username: str, password: str) -> User:
-    """A new password for an account: by an admin, or by the account itself."""
+#: The audit reason of a password change; the audit row itself shows only ``["<redacted>", "<redacted>"]``.
+PASSWORD_RESET = "password reset by an administrator"
+PASSWORD_CHANGED = "password changed by the account itself"
+
+
+def set_password(
+    session: Session, *, actor: User | None, username: str, password: str, reason: str | None = None
+) -> User:
+    """A new password for an account: by an admin, or by the account itself.
+
+    Audited as a change of ``password_hash`` whose old and new values are both ``"<redacted>"`` (never the hash), with
+    a reason that says who changed it (:data:`PASSWORD_RESET` or :data:`PASSWORD_CHANGED`, then ``reason`` if given).
+    """
     user = get_user(session, username)
-    if actor is None or actor.id != user.id:
+    own = actor is not None and actor.id == user.id
+    if not own:
         require(actor, Action.manage_users)
     if user.is_service:
         raise invalid("username", username, "is a service account: it signs in with API tokens only, never a password")
     check_password(password, username=user.username)
-    act_as(session, actor)
+    said = (reason or "").strip()
+    _write_as(session, actor, f"{PASSWORD_CHANGED if own else PASSWORD_RESET}{': ' + said if said else ''}")
     user.password_hash = _hasher.hash(password)
     session.flush()
     return user
 
 
-def set_active(session: Session, *, actor: User | None, username: str, active: bool) -> User:
+def set_active(
+    session: Session, *, actor: User | None, username: str, active: bool, reason: str | None = None
+) -> User:
+    """Enable or disable an account (admins only); audited with the old and the new ``is_active`` and the reason.
+
+    A disabled account is signed out everywhere; no one disables their own account or the last active administrator.
+    """
     require(actor, Action.manage_users)
     user = get_user(session, username)
     if actor is not None and actor.id == user.id and not active:
         raise invalid("username", username, "you cannot disable your own account")
     if not active and user.is_active:
         _keep_an_admin(session, user, "disable")
-    act_as(session, actor)
+    _write_as(session, actor, reason)
     user.is_active = active
     session.flush()
     if not active:
@@ -213,7 +232,7 @@ def list_users(session: Session) -> list[User]:
 
 def _write_as(session: Session, actor: User | None, reason: str | None) -> None:
     """Make ``actor`` the author of the writes that follow, with ``reason`` (blank: none) on their audit rows."""
-    act_as(session, actor, reason=(reason or "").strip()[:500] or None)
+    act_as(session, actor, reason=reason)  # trimmed; blank is none; longer than the audit keeps is refused
 
 
 def _keep_an_admin(session: Session, user: User, verb: str) -> None:

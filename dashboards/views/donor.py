@@ -10,6 +10,7 @@ import streamlit as st
 from biobank.config import get_settings
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
+from dashboards.data import enrolment as data_enrolment
 from dashboards.shell import links
 from dashboards.widgets.bodymap import body_map, site_points
 from dashboards.widgets.charts import pmi_rules, table_with_download
@@ -50,6 +51,24 @@ elif detail["consent_scopes"]:
     st.success("Consent covers: " + ", ".join(s.replace("_", " ") for s in detail["consent_scopes"]), icon="✅")
 else:
     st.warning("No consent is recorded for this donor.", icon="⚠️")
+history = data_enrolment.consent_history(data.url(), code)
+if history["versions"] or history["withdrawal"]:
+    with st.expander(f"Consent history: {len(history['versions'])} version(s)"
+                     + (", then withdrawn" if history["withdrawal"] else "")):
+        st.caption("Each re-consent, scope change or partial withdrawal is a new version; the latest governs.")
+        st.dataframe(data_enrolment.history_frame(history), hide_index=True, width="stretch", key="donor_consents")
+        if history["withdrawal"]:
+            w = history["withdrawal"]
+            material = {"destroy": "the material held was destroyed",
+                        "keep_blocked": "the material is kept, blocked from every use",
+                        "allow_distributed": "the material is kept blocked; what was already shipped "
+                                             f"({w['distributed_specimens']} specimen(s)) may still be used by its recipients",
+                        }.get(w["material"], w["material"])
+            st.markdown(
+                f"**Withdrawn** {w['withdrawn_at'].astimezone(settings.zone):%d %b %Y %H:%M}, requested by "
+                f"{w['requested_by'].replace('_', ' ')}, entered by {w['entered_by'] or '—'}: {w['reason']}. "
+                f"Material: {material}."
+            )
 
 map_col, main_col = st.columns([2, 5], gap="large")
 sites = view["sites"]

@@ -11,6 +11,7 @@ from dashboards.data import core as data
 from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
 from dashboards.widgets.charts import table_with_download
+from dashboards.widgets.processing import processing_section
 
 settings = get_settings()
 zone = settings.zone
@@ -100,6 +101,8 @@ with right:
     st.markdown(chain)
     if tree["children"]:
         st.markdown("\n".join(f"- `{c['code']}` ({c['lineage']}, {c['material_type']})" for c in tree["children"]))
+
+processing_section(d)  # aliquot, extract, review, QC, dispose: for those who enter data
 
 st.subheader("Custody history")
 custody = pd.DataFrame(d["custody"], columns=["at", "kind", "user", "from", "to", "note"])

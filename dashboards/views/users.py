@@ -126,18 +126,21 @@ if chosen is not None:
                   f"{chosen} is now {role}", disabled=role == account.role)
     with right, st.container(border=True):
         st.markdown("**Access**")
+        why = st.text_input("Reason (kept in the audit log)", key=f"users_access_reason_{chosen}")
         if account.is_active:
             confirmed("disable", chosen, "Disable account",
                       f"Disable {chosen}? They are signed out everywhere and can no longer sign in or write.",
-                      lambda session, actor: users.set_active(session, actor=actor, username=chosen, active=False),
+                      lambda session, actor: users.set_active(session, actor=actor, username=chosen, active=False,
+                                                              reason=why or None),
                       f"{chosen} disabled")
         else:
             confirmed("enable", chosen, "Enable account", f"Enable {chosen} again?",
-                      lambda session, actor: users.set_active(session, actor=actor, username=chosen, active=True),
+                      lambda session, actor: users.set_active(session, actor=actor, username=chosen, active=True,
+                                                              reason=why or None),
                       f"{chosen} enabled")
         confirmed("unlock", chosen, "Unlock sign-in",
                   f"Lift the sign-in lockout of {chosen} and clear its {account.failed_signins} failed sign-in(s)?",
-                  lambda session, actor: users.unlock_user(session, actor=actor, username=chosen),
+                  lambda session, actor: users.unlock_user(session, actor=actor, username=chosen, reason=why or None),
                   f"{chosen} unlocked", disabled=not locked and not account.failed_signins)
     if account.is_service:
         st.caption(f"{chosen} is a service account: it signs in with API tokens only and has no password.")

@@ -1,7 +1,9 @@
-"""`biobank users role|unlock` and the password policy from the command line: audited changes, one-line refusals
-with exit code 2."""
+"""`biobank users add|disable|enable|reset-password|role|unlock` and the password policy from the command line: each
+change audited with the old and the new value (never a password or its hash), one-line refusals with exit code 2."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from sqlmodel import Session, select
@@ -11,7 +13,7 @@ from biobank.cli import app
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
 from biobank.domain.errors import PermissionDeniedError
-from biobank.models import AuditLog
+from biobank.models import AuditLog, User
 from biobank.services import auth, users
 from biobank.services.users import AccountLocked, SigninGuard
 
@@ -101,3 +103,58 @@ def test_a_weak_or_missing_password_is_refused_in_one_line(boss):
             "too common")
     refused(run("users", "add", "paul", "--role", "pi", "--user", "boss"), "every account needs a password")
     refused(run("users", "reset-password", "tina", "--user", "boss", "--password", "          "), "is blank")
+
+
+def audit_of(engine, username: str) -> list[AuditLog]:
+    with Session(engine) as session:
+        row_id = str(auth.get_user(session, username).id)
+        return list(session.exec(select(AuditLog).where(AuditLog.table_name == "user_account",
+                                                        AuditLog.row_id == row_id).order_by(AuditLog.id)))
+
+
+def test_every_account_command_is_audited_with_old_and_new_values(engine, boss):
+    with Session(engine) as session:
+        boss_id = auth.get_user(session, "boss").id
+    result = run("users", "add", "cora", "--role", "coordinator", "--user", "boss", "--password", "meadow-signal-9")
+    assert result.exit_code == 0 and result.output.strip() == "user cora added with role coordinator"
+    [added] = audit_of(engine, "cora")
+    assert added.changes["role"] == [None, "coordinator"] and "password_hash" not in added.changes
+    commands = [
+        (("disable", "cora", "--reason", "on leave"), "user cora disabled", {"is_active": [True, False]}, "on leave"),
+        (("enable", "cora"), "user cora enabled", {"is_active": [False, True]}, None),
+        (("role", "cora", "technician", "--reason", "bench"), "user cora: role coordinator -> technician",
+         {"role": ["coordinator", "technician"]}, "bench"),
+        (("reset-password", "cora", "--password", "quartz-lantern-42"), "password of cora reset",
+         {"password_hash": ["<redacted>", "<redacted>"]}, users.PASSWORD_RESET),
+    ]
+    for args, said, changes, reason in commands:
+        result = run("users", *args, "--user", "boss")
+        assert result.exit_code == 0 and result.output.strip() == said, result.output
+        last = audit_of(engine, "cora")[-1]
+        assert (last.user_id, last.changes, last.reason) == (boss_id, changes, reason), args
+    with Session(engine) as session:
+        assert not [row for row in session.exec(select(AuditLog)).all() if "argon2" in repr(row.changes)]
+
+
+def test_disable_or_enable_twice_says_so_and_writes_nothing(engine, boss):
+    assert run("users", "disable", "tina", "--user", "boss").exit_code == 0
+    before = len(audit_of(engine, "tina"))
+    result = run("users", "disable", "tina", "--user", "boss")
+    assert result.exit_code == 0 and result.output.strip() == "user tina already disabled"
+    assert len(audit_of(engine, "tina")) == before
+
+
+def test_a_service_account_is_added_without_a_password_and_listed_as_one(engine, boss):
+    result = run("users", "add", "sequencer", "--role", "technician", "--service", "--user", "boss")
+    assert result.exit_code == 0 and result.output.strip() == "service account sequencer added with role technician"
+    with Session(engine) as session:
+        assert session.exec(select(User.password_hash).where(User.username == "sequencer")).one() is None
+    rows = {row["username"]: row for row in json.loads(run("users", "list", "--json").output)}
+    assert rows["sequencer"]["service"] and not rows["sequencer"]["has_password"]
+    assert not rows["tina"]["service"] and rows["tina"]["locked_until"] is None and rows["tina"]["failed_signins"] == 0
+
+
+def test_the_commands_that_take_a_role_name_every_role():
+    for args in (("users", "add"), ("users", "role"), ("tokens", "create")):
+        shown = " ".join(run(*args, "--help").output.split())
+        assert "coordinator" in shown, args

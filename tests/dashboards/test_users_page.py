@@ -201,3 +201,61 @@ def test_a_non_administrator_cannot_open_the_page(db_url, accounts):
     assert at.session_state["username"] == "tina"
     assert not [t for t in at.title if t.value == "Users"]
     assert not [s for s in at.selectbox if s.key == "users_account"]
+
+
+def audit_of(engine, username: str) -> list[AuditLog]:
+    with Session(engine) as session:
+        row_id = str(auth.get_user(session, username).id)
+        return list(session.exec(select(AuditLog).where(AuditLog.table_name == "user_account",
+                                                        AuditLog.row_id == row_id).order_by(AuditLog.id)))
+
+
+def test_every_role_is_offered_the_coordinator_included(db_url, accounts):
+    at = choose(page(db_url), "tina")
+    roles = set(at.selectbox(key="users_role_tina").options)
+    assert roles == {"technician", "coordinator", "pi", "admin", "viewer"}
+    assert set(at.selectbox(key="users_new_role").options) == roles
+
+
+def test_each_change_on_the_page_is_audited_with_old_and_new_values(db_url, engine, accounts):
+    root = account(engine, "root").id
+    at = choose(page(db_url), "tina")
+    at = at.text_input(key="users_access_reason_tina").set_value("on leave").run()
+    at, _ = confirm(at, "disable")
+    last = audit_of(engine, "tina")[-1]
+    assert (last.user_id, last.changes, last.reason) == (root, {"is_active": [True, False]}, "on leave")
+
+    at = choose(at, "tina")
+    at = at.text_input(key="users_access_reason_tina").set_value("back").run()
+    at, _ = confirm(at, "enable")
+    last = audit_of(engine, "tina")[-1]
+    assert (last.changes, last.reason) == ({"is_active": [False, True]}, "back")
+
+    at = choose(at, "tina")
+    at.text_input(key="users_reset_password").set_value("meadow-signal-9")
+    at = at.text_input(key="users_reset_password_again").set_value("meadow-signal-9").run()
+    at, _ = confirm(at, "password")
+    last = audit_of(engine, "tina")[-1]
+    assert last.changes == {"password_hash": ["<redacted>", "<redacted>"]} and last.reason == users.PASSWORD_RESET
+
+    at.text_input(key="users_new_username").set_value("cora")
+    at.selectbox(key="users_new_role").set_value("coordinator")
+    at.text_input(key="users_new_password").set_value("consent-desk-2026")
+    at = at.text_input(key="users_new_password_again").set_value("consent-desk-2026").run()
+    at, _ = confirm(at, "add")
+    assert at.success[0].value == "cora added as coordinator"
+    [added] = audit_of(engine, "cora")
+    assert added.user_id == root and added.changes["role"] == [None, "coordinator"]
+    assert "password_hash" not in added.changes
+    with Session(engine) as session:
+        assert not [row for row in session.exec(select(AuditLog)).all() if "argon2" in repr(row.changes)]
+
+
+def test_the_navigation_and_the_sign_in_page_know_every_role():
+    from biobank.domain.vocab import Role
+    from dashboards.shell.login import ROLE_PAGES
+    from dashboards.shell.navigation import ALL_ROLES
+
+    roles = {role.value for role in Role}
+    assert set(ALL_ROLES) == roles and set(ROLE_PAGES) == roles
+    assert {role for spec in PAGES for role in spec.roles} <= roles

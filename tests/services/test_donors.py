@@ -40,17 +40,17 @@ def test_donor_fields_are_checked(engine, tech, fields, match):
     assert_refused(engine, ValidationError, match, lambda s: donors.register_donor(s, actor=tech, data=DonorCreate(**values)))
 
 
-def test_consents_add_up_and_a_withdrawal_blocks_every_use(engine, tech):
+def test_the_latest_consent_version_governs_and_a_withdrawal_blocks_every_use(engine, tech):
     with session_scope(engine) as session:
         donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001"))
         donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2025, 1, 2),
-                              scopes={"research_use", "genomic_sequencing"})
+                              scopes={"research_use", "model_derivation"})
         donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="next_of_kin", consented_on=date(2025, 3, 2),
-                              scopes={"model_derivation"})
+                              scopes={"research_use", "genomic_sequencing"})
     with session_scope(engine) as session:
         donor = donors.get_donor(session, "RA-0001")
         state = donors.consent_state(session, donor)
-        assert state.scopes == {"research_use", "genomic_sequencing", "model_derivation"}
+        assert state.scopes == {"research_use", "genomic_sequencing"}  # not the union: model derivation was left out
         donors.require_consent(session, donor, "genomic_sequencing")
         with pytest.raises(ConsentError, match="no consent to external_sharing"):
             donors.require_consent(session, donor, "external_sharing")

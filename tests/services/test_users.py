@@ -220,3 +220,72 @@ def test_the_last_active_admin_cannot_be_demoted_or_disabled(engine, admin):
         pipeline = auth.get_user(session, "pipeline")
     assert_refused(engine, ValidationError, "last active administrator", lambda session: users.set_active(
         session, actor=pipeline, username="ann", active=False))
+
+
+# ------------------------------------------------------------------------------------- every change is audited
+
+
+def _audit_of(engine, username: str) -> list[AuditLog]:
+    """The audit rows of an account's ``user_account`` row, oldest first."""
+    with Session(engine) as session:
+        row_id = str(auth.get_user(session, username).id)
+        return list(session.exec(select(AuditLog).where(AuditLog.table_name == "user_account",
+                                                        AuditLog.row_id == row_id).order_by(AuditLog.id)))
+
+
+def test_each_change_to_an_account_is_audited_with_the_old_and_the_new_value(engine, admin):
+    with session_scope(engine) as session:
+        users.add_user(session, actor=admin, username="cora", role="coordinator", password=GOOD, full_name="Cora")
+    [added] = _audit_of(engine, "cora")
+    assert added.action == "insert" and added.user_id == admin.id
+    assert added.changes["role"] == [None, "coordinator"] and added.changes["is_active"] == [None, True]
+    assert added.changes["username"] == [None, "cora"] and "password_hash" not in added.changes
+
+    steps = [
+        (lambda s: users.set_active(s, actor=admin, username="cora", active=False, reason="left the programme"),
+         {"is_active": [True, False]}, "left the programme"),
+        (lambda s: users.set_active(s, actor=admin, username="cora", active=True), {"is_active": [False, True]}, None),
+        (lambda s: users.set_role(s, actor=admin, username="cora", role="technician", reason="bench work"),
+         {"role": ["coordinator", "technician"]}, "bench work"),
+        (lambda s: users.set_password(s, actor=admin, username="cora", password="meadow-signal-9"),
+         {"password_hash": ["<redacted>", "<redacted>"]}, users.PASSWORD_RESET),
+    ]
+    for step, changes, reason in steps:
+        with session_scope(engine) as session:
+            step(session)
+        last = _audit_of(engine, "cora")[-1]
+        assert (last.action, last.user_id, last.changes, last.reason) == ("update", admin.id, changes, reason)
+
+
+def test_a_password_change_says_who_changed_it_and_never_holds_the_hash(engine, admin):
+    _accounts(engine, admin)
+    with session_scope(engine) as session:
+        users.set_password(session, actor=admin, username="tina", password="meadow-signal-9", reason="forgotten")
+    with session_scope(engine) as session:
+        users.set_password(session, actor=auth.get_user(session, "tina"), username="tina", password="quartz-lantern-41")
+    rows = _audit_of(engine, "tina")
+    assert [row.reason for row in rows[-2:]] == [f"{users.PASSWORD_RESET}: forgotten", users.PASSWORD_CHANGED]
+    assert all(row.changes == {"password_hash": ["<redacted>", "<redacted>"]} for row in rows[-2:])
+    with Session(engine) as session:
+        stored = auth.get_user(session, "tina").password_hash
+        every = session.exec(select(AuditLog)).all()
+    assert stored and not [row for row in every if "argon2" in repr(row.changes)]
+
+
+def test_an_unlock_is_audited_with_the_count_it_cleared(engine, admin):
+    _accounts(engine, admin)
+    with session_scope(engine) as session:
+        tina = auth.get_user(session, "tina")
+        tina.failed_signins = 3
+    with session_scope(engine) as session:
+        users.unlock_user(session, actor=admin, username="tina")
+    last = _audit_of(engine, "tina")[-1]
+    assert last.changes == {"failed_signins": [3, 0]} and last.user_id == admin.id
+    assert last.reason == "unlocked by an administrator"
+
+
+def test_every_role_may_be_given_the_coordinator_included(engine, admin):
+    _accounts(engine, admin)
+    for role in ("coordinator", "viewer", "pi", "admin", "technician"):
+        with session_scope(engine) as session:
+            assert users.set_role(session, actor=admin, username="tina", role=role).role == role

@@ -62,7 +62,6 @@ from biobank.imports.kinds._shared import (
 )
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import (
-    Consent,
     ConsentWithdrawal,
     CustodyEvent,
     DerivedModel,
@@ -83,6 +82,7 @@ from biobank.services.derived import (
     judge_qc,
     qc_requirements_met,
 )
+from biobank.services.donors import latest_consents
 from biobank.services.inputs import ModelCreate, ModelQCCreate, PassageCreate, SpecimenCorrection
 
 T = TypeVar("T")
@@ -112,10 +112,12 @@ class SourceInfo(NamedTuple):
 
 
 def model_consent(res: Resolver, donor_ids: set[int]) -> set[int]:
-    """Donors whose consents cover model derivation and who have not withdrawn (as ``require_consent``)."""
+    """Donors whose latest consent covers model derivation and who have not withdrawn (as ``require_consent``)."""
+    latest = latest_consents()
+
     def fetch(batch: list[Any]) -> dict[int, bool]:
         consented = {r[0] for r in res.session.execute(
-            select(Consent.donor_id).where(Consent.donor_id.in_(batch), Consent.model_derivation.is_(True)))}  # type: ignore[attr-defined,call-overload]  # SQLModel types the column as its Python value, not a SQL expression
+            select(latest.c.donor_id).where(latest.c.donor_id.in_(batch), latest.c.model_derivation.is_(True)))}
         withdrawn = {r[0] for r in res.session.execute(
             select(ConsentWithdrawal.donor_id).where(ConsentWithdrawal.donor_id.in_(batch)))}  # type: ignore[attr-defined,call-overload]  # SQLModel types the column as its Python value, not a SQL expression
         return {donor_id: donor_id in consented and donor_id not in withdrawn for donor_id in batch}
