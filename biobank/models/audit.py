@@ -177,16 +177,17 @@ def _check_values(obj: Any, *, changed_only: bool) -> None:
             value = added[0]
         else:
             value = attr.loaded_value
+        row = column.table.name.replace("_", " ")  # "custody event: Note (...) is 10,000 characters long; ..."
         if isinstance(value, str):
             length = getattr(column.type, "length", None)
             if length is not None and len(value) > length:
-                raise invalid(attr.key, value, f"is {len(value):,} characters long; at most {length}")
+                raise invalid(attr.key, value, f"is {len(value):,} characters long; at most {length}", row=row)
             if not value.strip():
                 if not column.nullable:
-                    raise invalid(attr.key, value, "cannot be empty")
+                    raise invalid(attr.key, value, "cannot be empty", row=row)
                 setattr(obj, attr.key, None)
         elif isinstance(value, float) and not math.isfinite(value):
-            raise invalid(attr.key, value, "must be a finite number")
+            raise invalid(attr.key, value, "must be a finite number", row=row)
 
 
 @event.listens_for(OrmSession, "before_flush")

@@ -27,7 +27,6 @@ from biobank.domain.vocab import (
     ConsentChange,
     ConsentGiver,
     ConsentScope,
-    CustodyKind,
     DonorStatus,
     ReceptorStatus,
     Response,
@@ -53,7 +52,6 @@ from biobank.models.base import pk, table_of
 from biobank.queries.storage import open_checkout
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_time
-from biobank.services.custody import record_event
 from biobank.services.inputs import (
     MAX_DAYS_BEFORE_DEATH,
     ClinicalEventCreate,
@@ -63,7 +61,7 @@ from biobank.services.inputs import (
     WithdrawalCreate,
 )
 from biobank.services.lookup import by_code
-from biobank.services.storage import release_location
+from biobank.services.storage import mark_disposed
 
 #: Prefix of generated donor codes (``RA-0001``), as the demo cohort and the programme's forms use.
 DONOR_PREFIX = "RA"
@@ -349,10 +347,7 @@ def withdraw_consent(
     note = (f"consent withdrawn on {lab_day(day_of(withdrawn_at, get_settings().zone))} "
             f"(requested by {str(requested_by).replace('_', ' ')}): material destroyed as asked")
     for specimen in held:
-        where = release_location(session, specimen)
-        specimen.status = SpecimenStatus.disposed.value
-        specimen.version += 1
-        record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=user, from_location=where, note=note)
+        mark_disposed(session, specimen, actor=user, at=None, note=note)
     session.flush()
     return Withdrawal(withdrawal=withdrawal, disposed=tuple(s.code for s in held))
 

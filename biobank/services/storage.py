@@ -422,13 +422,20 @@ def dispose(session: Session, *, actor: User | None, code: str, reason: str, at:
         raise invalid("reason", reason, "say why the specimen is disposed of")
     DisposeRequest.check_fields({"reason": reason.strip()})  # it goes into the custody record's note
     act_as(session, actor)
+    mark_disposed(session, specimen, actor=actor, at=at, note=reason.strip())
+    session.flush()
+    return specimen
+
+
+def mark_disposed(session: Session, specimen: Specimen, *, actor: User | None, at: datetime | None, note: str) -> None:
+    """What a disposal does to a specimen, once the caller has checked who may and why: its position is freed, its
+    status becomes disposed and a custody event records where it was and the note. Used by :func:`dispose` and by a
+    withdrawal of consent that asks for the material to be destroyed."""
     where = release_location(session, specimen)
     specimen.status = SpecimenStatus.disposed.value
     specimen.version += 1
     record_event(session, specimen=specimen, kind=CustodyKind.disposed, actor=actor, at=at, from_location=where,
-                 note=reason.strip())
-    session.flush()
-    return specimen
+                 note=note)
 
 
 # --- check-out and return -----------------------------------------------------------------------------------------

@@ -181,7 +181,9 @@ with form_col:
         scope = f"{base}_{n}"
         excised_key = f"board_excised_{scope}"
         if excised_key not in st.session_state:
-            st.session_state[excised_key] = now_local()
+            # recorded once the pieces are in their formats: excised the default stabilisation time (5 min) ago, so
+            # the default stabilisation is now, not a time still to come
+            st.session_state[excised_key] = now_local() - timedelta(minutes=5)
         with st.form(f"board_region_{scope}", border=True):
             site_code = None
             tissue_status = TissueStatus.normal.value

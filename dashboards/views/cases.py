@@ -150,8 +150,9 @@ if not rows:
 by_case = {row["case"]: row for row in rows}
 if st.session_state.get("cases_case") not in by_case:
     st.session_state.pop("cases_case", None)
-case = st.selectbox("Case", list(by_case), key="cases_case",
-                    format_func=lambda c: f"{c} · donor {by_case[c]['donor']} · {STATE_LABELS.get(by_case[c]['status'], by_case[c]['status'])}")
+# The option text must not change when the case does (started, ended): the browser kept showing the old state
+# ("Scheduled" after the start) and sends the selection back as that text. The state is in the line below.
+case = st.selectbox("Case", list(by_case), key="cases_case", format_func=lambda c: f"{c} · donor {by_case[c]['donor']}")
 row = by_case[case]
 
 facts, checks = st.columns([5, 6], gap="large")

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from biobank.db.engine import UTCDateTime, make_engine, session_scope
 from biobank.domain.errors import ConflictError
 from biobank.models import Donor, User
+from biobank.models.base import utcnow
 
 
 def test_naive_datetimes_are_refused_by_the_column_type():
@@ -64,11 +65,19 @@ def test_a_unique_violation_becomes_a_conflict_naming_the_rule(engine):
 
 
 def test_an_empty_string_is_not_a_code(engine):
+    """Refused before the database by every ORM write (no blank text in a required column), and by the database's
+    own CHECK for a write that goes around the ORM."""
+    from sqlalchemy import insert
+
     from biobank.domain.errors import ValidationError
 
-    with pytest.raises(ValidationError, match=r"^A donor code uses only letters") as refused:
+    with pytest.raises(ValidationError, match=r"^donor: Code cannot be empty") as refused:
         with session_scope(engine) as session:
             session.add(Donor(code=""))
+    assert refused.value.field == "code"
+    with pytest.raises(ValidationError, match=r"^A donor code uses only letters") as refused:
+        with session_scope(engine) as session:
+            session.execute(insert(Donor).values(code="", sex="unknown", status="enrolled", created_at=utcnow()))
     assert refused.value.field == "ck_donor_code_safe"
 
 

@@ -29,7 +29,8 @@ from tests.support.dbtools import assert_refused, snapshot
 from tests.support.factories import H, by_format, donor_with_material, donor_with_region, lab, make_case
 
 FAR_FUTURE = datetime(2099, 1, 1, 9, 0, tzinfo=UTC)
-LONG_AGO = datetime(1900, 1, 1, 9, 0, tzinfo=UTC)
+#: After the earliest day the biobank records (1980) but before anything in the fixtures happened.
+LONG_AGO = datetime(2001, 1, 1, 9, 0, tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -234,7 +235,10 @@ def test_a_model_is_not_initiated_in_the_future_nor_before_its_source(engine, te
     assert_refused(engine, ValidationError, r"^Initiated \(01 Jan 2099\) is in the future",
                    lambda s: derived.create_model(s, actor=tech, data=ModelCreate(
                        source_code=source, kind="organoid", initiated_on=date(2099, 1, 1))))
-    assert_refused(engine, ValidationError, r"^Initiated \(01 Jan 1900\) cannot be before the source's collection",
+    assert_refused(engine, ValidationError, r"^Initiated \(01 Jan 2001\) cannot be before the source's collection",
+                   lambda s: derived.create_model(s, actor=tech, data=ModelCreate(
+                       source_code=source, kind="organoid", initiated_on=date(2001, 1, 1))))
+    assert_refused(engine, ValidationError, r"^Initiated \(01 Jan 1900\) is before 01 Jan 1980, the earliest day",
                    lambda s: derived.create_model(s, actor=tech, data=ModelCreate(
                        source_code=source, kind="organoid", initiated_on=date(1900, 1, 1))))
 
@@ -242,7 +246,8 @@ def test_a_model_is_not_initiated_in_the_future_nor_before_its_source(engine, te
 @pytest.mark.parametrize(
     ("day", "match"),
     [(date(2099, 1, 1), r"^Passaged \(01 Jan 2099\) is in the future"),
-     (date(1900, 1, 1), r"^Passaged \(01 Jan 1900\) cannot be before the model's initiation \(15 Mar 2026\)")],
+     (date(2001, 1, 1), r"^Passaged \(01 Jan 2001\) cannot be before the model's initiation \(15 Mar 2026\)"),
+     (date(1900, 1, 1), r"^Passaged \(01 Jan 1900\) is before 01 Jan 1980, the earliest day this biobank records")],
 )
 def test_passage_days_are_neither_in_the_future_nor_before_the_model(engine, tech, model, day, match):
     """Reported: passage dates in 1900 and 2099 were accepted."""
