@@ -32,7 +32,7 @@ run: $(VENV)/.installed
 	BIOBANK_DEMO_MODE=true $(BIN)/biobank serve --port $(PORT)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check biobank dashboards tests migrations benchmarks
+	$(BIN)/ruff check biobank dashboards tests migrations benchmarks scripts
 	$(BIN)/mypy
 
 # The browser tests drive Debian's Chromium (never a downloaded browser): installed here when the machine allows.
