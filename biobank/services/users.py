@@ -153,6 +153,7 @@ def set_password(
 
     Audited as a change of ``password_hash`` whose old and new values are both ``"<redacted>"`` (never the hash), with
     a reason that says who changed it (:data:`PASSWORD_RESET` or :data:`PASSWORD_CHANGED`, then ``reason`` if given).
+    A reset by an admin also revokes the account's dashboard sessions.
     """
     user = get_user(session, username)
     own = actor is not None and actor.id == user.id
@@ -164,7 +165,9 @@ def set_password(
     said = (reason or "").strip()
     _write_as(session, actor, f"{PASSWORD_CHANGED if own else PASSWORD_RESET}{': ' + said if said else ''}")
     user.password_hash = _hasher.hash(password)
-    session.flush()
+    if not own:
+        revoke_for_user(session, user=user)  # a reset ends the account's dashboard sessions: whoever knew the old
+    session.flush()                          # password is signed out
     return user
 
 

@@ -189,3 +189,14 @@ def test_the_database_refuses_a_duplicate_or_malformed_token_hash(engine, tech):
                 )
             )
             session.commit()
+
+
+def test_a_password_reset_by_an_admin_signs_the_account_out_and_a_change_of_ones_own_does_not(engine, admin, tech):
+    reset_token = start(engine, tech)
+    with session_scope(engine) as session:
+        users.set_password(session, actor=admin, username="tech", password="a-new-long-phrase-31")
+    assert resume(engine, reset_token, T0 + minutes(1)) is None
+    own_token = start(engine, tech, at=T0 + minutes(2))
+    with session_scope(engine) as session:
+        users.set_password(session, actor=session.get(User, tech.id), username="tech", password="mine-again-long-47")
+    assert resume(engine, own_token, T0 + minutes(3)) == "tech"
