@@ -6,13 +6,14 @@ Times are typed in the lab's time zone (``2026-03-14 02:10``), with a zone (``20
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from biobank.cli.common import (
+    TIME_HELP,
     JsonOption,
     UserOption,
     acting_user,
@@ -21,20 +22,18 @@ from biobank.cli.common import (
     fail,
     handle_errors,
     read,
+    typed_time,
     unit_of_work,
 )
 from biobank.cli.core import autopsy_app
-from biobank.config import get_settings
-from biobank.domain.errors import invalid, shown_time
+from biobank.domain.errors import shown_time
 from biobank.labels.formats import LABEL_FORMATS
 from biobank.models import Autopsy
-from biobank.models.base import utcnow
 from biobank.queries import core as queries
 from biobank.services import cases, collection
 from biobank.services.checklist import ChecklistItem
 from biobank.services.inputs import DeathCall
 
-TIME_HELP = "lab time YYYY-MM-DD HH:MM, or with a zone (…T02:10+00:00), or 'now'"
 CaseArgument = Annotated[str, typer.Argument(help="Case code, e.g. RAP-2026-001.")]
 AtOption = Annotated[str | None, typer.Option("--at", help=f"When ({TIME_HELP}); default now.")]
 ReasonOption = Annotated[
@@ -42,25 +41,6 @@ ReasonOption = Annotated[
     typer.Option("--reason", help="Why a time already recorded is changed (required then; kept in the audit log)."),
 ]
 LabelFormatOption = Annotated[str, typer.Option("--label-format", help=f"{', '.join(sorted(LABEL_FORMATS))}.")]
-
-
-def parse_time(field: str, text: str | None) -> datetime | None:
-    """A typed time as UTC: ISO 8601 with a zone, without one in the lab's zone, or ``now``; None when not given.
-    An empty or unreadable time is an error naming the field."""
-    if text is None:
-        return None
-    value = text.strip()
-    if not value:
-        raise invalid(field, None, f"is empty: give a time ({TIME_HELP})")
-    if value.lower() == "now":
-        return utcnow()
-    try:
-        parsed = datetime.fromisoformat(value.replace("T", " ").replace("t", " "))
-    except ValueError:
-        raise invalid(field, value, f"is not a time: write {TIME_HELP}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=get_settings().zone)
-    return parsed.astimezone(UTC)
 
 
 def _label_file(path: Path | None) -> bool:
@@ -140,9 +120,9 @@ def autopsy_open(
     its labels in the same step. Prints the call checklist: what is still to do."""
     zpl = _label_file(print_labels)
     data = DeathCall.build(
-        donor_code=donor, death_at=parse_time("death_at", death), death_place=place, death_reported_by=reported_by,
-        death_reported_at=parse_time("death_reported_at", reported_at),
-        refrigerated_at=parse_time("refrigerated_at", refrigerated), case_code=case, institution=institution,
+        donor_code=donor, death_at=typed_time("death_at", death), death_place=place, death_reported_by=reported_by,
+        death_reported_at=typed_time("death_reported_at", reported_at),
+        refrigerated_at=typed_time("refrigerated_at", refrigerated), case_code=case, institution=institution,
         prosector=prosector, team=team,
     )
     written = False
@@ -186,8 +166,8 @@ def autopsy_times(
 ) -> None:
     """Record or correct the case's times; changing one already recorded needs --reason (the audit log keeps it
     with the old and the new time). Prints the times and the PMI figures that follow from them."""
-    times = {"death_at": parse_time("death_at", death), "refrigerated_at": parse_time("refrigerated_at", refrigerated),
-             "start_at": parse_time("start_at", start), "end_at": parse_time("end_at", end)}
+    times = {"death_at": typed_time("death_at", death), "refrigerated_at": typed_time("refrigerated_at", refrigerated),
+             "start_at": typed_time("start_at", start), "end_at": typed_time("end_at", end)}
     if all(value is None for value in times.values()):
         raise fail("give at least one of --death, --refrigerated, --start, --end")
     with unit_of_work() as session:
@@ -217,7 +197,7 @@ def autopsy_start(case: CaseArgument, at: AtOption = None, as_json: JsonOption =
     """The autopsy starts: the case is in progress and the live board shows it."""
     with unit_of_work() as session:
         record = _case(cases.start_autopsy(session, actor=acting_user(session, user), case_code=case,
-                                           at=parse_time("start_at", at)))
+                                           at=typed_time("start_at", at)))
     pmi = record["start_at"] - record["death_at"]
     _step(record, as_json, f"case {record['case']} started {shown_time(record['start_at'])} "
                            f"({pmi.total_seconds() / 3600:.1f} h after death): in progress")
@@ -229,7 +209,7 @@ def autopsy_end(case: CaseArgument, at: AtOption = None, as_json: JsonOption = F
     """The autopsy ends: the case is complete."""
     with unit_of_work() as session:
         record = _case(cases.end_autopsy(session, actor=acting_user(session, user), case_code=case,
-                                         at=parse_time("end_at", at)))
+                                         at=typed_time("end_at", at)))
     _step(record, as_json, f"case {record['case']} ended {shown_time(record['end_at'])}: complete")
 
 
@@ -242,7 +222,7 @@ def autopsy_notified(
     """The prosector and the team were told of the case (a change of the time already recorded needs --reason)."""
     with unit_of_work() as session:
         record = _case(cases.mark_team_notified(session, actor=acting_user(session, user), case_code=case,
-                                                at=parse_time("team_notified_at", at), reason=reason))
+                                                at=typed_time("team_notified_at", at), reason=reason))
     _step(record, as_json, f"case {record['case']}: team notified {shown_time(record['team_notified_at'])}")
 
 

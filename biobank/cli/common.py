@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
 import click
@@ -22,8 +22,9 @@ from sqlmodel import Session
 from biobank.cli.credentials import TokenFile, database_key
 from biobank.config import get_settings
 from biobank.db.engine import get_engine, session_scope
-from biobank.domain.errors import BiobankError, PermissionDeniedError
+from biobank.domain.errors import BiobankError, PermissionDeniedError, invalid
 from biobank.models import User
+from biobank.models.base import utcnow
 from biobank.services import tokens as token_service
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -210,3 +211,30 @@ def emit(
 
 def echo_err(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+#: How a time is typed on the command line.
+TIME_HELP = "lab time YYYY-MM-DD HH:MM, or with a zone (…T02:10+00:00), or 'now'"
+
+WhenOption = Annotated[str | None, typer.Option("--when", help=f"When it happened ({TIME_HELP}); default now.")]
+
+
+def typed_time(field: str, text: str | None) -> datetime | None:
+    """A typed time as UTC: ISO 8601 with a zone, without one in the lab's zone (what a person at the bench types),
+    or ``now``; None when not given. An empty or unreadable time is an error naming the field. Every command's time
+    options read times this way."""
+    if text is None:
+        return None
+    value = text.strip()
+    if not value:
+        raise invalid(field, None, f"is empty: give a time ({TIME_HELP})")
+    if value.lower() == "now":
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value.replace("T", " ").replace("t", " "))
+    except ValueError:
+        raise invalid(field, value, f"is not a time: write {TIME_HELP}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=get_settings().zone)
+    return parsed.astimezone(UTC)
+

@@ -7,7 +7,7 @@ death (sixty) must be a whole number"); a time without a zone is the lab's (``BI
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +21,7 @@ from biobank.cli.common import (
     fail,
     handle_errors,
     read,
+    typed_time,
     unit_of_work,
 )
 from biobank.cli.core import donors_app
@@ -75,20 +76,6 @@ def _day(field: str, text: str | None) -> date | None:
 def _scopes(values: list[str] | None) -> frozenset[str]:
     """Scopes from repeated options, commas allowed (``--scope research_use,genomic_sequencing``)."""
     return frozenset(part.strip() for value in values or () for part in value.split(",") if part.strip())
-
-
-def lab_time(field: str, text: str | None) -> datetime | None:
-    """A typed time (or a day: its start) in the lab's zone unless it names one; None when nothing was typed."""
-    if text is None or not text.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise invalid(field, text, "must be a date and time, such as 2026-03-14T09:30 (lab time) or "
-                      "2026-03-14T09:30+00:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=get_settings().zone)
-    return moment.astimezone(UTC)
 
 
 @donors_app.command("add")
@@ -173,7 +160,7 @@ def donors_withdraw(
     """Record a withdrawal of consent: all of it (once; the donor's material is blocked from distribution, plans and
     exports, and with --material destroy disposed of) or some scopes (--scope: a new consent version without them).
     Nothing is deleted."""
-    withdrawn_at = lab_time("withdrawn_at", at) or utcnow()
+    withdrawn_at = typed_time("withdrawn_at", at) or utcnow()
     scopes = _scopes(scope) or None
     data = WithdrawalCreate.build(donor_code=code, requested_by=requested_by, withdrawn_at=withdrawn_at, reason=reason,
                                   scopes=scopes, material=_none(material))

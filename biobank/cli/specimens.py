@@ -8,7 +8,6 @@ as on the dashboard ("A260/280 (1.8x) must be a number"), naming the field.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,12 +16,14 @@ import typer
 from biobank.cli.common import (
     JsonOption,
     UserOption,
+    WhenOption,
     acting_user,
     echo_err,
     emit,
     fail,
     handle_errors,
     read,
+    typed_time,
     unit_of_work,
 )
 from biobank.cli.core import specimen_app
@@ -42,10 +43,6 @@ FromFileOption = Annotated[
     typer.Option("--from-file", help="A scanned or pasted list of codes, one per line or separated by spaces or "
                                      "commas ('-' reads standard input).", show_default=False),
 ]
-WhenOption = Annotated[
-    datetime | None,
-    typer.Option("--when", help="When it was done (ISO 8601 with a zone, e.g. 2026-03-14T09:30+00:00); default now."),
-]
 LabelsOption = Annotated[
     Path | None,
     typer.Option("--labels", help="Write the labels of the new tubes to this PDF in the same step (one file per "
@@ -61,12 +58,6 @@ LabelStockOption = Annotated[
 def _number(flag: str, text: str) -> Any:
     """An option whose number is taken as typed (the input model reads it, or names it in its refusal)."""
     return typer.Option(flag, help=text, metavar="NUMBER", show_default=False)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise fail(f"--when {value.isoformat()}: give a time zone, e.g. +00:00")
-    return value.astimezone(UTC) if value is not None else None
 
 
 def _scanned(codes: list[str] | None, from_file: Path | None) -> list[str]:
@@ -114,7 +105,7 @@ def _process(
     from_file: Path | None,
     request: dict[str, Any],
     *,
-    when: datetime | None,
+    when: str | None,
     user: str | None,
     as_json: bool,
     labels: Path | None = None,
@@ -123,7 +114,7 @@ def _process(
     """Apply ``operation`` to every specimen named, in one unit of work, then print what was done (and the labels)."""
     scanned = parse_codes(_scanned(codes, from_file))
     _check_labels(labels, stock)
-    at = _aware(when)
+    at = typed_time("when", when)
     with unit_of_work() as session:
         result = worklist.apply(session, actor=acting_user(session, user), codes=scanned, operation=operation,
                                 request=request, at=at)

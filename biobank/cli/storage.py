@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +10,7 @@ import typer
 from biobank.cli.common import (
     JsonOption,
     UserOption,
+    WhenOption,
     acting_user,
     emit,
     emit_json,
@@ -18,6 +18,7 @@ from biobank.cli.common import (
     fail,
     handle_errors,
     read,
+    typed_time,
     unit_of_work,
 )
 from biobank.domain.storage.kinds import CONTAINER_KINDS, TEMPERATURE_LABEL
@@ -32,16 +33,6 @@ storage_app = typer.Typer(help="Freezers, tanks, boxes and positions; store, mov
 distribution_app = typer.Typer(help="Distribution orders: draft, approve (PI), ship and receive (technician), returns.",
                                no_args_is_help=True)
 
-WhenOption = Annotated[
-    datetime | None,
-    typer.Option("--when", help="When it happened (ISO 8601 with a zone, e.g. 2026-03-14T09:30+00:00); default now."),
-]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise fail(f"--when {value.isoformat()}: give a time zone, e.g. +00:00")
-    return value.astimezone(UTC) if value is not None else None
 
 
 # --- storage ------------------------------------------------------------------------------------------------------
@@ -172,12 +163,12 @@ def storage_store(
                 raise fail("--at applies to specimen codes, not to --region")
             case_code, site_code = region.split("/", 1)
             result = storage.store_region(session, actor=actor, case_code=case_code, site_code=site_code, box_codes=box,
-                                          when=_aware(when))
+                                          when=typed_time("when", when))
             placements, skipped = result.placements, result.skipped
         else:
             if len(box) > 1:
                 raise fail("give one --box for specimen codes")
-            placements = storage.store(session, actor=actor, codes=codes or [], box_code=box[0], at=at, when=_aware(when))
+            placements = storage.store(session, actor=actor, codes=codes or [], box_code=box[0], at=at, when=typed_time("when", when))
         rows = [{"code": p.code, "location": p.location, "warning": p.warning or None} for p in placements]
     if as_json:
         emit_json({"stored": rows, "skipped": [{"code": c, "why": w} for c, w in skipped]})
@@ -207,10 +198,10 @@ def storage_move(
         if is_container:
             if at:
                 raise fail("--at applies to specimens; a container moves into a parent")
-            container = storage.move_container(session, actor=actor, code=code, parent_code=to, when=_aware(when))
+            container = storage.move_container(session, actor=actor, code=code, parent_code=to, when=typed_time("when", when))
             message = f"container {code} moved: {storage_reads.path_of(session, container)}"
         else:
-            placement = storage.move_specimen(session, actor=actor, code=code, box_code=to, at=at, when=_aware(when))
+            placement = storage.move_specimen(session, actor=actor, code=code, box_code=to, at=at, when=typed_time("when", when))
             message = f"{code} moved to {placement.location}" + (f" (warning: {placement.warning})" if placement.warning else "")
     typer.echo(message)
 
@@ -232,7 +223,7 @@ def storage_checkout(
 ) -> None:
     """Check a specimen out of storage (its position stays reserved until it comes back)."""
     with unit_of_work() as session:
-        checkout = storage.check_out(session, actor=acting_user(session, user), code=code, purpose=purpose, when=_aware(when))
+        checkout = storage.check_out(session, actor=acting_user(session, user), code=code, purpose=purpose, when=typed_time("when", when))
         origin = checkout.from_location
     typer.echo(f"{code} checked out from {origin}")
 
@@ -249,7 +240,7 @@ def storage_return(
     """Return a checked-out specimen to its position (frozen material counts a freeze-thaw cycle)."""
     with unit_of_work() as session:
         storage.return_specimen(session, actor=acting_user(session, user), code=code, kept_frozen=kept_frozen,
-                                when=_aware(when), note=note)
+                                when=typed_time("when", when), note=note)
         data = storage_reads.find(session, code)
         count = storage.get_specimen(session, code).freeze_thaw_count
     typer.echo(f"{code} returned to {data.get('location')} (freeze-thaw count {count})")
@@ -280,7 +271,7 @@ def _advance(order: str, user: str | None, step: Callable[..., Any], done: str, 
     with unit_of_work() as session:
         actor = acting_user(session, user)
         if "when" in details:
-            details["when"] = _aware(details["when"])
+            details["when"] = typed_time("when", details["when"])
         step(session, actor=actor, order_code=order, **details)
     typer.echo(f"order {order} {done}")
 
@@ -359,7 +350,7 @@ def distribution_return(
     """Record material returned from an order (it is available again; store it with 'storage store')."""
     with unit_of_work() as session:
         orders.return_items(session, actor=acting_user(session, user), order_code=order, specimen_code=specimen,
-                            quantity=quantity, note=note, when=_aware(when))
+                            quantity=quantity, note=note, when=typed_time("when", when))
     typer.echo(f"{quantity:g} of {specimen} returned on {order}")
 
 

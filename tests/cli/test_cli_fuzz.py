@@ -1,13 +1,14 @@
 """Every CLI write command fed hostile values, one parameter at a time, on SQLite and PostgreSQL.
 
-Each command that acts as a user (it takes ``--user``) has a valid call on the demo cohort (:data:`CALLS`; a test
-fails when a command has none, so a new command cannot escape the fuzz). Each of its values is replaced in turn by
-hostile input: empty, whitespace, 10,000 characters, unicode, SQL; for numbers negative, NaN, inf, 1e309, a huge
-integer, words; for times 1900, 2099, the second before the epoch, a time before every death and collection, a time
-with no zone. The command must then either exit 0 having stored nothing absurd (no non-finite number, no blank or
-overlong text, no time outside 1970 to now), or exit 2 with one line on stderr, no traceback and no write (every
-table's row count, the audit log and every specimen's version as before). Numbers, times and overlong text are never
-accepted. The outcomes (exit code and message) are the same on both databases.
+Each command that acts as a user (it takes ``--user``) has a valid call on the demo cohort (:func:`_calls`; a test
+fails when a command has neither a call nor a reason in :data:`NOT_FUZZED`, so a new command cannot escape the fuzz).
+Each of its values is replaced in turn by hostile input: empty, whitespace, 10,000 characters, unicode and SQL; for
+numbers negative, NaN, -inf, 1e309, a huge integer, words; for times 1900, 2099, the second before the epoch, a time
+before every death and collection, words. The command must then either exit 0 having stored nothing absurd (no
+non-finite number, no blank or overlong text, no time outside 1970 to now), or exit 2 with one line on stderr, no
+traceback and no write (every table's row count, the audit log, every specimen's version and every account as
+before). Numbers, times and overlong text are never accepted. The outcomes (exit code and message) are the same on
+both databases.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ TIME: dict[str, str] = {
     "1900": "1900-01-01T00:00:00+00:00",
     "2099": "2099-01-01T00:00:00+00:00",
     "epoch -1": "1969-12-31T23:59:59+00:00",
-    "no zone": "2026-01-01T10:00:00",
 }
 DAY: dict[str, str] = {"1900": "1900-01-01", "2099": "2099-01-01", "epoch -1": "1969-12-31"}
 
@@ -70,9 +70,8 @@ NUMERIC = {"--quantity", "--quantity-used", "--latency-days", "--doubling-hours"
            "--depth", "--days", "--skip", "--each", "--used", "--elution-ul", "--concentration", "--yield-ng",
            "--cellularity", "--necrosis", "--a260-280", "--a260-230", "--rin", "--din", "--dv200", "--age-at-death",
            "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line"}
-#: Times given with a zone (ISO 8601), and times a person types in lab time (a zone is optional there).
-TIMES = {"--when"}
-LAB_TIMES = {"--at", "--death", "--refrigerated", "--reported-at", "--start", "--end"}
+#: Times (typed in lab time, or with a zone; ``biobank.cli.common.typed_time``).
+TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end"}
 DAYS = {"--on"}
 
 
@@ -389,9 +388,7 @@ def _hostile(option: str | None) -> dict[str, str]:
     if option in NUMERIC:
         return {**NUMBER, **{k: TEXT[k] for k in ("empty", "10,000 characters", "unicode and SQL")}}
     if option in TIMES:
-        return {**TIME, "empty": "", "10,000 characters": TEXT["10,000 characters"]}
-    if option in LAB_TIMES:
-        return {**{k: v for k, v in TIME.items() if k != "no zone"}, "before death": "2000-01-01 10:00",
+        return {**TIME, "before death": "2000-01-01 10:00", "words": "yesterday", "empty": "",
                 "10,000 characters": TEXT["10,000 characters"]}
     if option in DAYS:
         return {**DAY, "empty": "", "10,000 characters": TEXT["10,000 characters"]}
@@ -417,7 +414,7 @@ def _must_refuse(option: str | None, label: str) -> bool:
     option is "not given"; a death long ago is only refused before the earliest day (it precedes nothing)."""
     if label == "empty" or (option == "--death" and label == "before death"):
         return False
-    return option in NUMERIC | TIMES | LAB_TIMES | DAYS or label == "10,000 characters"
+    return option in NUMERIC | TIMES | DAYS or label == "10,000 characters"
 
 
 def fuzz(database: FuzzDatabase) -> dict[tuple[str, int, str], Outcome]:

@@ -109,7 +109,10 @@ def test_refusals_exit_2_with_one_line_naming_the_code_and_field_and_write_nothi
         (["qc", SF1, "--cellularity", "50", "--when", "2099-01-01T00:00:00+00:00"], "error: Time (01 Jan 2099"),
         (["qc", SF1, "--cellularity", "50", "--when", "2026-03-14T03:00:00+00:00"],
          f"error: {SF1}: Time (14 Mar 2026 03:00 Europe/London) cannot be before {SF1}'s collection"),
-        (["qc", SF1, "--cellularity", "50", "--when", "2026-03-14T03:00:00"], "error: --when 2026-03-14T03:00:00: give a time zone"),
+        # without a zone a time is lab time (Europe/London: UTC in March)
+        (["qc", SF1, "--cellularity", "50", "--when", "2026-03-14T03:00:00"],
+         f"error: {SF1}: Time (14 Mar 2026 03:00 Europe/London) cannot be before {SF1}'s collection"),
+        (["qc", SF1, "--cellularity", "50", "--when", "soon"], "error: Time (soon) is not a time"),
         (["dispose", SF1], "error: Reason is required"),
         (["dispose", SF1, "--reason", "r" * 501], "error: Reason (rrr"),
         (["dispose", "--reason", "x"], "error: give specimen codes or --from-file FILE"),
