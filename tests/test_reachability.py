@@ -46,7 +46,6 @@ EXEMPT: dict[str, str] = {
     "tokens.list_tokens": "a read (which tokens the actor may see), not a write",
     # The table's work: the live board is the way in; at the bench nobody types a region into a terminal, and the
     # collection log import (biobank import) brings in what was written on paper.
-    "collection.add_lesion": "the live board (and biobank import lesions): regions are recorded at the table",
     "collection.collect_region": "the live board (and biobank import specimens): regions are recorded at the table",
     "specimens.correct_specimen": "the live board's correction form (and biobank import --mode upsert)",
     "planning.update_plan_settings": "the planner page; from the CLI a draft is made again with biobank plan create",

@@ -31,11 +31,12 @@ from biobank.domain.timing import lab_today
 from biobank.domain.vocab import ConsentScope, WithdrawalMaterial
 from biobank.models.base import utcnow
 from biobank.queries.enrolment import consent_history
-from biobank.services import donors
+from biobank.services import collection, donors
 from biobank.services.inputs import (
     ClinicalEventCreate,
     ConsentCreate,
     DonorCreate,
+    LesionCreate,
     TreatmentLineCreate,
     WithdrawalCreate,
 )
@@ -247,6 +248,32 @@ def donors_event(
                   "site": event.site_code, "note": event.note}
     emit(result, as_json=as_json,
          text=f"{result['kind'].replace('_', ' ')} of {donor_code} added, {result['days_before_death']} days before death")
+
+
+@donors_app.command("lesion")
+@handle_errors
+def donors_lesion(
+    code: CodeArgument,
+    site: Annotated[str, typer.Option("--site", help="Anatomical-site code, e.g. LIVER or FEMUR.")],
+    kind: Annotated[str, typer.Option("--kind", help="primary, metastasis, local_recurrence ...")] = "metastasis",
+    laterality: Annotated[str | None, typer.Option("--laterality", help="left, right, bilateral, midline ...")] = None,
+    size_mm: Annotated[str | None, typer.Option("--size-mm", help="Largest diameter on imaging, mm.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="What imaging showed (no identifiers).")] = None,
+    as_json: JsonOption = False,
+    user: UserOption = None,
+) -> None:
+    """Add a lesion known before the autopsy (from imaging), so the case's labels can be pre-printed; it gets the
+    next code (L01, L02 ...). Lesions found at the table are added on the live board."""
+    with unit_of_work() as session:
+        donor = donors.get_donor(session, code)
+        lesion_code = collection.next_lesion_code(session, donor)
+        lesion = collection.add_lesion(session, actor=acting_user(session, user), data=LesionCreate.build(
+            donor_code=donor.code, code=lesion_code, site_code=site, kind=kind, laterality=_none(laterality),
+            size_mm=_none(size_mm), description=_none(description)))
+        result: dict[str, Any] = {"donor": donor.code, "lesion": lesion.code, "site": lesion.site_code,
+                                  "laterality": lesion.laterality, "kind": lesion.kind, "size_mm": lesion.size_mm}
+    emit(result, as_json=as_json, text=f"lesion {result['lesion']} of {result['donor']} added ({result['site']}, "
+                                        f"{result['kind'].replace('_', ' ')})")
 
 
 @donors_app.command("consents")

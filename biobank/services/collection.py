@@ -214,7 +214,7 @@ def _laterality(site: AnatomicalSite, laterality: str | None) -> str:
 
 
 def add_lesion(session: Session, *, actor: User | None, data: LesionCreate) -> Lesion:
-    require(actor, Action.enter)
+    require(actor, Action.enrol)  # a lesion is clinical history: known from imaging (coordinator) or found at the table
     donor_code, code, site_code, kind = data.donor_code, data.code, data.site_code, data.kind
     laterality, bone_phenotype, size_mm = data.laterality, data.bone_phenotype, data.size_mm
     imaging_response, er_status, pr_status = data.imaging_response, data.er_status, data.pr_status

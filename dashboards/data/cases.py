@@ -11,6 +11,7 @@ import streamlit as st
 
 from biobank.domain.errors import BiobankError
 from biobank.labels.service import planned_labels, render
+from biobank.queries import cohort
 from biobank.services import cases
 from dashboards.data.core import read_session
 
@@ -38,3 +39,13 @@ def planned_label_sheet(url: str, case: str) -> tuple[bytes | None, int, str]:
         if not items:
             return None, 0, "every planned region of the case is collected: nothing to pre-print"
         return render(items, "cryotube"), len(items), ""
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def lesions_of(url: str, donor: str) -> list[dict[str, Any]]:
+    """The donor's lesions (code, site, laterality, kind, size, regions sampled so far)."""
+    with read_session(url) as session:
+        return [
+            {k: row[k] for k in ("lesion", "site", "laterality", "kind", "size_mm", "regions")}
+            for row in cohort.donor_lesions(session, donor)
+        ]

@@ -15,17 +15,15 @@ from biobank.config import get_settings
 from biobank.domain.errors import BiobankError
 from biobank.domain.sites import load_sites
 from biobank.domain.timing import pmi_flag
-from biobank.domain.vocab import Laterality, LesionKind, QuantityUnit, SiteKind, StorageFormat, TissueStatus
+from biobank.domain.vocab import QuantityUnit, SiteKind, StorageFormat, TissueStatus
 from biobank.labels import LabelData, render_pdf
 from biobank.models import User
 from biobank.services import collection, specimens
 from biobank.services.auth import Action, can
-from biobank.services.donors import get_donor
 from biobank.services.inputs import (
     MAX_PIECES,
     MAX_QUANTITY,
     FormatRequest,
-    LesionCreate,
     RegionCollect,
     limits,
 )
@@ -35,6 +33,7 @@ from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
 from dashboards.widgets.clock import pmi_clock
 from dashboards.widgets.forms import CORRECTION_FIELDS, parse_correction
+from dashboards.widgets.lesions import add_lesion_form
 
 settings = get_settings()
 zone = settings.zone
@@ -274,23 +273,7 @@ with form_col:
             run_write(record_region, on_success=show_made, error=in_the_forms_words)
 
         with st.expander("Add a lesion found at the table"):
-            with st.form("board_add_lesion"):
-                sites = {code: s.label for code, s in load_sites().items() if s.category not in {"blood"}}
-                a, b, c = st.columns([3, 2, 2])
-                new_site = a.selectbox("Site", list(sites), format_func=lambda c: f"{sites[c]} ({c})", key="board_new_lesion_site")
-                new_kind = b.selectbox("Kind", [k.value for k in LesionKind], index=1, format_func=lambda k: k.replace("_", " "),
-                                       key="board_new_lesion_kind")
-                new_side = c.selectbox("Laterality", ["", *[v.value for v in Laterality]], key="board_new_lesion_side",
-                                       format_func=lambda v: v.replace("_", " ") or "(default)")
-                add = st.form_submit_button("Add lesion", key="board_new_lesion_submit")
-            if add:
-
-                def add_lesion(session: Session, actor: User | None) -> str:
-                    code = collection.next_lesion_code(session, get_donor(session, header["donor"]))
-                    collection.add_lesion(session, actor=actor, data=LesionCreate.build(donor_code=header["donor"], code=code, site_code=new_site, kind=new_kind, laterality=new_side or None))
-                    return code
-
-                run_write(add_lesion, flash=FLASH, success=lambda code: f"Lesion {code} added ({sites[new_site]}).")
+            add_lesion_form(header["donor"], key="board", flash=FLASH)
 
 with made_col:
     last = st.session_state.get("board_last")

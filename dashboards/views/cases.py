@@ -26,6 +26,7 @@ from dashboards.data import cases as data_cases
 from dashboards.data import core as data
 from dashboards.shell.actions import in_unit_of_work, labelled, run_write, show_flash
 from dashboards.shell.session import current_user
+from dashboards.widgets.lesions import add_lesion_form
 
 settings = get_settings()
 zone = settings.zone
@@ -182,6 +183,14 @@ if not may_enrol:
     st.info("Your role can follow the cases; the death call and the case's times are recorded by coordinators and "
             "technicians.")
 else:
+    known = data_cases.lesions_of(data.url(), row["donor"])
+    # a label that does not change with the count, so the section stays open while lesions are added one by one
+    with st.expander("Known lesions", expanded=row["status"] == "scheduled"):
+        st.caption(f"{len(known)} lesion(s). Lesions known from imaging before the autopsy: their labels are "
+                   "pre-printed with the case's. Lesions found at the table are added on the live board.")
+        if known:
+            st.dataframe(pd.DataFrame(known), hide_index=True, width="stretch", key="cases_lesions_table")
+        add_lesion_form(row["donor"], key="cases", flash=FLASH, title="Add the lesion")
     st.subheader("The case's day")
     steps = st.columns(4, gap="medium")
     with steps[0], st.container(border=True):

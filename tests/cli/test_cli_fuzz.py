@@ -69,7 +69,7 @@ DAY: dict[str, str] = {"1900": "1900-01-01", "2099": "2099-01-01", "epoch -1": "
 NUMERIC = {"--quantity", "--quantity-used", "--latency-days", "--doubling-hours", "--identity", "--mouse", "--count",
            "--depth", "--days", "--skip", "--each", "--used", "--elution-ul", "--concentration", "--yield-ng",
            "--cellularity", "--necrosis", "--a260-280", "--a260-230", "--rin", "--din", "--dv200", "--age-at-death",
-           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line"}
+           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line", "--size-mm"}
 #: Times (typed in lab time, or with a zone; ``biobank.cli.common.typed_time``).
 TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end"}
 DAYS = {"--on"}
@@ -134,6 +134,8 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
                                            "100"]),
         Call("donors event", "coord", ["RA-0001", "--kind", "fracture", "--days-before-death", "30", "--site", "FEMUR",
                                        "--note", "fall at home"]),
+        Call("donors lesion", "coord", ["RA-0900", "--site", "LIVER", "--kind", "metastasis", "--size-mm", "23",
+                                        "--description", "segment 7 on CT"]),
         Call("donors withdraw", "coord", ["RA-0002", "--requested-by", "next_of_kin", "--reason", "no sequencing",
                                           "--scope", "genomic_sequencing", "--at", c["recent"]]),
         Call("autopsy open", "coord", ["RA-0900", "--death", c["death"], "--place", "City Hospice", "--reported-by",

@@ -140,3 +140,25 @@ def test_destroying_the_material_is_confirmed_with_the_donor_code(db_url, engine
         assert {s.status for s in session.exec(select(Specimen))} == {"disposed"}
     code, out = run("donors", "consents", "RA-0001")
     assert "WITHDRAWN" in out and "(material: destroy): family asked" in out
+
+
+def test_a_coordinator_records_a_lesion_known_from_imaging_and_bad_values_write_nothing(db_url, engine, coord,
+                                                                                        cli_login):
+    cli_login("coord")
+    assert run("donors", "add", "--sex", "female", "--user", "coord")[0] == 0
+    code, out = run("donors", "lesion", "RA-0001", "--site", "LIVER", "--size-mm", "23", "--description",
+                    "segment 7 on CT", "--json", "--user", "coord")
+    assert code == 0, out
+    assert json.loads(out) == {"donor": "RA-0001", "lesion": "L01", "site": "LIVER", "laterality": "not_applicable",
+                               "kind": "metastasis", "size_mm": 23.0}
+    before = snapshot(engine)
+    for args, message in (
+        (["--site", "LIVR"], "error: Anatomical site (LIVR): not an anatomical-site code: did you mean LIVER?"),
+        (["--site", "FEMUR", "--size-mm", "-3"], "error: Size (-3"),
+        (["--site", "FEMUR", "--kind", "tumour"], "error: Kind (tumour) must be one of"),
+        (["--site", "FEMUR", "--description", "x" * 501], "error: Description"),
+    ):
+        result = runner.invoke(app, ["donors", "lesion", "RA-0001", *args, "--user", "coord"])
+        assert result.exit_code == 2 and result.stderr.startswith(message), (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(engine) == before

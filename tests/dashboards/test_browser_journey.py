@@ -1,6 +1,6 @@
 """The programme's working day in a real browser, as the roles walk it (issue #16 item 6): a coordinator enrols a
-donor and records consent; a technician imports the donor's lesions from the imaging report; the death call opens
-a case, its labels are printed and the autopsy started; a technician records a region on the live board, aliquots,
+donor and records consent; the death call opens a case, the lesions known from imaging are recorded on it, its
+labels are printed and the autopsy started; a technician records a region on the live board, aliquots,
 extracts DNA, records its QC and stores it; a PI plans the donor; the coordinator records the withdrawal; the donor's
 material disappears from the planner and the exports. Each step is screenshotted to artifacts/journey-NN-<step>.png.
 
@@ -141,21 +141,7 @@ def test_the_programme_walks_a_donor_from_enrolment_to_withdrawal(server, browse
         assert "ICF-v3.2" in history and "research nurse" in history and "coord" in history, history
         snap("consent-recorded")
 
-        # 3. A technician imports the donor's lesions from the imaging report (the labels are printed per lesion).
-        as_user(page, base, "tech")
-        visit(page, base, "import_data", "What does the file hold?")
-        choose(page, "What does the file hold?", "Lesions")
-        page.get_by_role("textbox", name="...or paste CSV").fill(
-            f"donor_code,code,site_code,kind,laterality\n{donor},L01,BREAST,primary,left\n{donor},L02,LIVER,metastasis,\n"
-        )
-        page.keyboard.press("Control+Enter")
-        settle(page, "Preview")
-        page.get_by_role("button", name="Import 2 row(s)").click()
-        settle(page, "inserted 2")
-        snap("lesions-imported")
-
-        # 4. The coordinator takes the death call: the case opens and is chosen.
-        as_user(page, base, "coord")
+        # 3. The coordinator takes the death call: the case opens and is chosen.
         visit(page, base, "cases", "Cases by state")
         page.get_by_text("Take the death call").click()
         choose(page, "Donor who died", donor)
@@ -172,6 +158,20 @@ def test_the_programme_walks_a_donor_from_enrolment_to_withdrawal(server, browse
         assert f"{case} · donor {donor} · scheduled" in main_text(page)
         assert f"Died {died:%d %b %Y %H:%M} at St Elsewhere hospice" in main_text(page)
         snap("death-call")
+
+        # 4. ...records the lesions known from the imaging report, whose labels are pre-printed with the case's.
+        for site, kind, side, code in (("Breast", "primary", "left", "L01"), ("Liver", "metastasis", "(default)", "L02")):
+            if not page.locator(".st-key-cases_new_lesion_site").is_visible():  # open while the case is scheduled
+                page.get_by_text("Known lesions").click()
+                settle(page)
+            choose(page, "Site", site, key="cases_new_lesion_site", search=True)
+            choose(page, "Kind", kind, key="cases_new_lesion_kind")
+            choose(page, "Laterality", side, key="cases_new_lesion_side")
+            page.get_by_role("button", name="Add the lesion").click()
+            settle(page, f"Lesion {code} added")
+        lesions = grid(page, "regions")
+        assert "L01" in lesions and "L02" in lesions and "Liver" in lesions, lesions
+        snap("lesions-known")
 
         # 5. ...prints the case's labels: the checklist shows them printed.
         with page.expect_download() as download:

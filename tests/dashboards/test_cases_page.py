@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
-from biobank.models import AuditLog, Autopsy, User
+from biobank.models import AuditLog, Autopsy, Lesion, User
 from biobank.services import cases, collection, donors
 from biobank.services.inputs import DeathCall, DonorCreate, LesionCreate
 from dashboards.shell.navigation import PAGES
@@ -237,3 +237,29 @@ def test_a_step_left_without_a_time_is_recorded_at_the_click(db_url, engine, coo
     assert at.success[0].value == "Case RAP-2026-001: refrigeration recorded."
     assert stored(engine).refrigerated_at >= before - timedelta(seconds=1)
     assert f"{DONE} Refrigeration" in checklist_text(at)
+
+
+def test_a_coordinator_records_a_lesion_known_from_imaging_and_its_labels_join_the_sheet(db_url, engine, coordinator,
+                                                                                        opened):
+    at = page(db_url)
+    assert "18" in at.download_button(key="cases_labels_print").proto.label  # L01: 18 planned labels
+    at.selectbox(key="cases_new_lesion_site").set_value("FEMUR")
+    at.selectbox(key="cases_new_lesion_kind").set_value("metastasis")
+    at.selectbox(key="cases_new_lesion_side").set_value("left")
+    at.text_input(key="cases_new_lesion_size").set_value("-4")
+    at = at.button(key="cases_new_lesion_submit").click().run()
+    assert at.error[0].value.startswith("Size (-4"), at.error[0].value  # refused, naming the field
+    assert at.text_input(key="cases_new_lesion_size").value == "-4"  # what was typed stays
+    at.text_input(key="cases_new_lesion_size").set_value("31")
+    at = at.button(key="cases_new_lesion_submit").click().run()
+    assert_no_exception(at)
+    assert at.success[0].value == "Lesion L02 added (Femur)."
+    with Session(engine) as session:
+        lesions = session.exec(select(Lesion).order_by(Lesion.code)).all()
+        assert [(x.code, x.site_code, x.laterality, x.size_mm) for x in lesions][-1] == ("L02", "FEMUR", "left", 31.0)
+    assert "36" in at.download_button(key="cases_labels_print").proto.label  # both lesions' regions on the sheet
+
+
+def test_a_pi_cannot_add_a_lesion(db_url, pi, opened):
+    at = page(db_url, "pi")
+    assert not [b for b in at.button if b.key == "cases_new_lesion_submit"]

@@ -136,12 +136,17 @@ def open_page(page, title: str, wait_for: str) -> None:
     settle(page, wait_for)
 
 
-def choose(page, label: str, option_prefix: str) -> None:
-    """Pick the option of a Streamlit selectbox whose text starts with ``option_prefix``."""
-    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label).first
+def choose(page, label: str, option_prefix: str, *, key: str | None = None, search: bool = False) -> None:
+    """Pick the option of a Streamlit selectbox whose text starts with ``option_prefix``; the box is the first whose
+    text holds ``label``, or the one with widget ``key`` when a label is not unique on the page. With ``search`` the
+    prefix is typed into the box first (a long list draws only the options in view)."""
+    boxes = page.locator(f".st-key-{key}") if key else page.locator("[data-testid='stSelectbox']")
+    box = boxes.filter(has_text=label).first
     option = page.get_by_role("option").filter(has_text=option_prefix).first
     for _ in range(4):  # a click can land while the page redraws and leave the list closed: open it again
         box.click()
+        if search:
+            page.keyboard.type(option_prefix)
         try:
             option.wait_for(timeout=3000)
             break
