@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: each says why it needs no role check.
 HELPERS: dict[str, str] = {
     "biobank.services.custody.record_event": "writes a custody row on behalf of a service that has already checked",
+    "biobank.services.storage.mark_disposed": "what a disposal does, on behalf of storage.dispose or a withdrawal of "
+    "consent, each of which has already checked the role (tests/services/test_enrolment.py)",
     "biobank.services.tokens.list_tokens": "any role lists its own tokens; only an administrator sees others' "
     "(tests/services/test_tokens.py)",
     "biobank.services.tokens.revoke_token": "any role revokes its own tokens; another's needs an administrator "
