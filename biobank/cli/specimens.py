@@ -32,7 +32,7 @@ from biobank.domain.scanning import parse_codes
 from biobank.labels import LABEL_FORMATS
 from biobank.printables import labels_pdf
 from biobank.services import worklist
-from biobank.services.worklist import DEFAULT_UNITS, WorkResult
+from biobank.services.worklist import WorkResult
 
 CodesArgument = Annotated[
     list[str] | None,
@@ -154,12 +154,9 @@ def specimen_aliquot(
 ) -> None:
     """Split every specimen named into the same aliquots (--count N --each Q, or --portions Q1,Q2...); the parents'
     remaining quantities drop by what was taken. All or nothing."""
-    if portions is not None and (count is not None or each is not None):
-        raise fail("give --portions, or --count and --each (not both)")
-    request: dict[str, Any] = (
-        {"portions": [p for p in portions.split(",") if p.strip()] or [portions]} if portions is not None
-        else {"count": count, "portion": each}
-    )
+    request: dict[str, Any] = {"count": count, "portion": each}  # both ways given: the request refuses it
+    if portions is not None:
+        request["portions"] = [p for p in portions.split(",") if p.strip()] or [portions]
     _process("aliquot", codes, from_file, request, when=when, user=user, as_json=as_json, labels=labels, stock=stock)
 
 
@@ -191,7 +188,7 @@ def specimen_derive(
     """Make new material (DNA, RNA, sections ...) from every specimen named, recording the extraction's method,
     kit, elution volume and concentration; the parents' remaining quantities drop by --used. All or nothing."""
     request = {
-        "material_type": material, "unit": unit or DEFAULT_UNITS.get(material.strip()), "parent_quantity_used": used,
+        "material_type": material, "unit": unit, "parent_quantity_used": used,
         "quantity": quantity, "storage_format": storage_format, "extraction_method": method, "extraction_kit": kit,
         "elution_volume_ul": elution, "concentration_ng_ul": concentration, "yield_ng": yield_ng,
     }

@@ -23,11 +23,19 @@ from functools import cache
 from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticError
 
 from biobank.domain.errors import ValidationError, invalid, shown
-from biobank.domain.vocab import DonorStatus, ImagingResponse, QuantityUnit, Sex
+from biobank.domain.vocab import DonorStatus, ImagingResponse, MaterialType, QuantityUnit, Sex
 from biobank.domain.vocab_derived import MycoplasmaResult
 from biobank.services.checks import future_reason
 
@@ -498,7 +506,11 @@ class AliquotRequest(ServiceInput):
     portion: float | None = Field(default=None, gt=0)
 
     def amounts(self) -> list[float]:
-        """The aliquot quantities, in order; the project's error naming the field when none were given."""
+        """The aliquot quantities, in order; the project's error naming the field when none, or both ways, were
+        given."""
+        if self.portions and (self.count is not None or self.portion is not None):
+            raise invalid("portions", ",".join(f"{p:g}" for p in self.portions),
+                          "give the portions, or a count and the quantity of each, not both")
         if self.portions:
             return [float(p) for p in self.portions]
         if self.portion is None:
@@ -506,13 +518,34 @@ class AliquotRequest(ServiceInput):
         return [float(self.portion)] * (self.count or 1)
 
 
+#: The unit a new derivative is kept in unless one is given: extracts in ng, sections and cells counted, fluids in µl.
+DEFAULT_UNITS: dict[str, str] = {
+    MaterialType.dna.value: QuantityUnit.ng.value,
+    MaterialType.rna.value: QuantityUnit.ng.value,
+    MaterialType.section.value: QuantityUnit.sections.value,
+    MaterialType.cells.value: QuantityUnit.cells.value,
+    MaterialType.plasma.value: QuantityUnit.ul.value,
+    MaterialType.buffy_coat.value: QuantityUnit.ul.value,
+}
+
+
 class DeriveRequest(ServiceInput):
-    """The fields of ``derive``: new material (an extract, sections, cells) made from a specimen. For an extract,
-    the yield follows from concentration × elution volume unless stated, and the quantity from the yield (ng) or
-    the elution volume (µl) unless stated."""
+    """The fields of ``derive``: new material (an extract, sections, cells) made from a specimen. The unit is the
+    material's usual one (:data:`DEFAULT_UNITS`) unless given. For an extract, the yield follows from concentration ×
+    elution volume unless stated, and the quantity from the yield (ng) or the elution volume (µl) unless stated."""
 
     material_type: Choice
     unit: Choice
+
+    @model_validator(mode="before")
+    @classmethod
+    def _usual_unit(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("unit") in (None, "") and values.get("material_type") is not None:
+            usual = DEFAULT_UNITS.get(str(values["material_type"]).strip())
+            if usual is not None:
+                return {**values, "unit": usual}
+        return values
+
     parent_quantity_used: float = Field(ge=0)
     quantity: float | None = Field(default=None, gt=0)
     storage_format: Choice | None = None

@@ -21,14 +21,20 @@ from sqlmodel import Session, col, select
 from biobank.db.integrity import translate_integrity_error
 from biobank.domain.errors import BiobankError, PermissionDeniedError, ValidationError, invalid
 from biobank.domain.scanning import ScannedCodes, parse_codes
-from biobank.domain.vocab import MaterialType, QuantityUnit, StorageFormat
+from biobank.domain.vocab import MaterialType, StorageFormat
 from biobank.models import Specimen, User
 from biobank.queries.cohort import resolve_specimen_code
 from biobank.queries.storage import location_label
 from biobank.services import specimens, storage
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_time
-from biobank.services.inputs import AliquotRequest, DeriveRequest, DisposeRequest, ServiceInput, SpecimenQC
+from biobank.services.inputs import (
+    AliquotRequest,
+    DeriveRequest,
+    DisposeRequest,
+    ServiceInput,
+    SpecimenQC,
+)
 
 #: The most specimens one work list takes (a few racks).
 MAX_WORK_LIST = 1_000
@@ -49,17 +55,6 @@ REQUESTS: dict[Operation, type[ServiceInput]] = {
     Operation.derive: DeriveRequest,
     Operation.qc: SpecimenQC,
     Operation.dispose: DisposeRequest,
-}
-
-
-#: The unit a new derivative is kept in unless one is given: extracts in ng, sections and cells counted, fluids in µl.
-DEFAULT_UNITS: dict[str, str] = {
-    MaterialType.dna.value: QuantityUnit.ng.value,
-    MaterialType.rna.value: QuantityUnit.ng.value,
-    MaterialType.section.value: QuantityUnit.sections.value,
-    MaterialType.cells.value: QuantityUnit.cells.value,
-    MaterialType.plasma.value: QuantityUnit.ul.value,
-    MaterialType.buffy_coat.value: QuantityUnit.ul.value,
 }
 
 

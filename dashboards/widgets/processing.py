@@ -24,6 +24,7 @@ from biobank.models import User
 from biobank.services import worklist
 from biobank.services.auth import Action, can
 from biobank.services.inputs import (
+    DEFAULT_UNITS,
     MAX_PIECES,
     DeriveRequest,
     DisposeRequest,
@@ -31,7 +32,7 @@ from biobank.services.inputs import (
     limits,
 )
 from biobank.services.specimens import DERIVABLE, EXTRACTS
-from biobank.services.worklist import DEFAULT_UNITS, WorkResult
+from biobank.services.worklist import WorkResult
 from dashboards.data import core as data
 from dashboards.data import specimens as data_specimens
 from dashboards.shell import links

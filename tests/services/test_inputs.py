@@ -52,3 +52,15 @@ def test_an_import_kind_declares_the_fields_of_its_input_model(name):
     assert kind.input_model is not None
     columns = {c.name for c in kind.columns}
     assert columns - LIFECYCLE.get(name, set()) <= set(kind.input_model.model_fields)
+
+
+def test_aliquots_are_given_as_portions_or_as_a_count_of_a_quantity_and_a_derivative_gets_its_usual_unit():
+    from biobank.services.inputs import AliquotRequest, DeriveRequest
+
+    assert AliquotRequest.build(count=3, portion=2).amounts() == [2.0, 2.0, 2.0]
+    assert AliquotRequest.build(portions=[5, 2.5]).amounts() == [5.0, 2.5]
+    with pytest.raises(ValidationError, match=r"^Aliquot quantities \(5,2\.5\): give the portions, or a count"):
+        AliquotRequest.build(portions=[5, 2.5], count=2).amounts()
+    assert DeriveRequest.build(material_type="dna", parent_quantity_used=5).unit == "ng"
+    assert DeriveRequest.build(material_type="section", parent_quantity_used=0).unit == "sections"
+    assert DeriveRequest.build(material_type="dna", unit="ul", parent_quantity_used=5).unit == "ul"
