@@ -82,6 +82,11 @@ def tech(engine: Engine) -> User:
 
 
 @pytest.fixture
+def coordinator(engine: Engine) -> User:
+    return _user(engine, "coord", "coordinator")
+
+
+@pytest.fixture
 def pi(engine: Engine) -> User:
     return _user(engine, "pi", "pi")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from biobank.cli import app
 from biobank.db.engine import session_scope
-from biobank.models import AuditLog, Autopsy, User
+from biobank.models import AuditLog, Autopsy
 from biobank.queries import board
-from biobank.services import collection, donors
-from biobank.services.inputs import DonorCreate, LesionCreate
+from biobank.services import donors
+from biobank.services.inputs import DonorCreate
 from tests.conftest import DEATH
 from tests.support.dbtools import snapshot
-from tests.support.factories import ALL_SCOPES
+from tests.support.factories import enrol
 
 runner = CliRunner()
 CALL = ["--death", "2026-03-14 02:00", "--place", "Hospice St Anne", "--reported-by", "night nurse J. Doe",
@@ -30,22 +30,9 @@ def run(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def coordinator(engine) -> User:
-    with Session(engine, expire_on_commit=False) as session:
-        user = User(username="coord", role="coordinator")
-        session.add(user)
-        session.commit()
-        return user
-
-
-@pytest.fixture
 def enrolled(engine, tech) -> str:
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001", sex="female"))
-        donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2025, 6, 1),
-                              scopes=ALL_SCOPES)
-        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L01", site_code="LIVER",
-                                                                   kind="metastasis"))
+        enrol(session, tech)
     return "RA-0001"
 
 

@@ -5,7 +5,7 @@ typed and writes nothing."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -13,14 +13,14 @@ from streamlit.testing.v1 import AppTest
 
 from biobank.config import get_settings
 from biobank.db.engine import session_scope
-from biobank.models import AuditLog, Autopsy, Lesion, User
-from biobank.services import cases, collection, donors
-from biobank.services.inputs import DeathCall, DonorCreate, LesionCreate
+from biobank.models import AuditLog, Autopsy, Lesion
+from biobank.services import cases
+from biobank.services.inputs import DeathCall
 from dashboards.shell.navigation import PAGES
 from tests.conftest import DEATH
 from tests.support.apptest import APP, assert_no_exception, make_app
 from tests.support.dbtools import snapshot
-from tests.support.factories import ALL_SCOPES, H
+from tests.support.factories import H, enrol
 
 DONE = ":green[:material/check_circle:]"
 TODO = ":orange[:material/radio_button_unchecked:]"
@@ -32,22 +32,9 @@ def lab(moment: datetime) -> datetime:
 
 
 @pytest.fixture
-def coordinator(engine) -> User:
-    with Session(engine, expire_on_commit=False) as session:
-        user = User(username="coord", role="coordinator")
-        session.add(user)
-        session.commit()
-        return user
-
-
-@pytest.fixture
 def enrolled(engine, tech) -> str:
     with session_scope(engine) as session:
-        donors.register_donor(session, actor=tech, data=DonorCreate(code="RA-0001", sex="female"))
-        donors.record_consent(session, actor=tech, donor_code="RA-0001", given_by="donor", consented_on=date(2025, 6, 1),
-                              scopes=ALL_SCOPES)
-        collection.add_lesion(session, actor=tech, data=LesionCreate(donor_code="RA-0001", code="L01", site_code="LIVER",
-                                                                   kind="metastasis"))
+        enrol(session, tech)
     return "RA-0001"
 
 

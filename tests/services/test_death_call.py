@@ -3,35 +3,25 @@ started and ended; corrections of recorded times need a reason, which the audit 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
 from biobank.db.engine import session_scope
 from biobank.domain.errors import ConflictError, ConsentError, PermissionDeniedError, ValidationError
-from biobank.models import AuditLog, Autopsy, User
+from biobank.models import AuditLog, Autopsy
 from biobank.models.base import table_of, utcnow
 from biobank.queries import board
 from biobank.queries.core import autopsy_summary
 from biobank.services import cases, collection, donors
-from biobank.services.inputs import DeathCall, DonorCreate, LesionCreate
+from biobank.services.inputs import DeathCall
 from tests.conftest import DEATH
 from tests.support.dbtools import assert_refused
-from tests.support.factories import ALL_SCOPES, H, collect
+from tests.support.factories import H, collect, enrol
 
 PLACE = "Hospice St Anne, room 4"
 CALLER = "night nurse J. Doe"
-
-
-def enrol(session: Session, actor: User, code: str = "RA-0001", *, scopes: set[str] | None = None,
-          lesions: tuple[tuple[str, str, str], ...] = (("L01", "LIVER", "metastasis"),)) -> None:
-    donors.register_donor(session, actor=actor, data=DonorCreate(code=code, sex="female", primary_site_code="BREAST"))
-    if scopes is None or scopes:
-        donors.record_consent(session, actor=actor, donor_code=code, given_by="donor", consented_on=date(2025, 6, 1),
-                              scopes=ALL_SCOPES if scopes is None else scopes)
-    for lesion, site, kind in lesions:
-        collection.add_lesion(session, actor=actor, data=LesionCreate(donor_code=code, code=lesion, site_code=site, kind=kind))
 
 
 def call(donor: str = "RA-0001", **fields) -> DeathCall:
@@ -39,15 +29,6 @@ def call(donor: str = "RA-0001", **fields) -> DeathCall:
               "death_reported_at": DEATH + timedelta(minutes=20), "refrigerated_at": DEATH + H,
               "prosector": "Dr A. Okafor", "team": "Rapid autopsy team"}
     return DeathCall(**{**values, **fields})
-
-
-@pytest.fixture
-def coordinator(engine) -> User:
-    with Session(engine, expire_on_commit=False) as session:
-        user = User(username="coord", role="coordinator")
-        session.add(user)
-        session.commit()
-        return user
 
 
 @pytest.fixture

@@ -223,3 +223,17 @@ def importer_of(session: Session) -> User:
     session.flush()
     session.refresh(user)
     return user
+
+
+def enrol(session: Session, actor: User, code: str = "RA-0001", *, scopes: set[str] | None = None,
+          lesions: tuple[tuple[str, str, str], ...] = (("L01", "LIVER", "metastasis"),)) -> None:
+    """A donor enrolled in life, before the death call: registered (breast primary), consented (every scope unless
+    ``scopes`` says otherwise; an empty set records none) and with the lesions known from imaging."""
+    donors.register_donor(session, actor=actor, data=DonorCreate(code=code, sex="female", primary_site_code="BREAST"))
+    if scopes is None or scopes:
+        donors.record_consent(session, actor=actor, donor_code=code, given_by="donor", consented_on=date(2025, 6, 1),
+                              scopes=ALL_SCOPES if scopes is None else scopes)
+    for lesion, site, kind in lesions:
+        collection.add_lesion(session, actor=actor, data=LesionCreate(donor_code=code, code=lesion, site_code=site,
+                                                                    kind=kind))
+
