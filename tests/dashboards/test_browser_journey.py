@@ -117,7 +117,7 @@ def test_the_programme_walks_a_donor_from_enrolment_to_withdrawal(server, browse
         donor = (code_box.get_attribute("placeholder") or "").removeprefix("empty: ")
         assert donor.startswith("RA-"), donor
         page.get_by_role("textbox", name="Primary diagnosis").fill("Invasive ductal carcinoma of breast")
-        choose(page, "Primary site", "Breast")
+        choose(page, "Primary site", "Breast", search=True)
         page.get_by_role("textbox", name="ICD-O-3 topography").fill("C50.9")
         page.get_by_role("textbox", name="ICD-O-3 morphology").fill("8500/3")
         page.get_by_role("button", name="Register the donor").click()

@@ -143,9 +143,9 @@ def choose(page, label: str, option_prefix: str, *, key: str | None = None, sear
     boxes = page.locator(f".st-key-{key}") if key else page.locator("[data-testid='stSelectbox']")
     box = boxes.filter(has_text=label).first
     option = page.get_by_role("option").filter(has_text=option_prefix).first
-    for _ in range(4):  # a click can land while the page redraws and leave the list closed: open it again
+    for attempt in range(4):  # a click can land while the page redraws and leave the list closed: open it again
         box.click()
-        if search:
+        if search or attempt:  # a long list draws only the options in view: after a miss, type to filter it
             page.keyboard.type(option_prefix)
         try:
             option.wait_for(timeout=3000)
