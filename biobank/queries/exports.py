@@ -43,6 +43,7 @@ from biobank.models import (
     TreatmentLine,
 )
 from biobank.models.base import fetch_one
+from biobank.models.derived import DerivedModel, ModelPassage
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.queries import storage as storage_reads
 from biobank.services.donors import latest_consents
@@ -94,8 +95,10 @@ def specimen_frame(
     """One row per specimen of the given donors (or the given specimens), with site, lesion, QC and PMI: one query."""
     records = specimen_records(session, donor_ids=donor_ids, specimen_ids=specimen_ids)
     frame = pd.DataFrame(
-        records, columns=[*_specimen_statement().selected_columns.keys(), "storage_temperature"]
+        records,
+        columns=[*_specimen_statement().selected_columns.keys(), "storage_temperature", *MODEL_COLUMNS],
     )
+    frame["passage_number"] = pd.to_numeric(frame["passage_number"], errors="coerce").astype("Int64")
     for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
@@ -115,8 +118,10 @@ def specimen_records(
         statement = statement.where(_SPECIMEN.id.in_(list(specimen_ids)))
     rows = [dict(row) for row in session.execute(statement).mappings()]
     temperatures = _storage_temperatures(session, [r["specimen_id"] for r in rows])
+    provenance = model_provenance(session, rows)
     for row, temperature in zip(rows, temperatures, strict=True):
         row["storage_temperature"] = temperature
+        row.update(provenance.get(row["specimen_id"], NO_MODEL))
         for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
             if row[column] is not None:
                 row[column] = float(row[column])
@@ -204,6 +209,90 @@ def _specimen_statement() -> Select[Any]:
         .order_by(_DONOR.code, _SPECIMEN.code)
     )
     return statement
+
+
+#: Where a specimen grown in a model came from (all NA for the patient's own material): the model, its kind
+#: (``pdx|organoid|cell_line``), the passage label and number, the PDX host strain, and the patient specimen the
+#: model was derived from. Set on a passage's specimen and on everything made from it (aliquots, extracts).
+MODEL_COLUMNS: tuple[str, ...] = (
+    "model_code",
+    "model_kind",
+    "passage",
+    "passage_number",
+    "host",
+    "model_source_code",
+)
+NO_MODEL: dict[str, Any] = dict.fromkeys(MODEL_COLUMNS)
+
+
+def model_provenance(session: Session, rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """``{specimen id: MODEL_COLUMNS values}`` for the rows that were grown in a model or made from such material.
+
+    A specimen is model material when it, or any ancestor, was produced by a model passage. Lineage never crosses
+    donors, so one read of the donors' ``id, parent_id, passage_id`` resolves every ancestor chain; a second reads
+    the passages found. Two queries whatever the number of rows.
+    """
+    donor_ids = sorted({int(r["donor_id"]) for r in rows})
+    if not donor_ids:
+        return {}
+    links: dict[int, tuple[int | None, int | None]] = {}
+    for start in range(0, len(donor_ids), 5000):
+        chunk = donor_ids[start : start + 5000]
+        for sid, parent_id, passage_id in session.execute(
+            select(_SPECIMEN.id, _SPECIMEN.parent_id, _SPECIMEN.passage_id).where(_SPECIMEN.donor_id.in_(chunk))
+        ).all():
+            links[sid] = (parent_id, passage_id)
+    if not any(p is not None for _, p in links.values()):
+        return {}
+    resolved: dict[int, int | None] = {}
+
+    def passage_of(sid: int) -> int | None:
+        chain: list[int] = []
+        current: int | None = sid
+        found: int | None = None
+        while current is not None and current not in resolved:
+            chain.append(current)
+            parent_id, passage_id = links.get(current, (None, None))
+            if passage_id is not None:
+                found = passage_id
+                break
+            current = parent_id
+        else:
+            found = resolved.get(current) if current is not None else None
+        for link in chain:
+            resolved[link] = found
+        return found
+
+    wanted = {int(r["specimen_id"]): passage_of(int(r["specimen_id"])) for r in rows}
+    passages = sorted({p for p in wanted.values() if p is not None})
+    if not passages:
+        return {}
+    model_table = _table(DerivedModel).c
+    passage_table = _table(ModelPassage).c
+    source_table = _SPECIMEN_TABLE.alias("model_source")
+    source = source_table.c
+    details = {
+        row["passage_id"]: row
+        for row in session.execute(
+            select(
+                passage_table.id.label("passage_id"),
+                model_table.code.label("model_code"),
+                model_table.kind.label("model_kind"),
+                passage_table.label.label("passage"),
+                passage_table.number.label("passage_number"),
+                model_table.host_strain_name.label("host"),
+                source.code.label("model_source_code"),
+            )
+            .join(DerivedModel, model_table.id == passage_table.model_id)
+            .join(source_table, source.id == model_table.source_specimen_id)
+            .where(passage_table.id.in_(passages))
+        ).mappings()
+    }
+    return {
+        sid: {c: details[p][c] for c in MODEL_COLUMNS}
+        for sid, p in wanted.items()
+        if p is not None and p in details
+    }
 
 
 def _storage_temperatures(session: Session, specimen_ids: list[int]) -> list[Any]:
@@ -490,6 +579,7 @@ def entity_frames(
 
 
 __all__ = [
+    "MODEL_COLUMNS",
     "ExportFrames",
     "check_consent",
     "donor_frame",
@@ -497,6 +587,7 @@ __all__ = [
     "entity_frames",
     "export_frames",
     "get_plan",
+    "model_provenance",
     "plan_selection",
     "refuse_withdrawn",
     "specimen_frame",

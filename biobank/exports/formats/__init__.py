@@ -47,6 +47,10 @@ Input contract
 - ``hours_after_death`` float; negative for pre-mortem draws
 - ``tumour_cellularity_pct`` 0-100 or NA
 - ``storage_temperature`` MIABIS code ``RT|2to10|-18to-35|-60to-85|LN|Other`` or NA (:data:`STORAGE_TEMPERATURES`)
+- ``model_code``, ``model_kind`` (``pdx|organoid|cell_line``), ``passage`` (label), ``passage_number``, ``host``
+  (PDX host strain), ``model_source_code`` (the patient specimen the model was derived from): NA for the patient's
+  own material; set on material grown in a model and everything made from it. Such material is never described
+  as the patient's autopsy tissue (:func:`is_model_material`).
 
 Each writer requires only the columns it uses and raises :class:`ValueError` naming the missing ones
 (:func:`require_columns`); vocabulary columns are checked against :mod:`biobank.domain.vocab` (:func:`check_vocabulary`).
@@ -100,6 +104,12 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
     "hours_after_death",
     "tumour_cellularity_pct",
     "storage_temperature",
+    "model_code",
+    "model_kind",
+    "passage",
+    "passage_number",
+    "host",
+    "model_source_code",
 )
 
 #: Role of a specimen in an analysis (DOMAIN.md §2, analysis plan).
@@ -118,6 +128,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "lesion_kind": tuple(vocab.values(vocab.LesionKind)),
     "laterality": tuple(vocab.values(vocab.Laterality)),
     "storage_temperature": STORAGE_TEMPERATURES,
+    "model_kind": ("pdx", "organoid", "cell_line"),
 }
 
 
@@ -152,6 +163,13 @@ class ExportValidationError(ValueError):
         more = f"; and {count - self.LISTED} more" if count > self.LISTED else ""
         # One line: a page or a command that shows the first line of an error shows the problems too.
         super().__init__(f"{target} export is invalid ({count} problem{'s' if count != 1 else ''}): {listed}{more}")
+
+
+def is_model_material(samples: pd.DataFrame) -> pd.Series:
+    """True for the rows grown in a model (PDX, organoid, cell line) or made from such material."""
+    if "model_code" not in samples.columns:
+        return pd.Series(False, index=samples.index)
+    return samples["model_code"].notna()
 
 
 def refuse_problems(target: str, problems: Sequence[Problem]) -> None:
@@ -242,6 +260,7 @@ __all__ = [
     "check_frames",
     "check_unique_specimens",
     "check_vocabulary",
+    "is_model_material",
     "refuse_problems",
     "require_columns",
 ]
