@@ -140,7 +140,7 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
     accounts = ensure_demo_users(session)
     tech, admin = accounts["tech"], accounts["admin"]
     base = datetime(2024, 2, 1, tzinfo=UTC)
-    withdrawn_index = 4 if donors_count > 4 else None
+    withdrawn_index = 4 if donors_count > 5 else None  # never the donor whose autopsy is in progress (the last)
     for index in range(donors_count):
         in_progress = index == donors_count - 1 and donors_count > 1
         if in_progress:
