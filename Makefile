@@ -47,6 +47,8 @@ browser:
 # The receivers' own validators that do not come with the dev extra (npm packages, heavy PyPI readers):
 # installed here when the machine allows; each test that needs one says so when it is absent.
 judges: $(VENV)/.installed-dev
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/judges/lectern --no-audit --no-fund || echo "warning: the lectern client (CancerModels.org judge) could not be installed; its tests will say so"; else echo "note: npm is not on the PATH: the lectern client (CancerModels.org judge) is not installed; its tests will say so"; fi
+	@$(BIN)/python -c "import metient" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==2.13.0 metient pygraphviz || echo "note: metient (Metient judge, CPU torch) could not be installed; its tests will say so"
 
 test: lint browser judges
 	$(BIN)/python -m pytest

@@ -100,6 +100,46 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Planning-rule severities that differ from the defaults, e.g. {"min_regions_per_lesion": "error"}.',
     )
+    plan_input_ng: dict[str, float] = Field(
+        default_factory=dict,
+        description='Least ng of nucleic acid per assay at its reference depth, where it differs from the defaults '
+        '{"wgs": 1000, "wes": 200, "panel": 50, "rna_seq": 300}; below it a plan cannot be approved.',
+    )
+    plan_input_reference_depth: dict[str, float] = Field(
+        default_factory=dict,
+        description='Depth (x) those amounts cover, where it differs from {"wgs": 60, "wes": 200, "panel": 1000}; a '
+        "deeper plan needs proportionally more input.",
+    )
+    plan_min_din: dict[str, float] = Field(
+        default_factory=dict,
+        description='Least DIN per DNA assay, where it differs from {"wgs": 7, "wes": 4, "panel": 3}.',
+    )
+    plan_min_rin: float = Field(default=7.0, ge=0, le=10, description="RNA-seq of frozen material: least RIN.")
+    plan_min_dv200_pct: float = Field(
+        default=30.0, ge=0, le=100, description="RNA-seq of FFPE material: DV200 must be above this."
+    )
+    biobank_id: str = Field(
+        default="rapid-autopsy-biobank",
+        description="The biobank's identifier in the FHIR (MIABIS) export: its BBMRI-ERIC directory id where it has one.",
+    )
+    biobank_name: str = Field(default="Rapid autopsy biobank", description="The biobank's name in the FHIR export.")
+    collection_id: str = Field(
+        default="rapid-autopsy-biobank:collection:autopsy",
+        description="The MIABIS collection the FHIR export's Group describes (a BBMRI-ERIC collection id where known).",
+    )
+    collection_name: str = Field(default="Rapid autopsy collection", description="The collection's name.")
+    biobank_country: str = Field(
+        default="ZZ", pattern=r"^[A-Z]{2}$",
+        description="ISO 3166 country of the biobank (FHIR Organization address); ZZ: not stated.",
+    )
+    biobank_contact_email: str | None = Field(
+        default=None, description="Whom receivers of the FHIR export ask about the collection (an office, not a person)."
+    )
+    cancermodels_dictionary_version: str = Field(
+        default="2.1",
+        description="CancerModels.org metadata dictionary the model export follows (biobank models export): a "
+        "version whose dictionary ships in biobank/data (cancermodels-dictionary-<version>.json).",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -113,6 +153,17 @@ class Settings(BaseSettings):
         target = info.data.get("pmi_target_hours")
         if target is not None and value < target:
             raise ValueError("pmi_limit_hours must not be below pmi_target_hours")
+        return value
+
+    @field_validator("cancermodels_dictionary_version")
+    @classmethod
+    def _shipped_dictionary(cls, value: str) -> str:
+        shipped = sorted(
+            p.stem.removeprefix("cancermodels-dictionary-")
+            for p in (Path(__file__).parent / "data").glob("cancermodels-dictionary-*.json")
+        )
+        if value not in shipped:
+            raise ValueError(f"no CancerModels.org dictionary {value!r} ships with biobank; use one of {shipped}")
         return value
 
     @field_validator("model_qc_required")

@@ -315,14 +315,29 @@ def export(
     all_statuses: Annotated[
         bool, typer.Option("--all-statuses", help="Include models never established.")
     ] = False,
+    contact_name: Annotated[
+        str, typer.Option("--contact-name", help="Contact person for requests about the models (sharing sheet).")
+    ] = "Not provided",
+    contact_email: Annotated[
+        str, typer.Option("--contact-email", help="Contact email(s), comma-separated (sharing sheet).")
+    ] = "Not provided",
+    accessibility: Annotated[
+        str, typer.Option(help="Who may obtain the models: academia, industry, or academia and industry.")
+    ] = "academia",
     as_json: JsonOption = False,
+    user: UserOption = None,
 ) -> None:
-    """CancerModels.org submission sheets (patient, patient_sample, pdx_model, cell_model, model_validation)."""
+    """CancerModels.org submission sheets of the dictionary in BIOBANK_CANCERMODELS_DICTIONARY_VERSION (2.1: patient,
+    patient_sample, sharing, pdx_model, model_validation, cell_model).
+    Recorded in the export log (biobank export log) with who made it and each file's SHA-256."""
     from biobank.exports import cancermodels
+    from biobank.exports import log as export_log
 
     with unit_of_work() as session:
-        result, paths = cancermodels.export_models(
-            session, output, model_codes=model or None, include_unestablished=all_statuses
+        result, paths = export_log.export_models_recorded(
+            session, actor=acting_user(session, user), directory=output, model_codes=model or None,
+            include_unestablished=all_statuses,
+            submitter=cancermodels.Submitter(name=contact_name, email=contact_email, accessibility=accessibility),
         )
     data = {
         "models": result.models,

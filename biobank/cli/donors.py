@@ -17,6 +17,7 @@ from biobank.cli.common import (
     UserOption,
     acting_user,
     emit,
+    emit_json,
     emit_table,
     fail,
     handle_errors,
@@ -25,10 +26,12 @@ from biobank.cli.common import (
     unit_of_work,
 )
 from biobank.cli.core import donors_app
+from biobank.cli.plans import EXPORT_LOG_COLUMNS, export_rows
 from biobank.config import get_settings
 from biobank.domain.errors import invalid
 from biobank.domain.timing import lab_today
-from biobank.domain.vocab import ConsentScope, WithdrawalMaterial
+from biobank.domain.vocab import ConsentScope, DonorStatus, WithdrawalMaterial
+from biobank.exports import log as export_reads
 from biobank.models.base import utcnow
 from biobank.queries.enrolment import consent_history
 from biobank.services import collection, donors
@@ -299,3 +302,24 @@ def donors_consents(code: CodeArgument, as_json: JsonOption = False) -> None:
     else:
         typer.echo("")
         typer.echo(f"consent in force: {', '.join(history['scopes']) or 'none'}")
+
+
+@donors_app.command("exports")
+@handle_errors
+def donors_exports(code: CodeArgument, user: UserOption = None, as_json: JsonOption = False) -> None:
+    """Every recorded export that carried the donor, newest first: who made it, when, for which target, with its
+    files and their SHA-256. After a withdrawal of consent these are the recipients to tell (administrators and
+    PIs)."""
+    with unit_of_work() as session:
+        records = export_reads.donor_exports(session, actor=acting_user(session, user), donor_code=code)
+        donor = donors.get_donor(session, code)
+        donor_code, withdrawn = donor.code, donor.status == DonorStatus.withdrawn
+    if as_json:
+        emit_json({"donor": donor_code, "withdrawn": withdrawn, "exports": records})
+        return
+    emit_table(export_rows(records), EXPORT_LOG_COLUMNS)
+    typer.echo("")
+    note = f"{len(records)} export(s) carried {donor_code}"
+    if withdrawn:
+        note += ": consent withdrawn, tell each recipient" if records else ": consent withdrawn"
+    typer.echo(note)

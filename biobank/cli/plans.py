@@ -17,12 +17,16 @@ from biobank.cli.common import (
     emit,
     emit_json,
     emit_table,
+    fail,
     handle_errors,
     read,
     unit_of_work,
 )
 from biobank.domain.errors import invalid
+from biobank.exports import log as log_reads
 from biobank.exports import service as export_service
+from biobank.exports.formats import sarek
+from biobank.exports.log import CANCERMODELS, MAX_LIMIT
 from biobank.queries import plans as plan_reads
 from biobank.services import planning
 from biobank.services.plan_rules import PlanRulesError, Report
@@ -84,6 +88,10 @@ def plan_create(
     donor: DonorOption = None,
     primary_site: Annotated[str | None, typer.Option(help="Primary site code when not the donor's.")] = None,
     unknown_primary: Annotated[bool, typer.Option(help="The primary site is unknown.")] = False,
+    primary_unsampled: Annotated[
+        str | None,
+        typer.Option(help="Declare the primary tumour unsampled, with the reason (migration-history plans)."),
+    ] = None,
     suggest: Annotated[bool, typer.Option(help="Fill the plan with the suggested specimens.")] = True,
     user: UserOption = None,
     as_json: JsonOption = False,
@@ -103,6 +111,7 @@ def plan_create(
             primary_site_code=primary_site,
             unknown_primary=unknown_primary,
             use_suggestion=suggest,
+            primary_unsampled_reason=primary_unsampled,
         )
         session.flush()
         detail = plan_reads.plan_detail(session, code)
@@ -116,9 +125,18 @@ def plan_create(
 
 @plan_app.command("suggest")
 @handle_errors
-def plan_suggest(donor: DonorOption = None, assay: AssayOption = "wgs", as_json: JsonOption = False) -> None:
-    """Suggest the germline normal and the best specimen per tumour region, with the reason for each."""
-    suggestion = read(planning.suggest, donor_codes=donor or [], assay=assay)
+def plan_suggest(
+    donor: DonorOption = None,
+    assay: AssayOption = "wgs",
+    purpose: Annotated[
+        str, typer.Option(help="phylogeny, migration_history or model_vs_tumour (models with their source region).")
+    ] = "phylogeny",
+    depth: Annotated[float | None, typer.Option(help="Target depth (e.g. 90): deeper plans need more DNA.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Suggest the germline normal and the best specimen per tumour region, with the reason for each; a withdrawn
+    donor is refused."""
+    suggestion = read(planning.suggest, donor_codes=donor or [], assay=assay, purpose=purpose, depth=depth)
     if as_json:
         emit_json({"choices": suggestion.to_records(), "skipped": suggestion.skipped})
         return
@@ -167,7 +185,9 @@ def plan_submit(code: Annotated[str, typer.Argument(help="Plan code.")], user: U
 def plan_include(
     code: Annotated[str, typer.Argument(help="Plan code.")],
     specimen: Annotated[list[str], typer.Argument(help="Specimen code(s).")],
-    role: Annotated[str, typer.Option(help="tumour, germline_normal or normal_tissue.")] = "tumour",
+    role: Annotated[
+        str, typer.Option(help="tumour, germline_normal or normal_tissue (model: once the database stores it).")
+    ] = "tumour",
     reason: Annotated[str | None, typer.Option(help="Why it is included.")] = None,
     user: UserOption = None,
 ) -> None:
@@ -225,8 +245,12 @@ def _export(
     *,
     assay: str = "wgs",
     fastq_dir: Path | None = None,
+    bam_dir: Path | None = None,
+    template: bool = False,
     conipher: bool = False,
+    fhir_version: int = 4,
     identified: bool = False,
+    include_models: bool = False,
 ) -> None:
     try:
         with unit_of_work() as session:
@@ -239,13 +263,29 @@ def _export(
                 specimen_codes=specimen or [],
                 assay=assay,
                 fastq_dir=fastq_dir,
+                bam_dir=bam_dir,
+                template=template,
                 conipher=conipher,
+                fhir_version=fhir_version,
                 identified=identified,
+                include_models=include_models,
             )
     except PlanRulesError as exc:
         raise _refused(exc, False) from None
+    except export_service.ExportError as exc:
+        if exc.field != export_service.MISSING_INPUT_FILES:
+            raise
+        raise fail(
+            f"{exc} (--fastq-dir DIR for FASTQ pairs, --bam-dir DIR for BAM/CRAM files, or --template for a sheet "
+            "sarek cannot run until it is filled in)"
+        ) from None
     paths = export_service.write_files(files, target, output)
     typer.echo(f"{target}: wrote {len(paths)} file(s) to {output}")
+    if target == "sarek":
+        typer.echo(sarek.describe_sheet(next(iter(files.values())).decode()))
+    notes = files.get(export_service.NOTES_FILE)
+    for line in notes.decode().splitlines() if notes else []:
+        typer.echo(f"note: {line}")
 
 
 OutputOption = Annotated[
@@ -259,14 +299,32 @@ SpecimenOption = Annotated[
 FastqDirOption = Annotated[
     Path | None, typer.Option(help="Fill lane,fastq_1,fastq_2 from the FASTQ files here.")
 ]
+BamDirOption = Annotated[
+    Path | None, typer.Option(help="Fill bam,bai (or cram,crai) from the aligned files here, one per sample.")
+]
+TemplateOption = Annotated[
+    bool,
+    typer.Option(help="Write a template sheet without input files (sarek cannot run it until they are filled in)."),
+]
+FhirVersionOption = Annotated[
+    int, typer.Option(min=4, max=5, help="FHIR release: 4 (R4 with the MIABIS-on-FHIR profiles) or 5.")
+]
+IncludeModelsOption = Annotated[
+    bool, typer.Option(help="Also export material grown in models (PDX, organoids), marked as such.")
+]
 ConipherOption = Annotated[bool, typer.Option(help="CONIPHER's columns (CASE_ID, SAMPLE, ACF) instead.")]
 IdentifiedOption = Annotated[bool, typer.Option(help="Keep absolute times (not de-identified).")]
 
 #: Options only some targets take, as (parameter, annotation, default). They come after --specimen, then
 #: --assay for a sequencing target, then --user; a target not named here takes only those common options.
 TARGET_OPTIONS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
-    "sarek": (("fastq_dir", FastqDirOption, None),),
+    "sarek": (
+        ("fastq_dir", FastqDirOption, None),
+        ("bam_dir", BamDirOption, None),
+        ("template", TemplateOption, False),
+    ),
     "clonal": (("conipher", ConipherOption, False),),
+    "fhir": (("fhir_version", FhirVersionOption, 4),),
     "tables": (("identified", IdentifiedOption, False),),
 }
 
@@ -282,6 +340,8 @@ def export_command(target: str) -> Callable[..., None]:
         ("specimen", SpecimenOption, None),
         *TARGET_OPTIONS.get(target, ()),
     ]
+    if target in export_service.PATIENT_TISSUE_TARGETS:
+        options.append(("include_models", IncludeModelsOption, False))
     if target in export_service.SEQUENCING_TARGETS:
         options.append(("assay", AssayOption, "wgs"))
     options.append(("user", UserOption, None))
@@ -308,3 +368,52 @@ def export_command(target: str) -> Callable[..., None]:
 
 for _target in export_service.TARGETS:
     export_app.command(_target)(export_command(_target))
+
+
+def _files_text(files: list[dict[str, Any]]) -> str:
+    """Each file as ``name (bytes, sha256 first 12)``, for a table cell."""
+    return "; ".join(f"{f['name']} ({f['bytes']:,} B, sha256 {f['sha256'][:12]})" for f in files)
+
+
+def _selection_text(selection: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{key}={','.join(map(str, value)) if isinstance(value, list) else value}" for key, value in selection.items()
+    )
+
+
+def export_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded exports as table rows (the JSON output keeps every file's full SHA-256)."""
+    return [
+        {
+            "id": r["id"], "exported_at": r["exported_at"], "user": r["user"], "target": r["target"],
+            "donors": r["donor_count"], "specimens": r["specimen_count"], "selection": _selection_text(r["selection"]),
+            "files": _files_text(r["files"]),
+        }
+        for r in records
+    ]
+
+
+EXPORT_LOG_COLUMNS = ["id", "exported_at", "user", "target", "donors", "specimens", "selection", "files"]
+
+
+@export_app.command("log")
+@handle_errors
+def export_log(
+    target: Annotated[
+        str | None, typer.Option(help=f"Only this target: {', '.join((*export_service.TARGETS, CANCERMODELS))}.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many, newest first.")] = 50,
+    user: UserOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every recorded export, newest first: when, who, the target, the selection, the donors and specimens carried
+    and each file with its SHA-256 (administrators and PIs)."""
+    known = (*export_service.TARGETS, CANCERMODELS)
+    if target is not None and target.strip() and target.strip().lower() not in known:
+        raise invalid("target", target, f"expected one of {', '.join(known)}")
+    with unit_of_work() as session:
+        records = log_reads.export_log(session, actor=acting_user(session, user), limit=limit, target=target)
+    if as_json:
+        emit_json(records)
+        return
+    emit_table(export_rows(records), EXPORT_LOG_COLUMNS)

@@ -21,6 +21,7 @@ _UNIQUE: dict[str, str] = {
     "uq_api_token_token_hash": "This token already exists; create another",
     "uq_api_token_user_id_name": "This account already has a token with that name; choose another name or revoke the old one",
     "uq_donor_code": "A donor with this code already exists",
+    "uq_export_donor_export_record_id_donor_id": "This export already lists this donor",
     "uq_autopsy_case_code": "An autopsy with this case code already exists",
     "uq_autopsy_donor_id": "This donor already has an autopsy",
     "uq_autopsy_id_donor_id": "This autopsy is already recorded for this donor",
@@ -165,6 +166,10 @@ _CHECKS: dict[str, str] = {
     "ck_analysis_plan_target_depth_positive": "A target depth is more than 0",
     "ck_analysis_plan_approved_has_approver": "An approved plan records who approved it and when",
     "ck_analysis_plan_primary_site_or_unknown": "A plan names its primary site or marks it unknown, not both",
+    # the export log
+    "ck_export_record_target_not_blank": "An export names its target",
+    "ck_export_record_donor_count_not_negative": "An export carries zero or more donors",
+    "ck_export_record_specimen_count_not_negative": "An export carries zero or more specimens",
 }
 
 #: CHECKs that a column holds a value of its vocabulary (``models.base.one_of``): table -> columns.
@@ -197,6 +202,8 @@ _APPEND_ONLY: dict[str, str] = {
     "audit_log": "The audit trail is never changed or deleted",
     "custody_event": "The chain of custody is never changed or deleted; record a new event instead",
     "consent_withdrawal": "A withdrawal of consent is never changed or deleted",
+    "export_record": "The export log is never changed or deleted",
+    "export_donor": "The export log is never changed or deleted",
     "specimen": "Specimens are never deleted; dispose of the specimen instead",
     "derived_model": "Derived models are never deleted; mark the model failed or discontinued instead",
     "model_passage": "Passages are never deleted; correct the record instead",

@@ -2,8 +2,8 @@
 the DML the application needs (``biobank db roles``; docs/deploy.md).
 
 The application's login (the dashboard, the CLI, the API) cannot change the schema, its triggers or the functions
-behind them, cannot rewrite or remove history (no UPDATE, DELETE or TRUNCATE on the audit log, the chain of custody or
-consent withdrawals) and cannot create anything, temporary tables included (a temporary ``audit_log`` would shadow the
+behind them, cannot rewrite or remove history (no UPDATE, DELETE or TRUNCATE on the audit log, the chain of custody,
+consent withdrawals or the export log) and cannot create anything, temporary tables included (a temporary ``audit_log`` would shadow the
 real one for its session). Every change it may make is audited by the database (migration 0010). SQLite has no
 logins: whoever can write the file owns it.
 """
@@ -22,8 +22,9 @@ from biobank.config import Settings, get_settings
 from biobank.domain.errors import PermissionDeniedError, ValidationError
 
 #: The application only appends to these, never UPDATE, DELETE or TRUNCATE: a history that can be rewritten is no
-#: history (the audit trail, the chain of custody, consent withdrawals: a deleted one gives consent back).
-APPEND_ONLY = frozenset({"audit_log", "consent_withdrawal", "custody_event"})
+#: history (the audit trail, the chain of custody, consent withdrawals: a deleted one gives consent back; the export
+#: log: a deleted one hides a recipient to tell after a withdrawal).
+APPEND_ONLY = frozenset({"audit_log", "consent_withdrawal", "custody_event", "export_donor", "export_record"})
 #: Read and never written by the application: the schema version (the owner migrates) and the anatomical-site
 #: vocabulary (shipped by the migrations).
 READ_ONLY = frozenset({"alembic_version", "anatomical_site"})

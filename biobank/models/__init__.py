@@ -23,6 +23,7 @@ from biobank.models.core import (
     User,
 )
 from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
+from biobank.models.exports import ExportDonor, ExportRecord
 from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
@@ -46,6 +47,8 @@ __all__ = [
     "DistributionItem",
     "DistributionOrder",
     "Donor",
+    "ExportDonor",
+    "ExportRecord",
     "Lesion",
     "ModelPassage",
     "ModelQC",

@@ -121,7 +121,13 @@ def specimen_records(
     provenance = model_provenance(session, rows)
     for row, temperature in zip(rows, temperatures, strict=True):
         row["storage_temperature"] = temperature
-        row.update(provenance.get(row["specimen_id"], NO_MODEL))
+        grown = provenance.get(row["specimen_id"])
+        row.update(grown or NO_MODEL)
+        inherited = row["cellularity_source"]
+        if grown and (inherited == "region" or (grown["_passage_output"] and inherited == "parent")):
+            # The patient's region (or the patient vial a passage grew from) says nothing of the model's tumour content.
+            row["tumour_cellularity_pct"] = row["cellularity_source"] = None
+        row.pop("_passage_output", None)
         for column in ("hours_after_death", "pmi_hours", "tumour_cellularity_pct"):
             if row[column] is not None:
                 row[column] = float(row[column])
@@ -226,7 +232,7 @@ NO_MODEL: dict[str, Any] = dict.fromkeys(MODEL_COLUMNS)
 
 
 def model_provenance(session: Session, rows: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """``{specimen id: MODEL_COLUMNS values}`` for the rows that were grown in a model or made from such material.
+    """``{specimen id: MODEL_COLUMNS values and _passage_output}`` for the rows that were grown in a model or made from such material.
 
     A specimen is model material when it, or any ancestor, was produced by a model passage. Lineage never crosses
     donors, so one read of the donors' ``id, parent_id, passage_id`` resolves every ancestor chain; a second reads
@@ -289,7 +295,7 @@ def model_provenance(session: Session, rows: Sequence[dict[str, Any]]) -> dict[i
         ).mappings()
     }
     return {
-        sid: {c: details[p][c] for c in MODEL_COLUMNS}
+        sid: {c: details[p][c] for c in MODEL_COLUMNS} | {"_passage_output": links[sid][1] is not None}
         for sid, p in wanted.items()
         if p is not None and p in details
     }

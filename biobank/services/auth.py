@@ -21,6 +21,7 @@ class Action(StrEnum):
     plan = "plan"  # draft analysis plans
     ship = "ship"  # ship and receive distributions
     export = "export"  # hand data to pipelines and partners (consent is checked separately)
+    read_export_log = "read_export_log"  # who exported what to whom: the recipients to tell after a withdrawal
     manage_users = "manage_users"
     manage_vocabularies = "manage_vocabularies"
 
@@ -29,7 +30,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     # the technician takes the death call at night and opens the case, so enrols too
     Role.technician: frozenset({Action.enter, Action.enrol, Action.correct, Action.withdraw, Action.ship}),
     Role.coordinator: frozenset({Action.enrol, Action.withdraw}),
-    Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw, Action.export}),
+    Role.pi: frozenset({Action.approve, Action.plan, Action.withdraw, Action.export, Action.read_export_log}),
     Role.admin: frozenset(
         {
             Action.enter,
@@ -38,6 +39,7 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.withdraw,
             Action.ship,
             Action.export,
+            Action.read_export_log,
             Action.manage_users,
             Action.manage_vocabularies,
         }

@@ -52,11 +52,16 @@ def plan_state(url: str, plan_code: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def export_bytes(url: str, plan_code: str, target: str, username: str) -> tuple[dict[str, bytes] | None, str | None]:
-    """The target's files for a plan, or the reason it cannot be exported."""
+def export_bytes(
+    url: str, plan_code: str, target: str, username: str, template: bool = False
+) -> tuple[dict[str, bytes] | None, str | None]:
+    """The target's files for a plan, or the reason it cannot be exported. Rendered for the download button, not
+    recorded: the button's click records the export (:func:`biobank.exports.service.record_served`). ``template``:
+    sarek's sheet without input files (a page has no folder of FASTQs to match), which sarek cannot run as it is."""
     try:
         with read_session(url) as session:
-            files = export_service.export_files(session, actor=get_user(session, username), target=target, plan_code=plan_code)
+            files = export_service.export_files(session, actor=get_user(session, username), target=target,
+                                                plan_code=plan_code, record=False, template=template)
         return files, None
     except Exception as exc:  # shown next to the button: a refused export is information, not a crash
         return None, str(exc).splitlines()[0]

@@ -44,6 +44,7 @@ PAGES: list[PageSpec] = [
     PageSpec("Data", "import_data", "Import data", ":material/upload_file:", roles=STAFF_WRITE),
     PageSpec("Admin", "audit", "Audit log", ":material/history:", roles=frozenset({"admin"})),
     PageSpec("Admin", "users", "Users", ":material/manage_accounts:", roles=frozenset({"admin"})),
+    PageSpec("Admin", "exports", "Exports", ":material/outbox:", roles=frozenset({"admin"})),
 ]
 
 

@@ -17,16 +17,17 @@ from biobank.models.plans import Assay, PlanPurpose, PlanRole
 from biobank.queries.cohort import IN_STOCK
 from biobank.services import planning
 from biobank.services.auth import Action, can
-from biobank.services.plan_rules import PlanContext, PlanRulesError, run_rules
+from biobank.services.plan_rules import STORED_ROLES, PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
 from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
-from dashboards.shell.actions import run_write, show_flash
+from dashboards.shell.actions import in_unit_of_work, run_write, show_flash
 from dashboards.shell.session import current_user
 
 NEW = "(new plan)"
 FLASH = "planner_flash"
+EXPORT_ERROR = "planner_export_error"  # a download whose record was refused (the plan changed since)
 PICK = "planner_pick"  # the plan to show on the next run (one just saved)
 #: A schematic front-view outline (x, y in the body-map convention of biobank.domain.sites).
 OUTLINE = [
@@ -88,13 +89,16 @@ if not donor_codes:
     st.stop()
 
 donors, specimens = data_plans.frames(url, donor_codes)
-suggestion = planning.suggest_from_frames(donors, specimens, assay)
+suggestion = planning.suggest_from_frames(donors, specimens, assay, purpose=purpose)
+held_back = [c for c in suggestion.choices if c.role not in STORED_ROLES]  # the model role: not storable yet
 selected = suggestion.selection() if state is None else state["selection"]
+selected = selected[selected["role"].isin(STORED_ROLES)]
 reasons = {c.specimen_id: c.reason for c in suggestion.choices}
 
 # Candidate rows: everything sequenceable of the donors; the selection first.
+# Material grown in a model is left out until a plan can store its model role (plan_rules.STORED_ROLES).
 pool = specimens[specimens["material_type"].isin(["dna", "rna", "tissue", "buffy_coat", "whole_blood", "section"])
-                 & specimens["status"].isin(IN_STOCK)]
+                 & specimens["status"].isin(IN_STOCK) & specimens["model_code"].isna()]
 pool = pd.concat([pool, specimens[specimens["specimen_id"].isin(selected["specimen_id"])]]).drop_duplicates("specimen_id")
 table = pool.merge(selected[["specimen_id", "role"]], on="specimen_id", how="left")
 table["include"] = table["role"].notna()
@@ -160,6 +164,9 @@ with report_col:
         st.success("Every rule passes.")
 for line in suggestion.skipped:
     st.caption(f"Not suggested: {line}")
+for c in held_back:
+    st.caption(f"Suggested but not in the plan yet: {c.specimen_code} as {c.role} ({c.reason}); a plan cannot store "
+               "that role until the database allows it.")
 
 rows = [(c, r, reasons.get(ids[c]) or None) for c, r in zip(included["specimen_code"], included["role"], strict=True)]
 if may_plan and state is None:
@@ -209,14 +216,37 @@ if state is not None:
 
 if state is not None and may_plan and username:
     st.subheader("Exports")
+    st.caption("Each download is recorded in the export log (who, when, the files' SHA-256).")
+    if (refused := st.session_state.pop(EXPORT_ERROR, None)) is not None:
+        st.error(refused)
     for target in export_service.TARGETS:
-        files, problem = data_plans.export_bytes(url, plan_code, target, username)
+        # sarek needs its input files, which live where the pipeline runs: the page offers the template to fill in
+        template = target == "sarek"
+        files, problem = data_plans.export_bytes(url, plan_code, target, username, template=template)
         if files is None:
             st.caption(f"{target}: {problem}")
             continue
-        if target in export_service.SINGLE_FILE and len(files) == 1:
+
+        def served(target: str = target, files: dict[str, bytes] = files) -> None:
+            """The click is the export: recorded in the export log with the files as served (a callback: it runs
+            before the page does again)."""
+            try:
+                in_unit_of_work(lambda session, actor: export_service.record_served(
+                    session, actor=actor, target=target, files=files, plan_code=plan_code))
+            except BiobankError as exc:
+                st.session_state[EXPORT_ERROR] = f"{target} export not recorded: {exc}"
+
+        if template:
             name, content = next(iter(files.items()))
-            st.download_button(f"Download {target} ({name})", content, f"{plan_code}-{name}", key=f"planner_dl_{target}")
+            st.download_button(f"Download sarek TEMPLATE ({name}): fill in the FASTQ or BAM/CRAM paths", content,
+                               f"{plan_code}-template-{name}", key=f"planner_dl_{target}", on_click=served,
+                               help="sarek stops at start-up until lane,fastq_1,fastq_2 (or bam,bai) are filled in; "
+                                    "'biobank export sarek --fastq-dir DIR' (or --bam-dir DIR) fills them in.")
+        elif target in export_service.SINGLE_FILE and len(files) == 1:
+            name, content = next(iter(files.items()))
+            st.download_button(f"Download {target} ({name})", content, f"{plan_code}-{name}", key=f"planner_dl_{target}",
+                               on_click=served)
         else:
             st.download_button(f"Download {target} (zip)", export_service.zip_files(files, f"{plan_code}-{target}"),
-                               f"{plan_code}-{target}.zip", "application/zip", key=f"planner_dl_{target}")
+                               f"{plan_code}-{target}.zip", "application/zip", key=f"planner_dl_{target}",
+                               on_click=served)

@@ -69,7 +69,7 @@ DAY: dict[str, str] = {"1900": "1900-01-01", "2099": "2099-01-01", "epoch -1": "
 NUMERIC = {"--quantity", "--quantity-used", "--latency-days", "--doubling-hours", "--identity", "--mouse", "--count",
            "--depth", "--days", "--skip", "--each", "--used", "--elution-ul", "--concentration", "--yield-ng",
            "--cellularity", "--necrosis", "--a260-280", "--a260-230", "--rin", "--din", "--dv200", "--age-at-death",
-           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line", "--size-mm"}
+           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line", "--size-mm", "--limit"}
 #: Times (typed in lab time, or with a zone; ``biobank.cli.common.typed_time``).
 TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end"}
 DAYS = {"--on"}
@@ -159,9 +159,13 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
         Call("plan approve", "pi", ["PL-DRAFT"]),
         Call("plan submit", "pi", ["PL-DRAFT"]),
         *[
-            Call(f"export {target}", "admin", ["-o", f"{c['out']}/{target}", "--donor", "RA-0001"], fixed={1})
+            Call(f"export {target}", "admin", ["-o", f"{c['out']}/{target}", "--donor", "RA-0001",
+                                                *(["--template"] if target == "sarek" else [])], fixed={1})
             for target in ("sarek", "clonal", "machina", "metient", "cbioportal", "phenopackets", "fhir", "tables")
         ],
+        Call("models export", "pi", ["-o", f"{c['out']}/cancermodels", "--model", c["model"]], fixed={1}),
+        Call("export log", "admin", ["--target", "tables", "--limit", "5"]),
+        Call("donors exports", "pi", ["RA-0001"]),
     ]
 
 

@@ -20,8 +20,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def source(engine, tech, death, db_url, cli_login):
-    cli_login("tech")
+def source(engine, tech, pi, death, db_url, cli_login):
+    cli_login("tech", "pi")
     with session_scope(engine) as session:
         return donor_with_material(session, tech, death=death)["L01-viable_cryo"].code
 
@@ -50,7 +50,9 @@ def test_model_life_from_the_command_line(source, tmp_path):
     assert json.loads(out)[0]["passage"] == "P1"
     code, out, _ = run("models", "metrics", "--by", "site", "--json")
     assert json.loads(out)["take_rate"][0]["take_rate"] == 1.0
-    code, out, _ = run("models", "export", "-o", str(tmp_path / "cm"), "--json")
+    code, _, err = run("models", "export", "-o", str(tmp_path / "refused"), "--user", "tech")
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "refused").exists(), "a submission is a PI's"
+    code, out, _ = run("models", "export", "-o", str(tmp_path / "cm"), "--json", "--user", "pi")
     assert code == 0 and json.loads(out)["models"] == [model]
     assert (tmp_path / "cm" / "pdx_model.csv").exists()
 

@@ -52,6 +52,6 @@ def test_history_is_append_only_and_only_freed_positions_are_deleted():
     tables = set(metadata.tables)
     append_only = {t for t in tables if privileges_for(t) == ("SELECT", "INSERT")}
     deleted_from = {t for t in tables if "DELETE" in privileges_for(t)}
-    assert append_only == {"audit_log", "custody_event", "consent_withdrawal"}
+    assert append_only == {"audit_log", "custody_event", "consent_withdrawal", "export_record", "export_donor"}
     assert deleted_from == {"specimen_location"}
     assert all("SELECT" in privileges_for(t) for t in tables)

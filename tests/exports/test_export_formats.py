@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from biobank.exports.formats import (
@@ -287,7 +289,7 @@ def assert_no_dates(text: str) -> None:
 
 def test_missing_columns_are_named(donors, samples):
     with pytest.raises(ValueError, match=r"missing required column\(s\) for the sarek export: role"):
-        sarek.build_sarek(donors, samples.drop(columns=["role"]))
+        sarek.build_sarek(donors, samples.drop(columns=["role"]), template=True)
     with pytest.raises(ValueError, match="sex"):
         clonal.build_clonal(donors.drop(columns=["sex"]), samples)
     with pytest.raises(ValueError, match="lesion_kind, site_code"):
@@ -306,24 +308,92 @@ def test_vocabulary_and_donor_checks(donors, samples):
 # -------------------------------------------------------------------------------------------------------- sarek
 
 
-def test_sarek_sheet_without_fastqs(donors, samples):
-    text = sarek.build_sarek(donors, samples)
+def test_a_sheet_without_input_files_is_refused_unless_a_template_is_asked_for(donors, samples):
+    """sarek stops at start-up on a sheet without fastq_1/bam/cram/vcf ("Missing or unknown field in csv file
+    header"): such a sheet is refused, and written only as a template when asked for, saying so."""
+    with pytest.raises(sarek.MissingInputFilesError, match="no input files") as refused:
+        sarek.build_sarek(donors, samples)
+    assert isinstance(refused.value, ValueError) and "\n" not in str(refused.value)
+    text = sarek.build_sarek(donors, samples, template=True)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["patient", "sex", "status", "sample", "contamination"]
+    assert list(rows[0]) == ["patient", "sex", "status", "sample", "lane", "fastq_1", "fastq_2", "contamination"]
     by_sample = {r["sample"]: r for r in rows}
     assert by_sample["RA0001-L01A-SF1"] == {
         "patient": "RA-0001",
         "sex": "XX",
         "status": "1",
         "sample": "RA0001-L01A-SF1",
+        "lane": "",
+        "fastq_1": "",
+        "fastq_2": "",
         "contamination": "0.3",
     }
     assert by_sample["RA0001-B01-WB1"]["status"] == "0"
     assert by_sample["RA0001-B01-WB1"]["contamination"] == "0.0"
     assert by_sample["RA0002-B01-WB1"]["sex"] == "XY"
-    without = sarek.build_sarek(donors, samples, contamination=False)
-    assert without.splitlines()[0] == "patient,sex,status,sample"
+    assert sarek.validate_sarek(rows) == [], "the template passes the schema"
+    stops = sarek.startup_problems(rows)
+    assert len(stops) == len(rows) and sarek.STARTUP_ERROR in stops[0].message, "but sarek cannot start from it"
+    assert sarek.describe_sheet(text).startswith("sarek samplesheet TEMPLATE") and "stops" in sarek.describe_sheet(text)
+    without = sarek.build_sarek(donors, samples, contamination=False, template=True)
+    assert without.splitlines()[0] == "patient,sex,status,sample,lane,fastq_1,fastq_2"
     assert_no_dates(text)
+
+
+def test_sarek_start_up_rule_and_steps():
+    """samplesheet_to_channel (sarek 3.10.0): the branches it takes and the --step each allows."""
+    base = {"patient": "P1", "sex": "XX", "status": "1", "sample": "T1"}
+    fastq = base | {"lane": "1", "fastq_1": "/x/T1_R1.fq.gz", "fastq_2": "/x/T1_R2.fq.gz"}
+    single_end = base | {"lane": "1", "fastq_1": "/x/T1_R1.fq.gz"}
+    bam = base | {"bam": "/x/T1.bam", "bai": "/x/T1.bam.bai"}
+    cram = base | {"cram": "/x/T1.cram", "crai": "/x/T1.cram.crai"}
+    vcf = base | {"vcf": "/x/T1.vcf.gz"}
+    assert sarek.sarek_steps([fastq]) == ["mapping"]
+    assert sarek.sarek_steps([bam]) == sarek.sarek_steps([cram]) == list(sarek.ALIGNED_STEPS)
+    assert "mapping" not in sarek.ALIGNED_STEPS and "annotate" not in sarek.ALIGNED_STEPS
+    assert sarek.sarek_steps([vcf]) == ["annotate"]
+    assert sarek.startup_problems([fastq, base | {"sample": "T2"}])[0].row == 2
+    assert sarek.startup_problems([single_end]), "a lane with fastq_1 only takes no branch"
+    mixed = sarek.startup_problems([fastq, bam | {"sample": "T2"}])
+    assert len(mixed) == 1 and "different sarek steps" in mixed[0].message
+    assert "--step variant_calling" in sarek.describe_sheet("patient,sample,bam,bai\nP1,T1,/x/T1.bam,/x/T1.bai\n")
+    assert "--step mapping" in sarek.describe_sheet(
+        "patient,sample,lane,fastq_1,fastq_2\nP1,T1,1,/x/a_R1.fq.gz,/x/a_R2.fq.gz\n"
+    )
+
+
+def test_bam_and_cram_folder_fills_the_aligned_columns(tmp_path, donors, samples):
+    two = samples[samples["donor_code"] == "RA-0002"]
+    _touch(
+        tmp_path,
+        "RA0002-L01A-SF1.bam",
+        "RA0002-L01A-SF1.bam.bai",
+        "RA0002-L02A-SF1.bam",
+        "RA0002-L02A-SF1.bai",
+        "RA0002-B01-WB1.cram",
+        "RA0002-B01-WB1.cram.crai",
+        "RA0002-L01A-SF1-DNA1.bam",
+    )
+    text = sarek.build_sarek(donors, two, bam_folder=tmp_path, check_files=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == ["patient", "sex", "status", "sample", "bam", "bai", "cram", "crai", "contamination"]
+    by_sample = {r["sample"]: r for r in rows}
+    assert Path(by_sample["RA0002-L02A-SF1"]["bai"]).name == "RA0002-L02A-SF1.bai"
+    assert by_sample["RA0002-B01-WB1"]["bam"] == "" and by_sample["RA0002-B01-WB1"]["crai"].endswith(".cram.crai")
+    assert all(Path(r["bam"] or r["cram"]).is_absolute() for r in rows)
+    assert sarek.validate_sarek(rows, check_files=True) == [] and sarek.startup_problems(rows) == []
+    assert sarek.sarek_steps(rows) == list(sarek.ALIGNED_STEPS)
+    (tmp_path / "RA0002-L01A-SF1.bam.bai").unlink()
+    (tmp_path / "RA0002-B01-WB1.bam").write_bytes(b"")
+    with pytest.raises(ValueError) as info:
+        sarek.build_sarek(donors, two, bam_folder=tmp_path)
+    message = str(info.value)
+    assert "RA0002-L01A-SF1: RA0002-L01A-SF1.bam has no index" in message
+    assert "RA0002-B01-WB1: both RA0002-B01-WB1.bam and RA0002-B01-WB1.cram" in message
+    with pytest.raises(ValueError, match="not both"):
+        sarek.build_sarek(donors, two, bam_folder=tmp_path, fastq_folder=tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        sarek.build_sarek(donors, two, bam_folder=tmp_path / "nowhere")
 
 
 def test_sarek_rows_validate_against_the_shipped_schema(donors, samples):
@@ -332,7 +402,9 @@ def test_sarek_rows_validate_against_the_shipped_schema(donors, samples):
     reference = Path("/work/shared/reference/nf-core-sarek-3.10.0-schema_input.json")
     if reference.exists():
         assert schema == json.loads(reference.read_text())
-    typed = sarek.to_schema_rows(list(csv.DictReader(io.StringIO(sarek.build_sarek(donors, samples)))))
+    typed = sarek.to_schema_rows(
+        list(csv.DictReader(io.StringIO(sarek.build_sarek(donors, samples, template=True))))
+    )
     assert typed[0]["status"] == 1 and isinstance(typed[0]["contamination"], float)
     jsonschema.Draft202012Validator(schema).validate(typed)  # raises if invalid
     assert sarek.validate_sarek(typed) == []
@@ -385,14 +457,14 @@ def test_sarek_cross_row_sample_under_two_patients():
 def test_build_sarek_raises_with_problems(donors, samples):
     dup = pd.concat([samples, samples.iloc[[0]].assign(donor_code="RA-0002")], ignore_index=True)
     with pytest.raises(ValueError, match="repeats specimen_code"):
-        sarek.build_sarek(donors, dup)
+        sarek.build_sarek(donors, dup, template=True)
     # RA-0002 with its lymph-node metastasis left out but an extra normal: one tumour, two normals
     extra_normal = samples.iloc[[7]].assign(donor_code="RA-0002", specimen_code="RA0002-N01-SF1")
     one_tumour = pd.concat(
         [samples[samples["specimen_code"] != "RA0002-L02A-SF1"], extra_normal], ignore_index=True
     )
     with pytest.raises(ExportValidationError) as info:
-        sarek.build_sarek(donors, one_tumour)
+        sarek.build_sarek(donors, one_tumour, template=True)
     assert isinstance(info.value, ValueError)
     assert [p.field for p in info.value.problems] == ["status"]
     assert "patient RA-0002 has one tumour" in str(info.value)
@@ -480,8 +552,20 @@ def test_clonal_table(donors, samples):
     tsv = clonal.build_clonal(donors, samples)
     assert tsv.splitlines()[0].split("\t") == list(clonal.COLUMNS)
     conipher = clonal.conipher_frame(frame)
-    assert list(conipher.columns) == ["CASE_ID", "SAMPLE", "ACF"]
+    assert list(conipher.columns) == ["CASE_ID", "SAMPLE", "ACF", "PLOIDY"]
     assert conipher["ACF"].tolist() == frame["tumour_content"].tolist()
+    assert (conipher["PLOIDY"] == 2.0).all()
+    assert conipher["SAMPLE"].tolist()[0] == "RA0001.L01A.SF1", "in CONIPHER's alphabet ('-' read as '.')"
+    ids = clonal.conipher_ids(frame)
+    assert dict(zip(ids["SAMPLE"], ids["sample_id"], strict=True))["RA0001.L01A.SF1"] == "RA0001-L01A-SF1"
+
+
+def test_conipher_sample_ids_and_collisions():
+    assert clonal.conipher_sample_id("RA0001-L01A-SF1") == "RA0001.L01A.SF1"
+    assert clonal.conipher_sample_id("1-A") == "X1.A" and clonal.conipher_sample_id("a b/c") == "a.b.c"
+    frame = pd.DataFrame({"donor": ["D1", "D1"], "sample_id": ["S-1", "S.1"], "tumour_content": [0.5, 0.6]})
+    with pytest.raises(ExportValidationError, match=r"S-1 and S\.1 both become S\.1|S\.1 and S-1 both become S\.1"):
+        clonal.conipher_frame(frame)
 
 
 def test_clonal_requires_purity(donors, samples):
@@ -496,21 +580,31 @@ def test_clonal_requires_purity(donors, samples):
         clonal.build_clonal(donors, bad, allow_missing_purity=True)
 
 
-def test_write_clonal(tmp_path, donors, samples):
+def test_write_clonal_one_file_per_donor(tmp_path, donors, samples):
     paths = clonal.write_clonal(tmp_path, donors, samples)
-    assert [p.name for p in paths] == ["clonal_samples.tsv", "conipher_samples.tsv"]
-    assert pd.read_csv(paths[0], sep="\t").shape == (9, 8)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == sorted([
+        "README.txt",
+        "RA-0001.tsv",
+        "RA-0002.tsv",
+        "conipher/README.txt",
+        "conipher/RA-0001.conipher.tsv",
+        "conipher/RA-0002.conipher.tsv",
+        "conipher/conipher_sample_ids.tsv",
+    ])
+    one = pd.read_csv(tmp_path / "RA-0001.tsv", sep="\t")
+    assert one.shape == (7, 8) and set(one["donor"]) == {"RA-0001"}
+    assert set(pd.read_csv(tmp_path / "conipher/RA-0002.conipher.tsv", sep="\t")["CASE_ID"]) == {"RA-0002"}
 
 
 # ---------------------------------------------------------------------------------------------------- migration
 
 
-def test_machina_labelling(samples):
+def test_machina_inputs_per_donor(samples):
     inputs = migration.build_machina(samples)
     assert list(inputs) == ["RA-0001", "RA-0002"]
     one = inputs["RA-0001"]
     assert one.primary == "Breast_left"
-    assert one.labels == {
+    assert one.sites == {
         "RA0001-L01A-SF1": "Breast_left",
         "RA0001-L01B-SF1": "Breast_left",
         "RA0001-L02A-SF1": "Liver",
@@ -519,11 +613,37 @@ def test_machina_labelling(samples):
         "RA0001-L03B-SF1": "Vertebra_T8",
         "RA0001-L01A-DNA1": "Breast_left",
     }
+    assert tuple(one.samples.columns) == migration.MACHINA_SAMPLE_COLUMNS
+    assert one.samples["sample_index"].tolist() == list(range(7))
+    assert one.samples.drop_duplicates("anatomical_site_index")["anatomical_site_label"].tolist() == [
+        "Breast_left", "Liver", "Vertebra_T8",
+    ], "the primary site first"
+    assert one.colors == "Breast_left\t1\nLiver\t2\nVertebra_T8\t3\n"
     assert inputs["RA-0002"].primary == "Lung_right"
-    for item in inputs.values():
-        for line in item.labeling.splitlines():
-            _sample_id, label = line.split("\t")
-            assert ":" not in label and " " not in label and "," not in label
+    assert migration.validate_machina(inputs.values()) == []
+
+
+def test_machina_frequency_file_and_leaf_labeling(samples):
+    item = migration.build_machina(samples)["RA-0002"]
+    codes = list(item.samples["sample_label"])
+    clusters = pd.DataFrame(
+        [{"sample_label": s, "character_label": c, "f_lb": 0.1, "f_ub": 0.4} for s in codes for c in ("A", "B")]
+    )
+    text = migration.machina_frequencies(item, clusters)
+    lines = text.splitlines()
+    assert lines[:3] == ["2 #anatomical sites", f"{len(codes)} #samples", "2 #mutations"]
+    assert lines[3].startswith("#sample_index\tsample_label")
+    assert lines[4].split("\t") == ["0", codes[0], "0", "Lung_right", "0", "A", "0.1", "0.4"]
+    with pytest.raises(ExportValidationError, match="no frequency for"):
+        migration.machina_frequencies(item, clusters.iloc[1:])
+    with pytest.raises(ExportValidationError, match="is not a sample of this donor"):
+        migration.machina_frequencies(item, clusters.assign(sample_label="RA0001-L01A-SF1"))
+    with pytest.raises(ExportValidationError, match="f_lb <= f_ub"):
+        migration.machina_frequencies(item, clusters.assign(f_lb=0.5))
+    labeling = migration.machina_leaf_labeling(item, "A B\nA A_Lung_right\nB B_Lymph_node\n")
+    assert labeling.splitlines()[0] == "A_Lung_right\tLung_right"
+    with pytest.raises(ValueError, match="B_nowhere"):
+        migration.machina_leaf_labeling(item, "A B\nB B_nowhere\n")
 
 
 def test_labels_sanitised_and_unique_per_site(samples):
@@ -532,7 +652,7 @@ def test_labels_sanitised_and_unique_per_site(samples):
     odd.loc[liver, "site_label"] = "Liver: segment 4"
     spine = odd["site_code"] == "vertebra_T8"
     odd.loc[spine, "site_label"] = "Liver segment 4"  # a different site whose safe label would collide
-    labels = migration.build_machina(odd)["RA-0001"].labels
+    labels = migration.build_machina(odd)["RA-0001"].sites
     assert labels["RA0001-L02A-SF1"] == labels["RA0001-L02B-FF1"] == "Liver_segment_4"
     assert labels["RA0001-L03A-SF1"] == "Liver_segment_4_2"
     frame = migration.metient_frame(odd)
@@ -547,6 +667,7 @@ def test_metient_table(samples):
         "anatomical_site_index",
         "anatomical_site_label",
         "site_category",
+        "purity",
     ]
     one = frame[frame["donor"] == "RA-0001"].drop_duplicates("anatomical_site_label")
     assert one[["anatomical_site_index", "anatomical_site_label", "site_category"]].values.tolist() == [
@@ -554,8 +675,16 @@ def test_metient_table(samples):
         [1, "Liver", "metastasis"],
         [2, "Vertebra_T8", "metastasis"],
     ]
+    assert frame.set_index("sample_id").loc["RA0001-L02B-FF1", "purity"] == pytest.approx(0.40)
     assert set(frame["site_category"]) == {"primary", "metastasis"}
     assert migration.validate_metient(frame) == []
+    files = migration.metient_files(samples)
+    assert sorted(files) == ["RA-0001.tsv", "RA-0002.tsv", "README.txt"]
+    assert set(pd.read_csv(io.StringIO(files["RA-0002.tsv"]), sep="\t")["donor"]) == {"RA-0002"}
+    no_purity = samples.copy()
+    no_purity.loc[no_purity["specimen_code"] == "RA0001-L03B-SF1", "tumour_cellularity_pct"] = pd.NA
+    with pytest.raises(ExportValidationError, match="RA0001-L03B-SF1: tumour cellularity not recorded"):
+        migration.metient_frame(no_purity)
 
 
 def test_unknown_primary(samples):
@@ -586,14 +715,26 @@ def test_many_problems_are_listed_up_to_ten_and_counted():
 def test_write_migration(tmp_path, samples):
     paths = migration.write_migration(tmp_path, samples)
     names = sorted(p.relative_to(tmp_path).as_posix() for p in paths)
-    assert names == [
-        "machina/RA-0001.labeling",
+    assert names == sorted([
+        "machina/README.txt",
+        "machina/RA-0001.samples.tsv",
+        "machina/RA-0001.colors",
         "machina/RA-0001.primary",
-        "machina/RA-0002.labeling",
+        "machina/RA-0002.samples.tsv",
+        "machina/RA-0002.colors",
         "machina/RA-0002.primary",
-        "metient_samples.tsv",
-    ]
+        "metient/README.txt",
+        "metient/RA-0001.tsv",
+        "metient/RA-0002.tsv",
+    ])
     assert (tmp_path / "machina/RA-0001.primary").read_text() == "Breast_left\n"
+
+
+def test_no_sampled_primary_is_a_note_for_machina(samples):
+    metastases_only = samples[~((samples["donor_code"] == "RA-0002") & (samples["lesion_kind"] == "primary"))]
+    files, notes = migration.machina_files(metastases_only)
+    assert "RA-0002.primary" not in files and "RA-0001.primary" in files
+    assert notes == [files["NOTES.txt"].strip()] and notes[0].startswith("RA-0002: no primary site was sampled")
 
 
 # --------------------------------------------------------------------------------------------------- cBioPortal
@@ -624,7 +765,7 @@ def test_cbioportal_study(donors, samples):
     assert {"type_of_cancer", "cancer_study_identifier", "name", "description"} <= set(study)
     for name, n_rows, id_cols in (
         ("data_clinical_patient.txt", 2, ["PATIENT_ID"]),
-        ("data_clinical_sample.txt", 12, ["PATIENT_ID", "SAMPLE_ID"]),
+        ("data_clinical_sample.txt", 11, ["PATIENT_ID", "SAMPLE_ID"]),  # L01-A: its DNA, not also the block
     ):
         lines = files[name].rstrip("\n").split("\n")
         assert all(line.startswith("#") for line in lines[:4])
@@ -649,15 +790,82 @@ def test_cbioportal_study(donors, samples):
         io.StringIO(files["data_clinical_sample.txt"]), sep="\t", skiprows=4, keep_default_na=False
     )
     by_id = sample_frame.set_index("SAMPLE_ID")
-    assert by_id.loc["RA0001-L01A-SF1", "SAMPLE_TYPE"] == "Primary"
+    assert "RA0001-L01A-SF1" not in by_id.index, "the block whose DNA was extracted is not a sample of its own"
+    assert by_id.loc["RA0001-L01A-DNA1", "SAMPLE_TYPE"] == "Primary"
     assert by_id.loc["RA0001-L02A-SF1", ["SAMPLE_TYPE", "METASTATIC_SITE", "PRIMARY_SITE"]].tolist() == [
         "Metastasis",
         "Liver",
         "Breast",
     ]
     assert by_id.loc["RA0001-N01-SF1", "SAMPLE_TYPE"] == "Normal"
-    assert by_id.loc["RA0001-L01A-SF1", "CANCER_TYPE"] == "Invasive ductal carcinoma of breast"
+    assert by_id.loc["RA0001-L01A-DNA1", "CANCER_TYPE"] == "Invasive ductal carcinoma of breast"
+    assert "MODEL_ID" not in sample_frame.columns, "no model attributes without model material"
     assert cbioportal.validate_cbioportal(files) == []
+
+
+def _sample_ids(files) -> list[str]:
+    frame = pd.read_csv(
+        io.StringIO(files["data_clinical_sample.txt"]), sep="\t", skiprows=4, keep_default_na=False
+    )
+    return frame["SAMPLE_ID"].tolist()
+
+
+def test_cbioportal_samples_are_the_analytes_sequenced(donors, samples):
+    base = {c: samples.iloc[0][c] for c in samples.columns}  # RA0001-L01A-SF1: primary, region L01-A, 70 %
+    extra = [
+        # the DNA split in two aliquots: still one analyte, the extract
+        base | {"specimen_code": "RA0001-L01A-DNA1-A1", "parent_code": "RA0001-L01A-DNA1", "lineage": "aliquot",
+                "material_type": "dna", "storage_format": "frozen"},
+        base | {"specimen_code": "RA0001-L01A-DNA1-A2", "parent_code": "RA0001-L01A-DNA1", "lineage": "aliquot",
+                "material_type": "dna", "storage_format": "frozen"},
+        # RNA of the same block: another analyte
+        base | {"specimen_code": "RA0001-L01A-RNA1", "parent_code": "RA0001-L01A-SF1", "lineage": "derivative",
+                "material_type": "rna", "storage_format": "frozen"},
+        # region L01-B, nothing extracted: an FFPE block with more tumour than the snap-frozen one, and a section
+        base | {"specimen_code": "RA0001-L01B-FF1", "region_code": "L01-B", "storage_format": "ffpe",
+                "tumour_cellularity_pct": 80.0},
+        base | {"specimen_code": "RA0001-L01B-FF1-S1", "region_code": "L01-B", "storage_format": "ffpe",
+                "parent_code": "RA0001-L01B-FF1", "lineage": "derivative", "material_type": "section",
+                "tumour_cellularity_pct": 80.0},
+    ]
+    more = pd.concat([samples, pd.DataFrame(extra)], ignore_index=True)
+    ids = _sample_ids(_study(donors, more))
+    assert "RA0001-L01A-DNA1" in ids and "RA0001-L01A-RNA1" in ids
+    assert not {"RA0001-L01A-SF1", "RA0001-L01A-DNA1-A1", "RA0001-L01A-DNA1-A2"} & set(ids)
+    region_b = [i for i in ids if i.startswith("RA0001-L01B")]
+    assert region_b == ["RA0001-L01B-FF1"], "one representative: the highest cellularity, the block before its section"
+    assert len(ids) == len(set(ids)) == 12
+    # a plan's export writes its chosen specimens as they are
+    given = cbioportal.build_cbioportal(
+        donors, more, study_id="x", name="X", description="Y", sequenced_level=False
+    )
+    assert sorted(_sample_ids(given)) == sorted(more["specimen_code"])
+
+
+def test_cbioportal_marks_material_grown_in_a_model(donors, samples):
+    base = {c: samples.iloc[2][c] for c in samples.columns}  # RA0001-L02A-SF1: liver metastasis
+    grown = [
+        base | {"specimen_code": "RA0001-L02A-PDX1-P4-SF1", "hours_after_death": 4000.0, "model_code": "RA0001-L02A-PDX1",
+                "model_kind": "pdx", "passage": "P4", "passage_number": 4, "host": "NSG",
+                "model_source_code": "RA0001-L02A-SF1"},
+        base | {"specimen_code": "RA0001-L02A-ORG1-P2-VC1", "storage_format": "viable_cryo", "material_type": "cells",
+                "hours_after_death": 900.0, "model_code": "RA0001-L02A-ORG1", "model_kind": "organoid",
+                "passage": "P2", "passage_number": 2, "host": None, "model_source_code": "RA0001-L02A-SF1"},
+    ]
+    files = _study(donors, pd.concat([samples, pd.DataFrame(grown)], ignore_index=True))
+    assert cbioportal.validate_cbioportal(files) == []
+    frame = pd.read_csv(
+        io.StringIO(files["data_clinical_sample.txt"]), sep="\t", skiprows=4, keep_default_na=False
+    ).set_index("SAMPLE_ID")
+    pdx, organoid, patient = (
+        frame.loc["RA0001-L02A-PDX1-P4-SF1"], frame.loc["RA0001-L02A-ORG1-P2-VC1"], frame.loc["RA0001-L02A-SF1"]
+    )
+    assert (pdx["SAMPLE_TYPE"], pdx["MODEL_ID"], pdx["PASSAGE"], pdx["PASSAGE_NUMBER"], pdx["MOUSE_STRAIN"]) == (
+        "Xenograft", "RA0001-L02A-PDX1", "P4", "4", "NSG",
+    )
+    assert pdx["MODEL_SOURCE_SAMPLE_ID"] == "RA0001-L02A-SF1" and pdx["HOURS_AFTER_DEATH"] == "NA"
+    assert (organoid["SAMPLE_TYPE"], organoid["MOUSE_STRAIN"]) == ("Organoid", "NA")
+    assert patient["SAMPLE_TYPE"] == "Metastasis" and patient["MODEL_ID"] == "NA", "each passage is its own sample"
 
 
 def test_cbioportal_validator_catches_errors(donors, samples):
@@ -673,6 +881,22 @@ def test_cbioportal_validator_catches_errors(donors, samples):
     assert "MUTATION_COUNT is computed by cBioPortal" in messages
     assert "genetic_alteration_type" in messages
     assert "datatype 'x'" in messages
+
+
+def test_cbioportal_validator_applies_cbioportals_own_attribute_rules(donors, samples):
+    files = _study(donors, samples)
+    lines = files["data_clinical_sample.txt"].rstrip("\n").split("\n")
+    extra = ["Age", "Age", "NUMBER", "-2", "AGE"]  # AGE is cBioPortal's patient-level attribute; priority below -1
+    bad = dict(files)
+    bad["data_clinical_sample.txt"] = "\n".join(
+        [("" if i >= 4 else "#") + (line[1:] if i < 4 else line) + "\t" + (extra[i] if i < 5 else "60")
+         for i, line in enumerate(lines)]
+    ).replace("RA0001-N01-SF1", "RA0001-N01-SF1-" + "X" * 60)
+    messages = " ".join(str(p) for p in cbioportal.validate_cbioportal(bad))
+    assert "AGE as a patient-level attribute" in messages
+    assert "priority '-2'" in messages
+    assert "longer than 63 characters" in messages
+    assert "defined both as a patient-level and as a sample-level attribute" in messages
 
 
 def test_write_cbioportal(tmp_path, donors, samples):
@@ -743,50 +967,49 @@ def test_write_phenopackets(tmp_path, donors, samples):
 
 
 def test_fhir_bundle_revalidates(donors, samples):
-    from fhir.resources.bundle import Bundle
+    from fhir.resources.R4B.bundle import Bundle
 
     text = fhir.build_fhir(donors, samples)
-    bundle = Bundle.model_validate_json(text)
-    assert bundle.type == "collection"
+    bundle = Bundle.model_validate_json(text)  # strict R4 (R4B: the same Patient, Specimen, Condition, Group)
+    assert bundle.type == "transaction"
     kinds = [e.resource.get_resource_type() for e in bundle.entry]
-    assert kinds.count("Patient") == 2 and kinds.count("Specimen") == 12
+    assert kinds.count("Patient") == 2 and kinds.count("Specimen") == 12 and kinds.count("Condition") == 2
+    assert kinds.count("Group") == 1 and kinds.count("Organization") == 3
     raw = json.loads(text)
+    assert all(e["request"]["method"] == "PUT" and e["resource"]["meta"]["profile"] for e in raw["entry"])
     specimens = {
         e["resource"]["identifier"][0]["value"]: e
         for e in raw["entry"]
         if e["resource"]["resourceType"] == "Specimen"
     }
-    urls = {e["fullUrl"] for e in raw["entry"]}
     primary = specimens["RA0001-L01A-SF1"]["resource"]
     assert primary["collection"]["method"]["coding"][0] == {
         "system": "http://snomed.info/sct",
         "code": "29240004",
         "display": "Autopsy examination",
     }
-    assert primary["collection"]["bodySite"]["concept"]["coding"][0]["code"] == "UBERON:0000310"
+    assert primary["collection"]["bodySite"]["coding"][0]["code"] == "UBERON:0000310"  # R4: a CodeableConcept
     assert primary["collection"]["extension"][0]["valueDuration"]["value"] == 2.5
     assert "collectedDateTime" not in primary["collection"] and "collectedPeriod" not in primary["collection"]
-    assert primary["subject"]["reference"] in urls
-    type_codes = {
-        c["code"] for c in primary["type"]["coding"] if c["system"] == fhir.MIABIS_SAMPLE_TYPE_SYSTEM
+    assert primary["subject"]["reference"] == "Patient/RA-0001"
+    assert primary["extension"][0]["url"] == fhir.MIABIS_SAMPLE_COLLECTION_EXTENSION
+    assert primary["type"]["coding"][0] == {
+        "system": fhir.MIABIS_SAMPLE_TYPE_SYSTEM,
+        "code": "TissueFreshFrozen",
+        "display": "Tissue (fresh frozen)",
     }
-    assert type_codes == {"TissueFreshFrozen"}
     temp = primary["processing"][0]["extension"][0]
     assert temp["url"] == fhir.MIABIS_STORAGE_TEMPERATURE_EXTENSION
     assert temp["valueCodeableConcept"]["coding"][0]["code"] == "LN"
 
     def miabis(code):
-        return next(
-            c["code"]
-            for c in specimens[code]["resource"]["type"]["coding"]
-            if c["system"] == fhir.MIABIS_SAMPLE_TYPE_SYSTEM
-        )
+        return specimens[code]["resource"]["type"]["coding"][0]["code"]
 
     assert miabis("RA0001-L02B-FF1") == "TissueFixed"
     assert miabis("RA0001-B01-WB1") == "WholeBlood"
     assert miabis("RA0001-L01A-DNA1") == "DNA"
     dna = specimens["RA0001-L01A-DNA1"]["resource"]
-    assert dna["parent"][0]["reference"] == specimens["RA0001-L01A-SF1"]["fullUrl"]
+    assert dna["parent"][0]["reference"] == "Specimen/RA0001-L01A-SF1"
     blood = specimens["RA0001-B01-WB1"]["resource"]
     assert blood["collection"]["extension"][0]["valueDuration"]["value"] == -2.0
     assert "coding" not in blood["collection"]["method"]  # pre-mortem: not an autopsy
@@ -796,8 +1019,19 @@ def test_fhir_bundle_revalidates(donors, samples):
         and "deceasedDateTime" not in patient
         and "birthDate" not in patient
     )
+    assert patient["extension"][0]["url"] == fhir.MIABIS_DATASET_TYPE_EXTENSION  # before the age at death
+    conditions = [e["resource"] for e in raw["entry"] if e["resource"]["resourceType"] == "Condition"]
+    assert [c["code"]["coding"][0]["code"] for c in conditions] == ["C50.9", "C34.9"]
     assert fhir.validate_fhir(text) == []
     assert_no_dates(text)
+
+
+def test_fhir_refuses_a_release_other_than_r4(donors, samples):
+    from biobank.domain.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="R4") as refused:
+        fhir.build_fhir(donors, samples, version=5)
+    assert refused.value.field == "fhir_version"
 
 
 def test_fhir_validation_finds_dangling_reference(donors, samples):
@@ -834,14 +1068,21 @@ def test_tables_round_trip(tmp_path, donors, samples):
                 "meaning": "dropped",
                 "vocabulary": "",
             },
+            # empty in these frames (no model material): typed by the dictionary all the same
+            {"table": "samples", "column": "model_code", "type": "string", "meaning": "model", "vocabulary": ""},
+            {"table": "samples", "column": "passage_number", "type": "integer", "meaning": "n", "vocabulary": ""},
         ]
     )
     written = tables.write_tables({"donors": donors, "samples": samples}, tmp_path, dictionary=dictionary)
     assert [p.name for p in written["parquet"]] == ["donors.parquet", "samples.parquet"]
     expected_donors = donors.drop(columns=["death_at"])
-    expected_samples = samples.drop(columns=["collected_at"])
+    expected_samples = samples.drop(columns=["collected_at"]).astype(
+        {"tumour_cellularity_pct": "float64", "model_code": "str", "passage_number": "Int64"}
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "donors.parquet"), expected_donors)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "samples.parquet"), expected_samples)
+    schema = pq.read_schema(tmp_path / "samples.parquet")
+    assert (schema.field("model_code").type, schema.field("passage_number").type) == (pa.string(), pa.int64())
     assert pd.read_csv(tmp_path / "samples.csv").columns.tolist() == expected_samples.columns.tolist()
     assert_no_dates((tmp_path / "samples.csv").read_text() + (tmp_path / "donors.csv").read_text())
 
@@ -873,6 +1114,17 @@ def test_tables_checks(tmp_path, donors):
         )
     with pytest.raises(ValueError, match="unknown table format"):
         tables.write_tables({"donors": donors}, tmp_path, formats=("csv", "json"))
+    typed = pd.DataFrame([{"table": "donors", "column": "age_at_death", "type": "integer", "meaning": "age",
+                           "vocabulary": ""}])
+    with pytest.raises(ValueError, match=r"donors\.age_at_death row 2: 'sixty' is not a number"):
+        tables.write_tables({"donors": donors.astype({"age_at_death": object}).assign(age_at_death=[62, "sixty"])},
+                            tmp_path, dictionary=typed)
+    with pytest.raises(ValueError, match=r"donors\.age_at_death row 1: 62.5 is not a whole number"):
+        tables.write_tables({"donors": donors.assign(age_at_death=[62.5, None])}, tmp_path, dictionary=typed)
+    with pytest.raises(ValueError, match=r"types must be one of .*donors\.age_at_death \('int'\)"):
+        tables.write_tables({"donors": donors}, tmp_path, dictionary=typed.assign(type="int"))
+    with pytest.raises(ValueError, match=r"no type or meaning for donors\.donor_code, donors\.sex"):
+        tables.write_tables({"donors": donors}, tmp_path, dictionary=typed, complete_dictionary=True)
     notes = donors.assign(
         notes="free text", created_at=None, birth_date=[pd.Timestamp("1961-01-01").date()] * 2
     )

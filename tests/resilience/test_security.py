@@ -354,13 +354,27 @@ def _names_in(name: str, content: bytes) -> set[str]:
     return {re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", n.strip().strip('"')).lower() for n in names if n.strip()}
 
 
+#: Columns about the institution, not a donor: CancerModels.org's sharing contact (whom to ask for the models) and
+#: the country of the FHIR Organizations that hold the collection (MIABIS needs it); Patients are checked apart.
+INSTITUTIONAL = {("sharing.csv", "email"), ("bundle.json", "address")}
+PATIENT_IDENTIFYING = ("name", "address", "telecom", "birthDate", "contact", "photo")
+
+
 def _leaks(files: dict[str, bytes], deaths: list[datetime]) -> list[str]:
     found = []
     for name, content in files.items():
         for column in sorted(_names_in(name, content)):
-            # A bare "name" is allowed: ontology resources (phenopackets) and cancer models (CancerModels.org) have one.
-            if PERSONAL.search(column) or column == "initials":
+            # A bare "name" is allowed: ontology resources (phenopackets) and cancer models (CancerModels.org) have one;
+            # so is the email of CancerModels.org's sharing sheet (whom to ask for the models: staff, not a donor).
+            if (PERSONAL.search(column) or column == "initials") and (name, column) not in INSTITUTIONAL:
                 found.append(f"{name}: column {column!r}")
+        if name == "bundle.json":  # the FHIR Patient resources themselves: no name, address, contact or birth date
+            import json
+
+            for entry in json.loads(content).get("entry", []):
+                resource = entry.get("resource", {})
+                if resource.get("resourceType") == "Patient":
+                    found += [f"{name}: Patient.{key}" for key in PATIENT_IDENTIFYING if key in resource]
         if name.endswith(".xlsx"):
             continue  # the same sheets are written as CSV and scanned there
         if name.endswith(".parquet"):
@@ -383,6 +397,8 @@ def test_the_export_scan_would_catch_a_name_column_or_a_death_date():
     files = {"donors.csv": b"donor_code,lastName,age\nRA-0001,X,61\n",
              "bundle.json": b'{"resource": {"deceasedDateTime": "2025-03-14T02:00:00Z"}}'}
     assert _leaks(files, [death]) == ["donors.csv: column 'last_name'", "bundle.json: the death date 2025-03-14"]
+    patient = b'{"entry": [{"resource": {"resourceType": "Patient", "address": [{"city": "X"}]}}]}'
+    assert _leaks({"bundle.json": patient}, [death]) == ["bundle.json: Patient.address"]
 
 
 def test_no_export_target_writes_a_personal_identifier_or_a_death_date(engine, tmp_path):
@@ -414,8 +430,9 @@ def test_no_export_target_writes_a_personal_identifier_or_a_death_date(engine, t
                     "SELECT code FROM specimen WHERE code LIKE 'RA0001-L0%-SF1' AND lineage = 'primary' ORDER BY code"
                 )).scalars().all()
                 files = service.export_files(session, actor=pi, target=target, specimen_codes=codes)
-            elif target in service.SEQUENCING_TARGETS:
-                files = service.export_files(session, actor=pi, target=target, plan_code="WGS-1")
+            elif target in service.SEQUENCING_TARGETS:  # sarek: the template (no input files here)
+                files = service.export_files(session, actor=pi, target=target, plan_code="WGS-1",
+                                             template=target == "sarek")
             else:
                 files = service.export_files(session, actor=pi, target=target)
             assert files, target

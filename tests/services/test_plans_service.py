@@ -55,24 +55,29 @@ def test_pi_plans_a_demo_donor_approves_it_and_the_plan_exports_pass_the_tools_r
         planning.approve_plan(session, actor=demo["pi"], plan_code="WGS-1")
     with Session(engine) as session:
         assert plan_reads.list_plans(session)[0]["approved_by"] == "pi"
-        files = {t: service.export_files(session, actor=demo["pi"], target=t, plan_code="WGS-1") for t in service.TARGETS if t != "metient"}
+        files = {t: service.export_files(session, actor=demo["pi"], target=t, plan_code="WGS-1", template=t == "sarek")
+                 for t in service.TARGETS if t != "metient"}
 
     sheet = pd.read_csv(io.StringIO(files["sarek"]["samplesheet.csv"].decode()), dtype=str, keep_default_na=False)
-    assert list(sheet.columns) == [*sarek.COLUMNS_NO_FASTQ, "contamination"]
-    assert sarek.validate_sarek(sheet) == []
+    assert list(sheet.columns) == [*sarek.COLUMNS, "contamination"] and set(sheet["fastq_1"]) == {""}
+    assert sarek.validate_sarek(sheet) == [] and sarek.sarek_steps(sheet) == [], "a template sarek cannot run yet"
     assert sorted(sheet["status"].unique()) == ["0", "1"]
 
-    table = list(csv.reader(io.StringIO(files["clonal"]["clonal_samples.tsv"].decode()), delimiter="\t"))
+    table = list(csv.reader(io.StringIO(files["clonal"]["RA-0001.tsv"].decode()), delimiter="\t"))
     assert tuple(table[0]) == clonal.COLUMNS
     assert all(0 < float(row[6]) <= 1 for row in table[1:])
 
-    labels = files["machina"]["RA-0001.labeling"].decode()
-    assert migration.validate_machina([migration.MachinaInput("RA-0001", labels, None)]) == []
+    machina = pd.read_csv(io.BytesIO(files["machina"]["RA-0001.samples.tsv"]), sep="\t")
+    assert tuple(machina.columns) == migration.MACHINA_SAMPLE_COLUMNS
+    assert migration.validate_machina([migration.MachinaInput("RA-0001", machina, None)]) == []
     assert cbioportal.validate_cbioportal({k: v.decode() for k, v in files["cbioportal"].items()}) == []
+    study = pd.read_csv(io.BytesIO(files["cbioportal"]["data_clinical_sample.txt"]), sep="\t", skiprows=4)
+    assert set(study["SAMPLE_ID"]) == {row["specimen_code"] for row in detail["specimens_detail"]}, "the plan's analytes"
     assert phenopacket.validate_phenopacket(files["phenopackets"]["RA-0001.json"].decode()) == []
     assert fhir.validate_fhir(files["fhir"]["bundle.json"].decode()) == []
     dictionary = pd.read_csv(io.BytesIO(files["tables"]["data_dictionary.csv"]))
     assert list(dictionary.columns) == ["table", "column", "type", "meaning", "vocabulary"]
+    assert dictionary["meaning"].notna().all() and dictionary["type"].notna().all(), "every column typed and explained"
     specimens = pd.read_csv(io.BytesIO(files["tables"]["specimens.csv"]))
     assert "collected_at" not in specimens.columns and "hours_after_death" in specimens.columns
 
@@ -83,7 +88,7 @@ def test_metient_export_of_chosen_specimens_passes_metients_rules(engine, demo):
             text("SELECT code FROM specimen WHERE code LIKE 'RA0001-L0%-SF1' AND lineage = 'primary' ORDER BY code")
         ).scalars().all()
         files = service.export_files(session, actor=demo["pi"], target="metient", specimen_codes=codes)
-    frame = pd.read_csv(io.BytesIO(files["metient_samples.tsv"]), sep="\t")
+    frame = pd.read_csv(io.BytesIO(files["RA-0001.tsv"]), sep="\t")
     assert tuple(frame.columns) == migration.METIENT_COLUMNS
     assert migration.validate_metient(frame) == []
     assert set(frame["site_category"]) == {"primary", "metastasis"}
@@ -92,7 +97,8 @@ def test_metient_export_of_chosen_specimens_passes_metients_rules(engine, demo):
 def test_sarek_fastq_folder_fills_lanes_and_reads(engine, demo, tmp_path: Path):
     make_plan(engine, demo)
     with Session(engine) as session:
-        plain = service.export_files(session, actor=demo["pi"], target="sarek", plan_code="WGS-1")["samplesheet.csv"].decode()
+        plain = service.export_files(session, actor=demo["pi"], target="sarek", plan_code="WGS-1",
+                                     template=True)["samplesheet.csv"].decode()
         for row in csv.DictReader(io.StringIO(plain)):
             for read in (1, 2):
                 (tmp_path / f"{row['sample']}_S1_L001_R{read}_001.fastq.gz").write_bytes(b"")
@@ -184,8 +190,24 @@ def test_cli_check_exits_2_with_the_report_and_export_writes_the_sheet(engine, d
     assert result.exit_code == 2 and "min_tumour_samples" in result.output
     result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "WGS-1", "--user", "pi"],
                            env=as_pi)
+    assert result.exit_code == 2 and not (tmp_path / "sheet.csv").exists()
+    assert result.output.count("\n") == 1 and "--fastq-dir" in result.output and "--bam-dir" in result.output
+    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "sheet.csv"), "--plan", "WGS-1", "--template",
+                                 "--user", "pi"], env=as_pi)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "sheet.csv").read_text().startswith("patient,sex,status,sample")
+    assert "TEMPLATE" in result.output and "Missing or unknown field in csv file header" in result.output
+    sheet = (tmp_path / "sheet.csv").read_text()
+    assert sheet.startswith("patient,sex,status,sample,lane,fastq_1,fastq_2")
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    for row in csv.DictReader(io.StringIO(sheet)):
+        for suffix in (".bam", ".bam.bai"):
+            (aligned / f"{row['sample']}{suffix}").write_bytes(b"")
+    result = runner.invoke(app, ["export", "sarek", "-o", str(tmp_path / "bam.csv"), "--plan", "WGS-1", "--bam-dir",
+                                 str(aligned), "--user", "pi"], env=as_pi)
+    assert result.exit_code == 0, result.output
+    assert "--step variant_calling" in result.output
+    assert (tmp_path / "bam.csv").read_text().startswith("patient,sex,status,sample,bam,bai,contamination")
     result = runner.invoke(app, ["plan", "approve", "WGS-1", "--user", "tech"], env=as_tech)
     assert result.exit_code == 2 and "technician" in result.output
 

@@ -59,7 +59,7 @@ def test_account_rules(engine, admin, viewer):
     [
         ("technician", {"enter", "enrol", "correct", "withdraw", "ship"}),
         ("coordinator", {"enrol", "withdraw"}),
-        ("pi", {"approve", "plan", "withdraw", "export"}),
+        ("pi", {"approve", "plan", "withdraw", "export", "read_export_log"}),
         ("viewer", set()),
     ],
 )

@@ -10,7 +10,7 @@ module             target
 ``migration``      MACHINA leaf labelling (+ primary for ``-p``) and Metient's sample/site table
 ``cbioportal``     cBioPortal study folder (meta_study, clinical patient and sample files)
 ``phenopacket``    GA4GH Phenopacket v2 per donor (built and re-parsed with the ``phenopackets`` package)
-``fhir``           HL7 FHIR R5 Bundle of Patient and Specimen (MIABIS-on-FHIR codes; ``fhir.resources``)
+``fhir``           HL7 FHIR R4 transaction Bundle with the MIABIS-on-FHIR profiles (strict R4 models)
 ``tables``         every entity as CSV, Parquet and Excel with a data dictionary
 =================  =====================================================================================
 
@@ -39,7 +39,7 @@ Input contract
 - ``lineage`` ``primary|aliquot|derivative``
 - ``material_type`` ``tissue|whole_blood|plasma|buffy_coat|bone_marrow|dna|rna|cells|section``
 - ``storage_format`` ``fresh|snap_frozen|oct|ffpe|rnalater|viable_cryo|frozen``
-- ``role`` ``tumour|germline_normal|normal_tissue`` (:data:`SAMPLE_ROLES`)
+- ``role`` ``tumour|germline_normal|normal_tissue|model`` (:data:`SAMPLE_ROLES`)
 - ``lesion_code`` (NA for normals), ``lesion_kind`` ``primary|metastasis|local_recurrence|lymph_node`` or NA
 - ``region_code`` e.g. ``L02-B``, or ``N01`` for a normal tissue
 - ``site_code``, ``site_label``, ``site_uberon``, ``laterality`` (the sampled anatomical site)
@@ -113,7 +113,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 )
 
 #: Role of a specimen in an analysis (DOMAIN.md §2, analysis plan).
-SAMPLE_ROLES: tuple[str, ...] = ("tumour", "germline_normal", "normal_tissue")
+SAMPLE_ROLES: tuple[str, ...] = ("tumour", "germline_normal", "normal_tissue", "model")
 
 #: MIABIS storage temperature codes (DOMAIN.md §4; MIABIS-on-FHIR ``miabis-storage-temperature-cs``).
 STORAGE_TEMPERATURES: tuple[str, ...] = ("RT", "2to10", "-18to-35", "-60to-85", "LN", "Other")

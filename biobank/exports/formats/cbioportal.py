@@ -14,6 +14,28 @@ Format (cBioPortal documentation, "File Formats", sections Cancer Study and Clin
 
 De-identified: no dates. ``OS_MONTHS`` is the time from first diagnosis to death (days / 30.4375); ``AGE`` (age at
 diagnosis, as cBioPortal defines it) is approximate: age at death minus the years from diagnosis to death.
+
+Samples at the sequenced level
+------------------------------
+A cBioPortal sample is what molecular data (a MAF's ``Tumor_Sample_Barcode``, an expression column) is keyed by:
+the analyte that was or will be sequenced, not every aliquot, block and section the biobank holds. So:
+
+- a plan's export (``sequenced_level=False``): the plan's included specimens as they are (the planner already chose
+  one analyte per region, and the germline normal);
+- any other export (donors, specimens, the cohort; :func:`sequenced_samples`): per sampling site (a lesion's region,
+  a normal tissue, the germline blood...), every DNA and RNA extract made there, where an extract split into
+  aliquots (or re-extracted from an extract of the same material) counts once, under the extract it came from;
+  a site with no extract gives one representative specimen, the one a planner would pick (DOMAIN.md §6: highest
+  tumour cellularity, then snap-frozen or OCT before RNAlater before FFPE, then tissue before other material, then
+  the primary specimen before its aliquots and derivatives, then the code). Material grown in a model is its own
+  site: each model passage gives its extracts, else one representative, never merged with the patient's tissue.
+
+Material grown in a model (PDX, organoid, cell line; see :func:`biobank.exports.formats.is_model_material`) is
+never the patient's tissue: its ``SAMPLE_TYPE`` is ``Xenograft``, ``Organoid`` or ``Cell line`` (the values
+cBioPortal's sample icons recognise), ``HOURS_AFTER_DEATH`` is NA (a passage is not a post-mortem interval), and
+when any is exported the sample file gains ``MODEL_ID``, ``PASSAGE``, ``PASSAGE_NUMBER``, ``MOUSE_STRAIN``
+(cBioPortal's own attribute for a PDX host) and ``MODEL_SOURCE_SAMPLE_ID`` (the patient specimen the model came
+from).
 """
 
 from __future__ import annotations
@@ -26,7 +48,7 @@ from typing import Any
 
 import pandas as pd
 
-from biobank.exports.formats import Problem, check_frames, refuse_problems
+from biobank.exports.formats import Problem, check_frames, is_model_material, refuse_problems
 from biobank.exports.formats._common import SAFE_ID, integer, number, text
 from biobank.exports.formats._files import write_folder
 
@@ -34,6 +56,50 @@ DAYS_PER_MONTH = 365.25 / 12
 MISSING = "NA"
 DATATYPES = ("STRING", "NUMBER", "BOOLEAN")
 BANNED = ("MUTATION_COUNT", "FRACTION_GENOME_ALTERED")
+#: cBioPortal's longest sample stable id (``MAX_SAMPLE_STABLE_ID_LENGTH`` in its validator).
+MAX_SAMPLE_ID_LENGTH = 63
+#: Values cBioPortal reads as empty: never allowed in the four header rows (its ``NULL_VALUES``, lower case).
+NULL_VALUES = (
+    "",
+    "na",
+    "[not applicable]",
+    "[not available]",
+    "[pending]",
+    "[discrepancy]",
+    "[completed]",
+    "[null]",
+)
+#: Attributes cBioPortal defines itself: the level ("patient"/"sample"/None: either) and datatype it requires.
+PREDEFINED: dict[str, tuple[str | None, str | None]] = {
+    "AGE": ("patient", "NUMBER"),
+    "CANCER_TYPE": (None, "STRING"),
+    "CANCER_TYPE_DETAILED": (None, "STRING"),
+    "DFS_STATUS": ("patient", "STRING"),
+    "DFS_MONTHS": ("patient", "NUMBER"),
+    "GENDER": ("patient", "STRING"),
+    "METASTATIC_SITE": ("sample", "STRING"),
+    "OS_STATUS": ("patient", "STRING"),
+    "OS_MONTHS": ("patient", "NUMBER"),
+    "OTHER_SAMPLE_ID": ("sample", "STRING"),
+    "PRIMARY_SITE": ("sample", "STRING"),
+    "SAMPLE_CLASS": ("sample", "STRING"),
+    "SAMPLE_TYPE": ("sample", "STRING"),
+    "SEX": ("patient", "STRING"),
+    "TUMOR_SITE": ("patient", "STRING"),
+    "TUMOR_TYPE": ("sample", "STRING"),
+}
+OS_STATUS_VALUES = ("LIVING", "DECEASED", "0:LIVING", "1:DECEASED")
+
+#: Materials that are an extracted analyte: each one is a sample of its own (DOMAIN.md §6).
+EXTRACTS = ("dna", "rna")
+#: A site's representative when nothing was extracted there: the planner's order of formats (DOMAIN.md §6) ...
+FORMAT_RANK = {"snap_frozen": 0, "oct": 0, "rnalater": 1, "frozen": 1, "ffpe": 2}
+#: ... then material that is sequenced as it is before material that is kept for other uses ...
+MATERIAL_RANK = {"tissue": 0, "buffy_coat": 0, "whole_blood": 1, "section": 1, "cells": 1, "bone_marrow": 2}
+#: ... then the specimen cut from the site before its aliquots and derivatives.
+LINEAGE_RANK = {"primary": 0, "aliquot": 1, "derivative": 2}
+#: ``SAMPLE_TYPE`` of material grown in a model (cBioPortal's sample icons know Xenograft and Organoid).
+MODEL_SAMPLE_TYPE = {"pdx": "Xenograft", "organoid": "Organoid", "cell_line": "Cell line"}
 
 META_STUDY = "meta_study.txt"
 META_PATIENT = "meta_clinical_patient.txt"
@@ -102,8 +168,20 @@ SAMPLE_ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute(
         "HOURS_AFTER_DEATH",
         "Hours After Death",
-        "Collection time in hours after death (post-mortem interval; negative before death)",
+        "Collection time in hours after death (post-mortem interval; negative before death; "
+        "NA for model material)",
         "NUMBER",
+    ),
+)
+
+#: Sample attributes added when the study holds material grown in a model (NA on the patient's own material).
+MODEL_ATTRIBUTES: tuple[Attribute, ...] = (
+    Attribute("MODEL_ID", "Model", "Derived model (PDX, organoid, cell line) the sample was grown in"),
+    Attribute("PASSAGE", "Passage", "Model passage the sample comes from (P0: first engraftment or plating)"),
+    Attribute("PASSAGE_NUMBER", "Passage Number", "Number of the model passage", "NUMBER"),
+    Attribute("MOUSE_STRAIN", "Mouse Strain", "Host strain of a patient-derived xenograft"),
+    Attribute(
+        "MODEL_SOURCE_SAMPLE_ID", "Model Source Specimen", "Patient specimen the model was derived from"
     ),
 )
 
@@ -196,34 +274,109 @@ def patient_rows(donors: pd.DataFrame) -> list[dict[str, str]]:
     return rows
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _model_value(row: Mapping[str, Any], column: str) -> Any:
+    return row.get(column)
+
+
 def sample_rows(donors: pd.DataFrame, samples: pd.DataFrame) -> list[dict[str, str]]:
     donor = {str(d["donor_code"]): d for _, d in donors.iterrows()}
+    grown = is_model_material(samples)
     rows = []
-    for _, s in samples.iterrows():
+    for s, model in zip(_records(samples), grown.tolist(), strict=True):
         d = donor[str(s["donor_code"])]
         tumour = s["role"] == "tumour"
         kind = text(s["lesion_kind"])
-        stype = SAMPLE_TYPE.get(kind or "", MISSING) if tumour else "Normal"
+        origin = SAMPLE_TYPE.get(kind or "", MISSING) if tumour else "Normal"
+        stype = MODEL_SAMPLE_TYPE.get(text(_model_value(s, "model_kind")) or "", "Model") if model else origin
         pct = number(s["tumour_cellularity_pct"])
-        rows.append(
-            {
-                "PATIENT_ID": str(s["donor_code"]),
-                "SAMPLE_ID": str(s["specimen_code"]),
-                "SAMPLE_TYPE": stype,
-                "CANCER_TYPE": d["primary_diagnosis"] if tumour else None,
-                "PRIMARY_SITE": d["primary_site_label"] if tumour else None,
-                "METASTATIC_SITE": s["site_label"] if tumour and stype == "Metastasis" else None,
-                "SAMPLE_SITE": s["site_label"],
-                "LESION_ID": s["lesion_code"],
-                "REGION_ID": s["region_code"],
-                "SAMPLE_ROLE": s["role"],
-                "MATERIAL_TYPE": s["material_type"],
-                "STORAGE_FORMAT": s["storage_format"],
-                "TUMOR_PURITY": _num(pct, 1),
-                "HOURS_AFTER_DEATH": _num(number(s["hours_after_death"]), 2),
+        row = {
+            "PATIENT_ID": str(s["donor_code"]),
+            "SAMPLE_ID": str(s["specimen_code"]),
+            "SAMPLE_TYPE": stype,
+            "CANCER_TYPE": d["primary_diagnosis"] if tumour else None,
+            "PRIMARY_SITE": d["primary_site_label"] if tumour else None,
+            "METASTATIC_SITE": s["site_label"] if tumour and origin == "Metastasis" else None,
+            "SAMPLE_SITE": s["site_label"],
+            "LESION_ID": s["lesion_code"],
+            "REGION_ID": s["region_code"],
+            "SAMPLE_ROLE": s["role"],
+            "MATERIAL_TYPE": s["material_type"],
+            "STORAGE_FORMAT": s["storage_format"],
+            "TUMOR_PURITY": _num(pct, 1),
+            # a passage is collected weeks after death: not a post-mortem interval
+            "HOURS_AFTER_DEATH": MISSING if model else _num(number(s["hours_after_death"]), 2),
+        }
+        if model:
+            row |= {
+                "MODEL_ID": _model_value(s, "model_code"),
+                "PASSAGE": _model_value(s, "passage"),
+                "PASSAGE_NUMBER": _num(number(_model_value(s, "passage_number")), 0),
+                "MOUSE_STRAIN": _model_value(s, "host"),
+                "MODEL_SOURCE_SAMPLE_ID": _model_value(s, "model_source_code"),
             }
-        )
+        rows.append(row)
     return rows
+
+
+def _site_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The sampling site a sample stands for; each model passage is a site of its own."""
+    return (
+        str(row["donor_code"]),
+        str(row["region_code"]),
+        text(_model_value(row, "model_code")) or "",
+        text(_model_value(row, "passage")) or "",
+    )
+
+
+def _representative_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    pct = number(row["tumour_cellularity_pct"])
+    return (
+        -pct if pct is not None else 1.0,
+        FORMAT_RANK.get(str(row["storage_format"]), 3),
+        MATERIAL_RANK.get(str(row["material_type"]), 3),
+        LINEAGE_RANK.get(str(row["lineage"]), 3),
+        str(row["specimen_code"]),
+    )
+
+
+def sequenced_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """The samples at the sequenced level (see the module docstring), in the frame's order.
+
+    Per sampling site: every DNA/RNA extract that is not a portion of another extract of the same material in the
+    frame (an aliquot of an extract is the same analyte), else the one representative specimen of the site.
+    """
+    if samples.empty:
+        return samples
+    rows = _records(samples)
+    material = {str(r["specimen_code"]): r["material_type"] for r in rows}
+    parent = {str(r["specimen_code"]): r["parent_code"] for r in rows}
+
+    def portion_of_extract(code: str) -> bool:
+        seen = {code}
+        up = text(parent.get(code))
+        while up is not None and up in material and up not in seen:
+            if material[up] == material[code]:
+                return True
+            seen.add(up)
+            up = text(parent.get(up))
+        return False
+
+    sites: dict[tuple[str, ...], list[int]] = {}
+    for position, row in enumerate(rows):
+        sites.setdefault(_site_key(row), []).append(position)
+    keep: set[int] = set()
+    for positions in sites.values():
+        extracts = [
+            p
+            for p in positions
+            if rows[p]["material_type"] in EXTRACTS and not portion_of_extract(str(rows[p]["specimen_code"]))
+        ]
+        keep.update(extracts or [min(positions, key=lambda p: _representative_key(rows[p]))])
+    return samples.iloc[sorted(keep)].reset_index(drop=True)
 
 
 def build_cbioportal(
@@ -236,11 +389,23 @@ def build_cbioportal(
     type_of_cancer: str = "mixed",
     reference_genome: str | None = None,
     add_global_case_list: bool = True,
+    sequenced_level: bool = True,
 ) -> dict[str, str]:
-    """The study files as ``{file name: content}``; raises :class:`ExportValidationError` when invalid."""
+    """The study files as ``{file name: content}``; raises :class:`ExportValidationError` when invalid.
+
+    ``sequenced_level``: reduce the samples to the analytes sequenced (:func:`sequenced_samples`); False writes every
+    row as given (a plan's chosen specimens).
+    """
     check_frames(
-        donors, samples, export="cBioPortal", donor_columns=DONOR_REQUIRED, sample_columns=SAMPLE_REQUIRED
+        donors,
+        samples,
+        export="cBioPortal",
+        donor_columns=DONOR_REQUIRED,
+        sample_columns=(*SAMPLE_REQUIRED, "parent_code", "lineage"),
     )
+    if sequenced_level:
+        samples = sequenced_samples(samples)
+    sample_attributes = SAMPLE_ATTRIBUTES + (MODEL_ATTRIBUTES if is_model_material(samples).any() else ())
 
     files = {
         META_STUDY: meta_file(
@@ -270,7 +435,7 @@ def build_cbioportal(
             }
         ),
         DATA_PATIENT: clinical_file(PATIENT_ATTRIBUTES, patient_rows(donors)),
-        DATA_SAMPLE: clinical_file(SAMPLE_ATTRIBUTES, sample_rows(donors, samples)),
+        DATA_SAMPLE: clinical_file(sample_attributes, sample_rows(donors, samples)),
     }
     problems = validate_cbioportal(files)
     refuse_problems("cBioPortal study", problems)
@@ -343,6 +508,7 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
                 add(None, key, f"{meta_name}: expected {value!r}, found {meta.get(key)!r}")
 
     ids: dict[str, list[str]] = {}
+    attributes: dict[str, set[str]] = {}
     for data_name, id_columns in (
         (DATA_PATIENT, ("PATIENT_ID",)),
         (DATA_SAMPLE, ("PATIENT_ID", "SAMPLE_ID")),
@@ -362,12 +528,22 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
             if len(row) != width:
                 add(n, None, f"{data_name}: {len(row)} columns, attribute row has {width}")
         types = header[2] if len(header) > 2 else []
+        level = "sample" if data_name == DATA_SAMPLE else "patient"
+        for n, row in enumerate(header):
+            for name, value in zip(names, row, strict=False):
+                if name not in id_columns and value.strip().lower() in NULL_VALUES:
+                    add(None, name, f"{data_name}: header row {n + 1} is empty ({value!r})")
         for name, dtype in zip(names, types, strict=False):
             if dtype not in DATATYPES:
                 add(None, name, f"{data_name}: datatype {dtype!r} is not one of {', '.join(DATATYPES)}")
+            want_level, want_type = PREDEFINED.get(name, (None, None))
+            if want_level is not None and want_level != level:
+                add(None, name, f"{data_name}: cBioPortal defines {name} as a {want_level}-level attribute")
+            if want_type is not None and dtype != want_type:
+                add(None, name, f"{data_name}: cBioPortal defines {name} as {want_type}, found {dtype!r}")
         for name, priority in zip(names, header[3] if len(header) > 3 else [], strict=False):
-            if not re.fullmatch(r"-?\d+", priority):
-                add(None, name, f"{data_name}: priority {priority!r} is not an integer")
+            if not re.fullmatch(r"-?\d+", priority) or int(priority) < -1:
+                add(None, name, f"{data_name}: priority {priority!r} is not an integer of -1 or more")
         for name in names:
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
                 add(
@@ -394,6 +570,8 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
             for col in id_columns:
                 if col in col_of and not SAFE_ID.match(row[col_of[col]]):
                     add(n, col, f"{data_name}: {row[col_of[col]]!r} must be letters, digits, . _ - only")
+            if "SAMPLE_ID" in col_of and len(row[col_of["SAMPLE_ID"]]) > MAX_SAMPLE_ID_LENGTH:
+                add(n, "SAMPLE_ID", f"{data_name}: longer than {MAX_SAMPLE_ID_LENGTH} characters")
             for name, dtype in zip(names, types, strict=False):
                 value = row[col_of[name]]
                 if value == MISSING:
@@ -407,6 +585,8 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
                     add(n, name, f"{data_name}: {value!r} is not TRUE or FALSE")
                 if name.endswith("_STATUS") and not re.match(r"^[01]:", value):
                     add(n, name, f"{data_name}: survival status {value!r} must start with 0: or 1:")
+                if name == "OS_STATUS" and value not in OS_STATUS_VALUES:
+                    add(n, name, f"{data_name}: {value!r} is not one of {', '.join(OS_STATUS_VALUES)}")
         key = "SAMPLE_ID" if data_name == DATA_SAMPLE else "PATIENT_ID"
         if key in col_of:
             values = [row[col_of[key]] for row in data if len(row) == width]
@@ -415,6 +595,9 @@ def validate_cbioportal(files: Mapping[str, str]) -> list[Problem]:
             ids[data_name] = values
         if data_name == DATA_SAMPLE and "PATIENT_ID" in col_of:
             ids["sample_patients"] = [row[col_of["PATIENT_ID"]] for row in data if len(row) == width]
+        attributes[data_name] = {n for n in names if n not in ("PATIENT_ID", "SAMPLE_ID")}
+    for name in sorted(attributes.get(DATA_PATIENT, set()) & attributes.get(DATA_SAMPLE, set())):
+        add(None, name, "defined both as a patient-level and as a sample-level attribute")
     patients = set(ids.get(DATA_PATIENT, []))
     for p in sorted(set(ids.get("sample_patients", [])) - patients):
         add(None, "PATIENT_ID", f"{DATA_SAMPLE}: patient {p} is not in {DATA_PATIENT}")

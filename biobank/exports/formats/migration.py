@@ -1,17 +1,31 @@
-"""Anatomical-site labelling for migration-history tools: MACHINA and Metient.
+"""Inputs for the migration-history tools MACHINA and Metient: one set of files per donor.
 
-- **MACHINA** (``pmh``, ``pmh_sankoff``, ``pmh_pr``): a leaf-labelling file per patient, one line per sample with the
-  sample label and its anatomical-site label separated by a tab; the primary site(s) are given with ``-p``
-  (comma-separated labels). Labels are whitespace-separated in MACHINA and comma-separated in ``-p``, so they carry
-  no spaces, commas, colons or semicolons.
-- **Metient**: one row per tumour sample with ``anatomical_site_index`` (0-based, contiguous per patient),
-  ``anatomical_site_label`` and ``site_category`` (``primary``/``metastasis``); Metient requires each label to map to
-  one index and one category, and both categories to be present for a patient.
+Both tools model one patient at a time (a multi-donor Metient file fails with "Each anatomical site index must
+correspond to the same anatomical site label"), so every donor gets files of its own. The files carry what the
+biobank knows (which sample comes from which anatomical site, which site is the primary, the sample's purity); the
+mutations, their clusters and frequencies come from the user's sequencing analysis and are joined on the sample.
+
+- **MACHINA** (read from its source, elkebir-group/machina): ``<donor>.samples.tsv`` holds the first four columns of
+  its frequency file (``-F``: ``sample_index, sample_label, anatomical_site_index, anatomical_site_label``);
+  :func:`machina_frequencies` joins it with the user's per-sample cluster frequencies (``sample_label,
+  character_label, f_lb, f_ub``) into the whole file, three count lines and a ``#`` header included.
+  ``<donor>.colors`` is the colour map (``-c``: a site label and an integer per line). ``<donor>.primary`` holds the
+  ``-p`` label(s) when a primary site was sampled; when none was, the file is absent and ``NOTES.txt`` says so
+  (``pmh_sankoff`` then tries every site as the primary, ``pmh``/``pmh_tr``/``pmh_ti`` need ``-p`` chosen by hand).
+  A leaf labelling is keyed by clone-tree vertex labels (MACHINA: "clone-tree vertex with label ... does not
+  exist" otherwise), so it can only be made once the user has a clone tree: :func:`machina_leaf_labeling` labels
+  each leaf named ``<clone>_<sample or site label>`` (MACHINA's own naming, ``<character>_<site>``) with its site.
+  Labels are whitespace-separated in MACHINA and comma-separated in ``-p``, so they carry no spaces, commas, colons
+  or semicolons.
+- **Metient** (read from metient 1.0.0, ``util/data_extraction_util.py``): ``<donor>.tsv``, one row per tumour
+  sample with ``anatomical_site_index`` (0-based, contiguous, the primary first), ``anatomical_site_label``,
+  ``site_category`` (``primary``/``metastasis``) and ``purity`` (cellularity / 100, what Metient's
+  ``calc_var_read_prob(major_cn, minor_cn, purity)`` needs). The user adds, per mutation and sample,
+  ``character_index, character_label, cluster_index, ref, var`` and ``var_read_prob`` (from the copy number and this
+  purity). Metient requires each label to map to one index and one category, indices 0..n-1, and a primary site.
 
 Labels come from :class:`~biobank.exports.formats._common.SiteLabeller`: the site label made safe, with the side
 added when the laterality distinguishes it, unique per site across the export. Only tumour samples are labelled.
-A donor whose primary was not sampled (or is unknown) gets no ``-p`` label for MACHINA (it then tries every site)
-and is an error for Metient.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from biobank.exports.formats import (
     refuse_problems,
     require_columns,
 )
-from biobank.exports.formats._common import SAFE_ID, SiteLabeller, tumour_sites
+from biobank.exports.formats._common import SAFE_ID, SiteLabeller, number, purity, tumour_sites
 
 METIENT_COLUMNS: tuple[str, ...] = (
     "sample_id",
@@ -38,7 +52,25 @@ METIENT_COLUMNS: tuple[str, ...] = (
     "anatomical_site_index",
     "anatomical_site_label",
     "site_category",
+    "purity",
 )
+#: Columns the user's mutation table adds before Metient reads the file (its unpooled input).
+METIENT_USER_COLUMNS: tuple[str, ...] = (
+    "character_index",
+    "character_label",
+    "cluster_index",
+    "ref",
+    "var",
+    "var_read_prob",
+)
+#: MACHINA's frequency-file columns (``frequencymatrix.cpp``): ours, then the user's.
+MACHINA_SAMPLE_COLUMNS: tuple[str, ...] = (
+    "sample_index",
+    "sample_label",
+    "anatomical_site_index",
+    "anatomical_site_label",
+)
+MACHINA_USER_COLUMNS: tuple[str, ...] = ("character_label", "f_lb", "f_ub")
 SAMPLE_REQUIRED = (
     "specimen_code",
     "donor_code",
@@ -52,15 +84,22 @@ SAMPLE_REQUIRED = (
 
 @dataclass(frozen=True)
 class MachinaInput:
-    """One patient's MACHINA inputs: the leaf-labelling text and the ``-p`` value (None = unknown primary)."""
+    """One patient's MACHINA inputs: the sample/site table, the colour map and the ``-p`` value (None: unknown)."""
 
     donor: str
-    labeling: str
+    samples: pd.DataFrame
     primary: str | None
 
     @property
-    def labels(self) -> dict[str, str]:
-        return dict(line.split("\t") for line in self.labeling.splitlines() if line)
+    def sites(self) -> dict[str, str]:
+        """Sample label -> anatomical-site label."""
+        return dict(zip(self.samples["sample_label"], self.samples["anatomical_site_label"], strict=True))
+
+    @property
+    def colors(self) -> str:
+        """The ``-c`` colour map: each site label with an integer (1, 2, ... in site-index order)."""
+        ordered = self.samples.drop_duplicates("anatomical_site_index").sort_values("anatomical_site_index")
+        return "".join(f"{label}\t{i + 1}\n" for i, label in enumerate(ordered["anatomical_site_label"]))
 
 
 def labelled_tumours(samples: pd.DataFrame, labeller: SiteLabeller | None = None) -> pd.DataFrame:
@@ -68,7 +107,17 @@ def labelled_tumours(samples: pd.DataFrame, labeller: SiteLabeller | None = None
     require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="migration")
     check_vocabulary(samples, frame_name="samples", columns=["role", "lesion_kind", "laterality"])
     check_unique_specimens(samples)
-    return tumour_sites(samples, labeller)
+    tumours = tumour_sites(samples, labeller)
+    if tumours.empty:
+        raise ValueError("no tumour samples selected: a migration history needs at least one")
+    return tumours
+
+
+def _site_indices(group: pd.DataFrame) -> dict[str, int]:
+    """0-based site indices for one donor: the primary site(s) first, then the others in input order."""
+    ordered = list(dict.fromkeys(group.loc[group["site_category"] == "primary", "anatomical_site_label"]))
+    ordered += [label for label in dict.fromkeys(group["anatomical_site_label"]) if label not in ordered]
+    return {label: i for i, label in enumerate(ordered)}
 
 
 def build_machina(samples: pd.DataFrame) -> dict[str, MachinaInput]:
@@ -76,51 +125,148 @@ def build_machina(samples: pd.DataFrame) -> dict[str, MachinaInput]:
     tumours = labelled_tumours(samples)
     out: dict[str, MachinaInput] = {}
     for donor, group in tumours.groupby("donor_code", sort=False):
-        lines = [
-            f"{s}\t{label}\n"
-            for s, label in zip(group["specimen_code"], group["anatomical_site_label"], strict=True)
-        ]
+        index = _site_indices(group)
+        frame = pd.DataFrame(
+            {
+                "sample_index": range(len(group)),
+                "sample_label": [str(s) for s in group["specimen_code"]],
+                "anatomical_site_index": [index[label] for label in group["anatomical_site_label"]],
+                "anatomical_site_label": list(group["anatomical_site_label"]),
+            },
+            columns=list(MACHINA_SAMPLE_COLUMNS),
+        )
         primaries = list(
             dict.fromkeys(group.loc[group["site_category"] == "primary", "anatomical_site_label"])
         )
-        out[str(donor)] = MachinaInput(str(donor), "".join(lines), ",".join(primaries) if primaries else None)
+        out[str(donor)] = MachinaInput(str(donor), frame, ",".join(primaries) if primaries else None)
     problems = validate_machina(out.values())
-    refuse_problems("MACHINA labelling", problems)
+    refuse_problems("MACHINA inputs", problems)
     return out
 
 
 def validate_machina(inputs: Iterable[MachinaInput]) -> list[Problem]:
-    """MACHINA's rules: two whitespace-free fields per line, safe labels, the ``-p`` labels among the site labels."""
+    """MACHINA's rules: whitespace-free safe labels, indices 0..n-1 with one label each, ``-p`` among the sites."""
     problems: list[Problem] = []
     for item in inputs:
-        sites: set[str] = set()
-        for n, line in enumerate(item.labeling.splitlines(), start=1):
-            parts = line.split("\t")
-            if len(parts) != 2 or any(not p or any(ch.isspace() for ch in p) for p in parts):
-                problems.append(Problem(n, None, f"{item.donor}: line {line!r} is not 'sample<TAB>label'"))
-                continue
-            for field, value in zip(("sample", "label"), parts, strict=True):
-                if not SAFE_ID.match(value):
+        frame = item.samples
+        for n, (sample, label) in enumerate(
+            zip(frame["sample_label"], frame["anatomical_site_label"], strict=True), start=1
+        ):
+            for field, value in (("sample_label", sample), ("anatomical_site_label", label)):
+                if not SAFE_ID.match(str(value)):
                     problems.append(
                         Problem(n, field, f"{item.donor}: {value!r} has characters outside [A-Za-z0-9._-]")
                     )
-            sites.add(parts[1])
+        if sorted(frame["sample_index"]) != list(range(len(frame))):
+            problems.append(Problem(None, "sample_index", f"{item.donor}: sample indices must run 0..k-1"))
+        sites = frame.drop_duplicates(["anatomical_site_index", "anatomical_site_label"])
+        if sites["anatomical_site_index"].duplicated().any() or sites["anatomical_site_label"].duplicated().any():
+            problems.append(
+                Problem(None, "anatomical_site_index", f"{item.donor}: each site index must have one label")
+            )
+        if sorted(sites["anatomical_site_index"]) != list(range(len(sites))):
+            problems.append(Problem(None, "anatomical_site_index", f"{item.donor}: site indices must run 0..m-1"))
         if item.primary:
             for p in item.primary.split(","):
-                if p not in sites:
+                if p not in set(frame["anatomical_site_label"]):
                     problems.append(Problem(None, "primary", f"{item.donor}: primary {p!r} labels no sample"))
     return problems
 
 
+def machina_frequencies(item: MachinaInput, clusters: pd.DataFrame) -> str:
+    """MACHINA's frequency file (``-F``) from our sample/site table and the user's cluster frequencies.
+
+    ``clusters`` has one row per sample and mutation cluster: ``sample_label`` (our specimen code),
+    ``character_label`` (the cluster), ``f_lb`` and ``f_ub`` (the cell-frequency bounds, 0 <= f_lb <= f_ub <= 1).
+    Every cluster needs a row in every sample; a missing pair, an unknown sample or bad bounds is an error naming it.
+    """
+    require_columns(clusters, ("sample_label", *MACHINA_USER_COLUMNS), frame_name="clusters", export="MACHINA")
+    ours = item.samples
+    characters = list(dict.fromkeys(str(c) for c in clusters["character_label"]))
+    char_index = {c: i for i, c in enumerate(characters)}
+    problems: list[Problem] = []
+    known = set(ours["sample_label"])
+    seen: set[tuple[str, str]] = set()
+    for n, row in enumerate(clusters.itertuples(index=False), start=1):
+        sample, char = str(row.sample_label), str(row.character_label)
+        if sample not in known:
+            problems.append(Problem(n, "sample_label", f"{item.donor}: {sample!r} is not a sample of this donor"))
+        if not SAFE_ID.match(char):
+            problems.append(Problem(n, "character_label", f"{char!r} has characters outside [A-Za-z0-9._-]"))
+        lb, ub = number(row.f_lb), number(row.f_ub)
+        if lb is None or ub is None or not 0.0 <= lb <= ub <= 1.0:
+            problems.append(Problem(n, "f_lb", f"{sample}/{char}: bounds must satisfy 0 <= f_lb <= f_ub <= 1"))
+        if (sample, char) in seen:
+            problems.append(Problem(n, "character_label", f"{sample}/{char}: given twice"))
+        seen.add((sample, char))
+    missing = [f"{s}/{c}" for s in ours["sample_label"] for c in characters if (s, c) not in seen]
+    if missing:
+        problems.append(Problem(None, "character_label", f"{item.donor}: no frequency for {', '.join(missing[:5])}"))
+    refuse_problems("MACHINA frequencies", problems)
+
+    joined = clusters.astype({"sample_label": str, "character_label": str}).merge(ours, on="sample_label")
+    joined["character_index"] = joined["character_label"].map(char_index)
+    joined = joined.sort_values(["sample_index", "character_index"])
+    m = ours["anatomical_site_index"].nunique()
+    lines = [
+        f"{m} #anatomical sites",
+        f"{len(ours)} #samples",
+        f"{len(characters)} #mutations",
+        "#sample_index\tsample_label\tanatomical_site_index\tanatomical_site_label\tcharacter_index\tcharacter_label"
+        "\tf_lb\tf_ub",
+    ]
+    for row in joined.itertuples(index=False):
+        lines.append(
+            f"{row.sample_index}\t{row.sample_label}\t{row.anatomical_site_index}\t{row.anatomical_site_label}\t"
+            f"{row.character_index}\t{row.character_label}\t{number(row.f_lb)!r}\t{number(row.f_ub)!r}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def machina_leaf_labeling(item: MachinaInput, tree: str) -> str:
+    """The leaf labelling of the user's clone tree (an edge list, MACHINA's ``T``), keyed by its vertex labels.
+
+    A leaf named ``<clone>_<sample label>`` or ``<clone>_<site label>`` (MACHINA's own ``<character>_<site>``) gets
+    that sample's or site's anatomical-site label; a leaf that names neither is an error naming it.
+    """
+    edges = [line.split() for line in tree.splitlines() if line.strip()]
+    bad = [" ".join(e) for e in edges if len(e) != 2]
+    if bad:
+        raise ValueError(f"clone tree: lines that are not 'parent child': {', '.join(bad[:5])}")
+    parents = {e[0] for e in edges}
+    leaves = list(dict.fromkeys(e[1] for e in edges if e[1] not in parents))
+    names = {**{s: s for s in set(item.samples["anatomical_site_label"])}, **item.sites}
+    suffixes = sorted(names, key=len, reverse=True)
+    lines: list[str] = []
+    unknown: list[str] = []
+    for leaf in leaves:
+        match = next((n for n in suffixes if leaf.endswith("_" + n) or leaf == n), None)
+        if match is None:
+            unknown.append(leaf)
+        else:
+            lines.append(f"{leaf}\t{names[match]}\n")
+    if unknown:
+        raise ValueError(
+            f"{item.donor}: clone-tree leaves that name no sample or site of this donor: {', '.join(unknown[:5])} "
+            "(MACHINA needs each leaf labelled; name leaves <clone>_<sample> or <clone>_<site>)"
+        )
+    return "".join(lines)
+
+
 def metient_frame(samples: pd.DataFrame) -> pd.DataFrame:
-    """Metient's sample/site table; raises :class:`ExportValidationError` when Metient's rules fail."""
+    """Metient's sample/site table with purity; raises :class:`ExportValidationError` when Metient's rules fail."""
+    require_columns(samples, ("tumour_cellularity_pct",), frame_name="samples", export="Metient")
     tumours = labelled_tumours(samples)
-    rows = []
+    rows: list[dict[str, object]] = []
+    problems: list[Problem] = []
     for donor, group in tumours.groupby("donor_code", sort=False):
-        ordered = list(dict.fromkeys(group.loc[group["site_category"] == "primary", "anatomical_site_label"]))
-        ordered += [label for label in dict.fromkeys(group["anatomical_site_label"]) if label not in ordered]
-        index = {label: i for i, label in enumerate(ordered)}
+        index = _site_indices(group)
         for _, s in group.iterrows():
+            try:
+                value = purity(s["tumour_cellularity_pct"])
+            except ValueError as exc:
+                problems.append(Problem(len(rows) + 1, "purity", f"{s['specimen_code']}: {exc}"))
+                value = None
             rows.append(
                 {
                     "sample_id": str(s["specimen_code"]),
@@ -128,24 +274,32 @@ def metient_frame(samples: pd.DataFrame) -> pd.DataFrame:
                     "anatomical_site_index": index[s["anatomical_site_label"]],
                     "anatomical_site_label": s["anatomical_site_label"],
                     "site_category": s["site_category"],
+                    "purity": value,
                 }
             )
     frame = pd.DataFrame(rows, columns=list(METIENT_COLUMNS))
     frame["anatomical_site_index"] = frame["anatomical_site_index"].astype("int64")
-    problems = validate_metient(frame)
+    frame["purity"] = frame["purity"].astype("Float64")
+    problems += validate_metient(frame)
     refuse_problems("Metient sample table", problems)
     return frame
 
 
 def validate_metient(frame: pd.DataFrame) -> list[Problem]:
-    """Metient's input checks, per donor: index<->label one-to-one, one category per site, indices 0..n-1, both a
-    primary and a metastatic site present, and labels without colons or whitespace."""
+    """Metient's input checks, per donor: index<->label one-to-one, one category per site, indices 0..n-1, a primary
+    site present (metastases optional, as Metient allows), labels without colons or whitespace, purity in [0, 1]."""
     problems: list[Problem] = []
     for i, (sample, label) in enumerate(
         zip(frame["sample_id"], frame["anatomical_site_label"], strict=True), 1
     ):
         if not SAFE_ID.match(str(label)):
             problems.append(Problem(i, "anatomical_site_label", f"{sample}: unsafe label {label!r}"))
+    if "purity" in frame.columns:
+        for i, (sample, value) in enumerate(zip(frame["sample_id"], frame["purity"], strict=True), 1):
+            if pd.isna(value):
+                problems.append(Problem(i, "purity", f"{sample}: tumour cellularity not recorded"))
+            elif not 0.0 < float(value) <= 1.0:
+                problems.append(Problem(i, "purity", f"{sample}: purity must be within (0, 1], got {value}"))
     bad_cat = sorted(set(frame["site_category"]) - {"primary", "metastasis"})
     if bad_cat:
         problems.append(Problem(None, "site_category", f"values outside primary/metastasis: {bad_cat}"))
@@ -159,8 +313,7 @@ def validate_metient(frame: pd.DataFrame) -> list[Problem]:
                 problems.append(Problem(None, a, f"{donor}: each {a} must map to one {b}"))
         if set(g["anatomical_site_index"]) != set(range(g["anatomical_site_index"].nunique())):
             problems.append(Problem(None, "anatomical_site_index", f"{donor}: indices must run 0..n-1"))
-        cats = set(g["site_category"])
-        if "primary" not in cats:
+        if "primary" not in set(g["site_category"]):
             problems.append(
                 Problem(
                     None,
@@ -169,40 +322,96 @@ def validate_metient(frame: pd.DataFrame) -> list[Problem]:
                     "(MACHINA can run without -p)",
                 )
             )
-        if "metastasis" not in cats:
-            problems.append(Problem(None, "site_category", f"{donor}: no metastatic site sampled"))
     return problems
 
 
 def to_tsv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
-    frame.to_csv(buf, sep="\t", index=False, lineterminator="\n")
+    frame.to_csv(buf, sep="\t", index=False, lineterminator="\n", na_rep="")
     return buf.getvalue()
 
 
 def build_metient(samples: pd.DataFrame) -> str:
-    """Metient's sample/site table as TSV text."""
+    """Metient's sample/site table of every donor together, as TSV text (split it per donor before Metient)."""
     return to_tsv(metient_frame(samples))
 
 
-def write_migration(folder: str | Path, samples: pd.DataFrame, *, metient: bool = True) -> list[Path]:
-    """Write ``machina/<donor>.labeling`` (+ ``machina/<donor>.primary`` holding the ``-p`` value when known) and
-    ``metient_samples.tsv``; return the paths written."""
-    out = Path(folder)
-    machina = build_machina(samples)
-    metient_text = build_metient(samples) if metient else None
-    (out / "machina").mkdir(parents=True, exist_ok=True)
-    paths: list[Path] = []
-    for donor, item in machina.items():
-        p = out / "machina" / f"{donor}.labeling"
-        p.write_text(item.labeling, encoding="utf-8")
-        paths.append(p)
+METIENT_README = """Metient inputs: one file per donor (Metient models one patient per file).
+
+<donor>.tsv, one row per tumour sample:
+  sample_id              specimen code
+  donor                  donor code
+  anatomical_site_index  0-based, the primary site first
+  anatomical_site_label  the sampled site (no spaces, colons or commas)
+  site_category          primary | metastasis
+  purity                 tumour cellularity / 100
+Your mutation table adds, per mutation and sample (join on sample_id): character_index, character_label,
+cluster_index, ref, var, and var_read_prob = major_cn / (purity * (major_cn + minor_cn) + 2 * (1 - purity))
+(Metient's calc_var_read_prob). Metient drops the columns it does not use (sample_id, donor, purity).
+"""
+
+
+def metient_files(samples: pd.DataFrame) -> dict[str, str]:
+    """The Metient export as ``{file name: text}``: a README and one table per donor."""
+    frame = metient_frame(samples)
+    files = {"README.txt": METIENT_README}
+    for donor, group in frame.groupby("donor", sort=False):
+        files[f"{donor}.tsv"] = to_tsv(group.reset_index(drop=True))
+    return files
+
+
+MACHINA_README = """MACHINA inputs: one set of files per donor (MACHINA models one patient at a time).
+
+<donor>.samples.tsv  the first four columns of MACHINA's frequency file (-F), one row per tumour sample:
+                     sample_index, sample_label (specimen code), anatomical_site_index (the primary first),
+                     anatomical_site_label
+<donor>.colors       the colour map (-c): each site label with an integer
+<donor>.primary      the primary site label(s) for -p, comma-separated; absent when no primary was sampled
+                     (see NOTES.txt)
+
+Frequency file (-F, for pmh_ti and generatemutationtrees): your clustering gives, per sample and mutation cluster,
+  sample_label, character_label, f_lb, f_ub   (cell-frequency bounds, 0 <= f_lb <= f_ub <= 1)
+Join it on sample_label and write MACHINA's layout: three lines with the number of anatomical sites, samples and
+clusters, a '#' header line, then per row
+  sample_index sample_label anatomical_site_index anatomical_site_label character_index character_label f_lb f_ub
+(biobank.exports.formats.migration.machina_frequencies does this).
+
+Leaf labelling (for pmh_sankoff, pmh, pmh_tr): it is keyed by the vertex labels of your clone tree, not by sample.
+Name each leaf <clone>_<sample_label> or <clone>_<anatomical_site_label> (MACHINA's own leaves are
+<cluster>_<site>) and label it with that sample's site (biobank.exports.formats.migration.machina_leaf_labeling).
+"""
+
+
+def machina_files(samples: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """The MACHINA export as ``{file name: text}`` and the notes to show (donors without a sampled primary)."""
+    files = {"README.txt": MACHINA_README}
+    notes: list[str] = []
+    for donor, item in build_machina(samples).items():
+        files[f"{donor}.samples.tsv"] = to_tsv(item.samples)
+        files[f"{donor}.colors"] = item.colors
         if item.primary:
-            q = out / "machina" / f"{donor}.primary"
-            q.write_text(item.primary + "\n", encoding="utf-8")
-            paths.append(q)
-    if metient_text is not None:
-        p = out / "metient_samples.tsv"
-        p.write_text(metient_text, encoding="utf-8")
-        paths.append(p)
+            files[f"{donor}.primary"] = item.primary + "\n"
+        else:
+            notes.append(
+                f"{donor}: no primary site was sampled, so there is no {donor}.primary: pmh_sankoff without -p "
+                "tries every site as the primary; pmh, pmh_tr and pmh_ti need -p chosen by hand"
+            )
+    if notes:
+        files["NOTES.txt"] = "".join(n + "\n" for n in notes)
+    return files, notes
+
+
+def write_migration(folder: str | Path, samples: pd.DataFrame, *, metient: bool = True) -> list[Path]:
+    """Write ``machina/`` (and ``metient/``) into ``folder``; return the paths written."""
+    out = Path(folder)
+    parts = {"machina": machina_files(samples)[0]}
+    if metient:
+        parts["metient"] = metient_files(samples)
+    paths: list[Path] = []
+    for sub, files in parts.items():
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            p = out / sub / name
+            p.write_text(content, encoding="utf-8")
+            paths.append(p)
     return paths

@@ -1,18 +1,30 @@
-"""nf-core/sarek samplesheet (``--input``), validated against sarek's own JSON schema.
+"""nf-core/sarek samplesheet (``--input``), validated against sarek's own JSON schema and its start-up rule.
 
-Columns: ``patient,sex,status,sample,lane,fastq_1,fastq_2`` plus optional ``contamination`` (1 - tumour purity, 0
-for normals). Without FASTQs the sheet has ``patient,sex,status,sample`` (+ ``contamination``); :func:`match_fastqs`
-fills ``lane,fastq_1,fastq_2`` from the file names in a folder.
+Columns: ``patient,sex,status,sample`` then the input files, plus ``contamination`` (1 - tumour purity, 0 for normals):
+
+- FASTQ pairs (:func:`match_fastqs`, from a folder): ``lane,fastq_1,fastq_2``; sarek runs them from ``--step mapping``
+  (its default).
+- Aligned files (:func:`match_aligned`, from a folder): ``bam,bai`` for ``<sample>.bam`` with ``<sample>.bam.bai`` or
+  ``<sample>.bai``, and/or ``cram,crai`` for ``<sample>.cram`` with ``<sample>.cram.crai`` or ``<sample>.crai``, one
+  per sample; sarek takes them from a later step (``variant_calling`` for recalibrated files, ``markduplicates`` or
+  ``prepare_recalibration`` for files only aligned), never from ``mapping`` (rows without a lane) or ``annotate``.
+- Neither: refused (:class:`MissingInputFilesError`), since sarek stops at start-up on such a sheet. Only when a
+  template is asked for is the sheet written with empty ``lane,fastq_1,fastq_2`` columns to fill in; sarek cannot run
+  it until they are filled in (:func:`describe_sheet` says so).
 
 Validation (:func:`validate_sarek`) runs the shipped ``assets/schema_input.json`` of sarek 3.10.0
 (``biobank/data/sarek_schema_input.json``) with ``jsonschema`` (Draft 2020-12) on every row after converting the cells
 the way nf-schema parses a CSV (empty cell = absent; integer/number columns cast), then sarek's cross-row rules:
 ``uniqueEntries`` (patient/sample/lane), one sample ID under one patient only, and no patient with exactly one tumour
-and more than one normal.
+and more than one normal. :func:`startup_problems` then applies the rule of sarek's
+``subworkflows/local/samplesheet_to_channel`` (3.10.0): each row must hold ``lane`` with ``fastq_2`` (or ``spring_1``,
+or ``bam``), or ``cram``/``bam`` (optionally with ``table``), or ``vcf``; any other row stops sarek with "Missing or
+unknown field in csv file header". Every row must also agree on one ``--step`` (:func:`sarek_steps`).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
 import json
@@ -35,7 +47,36 @@ from biobank.exports.formats._files import write_file
 COLUMNS: tuple[str, ...] = ("patient", "sex", "status", "sample", "lane", "fastq_1", "fastq_2")
 #: Columns of a sheet before FASTQs are matched.
 COLUMNS_NO_FASTQ: tuple[str, ...] = ("patient", "sex", "status", "sample")
+#: Input-file columns for aligned reads, in sarek's order (usage docs: ``patient,sex,status,sample,bam,bai``).
+ALIGNED_COLUMNS: tuple[str, ...] = ("bam", "bai", "cram", "crai")
 CONTAMINATION = "contamination"
+
+#: sarek's ``--step`` values in pipeline order (``nextflow_schema.json``).
+STEPS: tuple[str, ...] = (
+    "mapping",
+    "markduplicates",
+    "prepare_recalibration",
+    "recalibrate",
+    "variant_calling",
+    "annotate",
+)
+#: Steps that take an aligned BAM/CRAM row without a lane (samplesheet_to_channel refuses mapping and annotate).
+ALIGNED_STEPS: tuple[str, ...] = STEPS[1:5]
+#: The step this module suggests for aligned files (sarek's "recalibrated" input).
+ALIGNED_STEP = "variant_calling"
+#: sarek's own words when a row has no input it knows (samplesheet_to_channel's last ``else``).
+STARTUP_ERROR = "Missing or unknown field in csv file header"
+
+
+class MissingInputFilesError(ValueError):
+    """A samplesheet asked for without input files and without asking for a template (sarek cannot run it)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "sarek samplesheet: no input files were given (a folder of FASTQ pairs, or of BAM/CRAM files with "
+            f"their indexes); sarek stops at start-up on a sheet without them (\"{STARTUP_ERROR}\"). Name a "
+            "folder, or ask for a template to fill in"
+        )
 
 DONOR_REQUIRED = ("donor_code", "sex")
 SAMPLE_REQUIRED = ("specimen_code", "donor_code", "role")
@@ -167,6 +208,74 @@ def match_fastqs(frame: pd.DataFrame, folder: str | Path, *, recursive: bool = F
         if c in out.columns and c != "lane":
             out[c] = out[c].astype(frame[c].dtype)
     return out
+
+
+def _aligned_files(root: Path, sample: str) -> dict[str, list[Path]]:
+    """The BAM/CRAM files and indexes named for ``sample`` in ``root`` (exact names, so no prefix is confused)."""
+    found: dict[str, list[Path]] = {}
+    for kind, index in (("bam", "bai"), ("cram", "crai")):
+        reads = root / f"{sample}.{kind}"
+        if reads.is_file():
+            found[kind] = [reads.resolve()]
+            found[index] = [
+                p.resolve() for p in (root / f"{sample}.{kind}.{index}", root / f"{sample}.{index}") if p.is_file()
+            ]
+    return found
+
+
+def match_aligned(frame: pd.DataFrame, folder: str | Path) -> pd.DataFrame:
+    """Fill ``bam,bai`` and/or ``cram,crai`` from the aligned files in ``folder``: one row per sample, no lane.
+
+    Each sample needs ``<sample>.bam`` with ``<sample>.bam.bai`` or ``<sample>.bai``, or ``<sample>.cram`` with
+    ``<sample>.cram.crai`` or ``<sample>.crai`` (paths written absolute). A sample without a file, with both a BAM and
+    a CRAM, without an index or with two indexes is an error (``ValueError`` naming each). Other files are ignored.
+    Only the columns some sample uses are written (``bam,bai`` for an all-BAM folder).
+    """
+    require_columns(frame, ("sample",), frame_name="samplesheet", export="sarek")
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"BAM/CRAM folder does not exist: {root}")
+    errors: list[str] = []
+    chosen: dict[str, dict[str, str]] = {}
+    for sample in dict.fromkeys(str(s) for s in frame["sample"]):
+        files = _aligned_files(root, sample)
+        if not files:
+            errors.append(f"{sample}: no {sample}.bam or {sample}.cram in {root}")
+            continue
+        if "bam" in files and "cram" in files:
+            errors.append(f"{sample}: both {sample}.bam and {sample}.cram; keep one")
+            continue
+        kind, index = ("bam", "bai") if "bam" in files else ("cram", "crai")
+        if not files[index]:
+            errors.append(f"{sample}: {sample}.{kind} has no index ({sample}.{kind}.{index} or {sample}.{index})")
+            continue
+        if len(files[index]) > 1:
+            errors.append(f"{sample}: two indexes ({', '.join(p.name for p in files[index])}); keep one")
+            continue
+        chosen[sample] = {kind: str(files[kind][0]), index: str(files[index][0])}
+    if errors:
+        raise ValueError("cannot match BAM/CRAM files to the samplesheet:\n" + "\n".join(f"  - {e}" for e in errors))
+
+    used = [c for c in ALIGNED_COLUMNS if any(c in files for files in chosen.values())]
+    base = [c for c in frame.columns if c in COLUMNS_NO_FASTQ]
+    extra = [c for c in frame.columns if c not in COLUMNS and c not in ALIGNED_COLUMNS]
+    out = frame[base].copy()
+    for c in used:
+        out[c] = [chosen[str(s)].get(c) for s in frame["sample"]]
+    for c in extra:
+        out[c] = frame[c]
+    return out.reset_index(drop=True)
+
+
+def template_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The sheet with empty ``lane,fastq_1,fastq_2`` columns to fill in: a template sarek cannot run as it is."""
+    out = frame[[c for c in frame.columns if c in COLUMNS_NO_FASTQ]].copy()
+    for c in ("lane", "fastq_1", "fastq_2"):
+        out[c] = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    for c in frame.columns:
+        if c not in COLUMNS:
+            out[c] = frame[c]
+    return out.reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------- validation
@@ -321,6 +430,80 @@ def cross_row_problems(typed: list[dict[str, Any]]) -> list[Problem]:
     return problems
 
 
+def _row_steps(row: Mapping[str, Any]) -> tuple[set[str], str | None]:
+    """The ``--step`` values sarek takes a typed row at, and the input it reads, per ``samplesheet_to_channel``.
+
+    The branches are tried in sarek's order; a row none of them takes gets no step (sarek stops at start-up).
+    """
+    lane = row.get("lane") is not None
+    has = {k for k in ("fastq_2", "spring_1", "table", "cram", "bam", "bai", "vcf") if row.get(k) is not None}
+    if lane and "fastq_2" in has:
+        return {"mapping"}, "fastq"
+    if lane and "spring_1" in has:
+        return {"mapping"}, "spring"
+    if lane and "bam" in has:
+        # any step but annotate; a step after mapping needs the index ("BAM index (bai) should be provided.")
+        return ({"mapping", *ALIGNED_STEPS} if "bai" in has else {"mapping"}), "bam"
+    if "cram" in has:
+        return set(ALIGNED_STEPS), "cram"
+    if "bam" in has:
+        return set(ALIGNED_STEPS), "bam"
+    if "vcf" in has:
+        return {"annotate"}, "vcf"
+    return set(), None
+
+
+def startup_problems(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[Problem]:
+    """Rows sarek's ``samplesheet_to_channel`` stops on at start-up, and sheets no single ``--step`` can run."""
+    typed = to_schema_rows(rows)
+    problems: list[Problem] = []
+    allowed = set(STEPS)
+    for i, row in enumerate(typed, start=1):
+        steps, _input = _row_steps(row)
+        if not steps:
+            problems.append(
+                Problem(
+                    i,
+                    None,
+                    f"{row.get('sample')}: no input file (fastq_1/fastq_2 with a lane, bam, cram or vcf): sarek stops "
+                    f'with "{STARTUP_ERROR}"',
+                )
+            )
+        else:
+            allowed &= steps
+    if not problems and not allowed:
+        problems.append(Problem(None, None, "rows need different sarek steps (FASTQs and aligned files mixed)"))
+    return problems
+
+
+def sarek_steps(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> list[str]:
+    """The ``--step`` values sarek can run every row of the sheet at, in pipeline order (empty: none)."""
+    allowed = set(STEPS)
+    for row in to_schema_rows(rows):
+        allowed &= _row_steps(row)[0]
+    return [s for s in STEPS if s in allowed]
+
+
+def describe_sheet(text: str) -> str:
+    """One line on how to run a written samplesheet: its sarek step, or that it is a template sarek cannot run."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    steps = sarek_steps(rows)
+    if not steps:
+        return (
+            "sarek samplesheet TEMPLATE: it has no input files, and sarek stops at start-up on it "
+            f'("{STARTUP_ERROR}") until lane,fastq_1,fastq_2 (or bam,bai / cram,crai) are filled in'
+        )
+    if steps == ["mapping"]:
+        return "sarek samplesheet of FASTQ pairs: run sarek with --step mapping (its default)"
+    if ALIGNED_STEP in steps:
+        others = " or ".join(s for s in steps if s != ALIGNED_STEP)
+        return (
+            f"sarek samplesheet of aligned files: run sarek with --step {ALIGNED_STEP} (files already duplicate-marked "
+            f"and recalibrated; {others} for files only aligned)"
+        )
+    return f"sarek samplesheet: run sarek with --step {steps[0]}"
+
+
 # ---------------------------------------------------------------------------------------------------- output
 
 
@@ -337,13 +520,34 @@ def build_sarek(
     *,
     contamination: bool = True,
     fastq_folder: str | Path | None = None,
+    bam_folder: str | Path | None = None,
+    template: bool = False,
     check_files: bool = False,
 ) -> str:
-    """The validated samplesheet CSV; raises :class:`ExportValidationError` (a ValueError) listing the problems."""
+    """The validated samplesheet CSV.
+
+    Inputs come from ``fastq_folder`` (FASTQ pairs) or ``bam_folder`` (BAM/CRAM with indexes), not both; with neither,
+    :class:`MissingInputFilesError` unless ``template`` (a sheet with empty ``lane,fastq_1,fastq_2`` to fill in).
+    Raises :class:`ExportValidationError` (a ValueError) listing every problem the schema, sarek's cross-row rules
+    or its start-up rule find.
+    """
+    if fastq_folder is not None and bam_folder is not None:
+        raise ValueError(
+            "sarek samplesheet: give FASTQs or aligned files, not both (FASTQs start at the mapping step, BAM/CRAM "
+            "files at a later one, and one sarek run has one step)"
+        )
+    if fastq_folder is None and bam_folder is None and not template:
+        raise MissingInputFilesError()
     frame = sarek_frame(donors, samples, contamination=contamination)
     if fastq_folder is not None:
         frame = match_fastqs(frame, fastq_folder)
+    elif bam_folder is not None:
+        frame = match_aligned(frame, bam_folder)
+    else:
+        frame = template_frame(frame)
     problems = validate_sarek(frame, check_files=check_files)
+    if not template or fastq_folder is not None or bam_folder is not None:
+        problems.extend(startup_problems(frame))
     refuse_problems("sarek samplesheet", problems)
     return to_csv(frame)
 
@@ -355,10 +559,18 @@ def write_sarek(
     *,
     contamination: bool = True,
     fastq_folder: str | Path | None = None,
+    bam_folder: str | Path | None = None,
+    template: bool = False,
     check_files: bool = False,
 ) -> Path:
     """Write the validated samplesheet to ``path`` (e.g. ``samplesheet.csv``) and return the path."""
     content = build_sarek(
-        donors, samples, contamination=contamination, fastq_folder=fastq_folder, check_files=check_files
+        donors,
+        samples,
+        contamination=contamination,
+        fastq_folder=fastq_folder,
+        bam_folder=bam_folder,
+        template=template,
+        check_files=check_files,
     )
     return write_file(path, content)
