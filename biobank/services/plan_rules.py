@@ -3,36 +3,125 @@
 Every check is a pure function of a :class:`PlanContext` (frames from :mod:`biobank.queries.exports`) returning
 :class:`Finding` rows, so the dashboard can re-run the whole report on every toggle without touching the database.
 Severities come from :data:`RULES` unless ``BIOBANK_PLAN_RULE_SEVERITY`` overrides them, e.g.
-``BIOBANK_PLAN_RULE_SEVERITY='{"min_regions_per_lesion": "error", "sex_recorded": "off"}'``.
+``BIOBANK_PLAN_RULE_SEVERITY='{"min_regions_per_lesion": "error", "sex_recorded": "off"}'``. The input requirements
+(ng of nucleic acid per assay and depth, DIN, RIN, DV200) are :class:`InputRequirements`, whose defaults the
+``BIOBANK_PLAN_INPUT_*`` and ``BIOBANK_PLAN_MIN_*`` settings override.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from biobank.config import get_settings
+from biobank.config import Settings, get_settings
 from biobank.domain.codes import SAFE_CODE
 from biobank.domain.errors import ValidationError, invalid
 from biobank.domain.vocab import ACID_DECALCIFICATION
-from biobank.models.plans import DNA_ASSAYS, PlanPurpose
+from biobank.domain.vocab_derived import ESTABLISHED_OR_BEYOND
+from biobank.models.plans import DNA_ASSAYS, Assay, PlanPurpose, PlanRole
 
 SEVERITIES = ("error", "warning", "info", "off")
 
-#: Minimum nucleic acid (ng) a sample needs for each assay (common library-prep inputs).
-MIN_INPUT_NG = {"wgs": 1000.0, "wes": 200.0, "panel": 50.0, "rna_seq": 300.0}
-A260_280_RANGE = (1.8, 2.1)
-MIN_DIN_WGS = 7.0
+#: The role of material grown in a model (PDX, organoid, cell line), paired with its source patient specimen.
+#: Not yet a :class:`~biobank.models.plans.PlanRole`: the database's CHECK on ``plan_specimen.role`` predates it.
+MODEL_ROLE = "model"
+#: Every role a plan's sample can take (DOMAIN.md §6 rule 13).
+ROLES: tuple[str, ...] = (*(r.value for r in PlanRole), MODEL_ROLE)
+#: Roles a plan can store today (``ck_plan_specimen_role``).
+STORED_ROLES: tuple[str, ...] = tuple(r.value for r in PlanRole)
+
+#: Least nucleic acid (ng) a sample needs for each assay at its reference depth: PCR-free WGS, exome capture, a
+#: targeted panel, RNA-seq (DOMAIN.md §6 rule 16). ``BIOBANK_PLAN_INPUT_NG`` overrides any of them.
+INPUT_NG: dict[str, float] = {"wgs": 1000.0, "wes": 200.0, "panel": 50.0, "rna_seq": 300.0}
+#: The depth (x) those amounts cover; a plan asking for more needs proportionally more unique molecules, so more
+#: input (``BIOBANK_PLAN_INPUT_REFERENCE_DEPTH``). RNA-seq depth is in reads, not x: its input does not scale.
+REFERENCE_DEPTH: dict[str, float] = {"wgs": 60.0, "wes": 200.0, "panel": 1000.0}
+#: Least DNA integrity number per DNA assay (``BIOBANK_PLAN_MIN_DIN``): WGS needs long intact DNA, capture less.
+MIN_DIN: dict[str, float] = {"wgs": 7.0, "wes": 4.0, "panel": 3.0}
+#: RNA-seq: least RIN of frozen material, and the DV200 that FFPE RNA must exceed.
+MIN_RIN = 7.0
 MIN_DV200_FFPE = 30.0
+A260_280_RANGE = (1.8, 2.1)
 CELLULARITY_EXCLUDE = 20.0
 CELLULARITY_WARN = 30.0
 ADJACENT_MM = 20.0
 UNAVAILABLE = frozenset({"depleted", "disposed", "distributed"})
 _ACID = frozenset(a.value for a in ACID_DECALCIFICATION)
+#: Site categories whose involvement puts tumour cells into marrow and nodes (DOMAIN.md §6 rule 14).
+INVOLVED_CATEGORIES = frozenset({"bone", "bone_marrow", "lymph_node"})
+#: Normal material that must not be a germline normal once those sites are involved.
+_MARROW_OR_NODE = frozenset({"bone", "bone_marrow", "lymph_node"})
+_BLOOD_KINDS = frozenset({"germline_blood", "premortem_blood"})
+_ASSAY_TEXT = {"wgs": "WGS", "wes": "WES", "panel": "panel", "rna_seq": "RNA-seq"}
+
+
+@dataclass(frozen=True)
+class InputRequirements:
+    """What a sample must hold for an assay (DOMAIN.md §6 rule 16): below it the plan cannot be approved."""
+
+    input_ng: Mapping[str, float] = field(default_factory=lambda: dict(INPUT_NG))
+    reference_depth: Mapping[str, float] = field(default_factory=lambda: dict(REFERENCE_DEPTH))
+    min_din: Mapping[str, float] = field(default_factory=lambda: dict(MIN_DIN))
+    min_rin: float = MIN_RIN
+    min_dv200: float = MIN_DV200_FFPE
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> InputRequirements:
+        """The defaults, changed by the settings (each mapping names assays; an unknown assay is refused)."""
+        settings = settings or get_settings()
+        assays = {a.value for a in Assay}
+        for name in ("plan_input_ng", "plan_input_reference_depth", "plan_min_din"):
+            given: Mapping[str, float] = getattr(settings, name)
+            unknown = sorted(set(given) - assays)
+            if unknown:
+                raise invalid(name, unknown, f"unknown assay(s); assays are {', '.join(sorted(assays))}")
+            negative = sorted(a for a, v in given.items() if v < 0 or (name != "plan_min_din" and v == 0))
+            if negative:
+                raise invalid(f"{name}.{negative[0]}", given[negative[0]], "must be positive")
+        return cls(
+            input_ng=INPUT_NG | dict(settings.plan_input_ng),
+            reference_depth=REFERENCE_DEPTH | dict(settings.plan_input_reference_depth),
+            min_din=MIN_DIN | dict(settings.plan_min_din),
+            min_rin=settings.plan_min_rin,
+            min_dv200=settings.plan_min_dv200_pct,
+        )
+
+    def ng(self, assay: str, depth: float | None = None) -> float:
+        """Nanograms an assay needs at ``depth`` (the reference amount, scaled up for deeper sequencing)."""
+        base = self.input_ng.get(assay, 0.0)
+        reference = self.reference_depth.get(assay)
+        if depth is None or not reference or depth <= reference:
+            return base
+        return base * depth / reference
+
+    def problems(self, row: Mapping[str, Any], assay: str, depth: float | None = None) -> list[str]:
+        """Measured values of an extract that fail the assay's requirements (unknown values are not failures)."""
+        analyte = "dna" if assay in DNA_ASSAYS else "rna"
+        if row.get("material_type") != analyte:
+            return []
+        out = []
+        need = self.ng(assay, depth)
+        amount = available_ng(row)
+        if amount is not None and amount < need:
+            at = f" at {depth:g}x" if depth is not None and assay in self.reference_depth else ""
+            out.append(f"{amount:,.0f} ng left, {_ASSAY_TEXT.get(assay, assay)}{at} needs {need:,.0f} ng")
+        if analyte == "dna":
+            din, least = _num(row.get("din")), self.min_din.get(assay)
+            if din is not None and least is not None and din < least:
+                out.append(f"DIN {din:g} below {least:g} for {_ASSAY_TEXT.get(assay, assay)}")
+        elif _origin_format(row) == "ffpe":
+            dv200 = _num(row.get("dv200_pct"))
+            if dv200 is not None and dv200 <= self.min_dv200:
+                out.append(f"FFPE RNA DV200 {dv200:g} % not above {self.min_dv200:g} %")
+        else:
+            rin = _num(row.get("rin"))
+            if rin is not None and rin < self.min_rin:
+                out.append(f"RIN {rin:g} below {self.min_rin:g}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -50,7 +139,12 @@ class Finding:
 
 @dataclass
 class PlanContext:
-    """What the rules read: the plan's settings, its donors, every specimen of them, and the selection."""
+    """What the rules read: the plan's settings, its donors, every specimen of them, and the selection.
+
+    ``lesions`` (donor_code, lesion_code, lesion_kind, site_code, site_label, site_category) adds lesions without
+    material to what the specimens show of a donor's disease; ``models`` (one row per model passage: model_code,
+    model_kind, status, passage, passage_number, qc_passed) says which models are established and QC-passed.
+    """
 
     purpose: str
     assay: str
@@ -60,11 +154,16 @@ class PlanContext:
     primary_site_code: str | None = None
     unknown_primary: bool = False
     pmi_limit_hours: float = field(default_factory=lambda: get_settings().pmi_limit_hours)
+    target_depth: float | None = None
+    primary_unsampled_reason: str | None = None
+    lesions: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    requirements: InputRequirements = field(default_factory=InputRequirements.from_settings)
 
     def __post_init__(self) -> None:
         # Plain records: the rules loop over a few hundred rows, where pandas' per-row costs would dominate.
         self.donor_records = _records(self.donors)
-        self.records = _records(self.specimens)
+        self.records = resolve_lineage(_records(self.specimens))
 
     def selected(self) -> list[dict[str, Any]]:
         """The selected specimens (records with their ``role``), in selection order."""
@@ -116,18 +215,104 @@ def _pct(row: Mapping[str, Any]) -> float:
     return 100.0 if value is None else value
 
 
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 def _records(rows: pd.DataFrame | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as plain dicts with NaN as None (a frame is converted once)."""
+    """Rows as plain dicts with NaN as None (a frame is converted once; new dicts, so callers may annotate them)."""
     if isinstance(rows, pd.DataFrame):
         rows = [{str(k): v for k, v in row.items()} for row in rows.to_dict(orient="records")]
-    return [{k: _clean(v) for k, v in row.items()} for row in rows]
+    # NaN is the only value unequal to itself: one comparison per float, no call per value (1,000 rows x 60 columns).
+    return [{k: None if v.__class__ is float and v != v else v for k, v in row.items()} for row in rows]
 
 
 _rows = _records
+
+
+def is_model(row: Mapping[str, Any]) -> bool:
+    """Material grown in a model (PDX, organoid, cell line) or made from it: never the patient's own tissue."""
+    return isinstance(row.get("model_code"), str)
+
+
+def model_text(row: Mapping[str, Any]) -> str:
+    """``PDX RA0004-L06A-PDX1, passage P4`` for a row of model material."""
+    kind = {"pdx": "PDX", "organoid": "organoid", "cell_line": "cell line"}.get(str(row.get("model_kind")), "model")
+    return f"{kind} {row.get('model_code')}, passage {row.get('passage')}"
+
+
+def resolve_lineage(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each record ``decal_agent`` and ``decal_hours``: its own decalcification, else its nearest ancestor's.
+
+    A DNA extract of an acid-decalcified block carries no agent of its own, yet the acid fragmented it.
+    """
+    by_id = {int(r["specimen_id"]): r for r in records}
+    for r in records:
+        current: dict[str, Any] | None = r
+        agent, hours = None, None
+        for _ in range(32):  # lineage depth; a cycle cannot exist (a parent is older) but is bounded anyway
+            if current is None:
+                break
+            if isinstance(current.get("decalcification_agent"), str):
+                agent, hours = current["decalcification_agent"], _num(current.get("decalcification_hours"))
+                break
+            parent = _num(current.get("parent_id"))
+            current = by_id.get(int(parent)) if parent is not None else None
+        r["decal_agent"], r["decal_hours"] = agent, hours
+    return records
+
+
+def decal_text(row: Mapping[str, Any]) -> str:
+    """``formic_acid 24 h``, or the agent alone when its hours are not recorded."""
+    hours = _num(row.get("decal_hours"))
+    return f"{row.get('decal_agent')}" + (f" {hours:g} h" if hours is not None else "")
+
+
+def is_acid(row: Mapping[str, Any]) -> bool:
+    return row.get("decal_agent", row.get("decalcification_agent")) in _ACID
+
+
+def involvement(records: Sequence[Mapping[str, Any]], lesions: Sequence[Mapping[str, Any]] = ()) -> dict[str, list[str]]:
+    """Per donor, the lesions in bone, marrow or lymph nodes (``L02 (Vertebra T12)``): sites whose involvement
+    seeds tumour cells into marrow and nodes, so neither is a germline normal."""
+    found: dict[str, dict[str, str]] = {}
+    rows = [
+        (r["donor_code"], r.get("lesion_code"), r.get("lesion_kind"), r.get("site_category_vocab"), r.get("site_label"))
+        for r in records
+        if r.get("site_kind") == "tumour_region" and not is_model(r)
+    ] + [
+        (r["donor_code"], r.get("lesion_code"), r.get("lesion_kind"), r.get("site_category"), r.get("site_label"))
+        for r in lesions
+    ]
+    for donor, lesion, kind, category, label in rows:
+        if isinstance(lesion, str) and (category in INVOLVED_CATEGORIES or kind == "lymph_node"):
+            found.setdefault(str(donor), {})[lesion] = f"{lesion} ({label})"
+    return {donor: [text for _, text in sorted(lesions_.items())] for donor, lesions_ in found.items()}
+
+
+def germline_problem(row: Mapping[str, Any], involved: list[str]) -> str | None:
+    """Why this specimen cannot be a germline normal, or None (DOMAIN.md §6 rule 14).
+
+    Blood (not plasma, which carries tumour DNA) or distant normal tissue; never adjacent normal; never marrow,
+    bone or a lymph node of a donor whose disease involves bone, marrow or nodes.
+    """
+    kind, material = row.get("site_kind"), row.get("material_type")
+    category = row.get("site_category_vocab")
+    if is_model(row):
+        return None  # model_material_role reports it
+    if material == "plasma":
+        return "plasma carries circulating tumour DNA: take the buffy coat or whole blood"
+    if kind in _BLOOD_KINDS:
+        return None
+    marrow = kind == "bone_marrow" or material == "bone_marrow" or category in _MARROW_OR_NODE
+    if marrow and involved:
+        what = "lymph node" if category == "lymph_node" else "bone marrow" if category != "bone" else "bone"
+        return (
+            f"{what} of a donor with disease in {', '.join(involved)}: disseminated tumour cells; "
+            "use blood or distant normal tissue"
+        )
+    if kind == "normal_tissue":
+        distance = _num(row.get("distance_to_tumour_mm"))
+        if row.get("tissue_status") == "adjacent_normal" or (distance is not None and distance < ADJACENT_MM):
+            where = f"{distance:g} mm from tumour" if distance is not None else "adjacent to tumour"
+            return f"normal tissue {where} (< 2 cm) cannot be the germline normal: tumour cells in it hide somatic calls"
+    return None
 
 
 def _flag(rows: Rows, flagged: Callable[[dict[str, Any]], bool], message: Callable[[dict[str, Any]], str]) -> Out:
@@ -166,18 +351,43 @@ def one_germline_normal(ctx: PlanContext, sel: Rows) -> Out:
     return out
 
 
+def germline_normal_source(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 14: the germline normal is blood or distant normal tissue, judged against the donor's disease."""
+    involved = involvement(ctx.records, ctx.lesions)
+    out: Out = []
+    for r in sel:
+        if r["role"] != "germline_normal":
+            continue
+        problem = germline_problem(r, involved.get(str(r["donor_code"]), []))
+        if problem:
+            out.append((r["donor_code"], r["specimen_code"], problem))
+    return out
+
+
+def _counted_tumours(ctx: PlanContext) -> frozenset[str]:
+    """Roles that count as tumour samples: a model-versus-tumour comparison counts its models too."""
+    if ctx.purpose == PlanPurpose.model_vs_tumour:
+        return frozenset({"tumour", MODEL_ROLE})
+    return frozenset({"tumour"})
+
+
 def min_tumour_samples(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 2: at least two tumour samples per donor."""
+    """Rule 2: at least two tumour samples per donor (a model-versus-tumour plan counts its models)."""
+    counted = _counted_tumours(ctx)
+    what = "tumour or model" if MODEL_ROLE in counted else "tumour"
+    need = "a comparison needs at least two" if MODEL_ROLE in counted else "clonal reconstruction needs at least two"
     out: list[tuple[str | None, str | None, str]] = []
     for donor in (d["donor_code"] for d in ctx.donor_records):
-        n = sum(1 for r in sel if r["donor_code"] == donor and r["role"] == "tumour")
+        n = sum(1 for r in sel if r["donor_code"] == donor and r["role"] in counted)
         if n < 2:
-            out.append((donor, None, f"{n} tumour sample(s); clonal reconstruction needs at least two"))
+            out.append((donor, None, f"{n} {what} sample(s); {need}"))
     return out
 
 
 def min_regions_per_lesion(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 2: at least two regions of each lesion studied."""
+    """Rule 2: at least two regions of each lesion studied (not for a model-versus-tumour comparison)."""
+    if ctx.purpose == PlanPurpose.model_vs_tumour:
+        return []
     regions_of: dict[tuple[str, str], set[str]] = {}
     for r in sel:
         if r["role"] == "tumour" and r.get("lesion_code"):
@@ -210,7 +420,7 @@ def metastatic_sites_sampled(ctx: PlanContext, sel: Rows) -> Out:
     available = {
         (r["donor_code"], r["lesion_code"], r["site_label"])
         for r in ctx.records
-        if r.get("lesion_kind") in ("metastasis", "lymph_node") and r["status"] not in UNAVAILABLE
+        if r.get("lesion_kind") in ("metastasis", "lymph_node") and r["status"] not in UNAVAILABLE and not is_model(r)
     }
     chosen = {(r["donor_code"], r["lesion_code"]) for r in sel if r["role"] == "tumour"}
     out: list[tuple[str | None, str | None, str]] = []
@@ -218,6 +428,54 @@ def metastatic_sites_sampled(ctx: PlanContext, sel: Rows) -> Out:
         if (donor, lesion) not in chosen:
             out.append((str(donor), None, f"metastatic lesion {lesion} ({site}) has no sample in the plan"))
     return out
+
+
+def primary_sampled(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 15: a migration analysis holds a sample of the primary tumour, or declares it unsampled with the reason.
+
+    A local recurrence is a regrowth at the primary's site, not the primary: it never stands in for one silently.
+    """
+    if ctx.purpose != PlanPurpose.migration_history:
+        return []
+    declared = (ctx.primary_unsampled_reason or "").strip()
+    out: Out = []
+    for donor in (str(d["donor_code"]) for d in ctx.donor_records):
+        tumours = [r for r in sel if r["donor_code"] == donor and r["role"] == "tumour"]
+        primaries = sorted({str(r["lesion_code"]) for r in tumours if r.get("lesion_kind") == "primary"})
+        if primaries and declared:
+            out.append((donor, None, f"the plan declares the primary unsampled ({declared}) yet holds primary "
+                                     f"lesion {', '.join(primaries)}: remove the declaration or the samples"))
+            continue
+        if primaries or declared or ctx.unknown_primary:
+            continue
+        recurrences = sorted({str(r["lesion_code"]) for r in tumours if r.get("lesion_kind") == "local_recurrence"})
+        left = sorted({
+            str(r["lesion_code"]) for r in ctx.records
+            if r["donor_code"] == donor and r.get("lesion_kind") == "primary" and r["status"] not in UNAVAILABLE
+            and not is_model(r)
+        })
+        bits = ["no sample of the primary tumour (migration tools root the history at it)"]
+        if recurrences:
+            bits.append(f"local recurrence {', '.join(recurrences)} is not the primary")
+        if left:
+            bits.append(f"primary lesion {', '.join(left)} has material: add it")
+        out.append((donor, None, "; ".join(bits) + "; or declare the primary unsampled with the reason"))
+    return out
+
+
+def local_recurrence_not_primary(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 15: a local recurrence in a migration analysis is named as such (exports place it at the primary site)."""
+    if ctx.purpose != PlanPurpose.migration_history:
+        return []
+    seen: dict[tuple[str, str], str] = {}
+    for r in sel:
+        if r["role"] == "tumour" and r.get("lesion_kind") == "local_recurrence":
+            seen.setdefault((str(r["donor_code"]), str(r["lesion_code"])), str(r.get("site_label")))
+    return [
+        (donor, None, f"local recurrence {lesion} ({site}) is a regrowth at the primary site, not the primary "
+                      "tumour: migration exports label it a primary-site sample, so say so in the analysis")
+        for (donor, lesion), site in sorted(seen.items())
+    ]
 
 
 def cellularity_recorded(ctx: PlanContext, sel: Rows) -> Out:
@@ -258,60 +516,78 @@ def wgs_ffpe(ctx: PlanContext, sel: Rows) -> Out:
     )
 
 
-def wgs_acid_decalcified(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 5: WGS on acid-decalcified material (acid destroys DNA)."""
-    if ctx.assay != "wgs":
+def acid_decalcified(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 5: no DNA assay (WGS, WES, panel) on acid-decalcified material or an extract of it (acid fragments DNA)."""
+    if not ctx.dna:
         return []
+    assay = _ASSAY_TEXT.get(ctx.assay, ctx.assay)
     return _flag(
         sel,
-        lambda r: r.get("decalcification_agent") in _ACID,
-        lambda r: f"WGS on material decalcified with {r['decalcification_agent']}: acid destroys DNA",
+        is_acid,
+        lambda r: f"{assay} on material decalcified with {decal_text(r)}: acid fragments DNA "
+        "(take frozen or EDTA-decalcified material)",
+    )
+
+
+def edta_hours_recorded(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 5: EDTA decalcification is acceptable, with its hours recorded (a pre-analytical variable)."""
+    return _flag(
+        sel,
+        lambda r: r.get("decal_agent") == "edta" and _num(r.get("decal_hours")) is None,
+        lambda r: "EDTA-decalcified, hours not recorded: record them (days of EDTA still degrade nucleic acids)",
     )
 
 
 def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 6: quantity and quality recorded (A260/280 1.8-2.1; DIN for WGS; DV200 > 30 % for FFPE RNA)."""
+    """Rule 6: quantity and quality recorded (A260/280 1.8-2.1; DIN for DNA assays; RIN or DV200 for RNA)."""
     out: list[tuple[str | None, str | None, str]] = []
     analyte = "dna" if ctx.dna else "rna"
-    need = MIN_INPUT_NG.get(ctx.assay, 0.0)
     for r in sel:
         donor, code = r["donor_code"], r["specimen_code"]
         if r.get("material_type") != analyte:
             out.append((donor, code, f"no {analyte.upper()} extracted yet: quantity and quality unknown"))
             continue
         problems = []
-        amount = available_ng(r)
-        if amount is None:
+        if available_ng(r) is None:
             problems.append("quantity not recorded")
-        elif amount < need:
-            problems.append(f"{amount:g} ng left, {ctx.assay} needs {need:g} ng")
         ratio = _num(r.get("a260_280"))
         if ratio is None:
             problems.append("A260/280 not recorded")
         elif not A260_280_RANGE[0] <= ratio <= A260_280_RANGE[1]:
             problems.append(f"A260/280 {ratio:g} outside {A260_280_RANGE[0]}-{A260_280_RANGE[1]}")
-        if ctx.assay == "wgs":
-            din = _num(r.get("din"))
-            if din is None:
-                problems.append("DIN not recorded (WGS)")
-            elif din < MIN_DIN_WGS:
-                problems.append(f"DIN {din:g} below {MIN_DIN_WGS:g}")
-        if analyte == "rna" and _origin_format(r) == "ffpe":
-            dv200 = _num(r.get("dv200_pct"))
-            if dv200 is None or dv200 <= MIN_DV200_FFPE:
-                problems.append(
-                    f"FFPE RNA needs DV200 > {MIN_DV200_FFPE:g} % (recorded: {dv200 if dv200 is not None else 'none'})"
-                )
+        if analyte == "dna":
+            if ctx.assay in ctx.requirements.min_din and _num(r.get("din")) is None:
+                problems.append(f"DIN not recorded ({_ASSAY_TEXT.get(ctx.assay, ctx.assay)})")
+        elif _origin_format(r) == "ffpe":
+            if _num(r.get("dv200_pct")) is None:
+                problems.append(f"DV200 not recorded (FFPE RNA needs > {ctx.requirements.min_dv200:g} %)")
+        elif _num(r.get("rin")) is None:
+            problems.append(f"RIN not recorded (needs >= {ctx.requirements.min_rin:g})")
         if problems:
             out.append((donor, code, "; ".join(problems)))
     return out
+
+
+def input_requirements(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 16: an extract holds what the assay needs at the plan's depth (ng, DIN; RIN or DV200 for RNA)."""
+    out: Out = []
+    for r in sel:
+        problems = ctx.requirements.problems(r, ctx.assay, ctx.target_depth)
+        if problems:
+            out.append((r["donor_code"], r["specimen_code"], "; ".join(problems)))
+    return out
+
+
+def _post_mortem(r: Mapping[str, Any]) -> bool:
+    """Patient material taken after death (not a pre-mortem draw, not grown in a model since)."""
+    return r.get("site_kind") != "premortem_blood" and not is_model(r)
 
 
 def pmi_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: the post-mortem interval is known for post-mortem material."""
     return _flag(
         sel,
-        lambda r: _num(r.get("pmi_hours")) is None and r["site_kind"] != "premortem_blood",
+        lambda r: _num(r.get("pmi_hours")) is None and _post_mortem(r),
         lambda r: "PMI unknown (no time of death or of collection)",
     )
 
@@ -320,13 +596,13 @@ def pmi_over_limit(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 7: PMI above the limit."""
     return _flag(
         sel,
-        lambda r: (_num(r.get("pmi_hours")) or 0.0) > ctx.pmi_limit_hours and r["site_kind"] != "premortem_blood",
+        lambda r: (_num(r.get("pmi_hours")) or 0.0) > ctx.pmi_limit_hours and _post_mortem(r),
         lambda r: f"PMI {r['pmi_hours']:.1f} h is above the {ctx.pmi_limit_hours:g} h limit",
     )
 
 
 def adjacent_normal(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 8: normal tissue within 2 cm of tumour may carry tumour cells."""
+    """Rule 8: normal tissue within 2 cm of tumour may carry tumour cells (as a germline normal: rule 14, an error)."""
 
     def near(r: dict[str, Any]) -> bool:
         distance = _num(r.get("distance_to_tumour_mm"))
@@ -337,7 +613,7 @@ def adjacent_normal(ctx: PlanContext, sel: Rows) -> Out:
         where = f"{distance:g} mm from tumour" if distance is not None else "adjacent to tumour"
         return f"normal tissue {where} (< 2 cm): tumour-in-normal contamination"
 
-    return _flag(sel, lambda r: r["role"] in ("germline_normal", "normal_tissue") and near(r), message)
+    return _flag(sel, lambda r: r["role"] == "normal_tissue" and near(r), message)
 
 
 def safe_identifiers(ctx: PlanContext, sel: Rows) -> Out:
@@ -390,65 +666,115 @@ def genomic_consent(ctx: PlanContext, sel: Rows) -> Out:
     )
 
 
+def model_material_role(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 13: material grown in a model takes the model role, and only it does."""
+
+    def message(r: dict[str, Any]) -> str:
+        if is_model(r):
+            return (
+                f"grown in {model_text(r)} (from {r.get('model_source_code')}): it is not the patient's "
+                f"{str(r['role']).replace('_', ' ')}; give it the model role"
+            )
+        return "role model, but this is the patient's own material (not grown in a model)"
+
+    return _flag(sel, lambda r: is_model(r) != (r["role"] == MODEL_ROLE), message)
+
+
+def model_source_paired(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 13: a model sample is paired with a tumour sample of the patient region its model came from."""
+    tumour_regions = {(r["donor_code"], r["region_code"]) for r in sel if r["role"] == "tumour" and not is_model(r)}
+    return _flag(
+        sel,
+        lambda r: r["role"] == MODEL_ROLE and is_model(r) and (r["donor_code"], r["region_code"]) not in tumour_regions,
+        lambda r: f"{model_text(r)} came from {r.get('model_source_code')} (region {r['region_code']}): add a tumour "
+        "sample of that region to compare it with",
+    )
+
+
+def model_established(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 13: a model sample comes from an established model and a passage that passed QC."""
+    facts = {(m["model_code"], m.get("passage")): m for m in ctx.models}
+    status = {m["model_code"]: m.get("status") for m in ctx.models}
+    out: Out = []
+    for r in sel:
+        if r["role"] != MODEL_ROLE or not is_model(r) or r["model_code"] not in status:
+            continue
+        problems = []
+        if status[r["model_code"]] not in ESTABLISHED_OR_BEYOND:
+            problems.append(f"model is {status[r['model_code']]}, not established")
+        passage = facts.get((r["model_code"], r.get("passage")))
+        if passage is None or not passage.get("qc_passed"):
+            problems.append(f"passage {r.get('passage')} has no passed QC")
+        if problems:
+            out.append((r["donor_code"], r["specimen_code"], f"{model_text(r)}: " + "; ".join(problems)))
+    return out
+
+
+def model_samples_present(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 13: a model-versus-tumour plan holds at least one model sample per donor."""
+    if ctx.purpose != PlanPurpose.model_vs_tumour:
+        return []
+    with_models = {r["donor_code"] for r in sel if r["role"] == MODEL_ROLE}
+    return _flag_donors(
+        ctx,
+        lambda r: r["donor_code"] not in with_models,
+        lambda r: "a model-versus-tumour plan without a model sample: add an established model's passage material",
+    )
+
+
 def specimen_available(ctx: PlanContext, sel: Rows) -> Out:
     """A selected specimen must still be here (not depleted, disposed of or distributed)."""
     return _flag(sel, lambda r: r["status"] in UNAVAILABLE, lambda r: f"specimen is {r['status']}")
 
 
 def role_matches_site(ctx: PlanContext, sel: Rows) -> Out:
-    """A tumour role needs a tumour region; a normal role must not be one."""
+    """A tumour role needs a tumour region; a normal role must not be one (the model role: rule 13)."""
     return _flag(
         sel,
-        lambda r: (r["role"] == "tumour") != (r.get("site_kind") == "tumour_region"),
+        lambda r: r["role"] != MODEL_ROLE and (r["role"] == "tumour") != (r.get("site_kind") == "tumour_region"),
         lambda r: f"role {r['role']} does not fit a {r.get('site_kind')} sample",
     )
 
 
 RULES: tuple[Rule, ...] = (
     Rule("one_germline_normal", "error", "exactly one germline normal per donor", one_germline_normal),
+    Rule("germline_normal_source", "error", "germline normal is blood or distant normal (never adjacent, or marrow "
+          "or node of a donor with bone, marrow or nodal disease)", germline_normal_source),
     Rule("min_tumour_samples", "error", "at least two tumour samples per donor", min_tumour_samples),
-    Rule(
-        "min_regions_per_lesion", "warning", "at least two regions per lesion studied", min_regions_per_lesion
-    ),
-    Rule(
-        "primary_site_named",
-        "error",
-        "migration analyses name the primary site (or unknown primary)",
-        primary_site_named,
-    ),
-    Rule(
-        "metastatic_sites_sampled",
-        "warning",
-        "migration analyses sample every metastatic site",
-        metastatic_sites_sampled,
-    ),
-    Rule(
-        "cellularity_recorded",
-        "error",
-        "tumour cellularity recorded for every tumour sample",
-        cellularity_recorded,
-    ),
-    Rule(
-        "cellularity_minimum", "error", "tumour samples below 20 % cellularity excluded", cellularity_minimum
-    ),
+    Rule("min_regions_per_lesion", "warning", "at least two regions per lesion studied", min_regions_per_lesion),
+    Rule("primary_site_named", "error", "migration analyses name the primary site (or unknown primary)",
+          primary_site_named),
+    Rule("primary_sampled", "error", "migration analyses sample the primary or declare it unsampled with the reason",
+          primary_sampled),
+    Rule("local_recurrence_not_primary", "warning", "a local recurrence in a migration analysis is not the primary",
+          local_recurrence_not_primary),
+    Rule("metastatic_sites_sampled", "warning", "migration analyses sample every metastatic site",
+          metastatic_sites_sampled),
+    Rule("cellularity_recorded", "error", "tumour cellularity recorded for every tumour sample", cellularity_recorded),
+    Rule("cellularity_minimum", "error", "tumour samples below 20 % cellularity excluded", cellularity_minimum),
     Rule("cellularity_low", "warning", "tumour samples of 20-30 % cellularity", cellularity_low),
     Rule("wgs_ffpe", "warning", "WGS on FFPE material", wgs_ffpe),
-    Rule("wgs_acid_decalcified", "error", "WGS on acid-decalcified material", wgs_acid_decalcified),
-    Rule(
-        "nucleic_acid_qc",
-        "warning",
-        "nucleic-acid quantity and quality recorded and adequate",
-        nucleic_acid_qc,
-    ),
+    Rule("acid_decalcified", "error", "no DNA assay on acid-decalcified material", acid_decalcified),
+    Rule("edta_hours_recorded", "warning", "EDTA decalcification has its hours recorded", edta_hours_recorded),
+    Rule("input_requirements", "error", "extracts meet the assay's input at the plan's depth (ng, DIN, RIN, DV200)",
+          input_requirements),
+    Rule("nucleic_acid_qc", "warning", "nucleic-acid quantity and quality recorded (A260/280 in range)",
+          nucleic_acid_qc),
     Rule("pmi_recorded", "warning", "PMI recorded", pmi_recorded),
     Rule("pmi_over_limit", "warning", "PMI above the limit", pmi_over_limit),
     Rule("adjacent_normal", "warning", "normal tissue within 2 cm of tumour", adjacent_normal),
     Rule("safe_identifiers", "error", "identifiers safe for every pipeline", safe_identifiers),
     Rule("sex_recorded", "warning", "sex recorded", sex_recorded),
     Rule("one_assay_per_donor", "warning", "one assay per donor within a plan", one_assay_per_donor),
-    Rule(
-        "genomic_consent", "error", "consent covers genomic sequencing and was not withdrawn", genomic_consent
-    ),
+    Rule("genomic_consent", "error", "consent covers genomic sequencing and was not withdrawn", genomic_consent),
+    Rule("model_material_role", "error", "material grown in a model takes the model role, and only it",
+          model_material_role),
+    Rule("model_source_paired", "error", "a model sample is paired with a tumour sample of its source region",
+          model_source_paired),
+    Rule("model_established", "warning", "model samples come from an established model's QC-passed passage",
+          model_established),
+    Rule("model_samples_present", "error", "a model-versus-tumour plan holds a model sample per donor",
+          model_samples_present),
     Rule("specimen_available", "error", "selected specimens are still available", specimen_available),
     Rule("role_matches_site", "error", "roles fit the kind of sample", role_matches_site),
 )
@@ -536,15 +862,23 @@ class PlanRulesError(ValidationError):
 
 
 __all__ = [
+    "MODEL_ROLE",
+    "ROLES",
     "RULES",
     "RULE_NAMES",
     "SEVERITIES",
+    "STORED_ROLES",
     "Finding",
+    "InputRequirements",
     "PlanContext",
     "PlanRulesError",
     "Report",
     "Rule",
     "available_ng",
+    "germline_problem",
+    "involvement",
+    "is_model",
+    "resolve_lineage",
     "run_rules",
     "severities",
 ]

@@ -2,35 +2,45 @@
 
 Who may do what: drafting and editing a plan needs ``Action.plan`` and approving one ``Action.approve``; both belong
 to the PI role only. Technicians do not draft plans (choosing what to sequence is the investigator's decision), but
-anyone may ask for a suggestion or a rule report: those only read.
+anyone may ask for a suggestion or a rule report: those only read. A withdrawn donor is refused by both.
 
-The suggestion reads every specimen of the donors with one query (:func:`biobank.queries.exports.specimen_frame`) and
-chooses in Python:
+The suggestion reads every specimen of the donors with one query (:func:`biobank.queries.exports.specimen_records`),
+their lesions and models with one small query each, and chooses in Python (DOMAIN.md §6):
 
 - the germline normal: germline blood first (its DNA extract, else buffy coat, else the blood), else the most distant
-  normal tissue (never adjacent normal, never bone marrow), DNA extract preferred;
-- per region of each lesion the best specimen for the assay: snap-frozen or OCT before RNAlater before FFPE; the
-  extracted analyte (DNA for DNA assays, RNA for RNA-seq) before unextracted tissue; highest tumour cellularity;
-  enough nucleic acid of good quality (A260/280, DIN); lower PMI. Acid-decalcified material is never proposed for
-  WGS and regions below 20 % cellularity are skipped (each skip explained).
+  normal tissue (never adjacent normal, never marrow, bone or lymph node of a donor with disease there), DNA extract
+  preferred, and one that meets the assay's input requirements before one that does not;
+- per region of each lesion the best piece that can be sequenced: material grown in a model never counts for its
+  region; acid-decalcified material is never proposed for a DNA assay (a region that has nothing else is listed as
+  skipped); tumour content first (at least 30 %, then 20-30 %, then unrecorded; below 20 % cannot be used), then
+  format (snap-frozen or OCT before RNAlater before FFPE; for WGS any usable frozen piece before FFPE), the extracted
+  analyte before tissue, higher cellularity, QC, more nanograms, lower PMI. The reason names what was traded off
+  (a better-preserved piece passed over, and why) and a PMI beyond the limit;
+- for ``model_vs_tumour``: each established model's latest QC-passed passage material (role ``model``) with the best
+  tumour piece of the region the model came from.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
+from biobank.config import get_settings
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, invalid
 from biobank.domain.sites import unknown_site
-from biobank.models import AnatomicalSite, Donor, User
+from biobank.domain.vocab_derived import ESTABLISHED_OR_BEYOND
+from biobank.models import AnatomicalSite, Donor, Lesion, SamplingSite, Specimen, User
 from biobank.models.audit import act_as, add_as
 from biobank.models.base import utcnow
+from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
 from biobank.models.plans import (
     DNA_ASSAYS,
     AnalysisPlan,
@@ -47,12 +57,14 @@ from biobank.services.checks import check_enum
 from biobank.services.inputs import PlanCreate, PlanSettings
 from biobank.services.lookup import by_code
 from biobank.services.plan_rules import (
-    _ACID,
     A260_280_RANGE,
     CELLULARITY_EXCLUDE,
-    MIN_DIN_WGS,
-    MIN_INPUT_NG,
+    CELLULARITY_WARN,
+    MODEL_ROLE,
+    ROLES,
+    STORED_ROLES,
     UNAVAILABLE,
+    InputRequirements,
     PlanContext,
     PlanRulesError,
     Report,
@@ -60,6 +72,13 @@ from biobank.services.plan_rules import (
     _origin_format,
     _rows,
     available_ng,
+    decal_text,
+    germline_problem,
+    involvement,
+    is_acid,
+    is_model,
+    model_text,
+    resolve_lineage,
     run_rules,
 )
 
@@ -71,10 +90,16 @@ FORMAT_TEXT = {
     "rnalater": "RNAlater",
     "frozen": "frozen",
     "ffpe": "FFPE",
+    "viable_cryo": "viable-cryopreserved",
+    "fresh": "fresh",
 }
 #: Materials that can be sequenced for a tumour region (fresh and viable material is kept for models).
 TUMOUR_MATERIALS = {"dna", "rna", "tissue", "section", "cells"}
 GERMLINE_BLOOD_RANK = {"dna": 0, "buffy_coat": 1, "whole_blood": 2}
+#: The plan's description line that declares the primary unsampled, with the reason (DOMAIN.md §6 rule 15).
+#: Kept in ``analysis_plan.description`` until the plan has a column of its own for it.
+PRIMARY_UNSAMPLED = "Primary unsampled: "
+PRIMARY_UNSAMPLED_LENGTH = 300
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,7 @@ class Suggestion:
     assay: str
     choices: list[Choice]
     skipped: list[str] = field(default_factory=list)
+    purpose: str = PlanPurpose.phylogeny.value
 
     def selection(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -115,111 +141,304 @@ def _qc_text(row: dict[str, Any]) -> str:
     amount = available_ng(row) if row.get("material_type") in ("dna", "rna") else None
     if amount is not None:
         parts.append(f"{amount:,.0f} ng")
-    for label, key in (("A260/280", "a260_280"), ("DIN", "din"), ("RIN", "rin")):
+    for label, key in (("A260/280", "a260_280"), ("DIN", "din"), ("RIN", "rin"), ("DV200", "dv200_pct")):
         value = _num(row.get(key))
         if value is not None:
-            parts.append(f"{label} {value:g}")
+            parts.append(f"{label} {value:g}" + (" %" if key == "dv200_pct" else ""))
     return ", ".join(parts)
 
 
-def _qc_score(row: dict[str, Any], assay: str) -> int:
-    """0 when quantity and quality are good, 1 when unknown, 2 when known to be poor."""
-    if row.get("material_type") not in ("dna", "rna"):
-        return 1
-    amount = available_ng(row)
-    ratio = _num(row.get("a260_280"))
-    din = _num(row.get("din"))
-    if amount is None or ratio is None:
-        return 1
-    poor = amount < MIN_INPUT_NG.get(assay, 0) or not A260_280_RANGE[0] <= ratio <= A260_280_RANGE[1]
-    if assay == "wgs" and din is not None and din < MIN_DIN_WGS:
-        poor = True
-    return 2 if poor else 0
+def _format_of(row: Mapping[str, Any]) -> str:
+    """The format a piece was preserved in: the tissue's for a patient extract, the vial's own for model material."""
+    return str(row.get("storage_format")) if is_model(row) else _origin_format(row)
 
 
-def _describe(row: dict[str, Any], analyte: str) -> str:
-    fmt = FORMAT_TEXT.get(_origin_format(row), _origin_format(row))
-    if row.get("material_type") == analyte:
-        what = f"{analyte.upper()} extract of {fmt} tissue"
-    else:
-        what = f"{fmt} {row.get('material_type')} (no {analyte.upper()} extracted yet)"
-    return what
+@dataclass(frozen=True)
+class _Judge:
+    """Ranks the pieces of one assay at one depth (pure: rows in, keys and reasons out)."""
 
+    assay: str
+    depth: float | None
+    needs: InputRequirements
+    pmi_limit: float
+    _keys: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False, repr=False)
 
-def _tumour_key(row: dict[str, Any], analyte: str, assay: str) -> tuple[Any, ...]:
-    pct = _num(row.get("tumour_cellularity_pct"))
-    pmi = _num(row.get("pmi_hours"))
-    return (
-        FORMAT_RANK.get(_origin_format(row), 3),
-        0 if row.get("material_type") == analyte else 1,
-        -(pct if pct is not None else -1.0),
-        _qc_score(row, assay),
-        -(available_ng(row) or 0.0) if row.get("material_type") == analyte else 0.0,
-        pmi if pmi is not None else math.inf,
-        row["specimen_code"],
-    )
+    @property
+    def analyte(self) -> str:
+        return "dna" if self.assay in DNA_ASSAYS else "rna"
+
+    def blockers(self, row: dict[str, Any], *, tumour: bool = True) -> list[str]:
+        """Why this piece cannot be sequenced for the assay (empty when it can, as far as is known)."""
+        out = []
+        pct = _num(row.get("tumour_cellularity_pct"))
+        if tumour and pct is not None and pct < CELLULARITY_EXCLUDE:
+            out.append(f"cellularity {pct:g} % below {CELLULARITY_EXCLUDE:g} %")
+        out.extend(self.needs.problems(row, self.assay, self.depth))
+        return out
+
+    def qc_score(self, row: dict[str, Any]) -> int:
+        """0 when quantity and purity are recorded and good, 1 when unknown or not extracted, 2 when poor."""
+        if row.get("material_type") != self.analyte:
+            return 1
+        ratio = _num(row.get("a260_280"))
+        if available_ng(row) is None or ratio is None:
+            return 1
+        return 0 if A260_280_RANGE[0] <= ratio <= A260_280_RANGE[1] else 2
+
+    def tumour_key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        """Sequenceable first, then tumour content, then format (WGS: any usable non-FFPE piece before FFPE)."""
+        key = self._keys.get(id(row))
+        if key is None:
+            key = self._keys[id(row)] = self._tumour_key(row)
+        return key
+
+    def _tumour_key(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        pct = _num(row.get("tumour_cellularity_pct"))
+        content = 2 if pct is None else 0 if pct >= CELLULARITY_WARN else 1
+        fmt = FORMAT_RANK.get(_format_of(row), 3)
+        pmi = _num(row.get("pmi_hours"))
+        return (
+            1 if self.blockers(row) else 0,
+            (1 if fmt == FORMAT_RANK["ffpe"] else 0) if self.assay == "wgs" else 0,
+            content,
+            fmt,
+            0 if row.get("material_type") == self.analyte else 1,
+            -(pct if pct is not None else -1.0),
+            self.qc_score(row),
+            -(available_ng(row) or 0.0) if row.get("material_type") == self.analyte else 0.0,
+            pmi if pmi is not None else math.inf,
+            row["specimen_code"],
+        )
+
+    def describe(self, row: dict[str, Any]) -> str:
+        fmt = FORMAT_TEXT.get(_format_of(row), _format_of(row))
+        if row.get("material_type") == self.analyte:
+            return f"{self.analyte.upper()} extract of {fmt} {'material' if is_model(row) else 'tissue'}"
+        return f"{fmt} {row.get('material_type')} (no {self.analyte.upper()} extracted yet)"
+
+    def pmi_text(self, row: dict[str, Any]) -> str | None:
+        pmi = _num(row.get("pmi_hours"))
+        if pmi is None or is_model(row) or row.get("site_kind") == "premortem_blood":
+            return None
+        if pmi > self.pmi_limit:
+            return f"PMI {pmi:.1f} h, beyond the {self.pmi_limit:g} h limit"
+        return f"PMI {pmi:.1f} h"
+
+    def details(self, row: dict[str, Any]) -> list[str]:
+        """QC, decalcification and PMI of a chosen piece, for its reason."""
+        bits = []
+        qc = _qc_text(row)
+        if qc:
+            bits.append(qc)
+        if row.get("decal_agent") == "edta":
+            hours = _num(row.get("decal_hours"))
+            bits.append(f"EDTA-decalcified {f'{hours:g} h' if hours is not None else '(hours not recorded)'}")
+        pmi = self.pmi_text(row)
+        if pmi:
+            bits.append(pmi)
+        return bits
+
+    def trade_off(self, best: dict[str, Any], candidates: list[dict[str, Any]]) -> str | None:
+        """The piece that format alone would have chosen, when ``best`` is another, and why it was passed over."""
+        other = min(candidates, key=lambda r: self.tumour_key(r)[3:])  # format, extract, cellularity, QC...
+        if other is best:
+            return None
+        why = self.blockers(other)
+        if not why:
+            pct = _num(other.get("tumour_cellularity_pct"))
+            why = ["cellularity not recorded" if pct is None else f"cellularity only {pct:g} %"]
+        fmt = FORMAT_TEXT.get(_format_of(other), _format_of(other))
+        what = f"{fmt} {self.analyte.upper()} extract" if other.get("material_type") == self.analyte else fmt
+        return f"chosen over {what} {other['specimen_code']} ({'; '.join(why)})"
 
 
 def suggest_from_frames(
-    donors: pd.DataFrame | list[dict[str, Any]], specimens: pd.DataFrame | list[dict[str, Any]], assay: str
+    donors: pd.DataFrame | list[dict[str, Any]],
+    specimens: pd.DataFrame | list[dict[str, Any]],
+    assay: str,
+    *,
+    purpose: str = PlanPurpose.phylogeny.value,
+    depth: float | None = None,
+    lesions: Sequence[Mapping[str, Any]] = (),
+    models: Sequence[Mapping[str, Any]] = (),
+    pmi_limit_hours: float | None = None,
+    requirements: InputRequirements | None = None,
 ) -> Suggestion:
-    """The default selection for these donors (pure: rows in, choices out; frames or records)."""
+    """The default selection for these donors (pure: rows in, choices out; frames or records).
+
+    ``lesions`` and ``models`` are :func:`lesion_facts` and :func:`model_facts` rows. A withdrawn donor gets no
+    choice, only a skipped line (:func:`suggest` refuses one outright; a page showing an old plan must not fail).
+    """
     check_enum("assay", assay, Assay)
+    check_enum("purpose", purpose, PlanPurpose)
+    if depth is not None:
+        PlanSettings.build(target_depth=depth)
+    donor_rows = _rows(donors)
+    judge = _Judge(
+        assay,
+        depth,
+        requirements or InputRequirements.from_settings(),
+        get_settings().pmi_limit_hours if pmi_limit_hours is None else pmi_limit_hours,
+    )
     dna = assay in DNA_ASSAYS
-    analyte = "dna" if dna else "rna"
+    records = resolve_lineage(_rows(specimens))
+    involved = involvement(records, lesions)
     choices: list[Choice] = []
     skipped: list[str] = []
     by_donor: dict[str, list[dict[str, Any]]] = {}
-    for r in _rows(specimens):
+    for r in records:
         if r["status"] not in UNAVAILABLE:
             by_donor.setdefault(r["donor_code"], []).append(r)
-    for donor in (d["donor_code"] for d in _rows(donors)):
-        records = by_donor.get(donor)
-        if not records:
+    for donor, withdrawn in ((str(d["donor_code"]), bool(d.get("withdrawn"))) for d in donor_rows):
+        rows = by_donor.get(donor)
+        if withdrawn:
+            skipped.append(f"{donor}: consent withdrawn, the donor's material is blocked from plans")
+            continue
+        if not rows:
             skipped.append(f"{donor}: no available specimens")
             continue
         if dna:
-            germline = _germline(records)
+            germline = _germline(rows, judge, involved.get(donor, []))
             if germline is None:
                 skipped.append(f"{donor}: no germline blood or distant normal tissue available")
             else:
                 choices.append(germline)
-        regions: dict[str, list[dict[str, Any]]] = {}
-        for r in records:
-            if r["site_kind"] != "tumour_region" or r["material_type"] not in TUMOUR_MATERIALS:
-                continue
-            if (dna and r["material_type"] == "rna") or (not dna and r["material_type"] == "dna"):
-                continue
-            if assay == "wgs" and r.get("decalcification_agent") in _ACID:
-                continue
-            regions.setdefault(str(r["region_code"]), []).append(r)
+        regions, acid_only = _tumour_regions(rows, judge)
+        for region, agents in sorted(acid_only.items()):
+            skipped.append(
+                f"{donor} {region}: only acid-decalcified material ({agents}): acid fragments DNA, so no "
+                f"{assay} sample"
+            )
+        if purpose == PlanPurpose.model_vs_tumour:
+            facts = [m for m in models if m.get("donor_code") == donor]
+            choices_, skipped_ = _model_choices(donor, rows, facts, regions, judge)
+            choices.extend(choices_)
+            skipped.extend(skipped_)
+            continue
         for region in sorted(regions):
-            candidates = sorted(regions[region], key=lambda r: _tumour_key(r, analyte, assay))
-            best = candidates[0]
-            pct = _num(best.get("tumour_cellularity_pct"))
-            if pct is not None and pct < CELLULARITY_EXCLUDE:
-                skipped.append(
-                    f"{donor} {region}: best tumour cellularity {pct:g} % is below {CELLULARITY_EXCLUDE:g} %"
-                )
+            choice, skip = _region_choice(donor, region, regions[region], judge)
+            if choice is not None:
+                choices.append(choice)
+            if skip is not None:
+                skipped.append(skip)
+    return Suggestion(assay, choices, skipped, purpose)
+
+
+def _tumour_regions(
+    rows: list[dict[str, Any]], judge: _Judge
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """The patient's tumour pieces per region (never model material), and the regions that hold only acid-decalcified
+    pieces for a DNA assay (with their agents)."""
+    dna = judge.assay in DNA_ASSAYS
+    regions: dict[str, list[dict[str, Any]]] = {}
+    acid: dict[str, set[str]] = {}
+    for r in rows:
+        if r["site_kind"] != "tumour_region" or r["material_type"] not in TUMOUR_MATERIALS or is_model(r):
+            continue
+        if (dna and r["material_type"] == "rna") or (not dna and r["material_type"] == "dna"):
+            continue
+        region = str(r["region_code"])
+        if dna and is_acid(r):
+            acid.setdefault(region, set()).add(decal_text(r))
+            continue
+        regions.setdefault(region, []).append(r)
+    return regions, {region: ", ".join(sorted(a)) for region, a in acid.items() if region not in regions}
+
+
+def _region_choice(
+    donor: str, region: str, candidates: list[dict[str, Any]], judge: _Judge
+) -> tuple[Choice | None, str | None]:
+    """The best piece of a region with its reason, or the line saying why the region is skipped."""
+    ranked = sorted(candidates, key=judge.tumour_key)
+    best = ranked[0]
+    blocked = judge.blockers(best)
+    if blocked:
+        return None, f"{donor} {region}: no piece can be sequenced; best is {best['specimen_code']}: {'; '.join(blocked)}"
+    pct = _num(best.get("tumour_cellularity_pct"))
+    bits = [judge.describe(best)]
+    if pct is not None:
+        source = best.get("cellularity_source")
+        bits.append(f"cellularity {pct:g} %" + (f" (from {source})" if source and source != "specimen" else ""))
+    else:
+        bits.append("cellularity not recorded")
+    bits.extend(judge.details(best))
+    traded = judge.trade_off(best, ranked)
+    if traded:
+        bits.append(traded)
+    if judge.assay == "wgs" and _format_of(best) == "ffpe":
+        bits.append("FFPE for WGS: flagged")
+    reason = f"{region}: " + ", ".join(bits) + f"; best of {len(ranked)}"
+    return _choice(best, "tumour", reason), None
+
+
+def _model_choices(
+    donor: str,
+    rows: list[dict[str, Any]],
+    facts: list[Mapping[str, Any]],
+    regions: dict[str, list[dict[str, Any]]],
+    judge: _Judge,
+) -> tuple[list[Choice], list[str]]:
+    """Each established model's latest QC-passed passage material, with the best tumour piece of its source region."""
+    choices: list[Choice] = []
+    skipped: list[str] = []
+    chosen_regions: set[str] = set()
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for f in facts:
+        by_model.setdefault(str(f["model_code"]), []).append(f)
+    if not by_model:
+        skipped.append(f"{donor}: no derived model to compare with the tumour")
+    material: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if is_model(r) and r["material_type"] in TUMOUR_MATERIALS | {judge.analyte}:
+            if r["material_type"] in ("dna", "rna") and r["material_type"] != judge.analyte:
                 continue
-            bits = [_describe(best, analyte)]
-            if pct is not None:
-                source = best.get("cellularity_source")
-                bits.append(
-                    f"cellularity {pct:g} %"
-                    + (f" (from {source})" if source and source != "specimen" else "")
-                )
-            else:
-                bits.append("cellularity not recorded")
-            qc = _qc_text(best)
-            if qc:
-                bits.append(qc)
-            pmi = _num(best.get("pmi_hours"))
-            if pmi is not None:
-                bits.append(f"PMI {pmi:.1f} h")
-            reason = f"{region}: " + ", ".join(bits) + f"; best of {len(candidates)}"
-            choices.append(_choice(best, "tumour", reason))
-    return Suggestion(assay, choices, skipped)
+            material.setdefault((str(r["model_code"]), str(r["passage"])), []).append(r)
+    for code, passages in sorted(by_model.items()):
+        status = str(passages[0].get("status"))
+        if status not in ESTABLISHED_OR_BEYOND:
+            skipped.append(f"{donor} {code}: model is {status}, not established")
+            continue
+        passed = sorted(
+            (p for p in passages if p.get("qc_passed") and p.get("passage") is not None),
+            key=lambda p: -int(p.get("passage_number") or 0),
+        )
+        if not passed:
+            skipped.append(f"{donor} {code}: no passage passed QC")
+            continue
+        pick: dict[str, Any] | None = None
+        latest = str(passed[0]["passage"])
+        for p in passed:
+            pieces = [r for r in material.get((code, str(p["passage"])), []) if not judge.blockers(r, tumour=False)]
+            if pieces:
+                pick = min(pieces, key=lambda r: (
+                    0 if r["material_type"] == judge.analyte else 1,
+                    FORMAT_RANK.get(str(r.get("storage_format")), 3),
+                    -(available_ng(r) or 0.0),
+                    r["specimen_code"],
+                ))
+                break
+        if pick is None:
+            skipped.append(f"{donor} {code}: no usable material of a QC-passed passage (latest {latest})")
+            continue
+        which = "the latest QC-passed passage" if str(pick["passage"]) == latest else (
+            f"the latest QC-passed passage with material left ({latest} has none)"
+        )
+        bits = [f"{model_text(pick)} ({status}), {which}", judge.describe(pick), *judge.details(pick)]
+        region = str(pick["region_code"])
+        bits.append(f"source {pick.get('model_source_code')}, region {region}")
+        choices.append(_choice(pick, MODEL_ROLE, "model: " + ", ".join(bits)))
+        if region in chosen_regions:
+            continue
+        if region not in regions:
+            skipped.append(f"{donor} {code}: its source region {region} has no patient tumour piece to compare with")
+            continue
+        tumour, skip = _region_choice(donor, region, regions[region], judge)
+        if tumour is not None:
+            chosen_regions.add(region)
+            choices.append(tumour)
+        if skip is not None:
+            skipped.append(skip)
+    return choices, skipped
 
 
 def _choice(row: dict[str, Any], role: str, reason: str) -> Choice:
@@ -233,20 +452,22 @@ def _choice(row: dict[str, Any], role: str, reason: str) -> Choice:
         site_code=str(row["site_code"]),
         site_label=str(row["site_label"]),
         laterality=str(row["laterality"]),
-        reason=reason[:300],
+        reason=reason[:REASON_LENGTH],
     )
 
 
-def _germline(records: list[dict[str, Any]]) -> Choice | None:
+def _germline(records: list[dict[str, Any]], judge: _Judge, involved: list[str]) -> Choice | None:
     blood = [
-        r for r in records if r["site_kind"] == "germline_blood" and r["material_type"] in GERMLINE_BLOOD_RANK
+        r for r in records
+        if r["site_kind"] == "germline_blood" and r["material_type"] in GERMLINE_BLOOD_RANK and not is_model(r)
     ]
     if blood:
         best = min(
             blood,
             key=lambda r: (
+                1 if judge.blockers(r, tumour=False) else 0,
                 GERMLINE_BLOOD_RANK[r["material_type"]],
-                _qc_score(r, "wgs"),
+                judge.qc_score(r),
                 -(available_ng(r) or 0),
                 r["specimen_code"],
             ),
@@ -272,16 +493,17 @@ def _germline(records: list[dict[str, Any]]) -> Choice | None:
         r
         for r in records
         if r["site_kind"] == "normal_tissue"
-        and r["tissue_status"] == "normal"
-        and distance(r) >= 20
         and r["material_type"] in ("dna", "tissue")
-        and r.get("decalcification_agent") not in _ACID
+        and not is_model(r)
+        and not is_acid(r)
+        and germline_problem(r, involved) is None
     ]
     if not tissue:
         return None
     best = min(
         tissue,
         key=lambda r: (
+            1 if judge.blockers(r, tumour=False) else 0,
             0 if r["material_type"] == "dna" else 1,
             FORMAT_RANK.get(_origin_format(r), 3),
             -distance(r),
@@ -290,28 +512,124 @@ def _germline(records: list[dict[str, Any]]) -> Choice | None:
         ),
     )
     far = "an organ without tumour" if distance(best) == math.inf else f"{distance(best):g} mm from tumour"
-    reason = f"germline normal: {_describe(best, 'dna')} of {best['site_label']} ({far}); no germline blood available"
-    return _choice(best, "germline_normal", reason)
+    bits = [f"germline normal: {judge.describe(best) if judge.analyte == 'dna' else best['material_type']} of "
+            f"{best['site_label']} ({far})", *judge.details(best)]
+    return _choice(best, "germline_normal", ", ".join(bits) + "; no germline blood available")
 
 
-def suggest(session: Session, *, donor_codes: Sequence[str], assay: str) -> Suggestion:
-    """The default plan for these donors: two queries (donors, specimens), then Python."""
+def _columns(model: type) -> Any:
+    """A table model's Core columns (typed loosely, as in :mod:`biobank.queries.exports`)."""
+    return model.__table__.c  # type: ignore[attr-defined]  # set by SQLModel's metaclass for table models
+
+
+def lesion_facts(session: Session, donor_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every lesion of these donors with its site category, material or not (one query): what the disease involves."""
+    if not donor_ids:
+        return []
+    donor, lesion, site = _columns(Donor), _columns(Lesion), _columns(AnatomicalSite)
+    rows = session.execute(
+        sa_select(
+            donor.code.label("donor_code"),
+            lesion.code.label("lesion_code"),
+            lesion.kind.label("lesion_kind"),
+            lesion.site_code,
+            site["label"].label("site_label"),
+            site.category.label("site_category"),
+        )
+        .join_from(Lesion, Donor, donor.id == lesion.donor_id)
+        .join(AnatomicalSite, site.code == lesion.site_code)
+        .where(lesion.donor_id.in_(list(donor_ids)))
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def model_facts(session: Session, donor_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """One row per passage of these donors' models (a model without a passage: one row, passage NA), with the
+    model's status and whether any QC of the passage passed (one query)."""
+    if not donor_ids:
+        return []
+    donor, model, passage = _columns(Donor), _columns(DerivedModel), _columns(ModelPassage)
+    specimen, region, qc_row = _columns(Specimen), _columns(SamplingSite), _columns(ModelQC)
+    qc = (
+        sa_select(qc_row.passage_id, func.max(case((qc_row.passed, 1), else_=0)).label("qc_passed"))
+        .group_by(qc_row.passage_id)
+        .subquery()
+    )
+    rows = session.execute(
+        sa_select(
+            donor.code.label("donor_code"),
+            model.code.label("model_code"),
+            model.kind.label("model_kind"),
+            model.status,
+            specimen.code.label("source_code"),
+            region.code.label("source_region"),
+            passage["label"].label("passage"),
+            passage.number.label("passage_number"),
+            func.coalesce(qc.c.qc_passed, 0).label("qc_passed"),
+        )
+        .join_from(DerivedModel, Donor, donor.id == model.donor_id)
+        .join(Specimen, specimen.id == model.source_specimen_id)
+        .join(SamplingSite, region.id == specimen.sampling_site_id)
+        .join(ModelPassage, passage.model_id == model.id, isouter=True)
+        .join(qc, qc.c.passage_id == passage.id, isouter=True)
+        .where(model.donor_id.in_(list(donor_ids)))
+        .order_by(model.code, passage.number)
+    ).mappings()
+    return [dict(r) | {"qc_passed": bool(r["qc_passed"])} for r in rows]
+
+
+def _facts(
+    session: Session, donor_ids: Sequence[int], records: list[dict[str, Any]], *, purpose: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lesions and models of the donors; models are read only when there is model material or a comparison."""
+    wants_models = purpose == PlanPurpose.model_vs_tumour or any(is_model(r) for r in records)
+    return lesion_facts(session, donor_ids), model_facts(session, donor_ids) if wants_models else []
+
+
+def suggest(
+    session: Session,
+    *,
+    donor_codes: Sequence[str],
+    assay: str,
+    purpose: str = PlanPurpose.phylogeny.value,
+    depth: float | None = None,
+) -> Suggestion:
+    """The default plan for these donors (refused for a withdrawn donor): a few queries, then Python."""
     check_enum("assay", assay, Assay)
-    ids = query.donor_ids_for(session, donor_codes)
-    donors = query.donor_frame(session, donor_ids=ids)
-    return suggest_from_frames(donors, query.specimen_records(session, donor_ids=ids), assay)
-
-
-def suggest_and_check(
-    session: Session, *, donor_codes: Sequence[str], assay: str, purpose: str = PlanPurpose.phylogeny.value
-) -> tuple[Suggestion, Report]:
-    """The suggestion and the rule report of a plan holding it: two queries for both, then Python."""
     check_enum("purpose", purpose, PlanPurpose)
     ids = query.donor_ids_for(session, donor_codes)
     donors = query.donor_frame(session, donor_ids=ids)
+    query.refuse_withdrawn(donors, use="plans")
     records = query.specimen_records(session, donor_ids=ids)
-    suggestion = suggest_from_frames(donors, records, assay)
-    ctx = PlanContext(purpose=purpose, assay=assay, donors=donors, specimens=records, selection=suggestion.selection())
+    lesions, models = _facts(session, ids, records, purpose=purpose)
+    return suggest_from_frames(
+        donors, records, assay, purpose=purpose, depth=depth, lesions=lesions, models=models
+    )
+
+
+def suggest_and_check(
+    session: Session,
+    *,
+    donor_codes: Sequence[str],
+    assay: str,
+    purpose: str = PlanPurpose.phylogeny.value,
+    depth: float | None = None,
+) -> tuple[Suggestion, Report]:
+    """The suggestion and the rule report of a plan holding it: the same queries for both, then Python."""
+    check_enum("purpose", purpose, PlanPurpose)
+    check_enum("assay", assay, Assay)
+    ids = query.donor_ids_for(session, donor_codes)
+    donors = query.donor_frame(session, donor_ids=ids)
+    query.refuse_withdrawn(donors, use="plans")
+    records = query.specimen_records(session, donor_ids=ids)
+    lesions, models = _facts(session, ids, records, purpose=purpose)
+    suggestion = suggest_from_frames(
+        donors, records, assay, purpose=purpose, depth=depth, lesions=lesions, models=models
+    )
+    ctx = PlanContext(
+        purpose=purpose, assay=assay, donors=donors, specimens=records, selection=suggestion.selection(),
+        target_depth=depth, lesions=lesions, models=models,
+    )
     return suggestion, run_rules(ctx)
 
 
@@ -336,6 +654,31 @@ def _get_draft(session: Session, code: str) -> AnalysisPlan:
             f"plan {code} is {plan.status}; only a draft can change", field="status", value=plan.status
         )
     return plan
+
+
+def primary_unsampled_reason(description: str | None) -> str | None:
+    """The reason a plan declares its primary unsampled (its description's ``Primary unsampled:`` line), or None."""
+    for line in reversed((description or "").splitlines()):
+        if line.startswith(PRIMARY_UNSAMPLED) and line.removeprefix(PRIMARY_UNSAMPLED).strip():
+            return line.removeprefix(PRIMARY_UNSAMPLED).strip()
+    return None
+
+
+def _with_unsampled_reason(description: str | None, reason: str | None) -> str | None:
+    """The description with its declaration replaced by ``reason`` (removed when ``reason`` is blank)."""
+    lines = [line for line in (description or "").splitlines() if not line.startswith(PRIMARY_UNSAMPLED)]
+    if reason and reason.strip():
+        text = " ".join(reason.split())
+        if len(text) > PRIMARY_UNSAMPLED_LENGTH:
+            raise invalid(
+                "primary_unsampled_reason", reason,
+                f"is {len(text):,} characters long; at most {PRIMARY_UNSAMPLED_LENGTH}",
+            )
+        lines.append(PRIMARY_UNSAMPLED + text)
+    joined = "\n".join(lines).strip()
+    if len(joined) > 1000:
+        raise invalid("description", joined, "with the declaration it exceeds 1,000 characters; shorten it")
+    return joined or None
 
 
 def _check_settings(
@@ -363,8 +706,13 @@ def create_plan(
     unknown_primary: bool = False,
     description: str | None = None,
     use_suggestion: bool = True,
+    primary_unsampled_reason: str | None = None,
 ) -> AnalysisPlan:
-    """A draft plan for these donors, filled with the suggestion unless ``use_suggestion`` is false."""
+    """A draft plan for these donors, filled with the suggestion unless ``use_suggestion`` is false.
+
+    ``primary_unsampled_reason`` declares that the primary tumour is not sampled, and why (DOMAIN.md §6 rule 15);
+    it is kept as the description's ``Primary unsampled:`` line.
+    """
     require(actor, Action.plan)
     if not name or not name.strip():
         raise invalid("name", name, "give the plan a name")
@@ -382,6 +730,7 @@ def create_plan(
         raise ConflictError(
             f"name={name.strip()!r}: a plan with this name already exists", field="name", value=name
         )
+    description = _with_unsampled_reason(description, primary_unsampled_reason)
     ids = query.donor_ids_for(session, list(dict.fromkeys(donor_codes)))
     donors = query.donor_frame(session, donor_ids=ids)
     query.refuse_withdrawn(donors, use="plans")
@@ -407,16 +756,27 @@ def update_plan_settings(
     target_depth: float | None = None,
     primary_site_code: str | None = None,
     unknown_primary: bool = False,
+    primary_unsampled_reason: str | None = None,
 ) -> AnalysisPlan:
-    """Change a draft's target depth and primary site (or mark the primary unknown), as the rules may ask."""
+    """Change a draft's target depth and primary site (or mark the primary unknown), as the rules may ask.
+
+    ``primary_unsampled_reason`` declares the primary unsampled with its reason; ``""`` withdraws the declaration
+    and None leaves it as it is.
+    """
     require(actor, Action.plan)
     plan = _get_draft(session, plan_code)
     _check_settings(session, target_depth, primary_site_code, unknown_primary)
+    description = (
+        plan.description
+        if primary_unsampled_reason is None
+        else _with_unsampled_reason(plan.description, primary_unsampled_reason)
+    )
     act_as(session, actor)
     if target_depth is not None:
         plan.target_depth = target_depth
     plan.primary_site_code = primary_site_code
     plan.unknown_primary = unknown_primary
+    plan.description = description
     session.flush()
     return plan
 
@@ -426,11 +786,18 @@ def _add_donors(session: Session, plan: AnalysisPlan, donors: pd.DataFrame, *, u
         session.add(PlanDonor(plan_id=_id(plan), donor_id=int(donor_id)))
     session.flush()
     if use_suggestion and not donors.empty:
-        specimens = query.specimen_records(session, donor_ids=donors["donor_id"].tolist())
-        suggestion = suggest_from_frames(donors, specimens, plan.assay)
+        donor_ids = donors["donor_id"].tolist()
+        specimens = query.specimen_records(session, donor_ids=donor_ids)
+        lesions, models = _facts(session, donor_ids, specimens, purpose=plan.purpose)
+        suggestion = suggest_from_frames(
+            donors, specimens, plan.assay, purpose=plan.purpose, depth=plan.target_depth, lesions=lesions,
+            models=models,
+        )
         ids = {r["specimen_id"]: r["donor_id"] for r in specimens}
         plan_id = _id(plan)
-        for c in suggestion.choices:
+        # The model role cannot be stored until plan_specimen's role check allows it: the rule report then says
+        # the model-versus-tumour plan holds no model sample (model_samples_present), never silently.
+        for c in (c for c in suggestion.choices if c.role in STORED_ROLES):
             session.add(
                 PlanSpecimen(
                     plan_id=plan_id,
@@ -487,6 +854,12 @@ def set_specimens(
         raise invalid("specimen", duplicates[0], "listed twice")
     found = query.specimen_ids_for(session, codes)
     for code, role, reason in selection:
+        if role == MODEL_ROLE and MODEL_ROLE not in STORED_ROLES:
+            raise invalid(
+                "role", role,
+                f"specimen {code}: the model role cannot be stored in a plan yet (the database's plan_specimen role "
+                f"check predates it); roles stored today: {', '.join(STORED_ROLES)}",
+            )
         check_enum("role", role, PlanRole)
         if reason is not None and len(reason.strip()) > REASON_LENGTH:
             raise invalid("reason", reason, f"is {len(reason.strip()):,} characters long; at most {REASON_LENGTH}")
@@ -526,16 +899,22 @@ def set_specimens(
 
 
 def plan_context(session: Session, plan: AnalysisPlan) -> PlanContext:
-    """Everything the rules read about a plan: three queries (plan selection, donors, specimens)."""
+    """Everything the rules read about a plan: plan selection, donors, specimens, lesions (and models if any)."""
     donor_ids, selection = query.plan_selection(session, plan)
+    records = query.specimen_records(session, donor_ids=donor_ids)
+    lesions, models = _facts(session, donor_ids, records, purpose=plan.purpose)
     return PlanContext(
         purpose=plan.purpose,
         assay=plan.assay,
         donors=query.donor_frame(session, donor_ids=donor_ids),
-        specimens=query.specimen_records(session, donor_ids=donor_ids),
+        specimens=records,
         selection=selection,
         primary_site_code=plan.primary_site_code,
         unknown_primary=plan.unknown_primary,
+        target_depth=plan.target_depth,
+        primary_unsampled_reason=primary_unsampled_reason(plan.description),
+        lesions=lesions,
+        models=models,
     )
 
 
@@ -581,6 +960,8 @@ def submit_plan(session: Session, *, actor: User | None, plan_code: str) -> Anal
 
 
 __all__ = [
+    "PRIMARY_UNSAMPLED",
+    "ROLES",
     "Choice",
     "Donor",
     "Suggestion",
@@ -588,7 +969,10 @@ __all__ = [
     "approve_plan",
     "check_plan",
     "create_plan",
+    "lesion_facts",
+    "model_facts",
     "plan_context",
+    "primary_unsampled_reason",
     "set_specimens",
     "submit_plan",
     "suggest",

@@ -13,7 +13,7 @@ import pytest
 
 from biobank.config import get_settings
 from biobank.domain.errors import ValidationError
-from biobank.services.plan_rules import RULE_NAMES, PlanContext, run_rules, severities
+from biobank.services.plan_rules import RULE_NAMES, InputRequirements, PlanContext, run_rules, severities
 from biobank.services.planning import suggest_from_frames
 
 
@@ -35,6 +35,8 @@ def spec(sid: int, code: str, **overrides: Any) -> dict[str, Any]:
         "site_label": "Breast", "laterality": "left", "pmi_hours": 3.0, "tumour_cellularity_pct": 60.0,
         "cellularity_source": "parent", "quantity_remaining": 5000.0, "unit": "ng", "yield_ng": 5000.0,
         "a260_280": 1.9, "din": 8.0, "rin": None, "dv200_pct": None, "decalcification_agent": None,
+        "decalcification_hours": None, "site_category_vocab": "breast", "model_code": None, "model_kind": None,
+        "passage": None, "passage_number": None, "host": None, "model_source_code": None,
     }
     return row | overrides
 
@@ -73,11 +75,33 @@ def context(
         primary_site_code=plan.get("primary_site_code"),
         unknown_primary=plan.get("unknown_primary", False),
         pmi_limit_hours=8.0,
+        target_depth=plan.get("target_depth"),
+        primary_unsampled_reason=plan.get("primary_unsampled_reason"),
+        lesions=plan.get("lesions", []),
+        models=plan.get("models", []),
+        requirements=InputRequirements(),
     )
 
 
 def changed(sid: int, **overrides: Any) -> list[dict[str, Any]]:
     return [s | overrides if s["specimen_id"] == sid else s for s in base_specimens()]
+
+
+def pdx_vial(sid: int = 6, region: str = "L02-A", **overrides: Any) -> dict[str, Any]:
+    """Tissue of passage P4 of a PDX grown from region ``region`` of the liver metastasis."""
+    return spec(sid, f"RA0001-{region.replace('-', '')}-PDX1-P4-SF1", lineage="derivative", material_type="tissue",
+                storage_format="snap_frozen", parent_storage_format="viable_cryo", lesion_code="L02",
+                lesion_kind="metastasis", region_code=region, site_code="LIVER", site_label="Liver",
+                laterality="not_applicable", pmi_hours=7796.8, unit="mg", quantity_remaining=40.0,
+                model_code=f"RA0001-{region.replace('-', '')}-PDX1", model_kind="pdx", passage="P4", passage_number=4,
+                host="NSG", model_source_code=f"RA0001-{region.replace('-', '')}-VC1") | overrides
+
+
+def with_model(
+    role: str = "model", region: str = "L02-A", roles: dict[int, str] | None = None, **plan: Any
+) -> PlanContext:
+    """The base plan with the PDX vial in ``role`` (or ``roles`` for every specimen)."""
+    return context([*base_specimens(), pdx_vial(region=region)], roles=roles or ROLES | {6: role}, **plan)
 
 
 def rules_fired(ctx: PlanContext) -> set[str]:
@@ -98,11 +122,20 @@ BREAKERS: dict[str, Callable[[], PlanContext]] = {
     "cellularity_minimum": lambda: context(changed(2, tumour_cellularity_pct=15.0)),
     "cellularity_low": lambda: context(changed(2, tumour_cellularity_pct=25.0)),
     "wgs_ffpe": lambda: context(changed(2, parent_storage_format="ffpe")),
-    "wgs_acid_decalcified": lambda: context(changed(2, decalcification_agent="hydrochloric_acid")),
+    "acid_decalcified": lambda: context(changed(2, decalcification_agent="hydrochloric_acid")),
+    "edta_hours_recorded": lambda: context(changed(2, decalcification_agent="edta")),
+    "input_requirements": lambda: context(changed(2, quantity_remaining=400.0)),
     "nucleic_acid_qc": lambda: context(changed(2, a260_280=1.6)),
     "pmi_recorded": lambda: context(changed(2, pmi_hours=float("nan"))),
     "pmi_over_limit": lambda: context(changed(2, pmi_hours=9.5)),
-    "adjacent_normal": lambda: context(changed(1, site_kind="normal_tissue", tissue_status="adjacent_normal", distance_to_tumour_mm=12.0)),
+    "adjacent_normal": lambda: context([*base_specimens(), spec(6, "RA0001-N01-SF1", site_kind="normal_tissue", tissue_status="adjacent_normal", distance_to_tumour_mm=12.0, lesion_code=None, lesion_kind=None, region_code="N01", tumour_cellularity_pct=None)], roles=ROLES | {6: "normal_tissue"}),
+    "germline_normal_source": lambda: context(changed(1, site_kind="normal_tissue", tissue_status="adjacent_normal", distance_to_tumour_mm=12.0)),
+    "primary_sampled": lambda: context(roles={1: "germline_normal", 4: "tumour", 5: "tumour"}),
+    "local_recurrence_not_primary": lambda: context([s | {"lesion_kind": "local_recurrence"} if s["lesion_code"] == "L01" else s for s in base_specimens()]),
+    "model_material_role": lambda: with_model(role="tumour"),
+    "model_source_paired": lambda: with_model(region="L02-C"),
+    "model_established": lambda: with_model(models=[{"model_code": "RA0001-L02A-PDX1", "status": "growing", "passage": "P4", "qc_passed": True}]),
+    "model_samples_present": lambda: context(purpose="model_vs_tumour"),
     "safe_identifiers": lambda: context(changed(2, specimen_code="RA0001 L01A:SF1")),
     "sex_recorded": lambda: context(donors=[donor(sex="unknown")]),
     "one_assay_per_donor": lambda: context(changed(2, material_type="rna")),
