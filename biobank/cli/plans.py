@@ -90,7 +90,10 @@ def plan_create(
     unknown_primary: Annotated[bool, typer.Option(help="The primary site is unknown.")] = False,
     primary_unsampled: Annotated[
         str | None,
-        typer.Option(help="Declare the primary tumour unsampled, with the reason (migration-history plans)."),
+        typer.Option(
+            help="Declare the primary tumour unsampled, with the reason (migration-history plans; at most 500 "
+            "characters; carried into the MACHINA and Metient notes)."
+        ),
     ] = None,
     suggest: Annotated[bool, typer.Option(help="Fill the plan with the suggested specimens.")] = True,
     user: UserOption = None,
@@ -186,7 +189,10 @@ def plan_include(
     code: Annotated[str, typer.Argument(help="Plan code.")],
     specimen: Annotated[list[str], typer.Argument(help="Specimen code(s).")],
     role: Annotated[
-        str, typer.Option(help="tumour, germline_normal or normal_tissue (model: once the database stores it).")
+        str,
+        typer.Option(
+            help="tumour, germline_normal, normal_tissue or model (material grown in a PDX, organoid or cell line)."
+        ),
     ] = "tumour",
     reason: Annotated[str | None, typer.Option(help="Why it is included.")] = None,
     user: UserOption = None,
@@ -201,6 +207,29 @@ def plan_include(
             selection=current + [(s, role, reason) for s in specimen],
         )
     typer.echo(f"plan {code}: {len(specimen)} specimen(s) included as {role}")
+
+
+@plan_app.command("primary-unsampled")
+@handle_errors
+def plan_primary_unsampled(
+    code: Annotated[str, typer.Argument(help="Plan code (a draft).")],
+    reason: Annotated[
+        str | None, typer.Argument(help="Why the primary tumour is not sampled (at most 500 characters).")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Withdraw the declaration.")] = False,
+    user: UserOption = None,
+) -> None:
+    """Declare a draft's primary tumour unsampled with the reason, or withdraw the declaration (--clear)."""
+    if clear == (reason is not None):
+        raise fail("give the reason, or --clear to withdraw the declaration (not both)")
+    with unit_of_work() as session:
+        planning.set_primary_unsampled(
+            session, actor=acting_user(session, user), plan_code=code, reason=None if clear else reason
+        )
+    if clear:
+        typer.echo(f"plan {code}: the primary-unsampled declaration is withdrawn")
+    else:
+        typer.echo(f"plan {code}: primary declared unsampled ({planning.unsampled_reason(reason)})")
 
 
 @plan_app.command("exclude")

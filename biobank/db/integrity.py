@@ -166,6 +166,8 @@ _CHECKS: dict[str, str] = {
     "ck_analysis_plan_target_depth_positive": "A target depth is more than 0",
     "ck_analysis_plan_approved_has_approver": "An approved plan records who approved it and when",
     "ck_analysis_plan_primary_site_or_unknown": "A plan names its primary site or marks it unknown, not both",
+    "ck_analysis_plan_primary_unsampled_reason_not_blank": "A plan that declares its primary tumour unsampled "
+    "gives the reason (leave it out when nothing is declared)",
     # the export log
     "ck_export_record_target_not_blank": "An export names its target",
     "ck_export_record_donor_count_not_negative": "An export carries zero or more donors",

@@ -347,8 +347,12 @@ def render(
     plan_code: str | None = None,
     entity_tables: dict[str, pd.DataFrame] | None = None,
     identified: bool = False,
+    primary_unsampled_reason: str | None = None,
 ) -> dict[str, bytes]:
-    """The target's files as ``{relative path: content}`` from the frames (writers validate; errors raised)."""
+    """The target's files as ``{relative path: content}`` from the frames (writers validate; errors raised).
+
+    ``primary_unsampled_reason``: a plan's declaration that its primary tumour is unsampled, carried into the MACHINA
+    and Metient notes."""
     donors, samples = frames.donors, frames.samples
     try:
         if target == "sarek":
@@ -363,9 +367,10 @@ def render(
             files = clonal.clonal_files(donors, samples, conipher=conipher)
             return {name: content.encode() for name, content in files.items()}
         if target == "metient":
-            return {name: content.encode() for name, content in migration.metient_files(samples).items()}
+            files = migration.metient_files(samples, primary_unsampled_reason=primary_unsampled_reason)
+            return {name: content.encode() for name, content in files.items()}
         if target == "machina":
-            files, _notes = migration.machina_files(samples)
+            files, _notes = migration.machina_files(samples, primary_unsampled_reason=primary_unsampled_reason)
             return {name: content.encode() for name, content in files.items()}
         if target == "cbioportal":
             files = cbioportal.build_cbioportal(
@@ -468,6 +473,9 @@ def export_files(
         plan_code=plan_code,
         entity_tables=entity,
         identified=identified,
+        primary_unsampled_reason=(
+            planning.get_plan(session, plan_code).primary_unsampled_reason if plan_code is not None else None
+        ),
     )
     if record:
         options = {"assay": assay, "fastq_dir": fastq_dir, "bam_dir": bam_dir, "template": template,
@@ -510,6 +518,9 @@ def _chosen(
         entity["specimens"] = entity["specimens"][entity["specimens"]["specimen_code"].isin(chosen)].reset_index(
             drop=True
         )
+    if plan_code is not None:  # each specimen's role in the plan (a model sample is marked ``model``)
+        roles = dict(zip(frames.samples["specimen_code"], frames.samples["role"], strict=True))
+        entity["specimens"] = entity["specimens"].assign(role=entity["specimens"]["specimen_code"].map(roles))
     return frames, entity
 
 

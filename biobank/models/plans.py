@@ -44,6 +44,12 @@ class PlanRole(StrEnum):
     tumour = "tumour"
     germline_normal = "germline_normal"
     normal_tissue = "normal_tissue"
+    #: Material grown in a model (PDX, organoid, cell line) or made from it, compared with its source region.
+    model = "model"
+
+
+#: The longest reason a plan gives for leaving its primary tumour unsampled (``primary_unsampled_reason``).
+PRIMARY_UNSAMPLED_LENGTH = 500
 
 
 class AnalysisPlan(Tracked, table=True):
@@ -62,6 +68,7 @@ class AnalysisPlan(Tracked, table=True):
         CheckConstraint(
             "NOT (unknown_primary AND primary_site_code IS NOT NULL)", name="primary_site_or_unknown"
         ),
+        not_blank("primary_unsampled_reason_not_blank", "primary_unsampled_reason"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -74,6 +81,8 @@ class AnalysisPlan(Tracked, table=True):
     primary_site_code: str | None = Field(default=None, foreign_key="anatomical_site.code", max_length=40)
     unknown_primary: bool = Field(default=False)
     description: str | None = Field(default=None, max_length=1000)
+    #: Why the primary tumour is not sampled (DOMAIN.md §6 rule 15); None when the plan declares nothing.
+    primary_unsampled_reason: str | None = Field(default=None, max_length=PRIMARY_UNSAMPLED_LENGTH)
     approved_by_id: int | None = Field(default=None, foreign_key="user_account.id", ondelete="RESTRICT")
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -78,7 +78,8 @@ ROLE_BY_SITE_KIND = {
     "bone_marrow": "normal_tissue",
     "premortem_blood": "normal_tissue",
 }
-ROLE_ORDER = {"germline_normal": 0, "normal_tissue": 1, "tumour": 2}
+#: Order of the roles in an export: the normals first, the patient's tumour, then material grown in a model.
+ROLE_ORDER = {"germline_normal": 0, "normal_tissue": 1, "tumour": 2, "model": 3}
 
 
 def _frame(session: Session, statement: Select[Any]) -> pd.DataFrame:

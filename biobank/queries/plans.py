@@ -74,6 +74,7 @@ def plan_detail(session: Session, plan_code: str) -> dict[str, Any]:
         "primary_site_code": plan.primary_site_code,
         "unknown_primary": plan.unknown_primary,
         "description": plan.description,
+        "primary_unsampled_reason": plan.primary_unsampled_reason,
         "donor_codes": [d["donor_code"] for d in ctx.donor_records],
         "specimens_detail": [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}

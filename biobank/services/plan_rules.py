@@ -26,13 +26,11 @@ from biobank.models.plans import DNA_ASSAYS, Assay, PlanPurpose, PlanRole
 
 SEVERITIES = ("error", "warning", "info", "off")
 
-#: The role of material grown in a model (PDX, organoid, cell line), paired with its source patient specimen.
-#: Not yet a :class:`~biobank.models.plans.PlanRole`: the database's CHECK on ``plan_specimen.role`` predates it.
-MODEL_ROLE = "model"
+#: The role of material grown in a model (PDX, organoid, cell line): paired with its source patient specimen by the
+#: model's source region (``model_source_paired``), which every row of model material carries.
+MODEL_ROLE = PlanRole.model.value
 #: Every role a plan's sample can take (DOMAIN.md §6 rule 13).
-ROLES: tuple[str, ...] = (*(r.value for r in PlanRole), MODEL_ROLE)
-#: Roles a plan can store today (``ck_plan_specimen_role``).
-STORED_ROLES: tuple[str, ...] = tuple(r.value for r in PlanRole)
+ROLES: tuple[str, ...] = tuple(r.value for r in PlanRole)
 
 #: Least nucleic acid (ng) a sample needs for each assay at its reference depth: PCR-free WGS, exome capture, a
 #: targeted panel, RNA-seq (DOMAIN.md §6 rule 16). ``BIOBANK_PLAN_INPUT_NG`` overrides any of them.
@@ -867,7 +865,6 @@ __all__ = [
     "RULES",
     "RULE_NAMES",
     "SEVERITIES",
-    "STORED_ROLES",
     "Finding",
     "InputRequirements",
     "PlanContext",

@@ -43,6 +43,7 @@ from biobank.models.base import utcnow
 from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
 from biobank.models.plans import (
     DNA_ASSAYS,
+    PRIMARY_UNSAMPLED_LENGTH,
     AnalysisPlan,
     Assay,
     PlanDonor,
@@ -62,7 +63,6 @@ from biobank.services.plan_rules import (
     CELLULARITY_WARN,
     MODEL_ROLE,
     ROLES,
-    STORED_ROLES,
     UNAVAILABLE,
     InputRequirements,
     PlanContext,
@@ -96,10 +96,6 @@ FORMAT_TEXT = {
 #: Materials that can be sequenced for a tumour region (fresh and viable material is kept for models).
 TUMOUR_MATERIALS = {"dna", "rna", "tissue", "section", "cells"}
 GERMLINE_BLOOD_RANK = {"dna": 0, "buffy_coat": 1, "whole_blood": 2}
-#: The plan's description line that declares the primary unsampled, with the reason (DOMAIN.md §6 rule 15).
-#: Kept in ``analysis_plan.description`` until the plan has a column of its own for it.
-PRIMARY_UNSAMPLED = "Primary unsampled: "
-PRIMARY_UNSAMPLED_LENGTH = 300
 
 
 @dataclass(frozen=True)
@@ -656,29 +652,16 @@ def _get_draft(session: Session, code: str) -> AnalysisPlan:
     return plan
 
 
-def primary_unsampled_reason(description: str | None) -> str | None:
-    """The reason a plan declares its primary unsampled (its description's ``Primary unsampled:`` line), or None."""
-    for line in reversed((description or "").splitlines()):
-        if line.startswith(PRIMARY_UNSAMPLED) and line.removeprefix(PRIMARY_UNSAMPLED).strip():
-            return line.removeprefix(PRIMARY_UNSAMPLED).strip()
-    return None
-
-
-def _with_unsampled_reason(description: str | None, reason: str | None) -> str | None:
-    """The description with its declaration replaced by ``reason`` (removed when ``reason`` is blank)."""
-    lines = [line for line in (description or "").splitlines() if not line.startswith(PRIMARY_UNSAMPLED)]
-    if reason and reason.strip():
-        text = " ".join(reason.split())
-        if len(text) > PRIMARY_UNSAMPLED_LENGTH:
-            raise invalid(
-                "primary_unsampled_reason", reason,
-                f"is {len(text):,} characters long; at most {PRIMARY_UNSAMPLED_LENGTH}",
-            )
-        lines.append(PRIMARY_UNSAMPLED + text)
-    joined = "\n".join(lines).strip()
-    if len(joined) > 1000:
-        raise invalid("description", joined, "with the declaration it exceeds 1,000 characters; shorten it")
-    return joined or None
+def unsampled_reason(reason: str | None) -> str | None:
+    """A declared reason for leaving the primary unsampled, its whitespace collapsed; None when blank (no
+    declaration). Longer than ``analysis_plan.primary_unsampled_reason`` holds is refused, naming the field."""
+    text = " ".join((reason or "").split())
+    if len(text) > PRIMARY_UNSAMPLED_LENGTH:
+        raise invalid(
+            "primary_unsampled_reason", reason,
+            f"is {len(text):,} characters long; at most {PRIMARY_UNSAMPLED_LENGTH}",
+        )
+    return text or None
 
 
 def _check_settings(
@@ -710,8 +693,8 @@ def create_plan(
 ) -> AnalysisPlan:
     """A draft plan for these donors, filled with the suggestion unless ``use_suggestion`` is false.
 
-    ``primary_unsampled_reason`` declares that the primary tumour is not sampled, and why (DOMAIN.md §6 rule 15);
-    it is kept as the description's ``Primary unsampled:`` line.
+    ``primary_unsampled_reason`` declares that the primary tumour is not sampled, and why (DOMAIN.md §6 rule 15;
+    ``analysis_plan.primary_unsampled_reason``, carried into the migration exports' notes).
     """
     require(actor, Action.plan)
     if not name or not name.strip():
@@ -730,7 +713,7 @@ def create_plan(
         raise ConflictError(
             f"name={name.strip()!r}: a plan with this name already exists", field="name", value=name
         )
-    description = _with_unsampled_reason(description, primary_unsampled_reason)
+    reason = unsampled_reason(primary_unsampled_reason)
     ids = query.donor_ids_for(session, list(dict.fromkeys(donor_codes)))
     donors = query.donor_frame(session, donor_ids=ids)
     query.refuse_withdrawn(donors, use="plans")
@@ -743,6 +726,7 @@ def create_plan(
         primary_site_code=primary_site_code,
         unknown_primary=unknown_primary,
         description=description,
+        primary_unsampled_reason=reason,
     ))
     _add_donors(session, plan, donors, use_suggestion=use_suggestion)
     return plan
@@ -766,18 +750,30 @@ def update_plan_settings(
     require(actor, Action.plan)
     plan = _get_draft(session, plan_code)
     _check_settings(session, target_depth, primary_site_code, unknown_primary)
-    description = (
-        plan.description
-        if primary_unsampled_reason is None
-        else _with_unsampled_reason(plan.description, primary_unsampled_reason)
-    )
     act_as(session, actor)
     if target_depth is not None:
         plan.target_depth = target_depth
     plan.primary_site_code = primary_site_code
     plan.unknown_primary = unknown_primary
-    plan.description = description
+    if primary_unsampled_reason is not None:
+        plan.primary_unsampled_reason = unsampled_reason(primary_unsampled_reason)
     session.flush()
+    return plan
+
+
+def set_primary_unsampled(
+    session: Session, *, actor: User | None, plan_code: str, reason: str | None
+) -> AnalysisPlan:
+    """Declare a draft's primary tumour unsampled with ``reason`` (DOMAIN.md §6 rule 15), or withdraw the declaration
+    (``reason`` None or blank). The migration exports carry the reason into their notes."""
+    require(actor, Action.plan)
+    plan = _get_draft(session, plan_code)
+    value = unsampled_reason(reason)
+    if value != plan.primary_unsampled_reason:
+        act_as(session, actor)
+        plan.primary_unsampled_reason = value
+        session.add(plan)
+        session.flush()
     return plan
 
 
@@ -795,9 +791,7 @@ def _add_donors(session: Session, plan: AnalysisPlan, donors: pd.DataFrame, *, u
         )
         ids = {r["specimen_id"]: r["donor_id"] for r in specimens}
         plan_id = _id(plan)
-        # The model role cannot be stored until plan_specimen's role check allows it: the rule report then says
-        # the model-versus-tumour plan holds no model sample (model_samples_present), never silently.
-        for c in (c for c in suggestion.choices if c.role in STORED_ROLES):
+        for c in suggestion.choices:
             session.add(
                 PlanSpecimen(
                     plan_id=plan_id,
@@ -854,12 +848,6 @@ def set_specimens(
         raise invalid("specimen", duplicates[0], "listed twice")
     found = query.specimen_ids_for(session, codes)
     for code, role, reason in selection:
-        if role == MODEL_ROLE and MODEL_ROLE not in STORED_ROLES:
-            raise invalid(
-                "role", role,
-                f"specimen {code}: the model role cannot be stored in a plan yet (the database's plan_specimen role "
-                f"check predates it); roles stored today: {', '.join(STORED_ROLES)}",
-            )
         check_enum("role", role, PlanRole)
         if reason is not None and len(reason.strip()) > REASON_LENGTH:
             raise invalid("reason", reason, f"is {len(reason.strip()):,} characters long; at most {REASON_LENGTH}")
@@ -912,7 +900,7 @@ def plan_context(session: Session, plan: AnalysisPlan) -> PlanContext:
         primary_site_code=plan.primary_site_code,
         unknown_primary=plan.unknown_primary,
         target_depth=plan.target_depth,
-        primary_unsampled_reason=primary_unsampled_reason(plan.description),
+        primary_unsampled_reason=plan.primary_unsampled_reason,
         lesions=lesions,
         models=models,
     )
@@ -960,7 +948,6 @@ def submit_plan(session: Session, *, actor: User | None, plan_code: str) -> Anal
 
 
 __all__ = [
-    "PRIMARY_UNSAMPLED",
     "ROLES",
     "Choice",
     "Donor",
@@ -972,10 +959,11 @@ __all__ = [
     "lesion_facts",
     "model_facts",
     "plan_context",
-    "primary_unsampled_reason",
+    "set_primary_unsampled",
     "set_specimens",
     "submit_plan",
     "suggest",
     "suggest_and_check",
     "suggest_from_frames",
+    "unsampled_reason",
 ]

@@ -10,6 +10,7 @@ import streamlit as st
 from biobank.exports import service as export_service
 from biobank.queries import exports as query
 from biobank.queries import plans as plan_reads
+from biobank.services import planning
 from biobank.services.auth import get_user
 from dashboards.data.core import read_session
 
@@ -38,6 +39,15 @@ def frames(url: str, donor_codes: tuple[str, ...]) -> tuple[pd.DataFrame, pd.Dat
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def facts(url: str, donor_codes: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The donors' lesions (material or not) and their models' passages: what the suggestion and the rules read
+    about a donor's disease and models (two queries)."""
+    with read_session(url) as session:
+        ids = query.donor_ids_for(session, list(donor_codes))
+        return planning.lesion_facts(session, ids), planning.model_facts(session, ids)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def plan_state(url: str, plan_code: str) -> dict[str, Any]:
     with read_session(url) as session:
         plan = query.get_plan(session, plan_code)
@@ -47,6 +57,7 @@ def plan_state(url: str, plan_code: str) -> dict[str, Any]:
             "code": plan.code, "name": plan.name, "purpose": plan.purpose, "assay": plan.assay,
             "status": plan.status, "primary_site_code": plan.primary_site_code,
             "unknown_primary": plan.unknown_primary, "donor_codes": tuple(donors["donor_code"]),
+            "primary_unsampled_reason": plan.primary_unsampled_reason, "target_depth": plan.target_depth,
             "selection": selection,
         }
 

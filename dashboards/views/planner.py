@@ -13,11 +13,11 @@ from biobank.domain.sites import body_position
 from biobank.domain.vocab import SiteKind
 from biobank.exports import service as export_service
 from biobank.models import User
-from biobank.models.plans import Assay, PlanPurpose, PlanRole
+from biobank.models.plans import PRIMARY_UNSAMPLED_LENGTH, Assay, PlanPurpose, PlanRole
 from biobank.queries.cohort import IN_STOCK
 from biobank.services import planning
 from biobank.services.auth import Action, can
-from biobank.services.plan_rules import STORED_ROLES, PlanContext, PlanRulesError, run_rules
+from biobank.services.plan_rules import MODEL_ROLE, PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
 from dashboards.data import specimens as data_specimens
@@ -83,28 +83,42 @@ primary_choice = st.selectbox(
 )
 chosen_primary = primary_choice if primary_choice not in (FROM_RECORD, UNKNOWN) else None
 chosen_unknown = primary_choice == UNKNOWN
+# A migration plan without a sample of the primary declares it unsampled with the reason (DOMAIN.md §6 rule 15).
+declared = (state or {}).get("primary_unsampled_reason") or ""
+if status == "draft" and may_plan:
+    declared = st.text_input(
+        "Primary unsampled: the reason (leave empty when the plan samples the primary)",
+        value=declared,
+        max_chars=PRIMARY_UNSAMPLED_LENGTH,
+        key=f"planner_unsampled_{plan_code}",
+        help="Carried into the MACHINA and Metient notes; a plan that holds a primary sample must not declare this.",
+    )
+elif declared:
+    st.caption(f"Primary declared unsampled: {declared}")
+chosen_unsampled = " ".join(declared.split()) or None
 
 if not donor_codes:
     st.info("Choose one or more donors to see the suggested plan.")
     st.stop()
 
 donors, specimens = data_plans.frames(url, donor_codes)
-suggestion = planning.suggest_from_frames(donors, specimens, assay, purpose=purpose)
-held_back = [c for c in suggestion.choices if c.role not in STORED_ROLES]  # the model role: not storable yet
+lesions, models = data_plans.facts(url, donor_codes)
+suggestion = planning.suggest_from_frames(donors, specimens, assay, purpose=purpose, lesions=lesions, models=models)
 selected = suggestion.selection() if state is None else state["selection"]
-selected = selected[selected["role"].isin(STORED_ROLES)]
 reasons = {c.specimen_id: c.reason for c in suggestion.choices}
 
-# Candidate rows: everything sequenceable of the donors; the selection first.
-# Material grown in a model is left out until a plan can store its model role (plan_rules.STORED_ROLES).
-pool = specimens[specimens["material_type"].isin(["dna", "rna", "tissue", "buffy_coat", "whole_blood", "section"])
-                 & specimens["status"].isin(IN_STOCK) & specimens["model_code"].isna()]
+# Candidate rows: everything sequenceable of the donors (material grown in a model too, as role model); the
+# selection first.
+grown = specimens["model_code"].notna()
+pool = specimens[specimens["status"].isin(IN_STOCK) & (
+    specimens["material_type"].isin(["dna", "rna", "tissue", "buffy_coat", "whole_blood", "section"])
+    | (grown & specimens["material_type"].isin(sorted(planning.TUMOUR_MATERIALS))))]
 pool = pd.concat([pool, specimens[specimens["specimen_id"].isin(selected["specimen_id"])]]).drop_duplicates("specimen_id")
 table = pool.merge(selected[["specimen_id", "role"]], on="specimen_id", how="left")
 table["include"] = table["role"].notna()
 default_role = table["site_kind"].map(
     {SiteKind.tumour_region.value: PlanRole.tumour.value, SiteKind.germline_blood.value: PlanRole.germline_normal.value}
-).fillna(PlanRole.normal_tissue.value)
+).fillna(PlanRole.normal_tissue.value).where(table["model_code"].isna(), MODEL_ROLE)
 table["role"] = table["role"].fillna(default_role)
 saved_reasons = dict(zip(selected["specimen_id"], selected.get("reason", pd.Series(dtype=str)), strict=False))
 table["reason"] = [saved_reasons.get(i) or reasons.get(i) or "" for i in table["specimen_id"]]
@@ -135,6 +149,10 @@ ctx = PlanContext(
     purpose=purpose, assay=assay, donors=donors, specimens=specimens, selection=selection,
     primary_site_code=chosen_primary,
     unknown_primary=chosen_unknown,
+    primary_unsampled_reason=chosen_unsampled,
+    target_depth=state["target_depth"] if state is not None else None,
+    lesions=lesions,
+    models=models,
 )
 report = run_rules(ctx)
 
@@ -164,9 +182,6 @@ with report_col:
         st.success("Every rule passes.")
 for line in suggestion.skipped:
     st.caption(f"Not suggested: {line}")
-for c in held_back:
-    st.caption(f"Suggested but not in the plan yet: {c.specimen_code} as {c.role} ({c.reason}); a plan cannot store "
-               "that role until the database allows it.")
 
 rows = [(c, r, reasons.get(ids[c]) or None) for c, r in zip(included["specimen_code"], included["role"], strict=True)]
 if may_plan and state is None:
@@ -179,7 +194,8 @@ if may_plan and state is None:
             def create(session: Session, actor: User | None) -> str:
                 planning.create_plan(session, actor=actor, code=code.strip(), name=name, purpose=purpose,
                                      assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False,
-                                     primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
+                                     primary_site_code=chosen_primary, unknown_primary=chosen_unknown,
+                                     primary_unsampled_reason=chosen_unsampled)
                 planning.set_specimens(session, actor=actor, plan_code=code.strip(), selection=rows)
                 return code.strip()
 
@@ -191,6 +207,7 @@ elif state is not None and status == "draft":
     def save(session: Session, actor: User | None) -> None:
         planning.update_plan_settings(session, actor=actor, plan_code=plan_code,
                                       primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
+        planning.set_primary_unsampled(session, actor=actor, plan_code=plan_code, reason=chosen_unsampled)
         planning.set_specimens(session, actor=actor, plan_code=plan_code, selection=rows)
 
     def save_and_approve(session: Session, actor: User | None) -> None:

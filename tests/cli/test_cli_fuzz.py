@@ -158,6 +158,7 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
         Call("plan exclude", "pi", ["PL-DRAFT", c["in_plan"]]),
         Call("plan approve", "pi", ["PL-DRAFT"]),
         Call("plan submit", "pi", ["PL-DRAFT"]),
+        Call("plan primary-unsampled", "pi", ["PL-DRAFT", "primary resected in 2019, no tissue left at autopsy"]),
         *[
             Call(f"export {target}", "admin", ["-o", f"{c['out']}/{target}", "--donor", "RA-0001",
                                                 *(["--template"] if target == "sarek" else [])], fixed={1})

@@ -25,6 +25,9 @@ already (:func:`conipher_sample_id`) and ``conipher_sample_ids.tsv`` maps it bac
 CONIPHER 2.1 requires the column and carries it into its segment table without computing with it; replace it with a
 copy-number caller's estimate when there is one. The user adds ``CHR,POS,REF,ALT,REF_COUNT,VAR_COUNT,DEPTH,
 COPY_NUMBER_A,COPY_NUMBER_B`` (and for tree building ``CLUSTER,CCF_PHYLO,CCF_OBS,MUT_COPY``) per mutation and sample.
+
+Material grown in a model (role ``model``, or a row with a ``model_code``) is left out of both tables, with a line per
+donor in ``NOTES.txt``: each row is placed at an anatomical site of the patient, which a PDX or organoid is not.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import pandas as pd
 
 from biobank.exports.formats import Problem, check_frames, refuse_problems, require_columns
 from biobank.exports.formats._common import SiteLabeller, karyotype, purity, text, tumour_sites
+from biobank.exports.formats.migration import split_models
 
 COLUMNS: tuple[str, ...] = (
     "sample_id",
@@ -89,7 +93,7 @@ def clonal_frame(
     labeller: SiteLabeller | None = None,
     allow_missing_purity: bool = False,
 ) -> pd.DataFrame:
-    """The clonal sample table (tumour samples only, in input order).
+    """The clonal sample table (tumour samples only, never material grown in a model; in input order).
 
     A tumour sample without a recorded cellularity is an error (planning rule 4) unless ``allow_missing_purity``,
     which leaves ``tumour_content`` empty.
@@ -104,7 +108,7 @@ def clonal_frame(
     )
 
     sex_of = {str(d): karyotype(s) for d, s in zip(donors["donor_code"], donors["sex"], strict=True)}
-    tumours = tumour_sites(samples, labeller)
+    tumours = tumour_sites(split_models(samples)[0], labeller)
     problems: list[Problem] = []
     rows = []
     for i, (_, s) in enumerate(tumours.iterrows(), start=1):
@@ -244,19 +248,23 @@ def clonal_files(
     conipher: bool = False,
 ) -> dict[str, str]:
     """The clonal export as ``{file name: text}``: a README and one table per donor (PyClone-VI's, or with
-    ``conipher`` CONIPHER's plus the sample-id mapping)."""
+    ``conipher`` CONIPHER's plus the sample-id mapping), and ``NOTES.txt`` when model samples were left out."""
     frame = clonal_frame(donors, samples, allow_missing_purity=allow_missing_purity)
+    notes = split_models(samples, "CONIPHER" if conipher else "PyClone-VI")[1]
     if frame.empty:
-        raise ValueError("no tumour samples selected: a clonal table needs at least one")
+        raise ValueError("no tumour samples selected: a clonal table needs at least one" + "".join(
+            f"; {n}" for n in notes))
     if conipher:
         files = {"README.txt": README_CONIPHER}
         for donor, part in per_donor(frame).items():
             files[f"{donor}.conipher.tsv"] = to_tsv(conipher_frame(part))
         files[CONIPHER_IDS_FILE] = to_tsv(conipher_ids(frame))
-        return files
-    files = {"README.txt": README}
-    for donor, part in per_donor(frame).items():
-        files[f"{donor}.tsv"] = to_tsv(part)
+    else:
+        files = {"README.txt": README}
+        for donor, part in per_donor(frame).items():
+            files[f"{donor}.tsv"] = to_tsv(part)
+    if notes:
+        files["NOTES.txt"] = "".join(n + "\n" for n in notes)
     return files
 
 

@@ -26,6 +26,11 @@ mutations, their clusters and frequencies come from the user's sequencing analys
 
 Labels come from :class:`~biobank.exports.formats._common.SiteLabeller`: the site label made safe, with the side
 added when the laterality distinguishes it, unique per site across the export. Only tumour samples are labelled.
+
+Material grown in a model (role ``model``, or any row with a ``model_code``) is left out of both tools' files, with a
+line per donor in ``NOTES.txt`` (:func:`split_models`): a PDX or organoid passage is not an anatomical site of the
+patient, and labelling it with its source's site would invent a metastasis. A plan's declaration that the primary
+tumour is unsampled, with its reason, is carried into ``NOTES.txt`` too.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from biobank.exports.formats import (
     Problem,
     check_unique_specimens,
     check_vocabulary,
+    is_model_material,
     refuse_problems,
     require_columns,
 )
@@ -102,12 +108,37 @@ class MachinaInput:
         return "".join(f"{label}\t{i + 1}\n" for i, label in enumerate(ordered["anatomical_site_label"]))
 
 
+def split_models(samples: pd.DataFrame, tool: str = "this tool") -> tuple[pd.DataFrame, list[str]]:
+    """The samples without material grown in a model (role ``model`` or a ``model_code``), and one note per donor
+    naming what was left out: a model is not an anatomical site, so a site-based tool has no place for it."""
+    grown = is_model_material(samples)
+    if "role" in samples.columns:
+        grown = grown | (samples["role"] == "model")
+    if not grown.any():
+        return samples, []
+    notes = []
+    for donor, group in samples[grown].groupby("donor_code", sort=False):
+        codes = [str(c) for c in group["specimen_code"]]
+        notes.append(
+            f"{donor}: {len(codes)} sample(s) grown in a model left out ({', '.join(codes)}): a PDX, organoid or "
+            f"cell-line passage is not an anatomical site of the patient, so {tool} has no place for it; compare it "
+            "with its source region outside the site-based analysis"
+        )
+    return samples[~grown].reset_index(drop=True), notes
+
+
+def unsampled_note(reason: str | None) -> list[str]:
+    """The NOTES line of a plan that declares its primary tumour unsampled (none when it declares nothing)."""
+    return [f"the plan declares the primary tumour unsampled: {reason}"] if reason else []
+
+
 def labelled_tumours(samples: pd.DataFrame, labeller: SiteLabeller | None = None) -> pd.DataFrame:
-    """Tumour samples with their safe ``anatomical_site_label`` and ``site_category``."""
+    """Tumour samples (never material grown in a model) with their safe ``anatomical_site_label`` and
+    ``site_category``."""
     require_columns(samples, SAMPLE_REQUIRED, frame_name="samples", export="migration")
     check_vocabulary(samples, frame_name="samples", columns=["role", "lesion_kind", "laterality"])
     check_unique_specimens(samples)
-    tumours = tumour_sites(samples, labeller)
+    tumours = tumour_sites(split_models(samples)[0], labeller)
     if tumours.empty:
         raise ValueError("no tumour samples selected: a migration history needs at least one")
     return tumours
@@ -253,8 +284,9 @@ def machina_leaf_labeling(item: MachinaInput, tree: str) -> str:
     return "".join(lines)
 
 
-def metient_frame(samples: pd.DataFrame) -> pd.DataFrame:
-    """Metient's sample/site table with purity; raises :class:`ExportValidationError` when Metient's rules fail."""
+def metient_frame(samples: pd.DataFrame, *, primary_unsampled_reason: str | None = None) -> pd.DataFrame:
+    """Metient's sample/site table with purity; raises :class:`ExportValidationError` when Metient's rules fail
+    (a missing primary named with the plan's declared reason, when it gives one)."""
     require_columns(samples, ("tumour_cellularity_pct",), frame_name="samples", export="Metient")
     tumours = labelled_tumours(samples)
     rows: list[dict[str, object]] = []
@@ -280,12 +312,12 @@ def metient_frame(samples: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(METIENT_COLUMNS))
     frame["anatomical_site_index"] = frame["anatomical_site_index"].astype("int64")
     frame["purity"] = frame["purity"].astype("Float64")
-    problems += validate_metient(frame)
+    problems += validate_metient(frame, primary_unsampled_reason=primary_unsampled_reason)
     refuse_problems("Metient sample table", problems)
     return frame
 
 
-def validate_metient(frame: pd.DataFrame) -> list[Problem]:
+def validate_metient(frame: pd.DataFrame, *, primary_unsampled_reason: str | None = None) -> list[Problem]:
     """Metient's input checks, per donor: index<->label one-to-one, one category per site, indices 0..n-1, a primary
     site present (metastases optional, as Metient allows), labels without colons or whitespace, purity in [0, 1]."""
     problems: list[Problem] = []
@@ -314,12 +346,16 @@ def validate_metient(frame: pd.DataFrame) -> list[Problem]:
         if set(g["anatomical_site_index"]) != set(range(g["anatomical_site_index"].nunique())):
             problems.append(Problem(None, "anatomical_site_index", f"{donor}: indices must run 0..n-1"))
         if "primary" not in set(g["site_category"]):
+            why = (
+                f"the plan declares the primary unsampled: {primary_unsampled_reason}"
+                if primary_unsampled_reason
+                else "primary unknown or not sampled"
+            )
             problems.append(
                 Problem(
                     None,
                     "site_category",
-                    f"{donor}: no sample from a primary site (primary unknown or not sampled); Metient needs one "
-                    "(MACHINA can run without -p)",
+                    f"{donor}: no sample from a primary site ({why}); Metient needs one (MACHINA can run without -p)",
                 )
             )
     return problems
@@ -351,12 +387,16 @@ cluster_index, ref, var, and var_read_prob = major_cn / (purity * (major_cn + mi
 """
 
 
-def metient_files(samples: pd.DataFrame) -> dict[str, str]:
-    """The Metient export as ``{file name: text}``: a README and one table per donor."""
-    frame = metient_frame(samples)
+def metient_files(samples: pd.DataFrame, *, primary_unsampled_reason: str | None = None) -> dict[str, str]:
+    """The Metient export as ``{file name: text}``: a README, one table per donor and, when something needs saying
+    (model samples left out, the primary declared unsampled), ``NOTES.txt``."""
+    frame = metient_frame(samples, primary_unsampled_reason=primary_unsampled_reason)
     files = {"README.txt": METIENT_README}
     for donor, group in frame.groupby("donor", sort=False):
         files[f"{donor}.tsv"] = to_tsv(group.reset_index(drop=True))
+    notes = split_models(samples, "Metient")[1] + unsampled_note(primary_unsampled_reason)
+    if notes:
+        files["NOTES.txt"] = "".join(n + "\n" for n in notes)
     return files
 
 
@@ -382,10 +422,17 @@ Name each leaf <clone>_<sample_label> or <clone>_<anatomical_site_label> (MACHIN
 """
 
 
-def machina_files(samples: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
-    """The MACHINA export as ``{file name: text}`` and the notes to show (donors without a sampled primary)."""
+_BY_HAND = "pmh, pmh_tr and pmh_ti need -p chosen by hand"
+
+
+def machina_files(
+    samples: pd.DataFrame, *, primary_unsampled_reason: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The MACHINA export as ``{file name: text}`` and the notes to show (donors without a sampled primary, with the
+    plan's declared reason; model samples left out)."""
     files = {"README.txt": MACHINA_README}
-    notes: list[str] = []
+    notes: list[str] = split_models(samples, "MACHINA")[1]
+    declared = f" (the plan declares the primary tumour unsampled: {primary_unsampled_reason})"
     for donor, item in build_machina(samples).items():
         files[f"{donor}.samples.tsv"] = to_tsv(item.samples)
         files[f"{donor}.colors"] = item.colors
@@ -393,9 +440,11 @@ def machina_files(samples: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
             files[f"{donor}.primary"] = item.primary + "\n"
         else:
             notes.append(
-                f"{donor}: no primary site was sampled, so there is no {donor}.primary: pmh_sankoff without -p "
-                "tries every site as the primary; pmh, pmh_tr and pmh_ti need -p chosen by hand"
+                f"{donor}: no primary site was sampled{declared if primary_unsampled_reason else ''}, so there is no "
+                f"{donor}.primary: pmh_sankoff without -p tries every site as the primary; " + _BY_HAND
             )
+    if primary_unsampled_reason and not any(n.endswith(_BY_HAND) for n in notes):
+        notes += unsampled_note(primary_unsampled_reason)
     if notes:
         files["NOTES.txt"] = "".join(n + "\n" for n in notes)
     return files, notes

@@ -1,6 +1,10 @@
 """nf-core/sarek samplesheet (``--input``), validated against sarek's own JSON schema and its start-up rule.
 
-Columns: ``patient,sex,status,sample`` then the input files, plus ``contamination`` (1 - tumour purity, 0 for normals):
+Columns: ``patient,sex,status,sample`` then the input files, plus ``contamination`` (1 - tumour purity, 0 for normals).
+``status`` is 1 for the patient's tumour and for material grown in a model (role ``model``: a PDX or organoid passage
+is sequenced against the patient's germline normal like a tumour), 0 for normals; the sheet has no column that says
+"patient tissue", so a model sample is told apart by its specimen code only (the other exports mark it).
+
 
 - FASTQ pairs (:func:`match_fastqs`, from a folder): ``lane,fastq_1,fastq_2``; sarek runs them from ``--step mapping``
   (its default).
@@ -78,6 +82,9 @@ class MissingInputFilesError(ValueError):
             "folder, or ask for a template to fill in"
         )
 
+#: Roles sequenced as sarek's tumour status (1), against the patient's germline normal.
+TUMOUR_STATUS_ROLES = frozenset({"tumour", "model"})
+
 DONOR_REQUIRED = ("donor_code", "sex")
 SAMPLE_REQUIRED = ("specimen_code", "donor_code", "role")
 
@@ -96,8 +103,8 @@ def load_schema() -> dict[str, Any]:
 def sarek_frame(donors: pd.DataFrame, samples: pd.DataFrame, *, contamination: bool = True) -> pd.DataFrame:
     """The samplesheet rows without FASTQs: ``patient,sex,status,sample`` (+ ``contamination``).
 
-    ``contamination`` is 1 - purity (purity = tumour cellularity / 100) for tumours, 0 for normals, and left empty for
-    a tumour whose cellularity was not recorded.
+    Tumours and model samples (:data:`TUMOUR_STATUS_ROLES`) get status 1, normals 0. ``contamination`` is 1 - purity
+    (purity = tumour cellularity / 100) for those, 0 for normals, and left empty when the cellularity was not recorded.
     """
     required = SAMPLE_REQUIRED + (("tumour_cellularity_pct",) if contamination else ())
     check_frames(
@@ -107,7 +114,7 @@ def sarek_frame(donors: pd.DataFrame, samples: pd.DataFrame, *, contamination: b
     sex_of = {str(d): karyotype(s) for d, s in zip(donors["donor_code"], donors["sex"], strict=True)}
     rows: list[dict[str, Any]] = []
     for _, s in samples.iterrows():
-        tumour = s["role"] == "tumour"
+        tumour = s["role"] in TUMOUR_STATUS_ROLES
         row: dict[str, Any] = {
             "patient": str(s["donor_code"]),
             "sex": sex_of[str(s["donor_code"])],
