@@ -156,9 +156,10 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
                                    "wgs", "--depth", "60", "--donor", "RA-0001"]),
         Call("plan include", "pi", ["PL-DRAFT", c["available"], "--role", "tumour", "--reason", "second region"]),
         Call("plan exclude", "pi", ["PL-DRAFT", c["in_plan"]]),
+        # before approval: the valid calls run one after another at the end, and only a draft takes a declaration
+        Call("plan primary-unsampled", "pi", ["PL-DRAFT", "primary resected in 2019, no tissue left at autopsy"]),
         Call("plan approve", "pi", ["PL-DRAFT"]),
         Call("plan submit", "pi", ["PL-DRAFT"]),
-        Call("plan primary-unsampled", "pi", ["PL-DRAFT", "primary resected in 2019, no tissue left at autopsy"]),
         *[
             Call(f"export {target}", "admin", ["-o", f"{c['out']}/{target}", "--donor", "RA-0001",
                                                 *(["--template"] if target == "sarek" else [])], fixed={1})
