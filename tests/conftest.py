@@ -40,9 +40,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_url(backend: str, templates: Templates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A migrated database of its own; also made the process default (BIOBANK_DATABASE_URL)."""
-    with fresh_database(backend, templates, tmp_path) as url:
+def db_url(
+    request: pytest.FixtureRequest,
+    backend: str,
+    templates: Templates,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A migrated database of its own; also made the process default (BIOBANK_DATABASE_URL). A test marked
+    ``@pytest.mark.demo(N)`` gets a copy of the demo cohort of N donors (seed 7), loaded once per run."""
+    marker = request.node.get_closest_marker("demo")
+    donors = marker.args[0] if marker is not None else None
+    with fresh_database(backend, templates, tmp_path, demo_donors=donors) as url:
         monkeypatch.setenv("BIOBANK_DATABASE_URL", url)
         get_settings.cache_clear()
         yield url

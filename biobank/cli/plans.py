@@ -271,34 +271,17 @@ def _export(
     donor: list[str] | None,
     specimen: list[str] | None,
     user: str | None,
-    *,
-    assay: str = "wgs",
-    fastq_dir: Path | None = None,
-    bam_dir: Path | None = None,
-    template: bool = False,
-    conipher: bool = False,
-    fhir_version: int = 4,
-    identified: bool = False,
-    include_models: bool = False,
+    **options: Any,
 ) -> None:
+    """One ``biobank export TARGET``: ``options`` are the target's own (:data:`TARGET_OPTIONS`, --assay,
+    --include-models), named as :class:`~biobank.exports.service.ExportRequest` names them."""
+    given: dict[str, Any] = {name: str(value) if isinstance(value, Path) else value for name, value in options.items()}
+    request = export_service.ExportRequest(
+        target=target, plan_code=plan, donor_codes=tuple(donor or ()), specimen_codes=tuple(specimen or ()), **given
+    )
     try:
         with unit_of_work() as session:
-            files = export_service.export_files(
-                session,
-                actor=acting_user(session, user),
-                target=target,
-                plan_code=plan,
-                donor_codes=donor or [],
-                specimen_codes=specimen or [],
-                assay=assay,
-                fastq_dir=fastq_dir,
-                bam_dir=bam_dir,
-                template=template,
-                conipher=conipher,
-                fhir_version=fhir_version,
-                identified=identified,
-                include_models=include_models,
-            )
+            files = export_service.export(session, actor=acting_user(session, user), request=request)
     except PlanRulesError as exc:
         raise _refused(exc, False) from None
     except export_service.ExportError as exc:

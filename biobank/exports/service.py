@@ -1,14 +1,18 @@
-"""Every export, from the same query functions: select, check consent (and a plan's rules), write in memory.
+"""Every export, from the same query functions: select, check consent (and a plan's rules), write in memory, record.
 
-:func:`export_files` returns ``{relative path: bytes}`` so the CLI writes them under ``-o`` and the dashboard offers
-them as downloads (a zip for folders). Who may export: ``Action.export`` (PIs and admins), since an export hands a donor's
-data to a pipeline or another institution.
+:func:`export` (or :func:`export_files`, its keyword form) returns ``{relative path: bytes}`` so the CLI writes them
+under ``-o`` and the dashboard offers them as downloads (a zip for folders). Who may export: ``Action.export`` (PIs
+and admins), since an export hands a donor's data to a pipeline or another institution. Every export is recorded in
+the export log (:mod:`biobank.exports.log`) with the :class:`ExportRequest` that made it.
 
 Selections: ``plan_code`` (the plan's included specimens, with their roles; refused while the plan has rule errors),
 or donors and/or specimens. For the sequencing targets (sarek, clonal, MACHINA, Metient) donors without named
 specimens get their suggested selection (:func:`biobank.services.planning.suggest`) for ``assay``; for the exchange
-targets (cBioPortal, Phenopackets, FHIR, tables) every specimen of the donors is exported. Nothing selected means
-the whole cohort for the exchange targets, less withdrawn donors and donors without consent.
+targets (Phenopackets, FHIR, tables) every specimen of the donors is exported, and cBioPortal keeps the sequenced
+level (:func:`biobank.exports.formats.cbioportal.sequenced_samples`). Nothing selected means the whole cohort for
+the exchange targets, less withdrawn donors and donors without consent. Material grown in a model is left out of the
+patient-tissue targets (:data:`PATIENT_TISSUE_TARGETS`) unless ``include_models`` or a plan names it; the others
+carry it, marked.
 
 Consent: sequencing targets need consent to genomic sequencing, the others consent to research use; a withdrawn
 donor never appears.
@@ -20,6 +24,7 @@ import io
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +57,11 @@ from biobank.services.auth import Action, require
 from biobank.services.plan_rules import PlanRulesError, run_rules
 
 SEQUENCING_TARGETS = ("sarek", "clonal", "machina", "metient")
-#: Targets that describe the patient's tumour: material grown in a model (PDX, organoid) is left out of them
-#: unless asked for (``include_models``) or named by a plan (whose rules judge each specimen's role).
-PATIENT_TISSUE_TARGETS = (*SEQUENCING_TARGETS, "cbioportal")
+#: Targets that describe the patient's tumour and could carry material grown in a model (PDX, organoid): it is left
+#: out of them unless asked for (``include_models``) or named by a plan (whose rules judge each specimen's role). The
+#: site-based targets (clonal, MACHINA, Metient) have no place for it at all: their writers always leave it out and
+#: say so in the folder's NOTES.txt.
+PATIENT_TISSUE_TARGETS = ("sarek", "cbioportal")
 EXCHANGE_TARGETS = ("cbioportal", "phenopackets", "fhir", "tables")
 TARGETS = SEQUENCING_TARGETS + EXCHANGE_TARGETS
 #: What each target writes, one sentence: the help of its ``biobank export TARGET`` command (each has one).
@@ -243,6 +250,39 @@ MISSING_INPUT_FILES = "input_files"
 NOTES_FILE = "NOTES.txt"
 
 
+@dataclass(frozen=True)
+class ExportRequest:
+    """What one export was asked for: the target, the selection (a plan, or donors and/or specimens) and the
+    target's options. Rendering and the export log read the same request, so a download recorded on its click
+    says what was rendered (:func:`export`, :func:`record_served`)."""
+
+    target: str
+    plan_code: str | None = None
+    donor_codes: tuple[str, ...] = ()
+    specimen_codes: tuple[str, ...] = ()
+    assay: str = "wgs"
+    fastq_dir: str | None = None
+    bam_dir: str | None = None
+    template: bool = False
+    conipher: bool = False
+    fhir_version: int = 4
+    identified: bool = False
+    include_models: bool = False
+
+    def logged(self) -> dict[str, Any]:
+        """The selection and options as the export log keeps them: each one given (not its default), plus the assay
+        of a sequencing target and the FHIR release, which say what the files are."""
+        kept: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            always = (item.name == "assay" and self.target in SEQUENCING_TARGETS) or (
+                item.name == "fhir_version" and self.target == "fhir"
+            )
+            if item.name != "target" and (always or value != item.default):
+                kept[item.name] = list(value) if isinstance(value, tuple) else value
+        return kept
+
+
 def _scope(target: str) -> str:
     return (
         ConsentScope.genomic_sequencing.value
@@ -336,35 +376,30 @@ def _study_id(plan_code: str | None) -> str:
 
 
 def render(
-    target: str,
+    request: ExportRequest,
     frames: query.ExportFrames,
     *,
-    fastq_dir: str | Path | None = None,
-    bam_dir: str | Path | None = None,
-    template: bool = False,
-    conipher: bool = False,
-    fhir_version: int = 4,
-    plan_code: str | None = None,
     entity_tables: dict[str, pd.DataFrame] | None = None,
-    identified: bool = False,
     primary_unsampled_reason: str | None = None,
 ) -> dict[str, bytes]:
     """The target's files as ``{relative path: content}`` from the frames (writers validate; errors raised).
 
     ``primary_unsampled_reason``: a plan's declaration that its primary tumour is unsampled, carried into the MACHINA
     and Metient notes."""
+    target, plan_code = request.target, request.plan_code
     donors, samples = frames.donors, frames.samples
     try:
         if target == "sarek":
             try:
                 sheet = sarek.build_sarek(
-                    donors, samples, fastq_folder=fastq_dir, bam_folder=bam_dir, template=template
+                    donors, samples, fastq_folder=request.fastq_dir, bam_folder=request.bam_dir,
+                    template=request.template,
                 )
             except sarek.MissingInputFilesError as exc:
                 raise ExportError(str(exc), field=MISSING_INPUT_FILES) from None
             return {SINGLE_FILE["sarek"]: sheet.encode()}
         if target == "clonal":
-            files = clonal.clonal_files(donors, samples, conipher=conipher)
+            files = clonal.clonal_files(donors, samples, conipher=request.conipher)
             return {name: content.encode() for name, content in files.items()}
         if target == "metient":
             files = migration.metient_files(samples, primary_unsampled_reason=primary_unsampled_reason)
@@ -386,10 +421,10 @@ def render(
             packets = phenopacket.build_phenopackets(donors, samples)
             return {f"{code}.json": content.encode() for code, content in packets.items()}
         if target == "fhir":
-            bundle = fhir.build_fhir(donors, samples, version=fhir_version, collection=_collection_info())
+            bundle = fhir.build_fhir(donors, samples, version=request.fhir_version, collection=_collection_info())
             return {SINGLE_FILE["fhir"]: bundle.encode()}
         if target == "tables":
-            return _tables(entity_tables or {"donors": donors, "samples": samples}, identified=identified)
+            return _tables(entity_tables or {"donors": donors, "samples": samples}, identified=request.identified)
     except ExportValidationError as exc:
         raise ExportError(str(exc), field=target) from None
     except ValueError as exc:
@@ -445,6 +480,25 @@ def export_files(
     include_models: bool = False,
     record: bool = True,
 ) -> dict[str, bytes]:
+    """Select, check, render and record one export (:func:`export` of the request these arguments make)."""
+    request = ExportRequest(
+        target=target,
+        plan_code=plan_code,
+        donor_codes=tuple(donor_codes),
+        specimen_codes=tuple(specimen_codes),
+        assay=assay,
+        fastq_dir=None if fastq_dir is None else str(fastq_dir),
+        bam_dir=None if bam_dir is None else str(bam_dir),
+        template=template,
+        conipher=conipher,
+        fhir_version=fhir_version,
+        identified=identified,
+        include_models=include_models,
+    )
+    return export(session, actor=actor, request=request, record=record)
+
+
+def export(session: Session, *, actor: User | None, request: ExportRequest, record: bool = True) -> dict[str, bytes]:
     """Select, check and render one export; see the module docstring for who may export what.
 
     The export is recorded in the export log (:mod:`biobank.exports.log`) in the caller's transaction: who, when,
@@ -452,156 +506,78 @@ def export_files(
     caller that hands the files out later and records them then (:func:`record_served`: a download button).
     """
     require(actor, Action.export)
-    frames, entity = _chosen(
-        session,
-        target=target,
-        plan_code=plan_code,
-        donor_codes=donor_codes,
-        specimen_codes=specimen_codes,
-        assay=assay,
-        identified=identified,
-        include_models=include_models,
-    )
+    frames, entity = _chosen(session, request)
+    plan = planning.get_plan(session, request.plan_code) if request.plan_code is not None else None
     files = render(
-        target,
+        request,
         frames,
-        fastq_dir=fastq_dir,
-        bam_dir=bam_dir,
-        template=template,
-        conipher=conipher,
-        fhir_version=fhir_version,
-        plan_code=plan_code,
         entity_tables=entity,
-        identified=identified,
-        primary_unsampled_reason=(
-            planning.get_plan(session, plan_code).primary_unsampled_reason if plan_code is not None else None
-        ),
+        primary_unsampled_reason=plan.primary_unsampled_reason if plan is not None else None,
     )
     if record:
-        options = {"assay": assay, "fastq_dir": fastq_dir, "bam_dir": bam_dir, "template": template,
-                   "conipher": conipher, "fhir_version": fhir_version, "identified": identified,
-                   "include_models": include_models}
-        _record(session, actor, target, frames, entity, files,
-                plan_code=plan_code, donor_codes=donor_codes, specimen_codes=specimen_codes, options=options)
+        _record(session, actor, request, frames, entity, files)
     return files
 
 
+def record_served(
+    session: Session, *, actor: User | None, request: ExportRequest, files: dict[str, bytes]
+) -> int:
+    """Record files rendered earlier by :func:`export` with ``record=False``, when they are handed out (a download
+    button's click): the selection is read again and the files are hashed as served."""
+    require(actor, Action.export)
+    frames, entity = _chosen(session, request)
+    return _record(session, actor, request, frames, entity, files)
+
+
 def _chosen(
-    session: Session,
-    *,
-    target: str,
-    plan_code: str | None,
-    donor_codes: Sequence[str],
-    specimen_codes: Sequence[str],
-    assay: str,
-    identified: bool,
-    include_models: bool,
+    session: Session, request: ExportRequest
 ) -> tuple[query.ExportFrames, dict[str, pd.DataFrame] | None]:
     """The export's frames and, for the tables target, every entity of its donors (specimens cut to the chosen
     ones when a plan or specimens were named)."""
     frames = select_frames(
         session,
-        target=target,
-        plan_code=plan_code,
-        donor_codes=donor_codes,
-        specimen_codes=specimen_codes,
-        assay=assay,
-        identified=identified,
-        include_models=include_models,
+        target=request.target,
+        plan_code=request.plan_code,
+        donor_codes=request.donor_codes,
+        specimen_codes=request.specimen_codes,
+        assay=request.assay,
+        identified=request.identified,
+        include_models=request.include_models,
     )
-    if target != "tables":
+    if request.target != "tables":
         return frames, None
     ids = query.donor_ids_for(session, frames.donors["donor_code"].tolist())
-    entity = query.entity_frames(session, ids, identified=identified)
-    if plan_code is not None or specimen_codes:
+    entity = query.entity_frames(session, ids, identified=request.identified)
+    if request.plan_code is not None or request.specimen_codes:
         chosen = set(frames.samples["specimen_code"])
         entity["specimens"] = entity["specimens"][entity["specimens"]["specimen_code"].isin(chosen)].reset_index(
             drop=True
         )
-    if plan_code is not None:  # each specimen's role in the plan (a model sample is marked ``model``)
+    if request.plan_code is not None:  # each specimen's role in the plan (a model sample is marked ``model``)
         roles = dict(zip(frames.samples["specimen_code"], frames.samples["role"], strict=True))
         entity["specimens"] = entity["specimens"].assign(role=entity["specimens"]["specimen_code"].map(roles))
     return frames, entity
 
 
-#: Each option of an export as the log keeps it when it was given (not its default): the default per option.
-_OPTION_DEFAULTS: dict[str, Any] = {
-    "fastq_dir": None, "bam_dir": None, "template": False, "conipher": False, "identified": False,
-    "include_models": False,
-}
-
-
 def _record(
     session: Session,
     actor: User | None,
-    target: str,
+    request: ExportRequest,
     frames: query.ExportFrames,
     entity: dict[str, pd.DataFrame] | None,
     files: dict[str, bytes],
-    *,
-    plan_code: str | None,
-    donor_codes: Sequence[str],
-    specimen_codes: Sequence[str],
-    options: dict[str, Any],
 ) -> int:
-    """Write the export's record: the selection as asked, the donors and specimens its files carry."""
-    selection: dict[str, Any] = {}
-    if plan_code is not None:
-        selection["plan_code"] = plan_code
-    if donor_codes:
-        selection["donor_codes"] = list(donor_codes)
-    if specimen_codes:
-        selection["specimen_codes"] = list(specimen_codes)
-    if target in SEQUENCING_TARGETS:
-        selection["assay"] = options["assay"]
-    if target == "fhir":
-        selection["fhir_version"] = options["fhir_version"]
-    for name, default in _OPTION_DEFAULTS.items():
-        value = options.get(name, default)
-        if value != default:
-            selection[name] = str(value) if isinstance(value, Path) else value
+    """Write the export's record: the request as asked, the donors and specimens its files carry."""
     specimens = entity["specimens"] if entity is not None and "specimens" in entity else frames.samples
     return export_log.record_export(
         session,
         actor=actor,
-        target=target,
-        selection=selection,
+        target=request.target,
+        selection=request.logged(),
         donor_codes=frames.donors["donor_code"].tolist(),
         specimen_count=len(specimens),
         files=files,
     )
-
-
-def record_served(
-    session: Session,
-    *,
-    actor: User | None,
-    target: str,
-    files: dict[str, bytes],
-    plan_code: str | None = None,
-    donor_codes: Sequence[str] = (),
-    specimen_codes: Sequence[str] = (),
-    assay: str = "wgs",
-    fhir_version: int = 4,
-    identified: bool = False,
-    include_models: bool = False,
-) -> int:
-    """Record files rendered earlier by :func:`export_files` with ``record=False``, when they are handed out (a
-    download button's click): the selection is read again and the files are hashed as served."""
-    require(actor, Action.export)
-    frames, entity = _chosen(
-        session,
-        target=target,
-        plan_code=plan_code,
-        donor_codes=donor_codes,
-        specimen_codes=specimen_codes,
-        assay=assay,
-        identified=identified,
-        include_models=include_models,
-    )
-    options = {"assay": assay, "fhir_version": fhir_version, "identified": identified, "include_models": include_models}
-    return _record(session, actor, target, frames, entity, files,
-                   plan_code=plan_code, donor_codes=donor_codes, specimen_codes=specimen_codes, options=options)
 
 
 def write_files(files: dict[str, bytes], target: str, output: str | Path) -> list[Path]:
@@ -637,6 +613,8 @@ __all__ = [
     "SINGLE_FILE",
     "TARGETS",
     "ExportError",
+    "ExportRequest",
+    "export",
     "export_files",
     "record_served",
     "render",

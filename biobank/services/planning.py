@@ -582,6 +582,21 @@ def _facts(
     return lesion_facts(session, donor_ids), model_facts(session, donor_ids) if wants_models else []
 
 
+def _read(
+    session: Session, donor_codes: Sequence[str], *, assay: str, purpose: str
+) -> tuple[pd.DataFrame, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a suggestion reads for these donors (refused for a withdrawn donor): donors, specimen records, lesions
+    and models."""
+    check_enum("assay", assay, Assay)
+    check_enum("purpose", purpose, PlanPurpose)
+    ids = query.donor_ids_for(session, donor_codes)
+    donors = query.donor_frame(session, donor_ids=ids)
+    query.refuse_withdrawn(donors, use="plans")
+    records = query.specimen_records(session, donor_ids=ids)
+    lesions, models = _facts(session, ids, records, purpose=purpose)
+    return donors, records, lesions, models
+
+
 def suggest(
     session: Session,
     *,
@@ -591,13 +606,7 @@ def suggest(
     depth: float | None = None,
 ) -> Suggestion:
     """The default plan for these donors (refused for a withdrawn donor): a few queries, then Python."""
-    check_enum("assay", assay, Assay)
-    check_enum("purpose", purpose, PlanPurpose)
-    ids = query.donor_ids_for(session, donor_codes)
-    donors = query.donor_frame(session, donor_ids=ids)
-    query.refuse_withdrawn(donors, use="plans")
-    records = query.specimen_records(session, donor_ids=ids)
-    lesions, models = _facts(session, ids, records, purpose=purpose)
+    donors, records, lesions, models = _read(session, donor_codes, assay=assay, purpose=purpose)
     return suggest_from_frames(
         donors, records, assay, purpose=purpose, depth=depth, lesions=lesions, models=models
     )
@@ -612,13 +621,7 @@ def suggest_and_check(
     depth: float | None = None,
 ) -> tuple[Suggestion, Report]:
     """The suggestion and the rule report of a plan holding it: the same queries for both, then Python."""
-    check_enum("purpose", purpose, PlanPurpose)
-    check_enum("assay", assay, Assay)
-    ids = query.donor_ids_for(session, donor_codes)
-    donors = query.donor_frame(session, donor_ids=ids)
-    query.refuse_withdrawn(donors, use="plans")
-    records = query.specimen_records(session, donor_ids=ids)
-    lesions, models = _facts(session, ids, records, purpose=purpose)
+    donors, records, lesions, models = _read(session, donor_codes, assay=assay, purpose=purpose)
     suggestion = suggest_from_frames(
         donors, records, assay, purpose=purpose, depth=depth, lesions=lesions, models=models
     )

@@ -62,17 +62,21 @@ def plan_state(url: str, plan_code: str) -> dict[str, Any]:
         }
 
 
+def export_request(plan_code: str, target: str) -> export_service.ExportRequest:
+    """What the planner's download of ``target`` exports: the plan's specimens; for sarek the template sheet (a page
+    has no folder of FASTQs to match, so sarek cannot run it as it is)."""
+    return export_service.ExportRequest(target=target, plan_code=plan_code, template=target == "sarek")
+
+
 @st.cache_data(ttl=60, show_spinner=False)
-def export_bytes(
-    url: str, plan_code: str, target: str, username: str, template: bool = False
-) -> tuple[dict[str, bytes] | None, str | None]:
-    """The target's files for a plan, or the reason it cannot be exported. Rendered for the download button, not
-    recorded: the button's click records the export (:func:`biobank.exports.service.record_served`). ``template``:
-    sarek's sheet without input files (a page has no folder of FASTQs to match), which sarek cannot run as it is."""
+def export_bytes(url: str, plan_code: str, target: str, username: str) -> tuple[dict[str, bytes] | None, str | None]:
+    """The target's files for a plan (:func:`export_request`), or the reason it cannot be exported. Rendered for the
+    download button, not recorded: the button's click records the export with the same request
+    (:func:`biobank.exports.service.record_served`)."""
     try:
         with read_session(url) as session:
-            files = export_service.export_files(session, actor=get_user(session, username), target=target,
-                                                plan_code=plan_code, record=False, template=template)
+            files = export_service.export(session, actor=get_user(session, username),
+                                          request=export_request(plan_code, target), record=False)
         return files, None
     except Exception as exc:  # shown next to the button: a refused export is information, not a crash
         return None, str(exc).splitlines()[0]

@@ -238,22 +238,22 @@ if state is not None and may_plan and username:
         st.error(refused)
     for target in export_service.TARGETS:
         # sarek needs its input files, which live where the pipeline runs: the page offers the template to fill in
-        template = target == "sarek"
-        files, problem = data_plans.export_bytes(url, plan_code, target, username, template=template)
+        request = data_plans.export_request(plan_code, target)
+        files, problem = data_plans.export_bytes(url, plan_code, target, username)
         if files is None:
             st.caption(f"{target}: {problem}")
             continue
 
-        def served(target: str = target, files: dict[str, bytes] = files) -> None:
+        def served(request: export_service.ExportRequest = request, files: dict[str, bytes] = files) -> None:
             """The click is the export: recorded in the export log with the files as served (a callback: it runs
             before the page does again)."""
             try:
                 in_unit_of_work(lambda session, actor: export_service.record_served(
-                    session, actor=actor, target=target, files=files, plan_code=plan_code))
+                    session, actor=actor, request=request, files=files))
             except BiobankError as exc:
-                st.session_state[EXPORT_ERROR] = f"{target} export not recorded: {exc}"
+                st.session_state[EXPORT_ERROR] = f"{request.target} export not recorded: {exc}"
 
-        if template:
+        if request.template:
             name, content = next(iter(files.items()))
             st.download_button(f"Download sarek TEMPLATE ({name}): fill in the FASTQ or BAM/CRAM paths", content,
                                f"{plan_code}-template-{name}", key=f"planner_dl_{target}", on_click=served,

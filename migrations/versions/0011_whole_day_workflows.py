@@ -118,37 +118,41 @@ _ROLES_BEFORE = "role IN ('technician', 'pi', 'admin', 'viewer')"
 _ROLES_AFTER = "role IN ('technician', 'coordinator', 'pi', 'admin', 'viewer')"
 
 
-def _set_role_check(old: str, new: str) -> None:
+def replace_check(table: str, name: str, old: str, new: str) -> None:
+    """Replace ``table``'s CHECK ``ck_<table>_<name>`` (expected to read ``old``) by one reading ``new``. On SQLite,
+    where a CHECK cannot be altered, the table is rebuilt from its own stored definition with only that CHECK
+    changed: rows, indexes and triggers kept, and ``PRAGMA foreign_key_check`` must find nothing afterwards. Later
+    revisions load this one to call it (it is frozen with this revision)."""
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
-        op.drop_constraint(op.f("ck_user_account_role"), "user_account", type_="check")
-        op.create_check_constraint("role", "user_account", new)
+        op.drop_constraint(op.f(f"ck_{table}_{name}"), table, type_="check")
+        op.create_check_constraint(name, table, new)
         return
     objects = bind.exec_driver_sql(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'user_account' AND sql IS NOT NULL"
+        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL", (table,)
     ).all()
     table_sql = next(sql for kind, _name, sql in objects if kind == "table")
-    check = f"CONSTRAINT ck_user_account_role CHECK ({old})"
+    check = f"CONSTRAINT ck_{table}_{name} CHECK ({old})"
     if check not in table_sql:
-        raise RuntimeError(f"user_account's role CHECK is not the expected one ({old}); migrate by hand")
-    new_sql = re.sub(r'^CREATE TABLE "?user_account"?', "CREATE TABLE user_account_0011",
-                     table_sql.replace(check, f"CONSTRAINT ck_user_account_role CHECK ({new})"))
+        raise RuntimeError(f"{table}'s {name} CHECK is not the expected one ({old}); migrate by hand")
+    new_sql = re.sub(rf'^CREATE TABLE "?{table}"?', f"CREATE TABLE {table}_rebuilt",
+                     table_sql.replace(check, f"CONSTRAINT ck_{table}_{name} CHECK ({new})"))
     op.execute(new_sql)
-    op.execute("INSERT INTO user_account_0011 SELECT * FROM user_account")
-    op.execute("DROP TABLE user_account")
-    op.execute("ALTER TABLE user_account_0011 RENAME TO user_account")
+    op.execute(f"INSERT INTO {table}_rebuilt SELECT * FROM {table}")
+    op.execute(f"DROP TABLE {table}")
+    op.execute(f"ALTER TABLE {table}_rebuilt RENAME TO {table}")
     for kind, _name, sql in objects:
         if kind != "table":
             op.execute(sql)
     problems = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
     if problems:
-        raise RuntimeError(f"rebuilding user_account broke references: {problems[:5]}")
+        raise RuntimeError(f"rebuilding {table} broke references: {problems[:5]}")
 
 
 def upgrade() -> None:
     for table, column in _COLUMNS:
         op.add_column(table, column)
-    _set_role_check(_ROLES_BEFORE, _ROLES_AFTER)
+    replace_check("user_account", "role", _ROLES_BEFORE, _ROLES_AFTER)
     _reaudit()
 
 
@@ -161,7 +165,7 @@ def downgrade() -> None:
             f"{coordinators} account(s) have the role coordinator, which the older schema does not know; "
             "give them another role first (biobank users role NAME ROLE)"
         )
-    _set_role_check(_ROLES_AFTER, _ROLES_BEFORE)
+    replace_check("user_account", "role", _ROLES_AFTER, _ROLES_BEFORE)
     for table, column in reversed(_COLUMNS):
         with op.batch_alter_table(table, schema=None, recreate="never") as batch_op:
             batch_op.drop_column(column.name)

@@ -20,7 +20,6 @@ The new column changes ``analysis_plan``'s columns, so its PostgreSQL audit trig
 """
 
 import importlib.util
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -44,9 +43,10 @@ _REASON_LENGTH = 500
 _DESCRIPTION_LENGTH = 1000
 
 
-def _audit_revision() -> ModuleType:
-    """Revision 0010, whose ``audit_table`` (frozen with it) reinstalls a table's audit triggers for its columns."""
-    spec = importlib.util.spec_from_file_location("revision_0010", Path(__file__).with_name("0010_database_audit.py"))
+def _revision(filename: str) -> ModuleType:
+    """An earlier revision's module, for the helpers frozen with it: 0010's ``audit_table`` (reinstalls a table's
+    audit triggers for its columns) and 0011's ``replace_check`` (a CHECK replaced, SQLite by a table rebuild)."""
+    spec = importlib.util.spec_from_file_location(f"revision_{filename[:4]}", Path(__file__).with_name(filename))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -54,30 +54,7 @@ def _audit_revision() -> ModuleType:
 
 
 def _set_role_check(old: str, new: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        op.drop_constraint(op.f("ck_plan_specimen_role"), "plan_specimen", type_="check")
-        op.create_check_constraint("role", "plan_specimen", new)
-        return
-    objects = bind.exec_driver_sql(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'plan_specimen' AND sql IS NOT NULL"
-    ).all()
-    table_sql = next(sql for kind, _name, sql in objects if kind == "table")
-    check = f"CONSTRAINT ck_plan_specimen_role CHECK ({old})"
-    if check not in table_sql:
-        raise RuntimeError(f"plan_specimen's role CHECK is not the expected one ({old}); migrate by hand")
-    new_sql = re.sub(r'^CREATE TABLE "?plan_specimen"?', "CREATE TABLE plan_specimen_0013",
-                     table_sql.replace(check, f"CONSTRAINT ck_plan_specimen_role CHECK ({new})"))
-    op.execute(new_sql)
-    op.execute("INSERT INTO plan_specimen_0013 SELECT * FROM plan_specimen")
-    op.execute("DROP TABLE plan_specimen")
-    op.execute("ALTER TABLE plan_specimen_0013 RENAME TO plan_specimen")
-    for kind, _name, sql in objects:
-        if kind != "table":
-            op.execute(sql)
-    problems = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
-    if problems:
-        raise RuntimeError(f"rebuilding plan_specimen broke references: {problems[:5]}")
+    _revision("0011_whole_day_workflows.py").replace_check("plan_specimen", "role", old, new)
 
 
 def split_declaration(description: str | None) -> tuple[str | None, str | None]:
@@ -140,7 +117,7 @@ def upgrade() -> None:
             nullable=True,
         ),
     )
-    _audit_revision().audit_table("analysis_plan")
+    _revision("0010_database_audit.py").audit_table("analysis_plan")
     _move_into_column()
     _set_role_check(_ROLES_BEFORE, _ROLES_AFTER)
 
@@ -156,4 +133,4 @@ def downgrade() -> None:
     _move_into_description()
     with op.batch_alter_table("analysis_plan", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("primary_unsampled_reason")
-    _audit_revision().audit_table("analysis_plan")
+    _revision("0010_database_audit.py").audit_table("analysis_plan")

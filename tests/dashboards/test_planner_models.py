@@ -3,10 +3,9 @@ and stores them; the primary-unsampled reason is a text field that is stored wit
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session
 
-from biobank.db.engine import session_scope
-from biobank.demo.cohort import load_demo
 from biobank.queries import plans as plan_reads
 from biobank.services import planning
 from tests.support.apptest import assert_no_exception, make_app
@@ -15,9 +14,8 @@ PDX = "RA0004-L06A-PDX1-P4-SF1"
 ORGANOID = "RA0004-L04A-ORG1-P5-VC1"
 
 
+@pytest.mark.demo(5)
 def test_pi_stores_a_model_vs_tumour_plan_with_its_models_and_the_declaration(db_url, engine):
-    with session_scope(engine) as session:
-        load_demo(session, donors_count=5, seed=7)
     at = make_app(db_url, page="planner")
     at.session_state["username"] = "pi"
     at.run()

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from biobank.db.engine import session_scope
-from biobank.demo.cohort import load_demo
 from biobank.exports import cancermodels as cm
 
 JUDGE = Path(__file__).resolve().parents[1] / "judges" / "lectern"
@@ -73,11 +72,10 @@ def test_the_judge_finds_the_errors_of_the_old_export(tmp_path):
     assert ("cell_model", "INVALID_BY_FOREIGN_KEY", "model_id") in found  # no model_validation row
 
 
+@pytest.mark.demo(12)
 def test_the_demo_cohorts_models_pass_the_cancermodels_validator(engine, tmp_path):
     """Every consenting donor's models of the demo cohort (established ones, and all statuses), as the workbook and
     as CSV files: the lectern client reports no error, and the errors the issue found are gone."""
-    with session_scope(engine) as session:
-        load_demo(session)
     exports = {}
     with session_scope(engine) as session:
         for name, everything in (("established", False), ("all", True)):

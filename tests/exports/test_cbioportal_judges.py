@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from biobank.db.engine import make_engine, session_scope
-from biobank.demo.cohort import load_demo
 from biobank.exports import service
 from biobank.exports.formats import cbioportal, is_model_material
 from biobank.models import User
@@ -34,10 +33,8 @@ ORGANOID = "RA0004-L04A-ORG1-P5-VC1"
 def demo(request, templates: Templates, tmp_path_factory) -> Iterator[tuple[Engine, dict[str, User]]]:
     """Five demo donors (RA-0004 with an organoid and a PDX), a DNA extract of one region split in two aliquots,
     and a DNA extract of the PDX tissue split in two: portions of one analyte each."""
-    with fresh_database(request.param, templates, tmp_path_factory.mktemp("cbioportal")) as url:
+    with fresh_database(request.param, templates, tmp_path_factory.mktemp("cbioportal"), demo_donors=5) as url:
         engine = make_engine(url)
-        with session_scope(engine) as session:
-            load_demo(session, donors_count=5, seed=7)
         with Session(engine, expire_on_commit=False) as session:
             users = {u.username: u for u in session.exec(select(User)).all()}
         with session_scope(engine) as session:

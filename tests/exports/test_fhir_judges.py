@@ -16,8 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from biobank.db.engine import make_engine, session_scope
-from biobank.demo.cohort import load_demo
+from biobank.db.engine import make_engine
 from biobank.domain.errors import ValidationError
 from biobank.domain.sites import load_sites
 from biobank.exports import service
@@ -52,11 +51,9 @@ class Export:
 @pytest.fixture(scope="module")
 def export(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Export]:
     """The whole demo cohort (every donor, every specimen), exported once."""
-    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("fhir-judges")) as url:
+    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("fhir-judges"), demo_donors=12) as url:
         engine = make_engine(url)
         try:
-            with session_scope(engine) as session:
-                load_demo(session, seed=7)
             with Session(engine) as session:
                 frames = service.select_frames(session, target="fhir")
             text = fhir.build_fhir(frames.donors, frames.samples)
@@ -300,3 +297,31 @@ def test_our_rules_find_what_miabis_readers_would_misread(export):
     assert "model material described as autopsy material" in messages
     assert "note[0] as use restrictions" in messages
     assert len(problems) == 3
+
+
+def test_who_holds_the_collection_comes_from_the_settings(export: Export, monkeypatch: pytest.MonkeyPatch):
+    """The service names the biobank, the collection and the country from BIOBANK_* settings, and the Bundle it
+    renders still passes our rules and the strict R4 parse."""
+    from biobank.config import get_settings
+    from biobank.queries.exports import ExportFrames
+
+    for name, value in (("BIOBANK_BIOBANK_NAME", "Leeds Rapid Autopsy Biobank"), ("BIOBANK_BIOBANK_COUNTRY", "GB"),
+                        ("BIOBANK_COLLECTION_NAME", "Leeds RA collection")):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        files = service.render(service.ExportRequest(target="fhir"), ExportFrames(export.donors, export.samples))
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    bundle = json.loads(files["bundle.json"])
+    organizations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Organization"]
+    assert {o["name"] for o in organizations} >= {"Leeds Rapid Autopsy Biobank", "Leeds RA collection"}
+    assert {a["country"] for o in organizations for a in o.get("address", [])} == {"GB"}
+    assert fhir.validate_fhir(files["bundle.json"].decode()) == []
+    with pytest.raises(ValueError):  # an invalid country code is refused by the settings, not written
+        monkeypatch.setenv("BIOBANK_BIOBANK_COUNTRY", "Britain")
+        get_settings.cache_clear()
+        get_settings()
+    monkeypatch.undo()
+    get_settings.cache_clear()

@@ -8,7 +8,6 @@ import pytest
 from sqlmodel import Session, select
 
 from biobank.db.engine import session_scope
-from biobank.demo.cohort import load_demo
 from biobank.exports import service
 from biobank.models import User
 from biobank.queries import exports as query
@@ -18,11 +17,12 @@ PDX = "RA0004-L06A-PDX1-P4-SF1"
 ORGANOID = "RA0004-L04A-ORG1-P5-VC1"
 
 
+pytestmark = pytest.mark.demo(5)  # RA-0004 has an organoid and a PDX model
+
+
 @pytest.fixture
 def users(engine) -> dict[str, User]:
-    """Five demo donors (RA-0004 has an organoid and a PDX model), and a DNA extract of the PDX tissue."""
-    with session_scope(engine) as session:
-        load_demo(session, donors_count=5, seed=7)
+    """The demo's accounts, after a DNA extract of the PDX tissue was made."""
     with Session(engine, expire_on_commit=False) as session:
         accounts = {u.username: u for u in session.exec(select(User)).all()}
     with session_scope(engine) as session:
@@ -64,8 +64,8 @@ def test_model_material_and_what_was_made_from_it_carry_the_model(engine, users)
 def test_patient_tissue_exports_leave_model_material_out_unless_asked(engine, users):
     chosen = ["RA0004-L06A-VC1", PDX, ORGANOID]
     with Session(engine) as session:
-        plain = service.select_frames(session, target="clonal", specimen_codes=chosen)
-        asked = service.select_frames(session, target="clonal", specimen_codes=chosen, include_models=True)
+        plain = service.select_frames(session, target="sarek", specimen_codes=chosen)
+        asked = service.select_frames(session, target="sarek", specimen_codes=chosen, include_models=True)
         exchange = service.select_frames(session, target="fhir", specimen_codes=chosen)
     assert list(plain.samples["specimen_code"]) == ["RA0004-L06A-VC1"]
     assert len(plain.excluded) == 1 and PDX in plain.excluded[0] and ORGANOID in plain.excluded[0]
@@ -81,3 +81,26 @@ def test_every_patient_tissue_target_leaves_a_donors_model_material_out(engine, 
         for target in service.PATIENT_TISSUE_TARGETS:
             frames = service.select_frames(session, target=target, donor_codes=["RA-0004"])
             assert not frames.samples["model_code"].notna().any(), target
+
+
+def test_the_cli_adds_model_material_only_when_asked_and_site_based_files_never_take_it(db_url, users, tmp_path):
+    from typer.testing import CliRunner
+
+    from biobank.cli import app
+    from tests.support.cli_auth import issue_cli_token
+
+    as_pi = {"BIOBANK_TOKEN": issue_cli_token(db_url, "pi")}
+    runner = CliRunner()
+
+    def export(target: str, out: str, *extra: str) -> str:
+        args = ["export", target, "-s", "RA0004-L06A-VC1", "-s", PDX, "-o", str(tmp_path / out), "--user", "pi"]
+        result = runner.invoke(app, [*args, *extra], env=as_pi)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    export("sarek", "plain.csv", "--template")
+    export("sarek", "asked.csv", "--template", "--include-models")
+    assert PDX not in (tmp_path / "plain.csv").read_text() and PDX in (tmp_path / "asked.csv").read_text()
+    said = export("clonal", "clonal")
+    assert PDX not in "".join(p.read_text() for p in (tmp_path / "clonal").glob("*.tsv"))
+    assert f"note: RA-0004: 1 sample(s) grown in a model left out ({PDX})" in said, said

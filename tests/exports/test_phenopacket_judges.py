@@ -14,8 +14,7 @@ from google.protobuf import json_format
 from phenopackets import Phenopacket
 from sqlmodel import Session
 
-from biobank.db.engine import make_engine, session_scope
-from biobank.demo.cohort import load_demo
+from biobank.db.engine import make_engine
 from biobank.exports import service
 from biobank.exports.formats import is_model_material, phenopacket
 from tests.support.dbtools import Templates, fresh_database
@@ -31,11 +30,9 @@ class Export:
 @pytest.fixture(scope="module")
 def export(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Export]:
     """Every donor of the demo cohort, exported once and parsed back strictly."""
-    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("phenopacket-judges")) as url:
+    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("phenopacket-judges"), demo_donors=12) as url:
         engine = make_engine(url)
         try:
-            with session_scope(engine) as session:
-                load_demo(session, seed=7)
             with Session(engine) as session:
                 frames = service.select_frames(session, target="phenopackets")
         finally:

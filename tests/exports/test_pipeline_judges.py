@@ -21,8 +21,7 @@ import pandas as pd
 import pytest
 from sqlmodel import Session, select
 
-from biobank.db.engine import make_engine, session_scope
-from biobank.demo.cohort import load_demo
+from biobank.db.engine import make_engine
 from biobank.exports import service
 from biobank.exports.formats import clonal, migration
 from biobank.models import User
@@ -38,11 +37,9 @@ WITHOUT_PRIMARY = "RA-0001"
 def exported(templates: Templates, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every pipeline export these tests read, from one demo cohort built once for the module (SQLite)."""
     out: dict[str, Any] = {}
-    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("judges")) as url:
+    with fresh_database("sqlite", templates, tmp_path_factory.mktemp("judges"), demo_donors=4) as url:
         engine = make_engine(url)
         try:
-            with session_scope(engine) as session:
-                load_demo(session, donors_count=4, seed=7)
             with Session(engine) as session:
                 pi = session.exec(select(User).where(User.username == "pi")).one()
 

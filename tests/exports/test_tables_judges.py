@@ -16,7 +16,6 @@ import pytest
 from sqlmodel import Session, select
 
 from biobank.db.engine import make_engine, session_scope
-from biobank.demo.cohort import load_demo
 from biobank.exports import service
 from biobank.exports.formats import tables
 from biobank.models import User
@@ -31,10 +30,8 @@ MODEL_COLUMNS = ("model_code", "model_kind", "passage", "passage_number", "host"
 def exported(request, templates: Templates, tmp_path_factory) -> Iterator[dict[str, Path]]:
     """Five demo donors (RA-0004 with an organoid and a PDX) exported as tables, de-identified and identified."""
     folder = tmp_path_factory.mktemp("tables")
-    with fresh_database(request.param, templates, folder) as url:
+    with fresh_database(request.param, templates, folder, demo_donors=5) as url:
         engine = make_engine(url)
-        with session_scope(engine) as session:
-            load_demo(session, donors_count=5, seed=7)
         with Session(engine, expire_on_commit=False) as session:
             pi = session.exec(select(User).where(User.username == "pi")).one()
         out = {}

@@ -21,6 +21,7 @@ from biobank.demo.cohort import load_demo
 from biobank.domain.errors import BiobankError, ConsentError, NotFoundError, PermissionDeniedError
 from biobank.exports import log, service
 from biobank.models import AuditLog, ExportDonor, ExportRecord, User
+from biobank.services import planning
 from tests.resilience.test_tamper import Deployment, deployment  # noqa: F401  (the application's login, PostgreSQL)
 from tests.support.dbtools import POSTGRES_URL
 
@@ -186,3 +187,21 @@ def test_the_application_login_may_record_and_read_exports_but_not_change_them(d
             connection.exec_driver_sql(statement)
     with pytest.raises(DBAPIError, match="append-only"), deployment.owner_engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM export_donor")  # even the owner meets the triggers
+
+
+def test_a_download_recorded_on_its_click_says_what_was_rendered(engine, demo):
+    """The planner renders with ``record=False`` and records on the click with the same request: the sarek template
+    is logged as a template, with its assay, and the files as served."""
+    with session_scope(engine) as session:
+        planning.create_plan(session, actor=demo["pi"], code="WGS-LOG", name="log", purpose="phylogeny",
+                             assay="wgs", donor_codes=["RA-0001"])
+    request = service.ExportRequest(target="sarek", plan_code="WGS-LOG", template=True)
+    with Session(engine) as session:
+        files = service.export(session, actor=demo["pi"], request=request, record=False)
+    assert _count(engine, ExportRecord) == 0, "rendering alone records nothing"
+    with session_scope(engine) as session:
+        service.record_served(session, actor=demo["pi"], request=request, files=files)
+    with Session(engine) as session:
+        [record] = log.export_log(session, actor=demo["pi"])
+    assert record["selection"] == {"plan_code": "WGS-LOG", "assay": "wgs", "template": True}
+    assert [f["sha256"] for f in record["files"]] == [hashlib.sha256(c).hexdigest() for c in files.values()]

@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from biobank.cli import app
 from biobank.config import get_settings
 from biobank.db.engine import dispose_engines, make_engine, session_scope
-from biobank.demo.cohort import load_demo
 from biobank.domain.errors import ConsentError, ValidationError
 from biobank.exports import service as export_service
 from biobank.exports.formats import sarek
@@ -405,10 +404,8 @@ ORGANOID = "RA0004-L04A-ORG1-P5-VC1"
 def cohort(request: pytest.FixtureRequest, templates: Templates, tmp_path_factory) -> Iterator[tuple[str, Engine]]:
     """Five demo donors (RA-0004: nine lesions, a local recurrence and no primary, an organoid and a PDX); RA-0002's
     consent withdrawn. Plans made by the tests use their own codes."""
-    with fresh_database(request.param, templates, tmp_path_factory.mktemp("science")) as url:
+    with fresh_database(request.param, templates, tmp_path_factory.mktemp("science"), demo_donors=5) as url:
         engine = make_engine(url)
-        with session_scope(engine) as session:
-            load_demo(session, donors_count=5, seed=7)
         with session_scope(engine) as session:
             admin = session.exec(select(User).where(User.username == "admin")).one()
             donor_service.withdraw_consent(session, actor=admin, donor_code="RA-0002", requested_by="next_of_kin",

@@ -63,6 +63,7 @@ class Templates:
         self.workdir = workdir
         self._sqlite: Path | None = None
         self._pg: str | None = None
+        self._demo: dict[tuple[str, int], str] = {}
 
     def sqlite(self) -> Path:
         if self._sqlite is None:
@@ -79,20 +80,51 @@ class Templates:
             self._pg = url
         return make_url(self._pg).database  # type: ignore[return-value]
 
+    def demo(self, backend: str, donors: int) -> str:
+        """A template holding the demo cohort of ``donors`` donors (seed 7), loaded once per run and backend: the
+        SQLite file's path, or the PostgreSQL database's name. Tests get copies (:func:`fresh_database`)."""
+        key = (backend, donors)
+        if key not in self._demo:
+            from biobank.db.engine import make_engine, session_scope
+            from biobank.demo.cohort import load_demo
+
+            if backend == "sqlite":
+                path = self.workdir / f"demo-{donors}.db"
+                shutil.copyfile(self.sqlite(), path)
+                url = f"sqlite:///{path}"
+            else:
+                url = create_pg_database(template=self.postgres())
+            engine = make_engine(url)
+            try:
+                with session_scope(engine) as session:
+                    load_demo(session, donors_count=donors, seed=7)
+            finally:
+                engine.dispose()  # no connection left: the file is whole, and PostgreSQL may copy the database
+            self._demo[key] = str(path) if backend == "sqlite" else url
+        found = self._demo[key]
+        return found if backend == "sqlite" else make_url(found).database  # type: ignore[return-value]
+
     def close(self) -> None:
+        for (backend, _), url in self._demo.items():
+            if backend != "sqlite":
+                drop_pg_database(url)
         if self._pg is not None:
             drop_pg_database(self._pg)
 
 
 @contextmanager
-def fresh_database(backend: str, templates: Templates, tmp_path: Path) -> Iterator[str]:
-    """The URL of a migrated database of ``backend`` that only this test uses."""
+def fresh_database(
+    backend: str, templates: Templates, tmp_path: Path, *, demo_donors: int | None = None
+) -> Iterator[str]:
+    """The URL of a migrated database of ``backend`` that only this test uses; with ``demo_donors``, a copy of the
+    demo cohort of that many donors (seed 7), loaded once per run (:meth:`Templates.demo`)."""
     if backend == "sqlite":
         path = tmp_path / f"test-{uuid.uuid4().hex[:8]}.db"
-        shutil.copyfile(templates.sqlite(), path)
+        shutil.copyfile(templates.sqlite() if demo_donors is None else templates.demo("sqlite", demo_donors), path)
         yield f"sqlite:///{path}"
     else:
-        url = create_pg_database(template=templates.postgres())
+        template = templates.postgres() if demo_donors is None else templates.demo("postgresql", demo_donors)
+        url = create_pg_database(template=template)
         try:
             yield url
         finally:
