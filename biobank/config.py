@@ -118,6 +118,36 @@ class Settings(BaseSettings):
     plan_min_dv200_pct: float = Field(
         default=30.0, ge=0, le=100, description="RNA-seq of FFPE material: DV200 must be above this."
     )
+    plan_default_depth: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Default depth per assay and role where it differs from the built-in ones (x; million read pairs '
+        'for RNA-seq), e.g. {"wgs": {"tumour": 90, "germline_normal": 30}}.',
+    )
+    plan_gb_per_depth: dict[str, float] = Field(
+        default_factory=dict,
+        description="Gb of raw sequence one sample needs per 1x of depth (per million read pairs for RNA-seq), where "
+        'it differs from the built-in ones, e.g. {"wgs": 3.3}.',
+    )
+    plan_flow_cells: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Flow cell kinds for the budget, added to or replacing the built-in ones: {"NAME": {"gb": output '
+        'Gb, "lanes": lanes, "cost": cost of one flow cell}}.',
+    )
+    plan_flow_cell: str = Field(
+        default="NovaSeq X 10B", max_length=40, description="The flow cell kind a plan's budget uses unless it names one."
+    )
+    plan_library_cost: dict[str, float] = Field(
+        default_factory=dict,
+        description="Cost of one library per assay where it differs from the built-in ones.",
+    )
+    budget_currency: str = Field(default="USD", max_length=8, description="Currency of every cost in the budget.")
+    sequencing_max_contamination_pct: float = Field(
+        default=3.0, ge=0, le=100, description="A sequenced sample above this contamination fails QC."
+    )
+    sequencing_min_coverage_fraction: float = Field(
+        default=0.8, gt=0, le=1,
+        description="A sequenced DNA sample whose mean coverage is below this fraction of its target depth fails QC.",
+    )
     biobank_id: str = Field(
         default="rapid-autopsy-biobank",
         description="The biobank's identifier in the FHIR (MIABIS) export: its BBMRI-ERIC directory id where it has one.",

@@ -49,6 +49,11 @@ _UNIQUE: dict[str, str] = {
     "uq_analysis_plan_name": "A plan with this name already exists",
     "uq_plan_donor_plan_id_donor_id": "This donor is already in the plan",
     "uq_plan_specimen_plan_id_specimen_id": "This specimen is already in the plan",
+    "uq_analysis_plan_supersedes_id": "This plan has already been superseded by another version",
+    "uq_sequencing_run_run_id": "A sequencing run with this run id already exists",
+    "uq_sequencing_result_plan_specimen_id_run_id": "This run already has a result for this sample",
+    "uq_sequencing_file_result_id_uri": "This result already lists this file",
+    "uq_analysis_result_code": "A result with this code already exists",
 }
 
 #: CHECK constraints beyond a vocabulary: what the rule means, in the lab's words.
@@ -168,6 +173,28 @@ _CHECKS: dict[str, str] = {
     "ck_analysis_plan_primary_site_or_unknown": "A plan names its primary site or marks it unknown, not both",
     "ck_analysis_plan_primary_unsampled_reason_not_blank": "A plan that declares its primary tumour unsampled "
     "gives the reason (leave it out when nothing is declared)",
+    "ck_analysis_plan_version_positive": "Plan versions start at 1",
+    "ck_analysis_plan_closed_reason_not_blank": "A superseded or cancelled plan says why (or nothing at all)",
+    "ck_analysis_plan_flow_cell_not_blank": "A plan's flow cell kind is named (or left to the default)",
+    "ck_plan_specimen_target_depth_positive": "A sample's target depth is more than 0",
+    "ck_plan_specimen_library_not_blank": "A sample's library is named (or left to the plan's)",
+    "ck_plan_specimen_reserved_not_negative": "A reserved quantity cannot be negative",
+    # sequencing and results
+    "ck_sequencing_run_run_id_not_blank": "A sequencing run needs its run id",
+    "ck_sequencing_run_instrument_not_blank": "A sequencing run names its instrument",
+    "ck_sequencing_run_completed_after_started": "A run cannot complete before it started",
+    "ck_sequencing_result_read_count_not_negative": "A read count cannot be negative",
+    "ck_sequencing_result_coverage_not_negative": "A mean coverage cannot be negative",
+    "ck_sequencing_result_contamination_pct_range": "Contamination lies between 0 and 100 %",
+    "ck_sequencing_result_purity_range": "Purity lies between 0 and 1",
+    "ck_sequencing_result_ploidy_range": "Ploidy lies above 0 and at most 10",
+    "ck_sequencing_file_uri_not_blank": "A data file needs its URI",
+    "ck_sequencing_file_checksum_kind": "A checksum is md5 or sha256",
+    "ck_sequencing_file_checksum_not_blank": "A data file needs its checksum",
+    "ck_sequencing_file_size_not_negative": "A file size cannot be negative",
+    "ck_analysis_result_code_safe": "A result code uses only letters, digits, '.', '_' and '-'",
+    "ck_analysis_result_file_name_not_blank": "A result names the file it came from",
+    "ck_analysis_result_sha256_length": "A result's SHA-256 has 64 hexadecimal digits",
     # the export log
     "ck_export_record_target_not_blank": "An export names its target",
     "ck_export_record_donor_count_not_negative": "An export carries zero or more donors",
@@ -178,7 +205,9 @@ _CHECKS: dict[str, str] = {
 VOCABULARY_CHECKS: dict[str, tuple[str, ...]] = {
     "user_account": ("role",),
     "analysis_plan": ("status", "assay", "purpose"),
-    "plan_specimen": ("role",),
+    "plan_specimen": ("role", "assay"),
+    "sequencing_result": ("outcome",),
+    "analysis_result": ("tool", "kind"),
     "audit_log": ("action",),
     "container": ("temperature_class", "kind"),
     "distribution_order": ("use", "status", "shipping_temperature"),

@@ -24,7 +24,15 @@ from biobank.models.core import (
 )
 from biobank.models.derived import DerivedModel, ModelPassage, ModelQC
 from biobank.models.exports import ExportDonor, ExportRecord
-from biobank.models.plans import AnalysisPlan, PlanDonor, PlanSpecimen
+from biobank.models.plans import (
+    AnalysisPlan,
+    AnalysisResult,
+    PlanDonor,
+    PlanSpecimen,
+    SequencingFile,
+    SequencingResult,
+    SequencingRun,
+)
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
 from biobank.models.tokens import ApiToken
@@ -33,6 +41,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AnalysisPlan",
+    "AnalysisResult",
     "AnatomicalSite",
     "ApiToken",
     "AuditLog",
@@ -55,6 +64,9 @@ __all__ = [
     "PlanDonor",
     "PlanSpecimen",
     "SamplingSite",
+    "SequencingFile",
+    "SequencingResult",
+    "SequencingRun",
     "Specimen",
     "SpecimenLocation",
     "TreatmentLine",
