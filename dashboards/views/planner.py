@@ -24,6 +24,8 @@ from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
 from dashboards.shell.actions import in_unit_of_work, run_write, show_flash
 from dashboards.shell.session import current_user
+from dashboards.widgets import plan_versions
+from dashboards.widgets import sequencing as sequencing_widget
 
 NEW = "(new plan)"
 FLASH = "planner_flash"
@@ -230,6 +232,10 @@ if state is not None:
     st.download_button("Pick list (PDF)", lambda: data_specimens.plan_pick_list_pdf(url, plan_code), f"pick-{plan_code}.pdf",
                        "application/pdf", key="planner_pick_list", on_click="ignore",
                        help="The plan's specimens with where each is stored, sorted by freezer, rack, box and position.")
+
+if state is not None:
+    plan_versions.render(plan_code, user)  # reservations, amend, cancel
+    sequencing_widget.render(plan_code, user)  # what came back from sequencing
 
 if state is not None and may_plan and username:
     st.subheader("Exports")
