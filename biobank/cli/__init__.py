@@ -100,3 +100,9 @@ app.command("whoami")(_tokens_cli.whoami)
 app.add_typer(_tokens_cli.tokens_app, name="tokens")
 from biobank.cli import autopsy as _autopsy_cli  # noqa: E402, F401  (the death call and the case's day, on autopsy_app)
 from biobank.cli import donors as _donors_cli  # noqa: E402, F401  (add, consent, withdraw, treatment, event, consents on donors_app)
+from biobank.cli import results as _results_cli  # noqa: E402
+
+app.add_typer(_results_cli.results_app, name="results")
+from biobank.cli import sequencing as _sequencing_cli  # noqa: E402
+
+app.add_typer(_sequencing_cli.sequencing_app, name="sequencing")

@@ -21,7 +21,8 @@ from biobank.config import get_settings
 KindArgument = Annotated[
     str,
     typer.Argument(help="donors, consents, treatment_lines, autopsies, lesions, sampling_sites, specimens, containers, "
-                   "placements, models or passages."),
+                   "placements, models, passages, model_qc, passage_specimens, passage_descendants or sequencing "
+                   "(sequencing results of a submitted plan)."),
 ]
 
 

@@ -28,7 +28,8 @@ from biobank.exports import service as export_service
 from biobank.exports.formats import sarek
 from biobank.exports.log import CANCERMODELS, MAX_LIMIT
 from biobank.queries import plans as plan_reads
-from biobank.services import planning
+from biobank.services import plan_versions, planning, reservations
+from biobank.services.budget import Budget
 from biobank.services.plan_rules import PlanRulesError, Report
 
 plan_app = typer.Typer(
@@ -43,6 +44,11 @@ DonorOption = Annotated[
     list[str] | None, typer.Option("--donor", "-d", help="Donor code (repeat for several).")
 ]
 AssayOption = Annotated[str, typer.Option(help="Assay: wgs, wes, panel or rna_seq.")]
+FlowCellOption = Annotated[
+    str | None,
+    typer.Option(help="Flow cell kind for the budget, e.g. 'NovaSeq X 10B' (default: the plan's, else the "
+                      "plan_flow_cell setting); 'biobank plan budget' lists the known kinds in its error."),
+]
 
 
 def _print_report(report: Report, as_json: bool) -> None:
@@ -96,6 +102,7 @@ def plan_create(
         ),
     ] = None,
     suggest: Annotated[bool, typer.Option(help="Fill the plan with the suggested specimens.")] = True,
+    flow_cell: FlowCellOption = None,
     user: UserOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -115,6 +122,7 @@ def plan_create(
             unknown_primary=unknown_primary,
             use_suggestion=suggest,
             primary_unsampled_reason=primary_unsampled,
+            flow_cell=flow_cell,
         )
         session.flush()
         detail = plan_reads.plan_detail(session, code)
@@ -195,18 +203,33 @@ def plan_include(
         ),
     ] = "tumour",
     reason: Annotated[str | None, typer.Option(help="Why it is included.")] = None,
+    assay: Annotated[
+        str | None,
+        typer.Option(help="This sample's assay when not the plan's (wgs, wes, panel, rna_seq; 'plan' for the plan's)."),
+    ] = None,
+    depth: Annotated[
+        float | None,
+        typer.Option(help="This sample's depth: x of coverage, million read pairs for RNA-seq (0: the default)."),
+    ] = None,
+    library: Annotated[str | None, typer.Option(help="Library kit ('' for none).")] = None,
     user: UserOption = None,
 ) -> None:
-    """Add specimens to a draft (or change their role)."""
+    """Add specimens to a draft (or change their role, assay, depth or library kit)."""
+    own_assay: str | None = planning.KEEP if assay is None else None if assay.strip().lower() == "plan" else assay
+    own_depth: float | None = planning.KEEP if depth is None else None if depth == 0 else depth
+    own_library: str | None = planning.KEEP if library is None else library
     with unit_of_work() as session:
         current = _selection_without(session, code, specimen)
         planning.set_specimens(
             session,
             actor=acting_user(session, user),
             plan_code=code,
-            selection=current + [(s, role, reason) for s in specimen],
+            selection=[*current, *(planning.SampleChoice(s, role, reason, own_assay, own_depth, own_library)
+                                   for s in specimen)],
         )
-    typer.echo(f"plan {code}: {len(specimen)} specimen(s) included as {role}")
+    extra = ", ".join(f"{name} {value}" for name, value in (("assay", assay), ("depth", depth), ("library", library))
+                      if value is not None)
+    typer.echo(f"plan {code}: {len(specimen)} specimen(s) included as {role}" + (f" ({extra})" if extra else ""))
 
 
 @plan_app.command("primary-unsampled")
@@ -250,18 +273,68 @@ def plan_exclude(
 @handle_errors
 def plan_list(as_json: JsonOption = False) -> None:
     """Every plan with its status and counts."""
-    columns = ["code", "name", "purpose", "assay", "status", "donors", "specimens", "approved_by"]
+    columns = ["code", "name", "purpose", "assay", "version", "status", "supersedes", "donors", "specimens",
+               "approved_by"]
     emit(read(plan_reads.list_plans), as_json=as_json, columns=columns)
 
 
 @plan_app.command("show")
 @handle_errors
 def plan_show(code: Annotated[str, typer.Argument(help="Plan code.")], as_json: JsonOption = False) -> None:
-    """A plan: its specimens with role and reason, and its rule report."""
-    detail = read(plan_reads.plan_detail, code)
+    """A plan: its specimens with role and reason, each sample's assay, depth and library with its Gb, its budget
+    line and its rule report."""
+    with unit_of_work() as session:
+        detail = plan_reads.plan_detail(session, code)
+        cost = planning.plan_budget(session, code)
     specimens = ["donor_code", "role", "specimen_code", "region_code", "tumour_cellularity_pct", "reason"]
     report = ["severity", "rule", "donor", "specimen", "message"]
-    emit(detail, as_json=as_json, tables=[(detail["specimens_detail"], specimens), (detail["report"], report)])
+    emit(detail | {"budget": cost.to_dict() if as_json else cost.line()}, as_json=as_json,
+         tables=[(detail["specimens_detail"], specimens), (_budget_rows(cost), BUDGET_COLUMNS),
+                 (detail["report"], report)])
+
+
+def _budget_rows(cost: Budget) -> list[dict[str, Any]]:
+    """The budget's samples as table rows (Gb to one decimal)."""
+    return [r | {"gb": round(r["gb"], 1)} for r in cost.sample_records()]
+
+
+BUDGET_COLUMNS = ["specimen_code", "role", "assay", "depth", "depth_unit", "library", "gb", "library_cost",
+                  "paired_dna"]
+
+
+@plan_app.command("budget")
+@handle_errors
+def plan_budget(
+    code: Annotated[str, typer.Argument(help="Plan code.")],
+    flow_cell: FlowCellOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The plan's sequencing budget: each sample's assay, depth, Gb and library cost (RNA-seq with its paired DNA
+    sample of the same region), then the total Gb, lanes and flow cells of the kind, and the cost."""
+    cost = read(planning.plan_budget, code, flow_cell=flow_cell)
+    if as_json:
+        emit_json(cost.to_dict())
+        return
+    emit_table(_budget_rows(cost), BUDGET_COLUMNS)
+    typer.echo(f"budget: {cost.line()}")
+
+
+@plan_app.command("flow-cell")
+@handle_errors
+def plan_flow_cell(
+    code: Annotated[str, typer.Argument(help="Plan code (a draft).")],
+    kind: Annotated[str | None, typer.Argument(help="Flow cell kind, e.g. 'NovaSeq X 25B'.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Use the plan_flow_cell setting's kind again.")] = False,
+    user: UserOption = None,
+) -> None:
+    """Name the flow cell kind a draft's budget is computed for (or --clear for the default kind)."""
+    if clear == (kind is not None):
+        raise fail("give the flow cell kind, or --clear for the default (not both)")
+    with unit_of_work() as session:
+        plan = planning.set_flow_cell(session, actor=acting_user(session, user), plan_code=code,
+                                      flow_cell=None if clear else kind)
+        chosen = plan.flow_cell
+    typer.echo(f"plan {code}: budget on {chosen}" if chosen else f"plan {code}: budget on the default flow cell kind")
 
 
 def _export(
@@ -429,3 +502,56 @@ def export_log(
         emit_json(records)
         return
     emit_table(export_rows(records), EXPORT_LOG_COLUMNS)
+
+
+# ------------------------------------------------------------------------- versions and reservations (issue 18)
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept with the plan and in the audit log).")]
+
+
+@plan_app.command("amend")
+@handle_errors
+def plan_amend(
+    code: Annotated[str, typer.Argument(help="Code of an approved or submitted plan.")],
+    reason: ReasonOption,
+    user: UserOption = None,
+) -> None:
+    """Copy an approved or submitted plan into a new draft (version + 1); approving the draft supersedes the plan
+    and releases what it reserved."""
+    with unit_of_work() as session:
+        new = plan_versions.amend_plan(session, actor=acting_user(session, user), plan_code=code, reason=reason)
+        new_code, version = new.code, new.version
+    typer.echo(f"plan {new_code} (version {version}) drafted from {code}: edit it, then approve it to supersede {code}")
+
+
+@plan_app.command("cancel")
+@handle_errors
+def plan_cancel(
+    code: Annotated[str, typer.Argument(help="Plan code (draft, approved or submitted).")],
+    reason: ReasonOption,
+    user: UserOption = None,
+) -> None:
+    """Cancel a plan: what it reserved is released (an approved or submitted plan: PI only)."""
+    with unit_of_work() as session:
+        plan = plan_versions.cancel_plan(session, actor=acting_user(session, user), plan_code=code, reason=reason)
+        cancelled = plan.code
+    typer.echo(f"plan {cancelled} cancelled; its reservations are released")
+
+
+RESERVATION_COLUMNS = ["specimen_code", "role", "unit", "reserved", "remaining", "promised_elsewhere", "available",
+                       "held_by"]
+
+
+@plan_app.command("reservations")
+@handle_errors
+def plan_reservations(code: Annotated[str, typer.Argument(help="Plan code.")], as_json: JsonOption = False) -> None:
+    """What the plan reserved of each specimen at approval, what remains and what others hold of it."""
+    data = read(reservations.reservations_of, code)
+    if as_json:
+        emit_json(data)
+        return
+    typer.echo(f"plan {data['plan']} version {data['version']}: {data['status']}"
+               + (" (holds its reservations)" if data["holding"] else " (holds nothing)"))
+    emit_table(data["samples"], RESERVATION_COLUMNS)
+

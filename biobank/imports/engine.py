@@ -122,7 +122,11 @@ def run_import(
         savepoint = session.begin_nested()
         try:
             act_as(session, actor)
-            _write(spec, session, spill, actor, report)
+            writer = getattr(spec, "write_spilled", None)  # a kind recorded through its services (registry)
+            if writer is not None:
+                writer(session, spill, actor)
+            else:
+                _write(spec, session, spill, actor, report)
             session.flush()
         except IntegrityError as exc:
             savepoint.rollback()

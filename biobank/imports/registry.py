@@ -7,6 +7,7 @@ from biobank.domain.errors import BiobankError
 from biobank.imports.kinds.collection import Autopsies, Lesions, SamplingSites
 from biobank.imports.kinds.derived import ModelQCResults, Models, Passages, PassageSpecimens
 from biobank.imports.kinds.donors import Consents, Donors, TreatmentLines
+from biobank.imports.kinds.sequencing import SequencingResults
 from biobank.imports.kinds.specimens import PassageDescendants, Specimens
 from biobank.imports.kinds.storage import Containers, Placements
 from biobank.imports.spec import Kind
@@ -29,15 +30,26 @@ KIND_CLASSES: tuple[type[Kind], ...] = (
     Placements,
 )
 
-KINDS: dict[str, Kind] = {cls.name: cls() for cls in KIND_CLASSES}
+#: Kinds written through their services rather than into one table (``write_spilled``): importable, with a template,
+#: but not part of a full load or its round trip (:func:`kind_names`).
+SERVICE_KIND_CLASSES: tuple[type[Kind], ...] = (SequencingResults,)
+
+KINDS: dict[str, Kind] = {cls.name: cls() for cls in (*KIND_CLASSES, *SERVICE_KIND_CLASSES)}
 
 
 def get_kind(name: str) -> Kind:
     kind = KINDS.get(name.strip().lower().replace("-", "_"))
     if kind is None:
-        raise BiobankError(f"kind={name!r}: not an import kind; choose one of {', '.join(kind_names())}")
+        raise BiobankError(f"kind={name!r}: not an import kind; choose one of {', '.join(import_kind_names())}")
     return kind
 
 
 def kind_names() -> list[str]:
-    return [k.name for k in sorted(KINDS.values(), key=lambda k: k.order)]
+    """The table kinds, in the order of a full load (what an export of the whole biobank round-trips)."""
+    names = {cls.name for cls in KIND_CLASSES}
+    return [k.name for k in sorted(KINDS.values(), key=lambda k: k.order) if k.name in names]
+
+
+def import_kind_names() -> list[str]:
+    """Every kind a file can be imported as: the table kinds, then the service kinds (``sequencing``)."""
+    return [*kind_names(), *(cls.name for cls in SERVICE_KIND_CLASSES)]

@@ -11,7 +11,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field
 
 from biobank.db.engine import UTCDateTime
@@ -218,7 +227,7 @@ class SequencingResult(Tracked, table=True):
     plan_specimen_id: int = Field(foreign_key="plan_specimen.id", ondelete="RESTRICT", index=True)
     run_id: int = Field(foreign_key="sequencing_run.id", ondelete="RESTRICT", index=True)
     outcome: str = Field(default=SampleOutcome.sequenced.value, max_length=12)
-    read_count: int | None = None
+    read_count: int | None = Field(default=None, sa_type=BigInteger)
     mean_coverage: float | None = None
     contamination_pct: float | None = None
     purity: float | None = None
@@ -244,7 +253,7 @@ class SequencingFile(Tracked, table=True):
     file_kind: str | None = Field(default=None, max_length=20)
     checksum_kind: str = Field(max_length=8)
     checksum: str = Field(max_length=128)
-    size_bytes: int | None = None
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class AnalysisResult(Tracked, table=True):

@@ -385,14 +385,16 @@ def get_plan(session: Session, code: str) -> AnalysisPlan:
 
 
 def plan_selection(session: Session, plan: AnalysisPlan) -> tuple[list[int], pd.DataFrame]:
-    """The plan's donor ids and its included specimens as a frame ``specimen_id, role, reason``."""
+    """The plan's donor ids and its included specimens as a frame ``specimen_id, role, reason, assay, target_depth,
+    library`` (the last three the sample's own; None: the plan's assay and the default depth)."""
     donor_ids = [
         int(d)
         for d in session.execute(select(_PLAN_DONOR.donor_id).where(_PLAN_DONOR.plan_id == plan.id)).scalars()
     ]
     selection = _frame(
         session,
-        select(_PLAN_SPECIMEN.specimen_id, _PLAN_SPECIMEN.role, _PLAN_SPECIMEN.reason)
+        select(_PLAN_SPECIMEN.specimen_id, _PLAN_SPECIMEN.role, _PLAN_SPECIMEN.reason, _PLAN_SPECIMEN.assay,
+               _PLAN_SPECIMEN.target_depth, _PLAN_SPECIMEN.library)
         .where(_PLAN_SPECIMEN.plan_id == plan.id, _PLAN_SPECIMEN.included.is_(True))
         .order_by(_PLAN_SPECIMEN.id),
     )

@@ -30,6 +30,8 @@ def list_plans(session: Session) -> list[dict[str, Any]]:
         ).all()
     )
     users = {u.id: u.username for u in session.exec(select(User)).all()}
+    plans = session.exec(select(AnalysisPlan).order_by(AnalysisPlan.code)).all()
+    codes = {p.id: p.code for p in plans}
     return [
         {
             "code": p.code,
@@ -43,8 +45,11 @@ def list_plans(session: Session) -> list[dict[str, Any]]:
             "created_by": users.get(p.created_by_id),
             "approved_by": users.get(p.approved_by_id),
             "approved_at": p.approved_at.isoformat() if p.approved_at else None,
+            "version": p.version,
+            "supersedes": codes.get(p.supersedes_id) if p.supersedes_id is not None else None,
+            "closed_reason": p.closed_reason,
         }
-        for p in session.exec(select(AnalysisPlan).order_by(AnalysisPlan.code)).all()
+        for p in plans
     ]
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from biobank.domain.codes import require_safe
 from biobank.domain.errors import ConflictError, PermissionDeniedError, invalid
 from biobank.domain.storage.kinds import TemperatureClass
-from biobank.domain.storage.orders import OPEN_STATUSES, TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
+from biobank.domain.storage.orders import TRANSITIONS, USE_SCOPES, DistributionUse, OrderStatus
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.models import Donor, Specimen, User
 from biobank.models.audit import act_as, add_as
@@ -24,7 +24,7 @@ from biobank.models.base import utcnow
 from biobank.models.storage import DistributionItem, DistributionOrder
 from biobank.queries import storage as storage_reads
 from biobank.queries.distribution import order_items
-from biobank.services import storage
+from biobank.services import reservations, storage
 from biobank.services.auth import Action, can, require
 from biobank.services.checks import check_enum, check_time
 from biobank.services.custody import record_event
@@ -111,27 +111,21 @@ def create_order(
     return add_as(session, actor, order)
 
 
-def _promised_elsewhere(session: Session, specimen: Specimen, order: DistributionOrder) -> float:
-    """Quantity of this specimen already promised on other open (draft or approved) orders."""
-    total = session.exec(
-        select(func.coalesce(func.sum(DistributionItem.quantity), 0.0))
-        .join(DistributionOrder, DistributionOrder.id == DistributionItem.order_id)  # type: ignore[arg-type]  # SQLModel types the column as its Python value, not a SQL expression
-        .where(
-            DistributionItem.specimen_id == specimen.id,
-            DistributionOrder.id != order.id,
-            DistributionOrder.status.in_([s.value for s in OPEN_STATUSES]),  # type: ignore[attr-defined]  # SQLModel types the column as its Python value, not a SQL expression
-        )
-    ).one()
-    return float(total or 0.0)
+def _promised_elsewhere(session: Session, specimen: Specimen, order: DistributionOrder) -> list[reservations.Holder]:
+    """Who else holds part of this specimen: other open (draft or approved) orders and reserving analysis plans."""
+    assert specimen.id is not None, "specimen is flushed"
+    return reservations.holders(session, specimen.id, except_order_id=order.id)
 
 
 def _check_available(session: Session, order: DistributionOrder, specimen: Specimen, quantity: float) -> None:
     if specimen.status not in DISTRIBUTABLE:
         raise invalid("specimen", specimen.code, f"specimen is {specimen.status}; it cannot be distributed")
-    promised = _promised_elsewhere(session, specimen, order)
-    available = specimen.quantity_remaining - promised
+    held = _promised_elsewhere(session, specimen, order)
+    available = specimen.quantity_remaining - sum(h.quantity for h in held)
     if quantity > available + 1e-9:
-        extra = f" ({promised:g} promised to other open orders)" if promised else ""
+        names = ", ".join(h.text(specimen.unit) for h in held)
+        total = sum(h.quantity for h in held)
+        extra = f" ({total:g} promised to other open orders and plans: {names})" if held else ""
         raise invalid(
             "quantity", quantity,
             f"only {max(available, 0):g} {specimen.unit} of {specimen.code} can be distributed{extra}",

@@ -23,6 +23,7 @@ from biobank.domain.errors import ValidationError, invalid
 from biobank.domain.vocab import ACID_DECALCIFICATION
 from biobank.domain.vocab_derived import ESTABLISHED_OR_BEYOND
 from biobank.models.plans import DNA_ASSAYS, Assay, PlanPurpose, PlanRole
+from biobank.services.budget import BudgetSettings, effective, pairs
 
 SEVERITIES = ("error", "warning", "info", "off")
 
@@ -55,6 +56,10 @@ INVOLVED_CATEGORIES = frozenset({"bone", "bone_marrow", "lymph_node"})
 _MARROW_OR_NODE = frozenset({"bone", "bone_marrow", "lymph_node"})
 _BLOOD_KINDS = frozenset({"germline_blood", "premortem_blood"})
 _ASSAY_TEXT = {"wgs": "WGS", "wes": "WES", "panel": "panel", "rna_seq": "RNA-seq"}
+#: Materials a DNA assay can take: the extract, or what DNA can still be extracted from (tissue, cells, blood).
+DNA_ASSAY_MATERIALS = frozenset({"dna", "tissue", "section", "cells", "whole_blood", "buffy_coat", "bone_marrow"})
+#: Materials RNA-seq can take: the RNA extract, or tissue RNA can still be extracted from.
+RNA_SEQ_MATERIALS = frozenset({"rna", "tissue", "section", "cells"})
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,9 @@ class Finding:
 class PlanContext:
     """What the rules read: the plan's settings, its donors, every specimen of them, and the selection.
 
+    ``selection`` has ``specimen_id`` and ``role``, and may have each sample's own ``assay``, ``target_depth`` and
+    ``library`` (missing or None: the plan's assay, the plan's depth or the role's default, :func:`budget.effective`).
+
     ``lesions`` (donor_code, lesion_code, lesion_kind, site_code, site_label, site_category) adds lesions without
     material to what the specimens show of a donor's disease; ``models`` (one row per model passage: model_code,
     model_kind, status, passage, passage_number, qc_passed) says which models are established and QC-passed.
@@ -157,6 +165,7 @@ class PlanContext:
     lesions: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     requirements: InputRequirements = field(default_factory=InputRequirements.from_settings)
+    budget_settings: BudgetSettings = field(default_factory=BudgetSettings.from_settings)
 
     def __post_init__(self) -> None:
         # Plain records: the rules loop over a few hundred rows, where pandas' per-row costs would dominate.
@@ -164,13 +173,29 @@ class PlanContext:
         self.records = resolve_lineage(_records(self.specimens))
 
     def selected(self) -> list[dict[str, Any]]:
-        """The selected specimens (records with their ``role``), in selection order."""
+        """The selected specimens (records with their ``role``, and the ``assay``, ``target_depth`` and ``library``
+        each is sequenced with: its own or the default), in selection order."""
         by_id = {r["specimen_id"]: r for r in self.records}
-        roles = zip(self.selection["specimen_id"].tolist(), self.selection["role"].tolist(), strict=True)
-        return [by_id[int(i)] | {"role": role} for i, role in roles if int(i) in by_id]
+        frame = self.selection
+        n = len(frame)
+        ids, roles = frame["specimen_id"].tolist(), frame["role"].tolist()
+        assays = frame["assay"].tolist() if "assay" in frame else [None] * n
+        depths = frame["target_depth"].tolist() if "target_depth" in frame else [None] * n
+        libraries = frame["library"].tolist() if "library" in frame else [None] * n
+        out = []
+        for i, role, assay, depth, library in zip(ids, roles, assays, depths, libraries, strict=True):
+            record = by_id.get(int(i))
+            if record is None:
+                continue
+            assay_, depth_ = effective(str(role), assay, depth, plan_assay=self.assay, plan_depth=self.target_depth,
+                                       settings=self.budget_settings)
+            out.append(record | {"role": role, "assay": assay_, "target_depth": depth_,
+                                 "library": library if isinstance(library, str) else None})
+        return out
 
     def selected_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.selected(), columns=[*(self.records[0] if self.records else {}), "role"])
+        columns = [*(self.records[0] if self.records else {}), "role", "assay", "target_depth", "library"]
+        return pd.DataFrame(self.selected(), columns=columns)
 
     @property
     def dna(self) -> bool:
@@ -329,11 +354,12 @@ def _flag_donors(
 
 
 def one_germline_normal(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 1: exactly one germline normal per donor (DNA assays)."""
-    if not ctx.dna:
-        return []
+    """Rule 1: exactly one germline normal per donor sequenced for DNA (a DNA plan, or a DNA sample of the donor)."""
+    dna_donors = {r["donor_code"] for r in sel if r["assay"] in DNA_ASSAYS}
     out: list[tuple[str | None, str | None, str]] = []
     for donor in (d["donor_code"] for d in ctx.donor_records):
+        if not ctx.dna and donor not in dna_donors:
+            continue
         normals = [
             r["specimen_code"] for r in sel if r["donor_code"] == donor and r["role"] == "germline_normal"
         ]
@@ -504,25 +530,22 @@ def cellularity_low(ctx: PlanContext, sel: Rows) -> Out:
 
 
 def wgs_ffpe(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 5: WGS on FFPE material (formalin artefacts)."""
-    if ctx.assay != "wgs":
-        return []
+    """Rule 5: WGS on FFPE material (formalin artefacts); each sample's own assay."""
     return _flag(
         sel,
-        lambda r: _origin_format(r) == "ffpe",
+        lambda r: r["assay"] == "wgs" and _origin_format(r) == "ffpe",
         lambda r: "WGS on FFPE material: expect formalin artefacts (C>T) and uneven coverage",
     )
 
 
 def acid_decalcified(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 5: no DNA assay (WGS, WES, panel) on acid-decalcified material or an extract of it (acid fragments DNA)."""
-    if not ctx.dna:
-        return []
-    assay = _ASSAY_TEXT.get(ctx.assay, ctx.assay)
+    """Rule 5: no DNA assay (WGS, WES, panel) on acid-decalcified material or an extract of it (acid fragments DNA);
+    each sample's own assay."""
     return _flag(
         sel,
-        is_acid,
-        lambda r: f"{assay} on material decalcified with {decal_text(r)}: acid fragments DNA "
+        lambda r: r["assay"] in DNA_ASSAYS and is_acid(r),
+        lambda r: f"{_ASSAY_TEXT.get(r['assay'], r['assay'])} on material decalcified with {decal_text(r)}: acid "
+        "fragments DNA "
         "(take frozen or EDTA-decalcified material)",
     )
 
@@ -537,11 +560,12 @@ def edta_hours_recorded(ctx: PlanContext, sel: Rows) -> Out:
 
 
 def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 6: quantity and quality recorded (A260/280 1.8-2.1; DIN for DNA assays; RIN or DV200 for RNA)."""
+    """Rule 6: quantity and quality recorded (A260/280 1.8-2.1; DIN for DNA assays; RIN or DV200 for RNA), for each
+    sample's own assay."""
     out: list[tuple[str | None, str | None, str]] = []
-    analyte = "dna" if ctx.dna else "rna"
     for r in sel:
-        donor, code = r["donor_code"], r["specimen_code"]
+        donor, code, assay = r["donor_code"], r["specimen_code"], r["assay"]
+        analyte = "dna" if assay in DNA_ASSAYS else "rna"
         if r.get("material_type") != analyte:
             out.append((donor, code, f"no {analyte.upper()} extracted yet: quantity and quality unknown"))
             continue
@@ -554,8 +578,8 @@ def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
         elif not A260_280_RANGE[0] <= ratio <= A260_280_RANGE[1]:
             problems.append(f"A260/280 {ratio:g} outside {A260_280_RANGE[0]}-{A260_280_RANGE[1]}")
         if analyte == "dna":
-            if ctx.assay in ctx.requirements.min_din and _num(r.get("din")) is None:
-                problems.append(f"DIN not recorded ({_ASSAY_TEXT.get(ctx.assay, ctx.assay)})")
+            if assay in ctx.requirements.min_din and _num(r.get("din")) is None:
+                problems.append(f"DIN not recorded ({_ASSAY_TEXT.get(assay, assay)})")
         elif _origin_format(r) == "ffpe":
             if _num(r.get("dv200_pct")) is None:
                 problems.append(f"DV200 not recorded (FFPE RNA needs > {ctx.requirements.min_dv200:g} %)")
@@ -567,10 +591,10 @@ def nucleic_acid_qc(ctx: PlanContext, sel: Rows) -> Out:
 
 
 def input_requirements(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 16: an extract holds what the assay needs at the plan's depth (ng, DIN; RIN or DV200 for RNA)."""
+    """Rule 16: an extract holds what its sample's assay needs at the sample's depth (ng, DIN; RIN or DV200 for RNA)."""
     out: Out = []
     for r in sel:
-        problems = ctx.requirements.problems(r, ctx.assay, ctx.target_depth)
+        problems = ctx.requirements.problems(r, r["assay"], r["target_depth"])
         if problems:
             out.append((r["donor_code"], r["specimen_code"], "; ".join(problems)))
     return out
@@ -644,12 +668,52 @@ def sex_recorded(ctx: PlanContext, sel: Rows) -> Out:
 
 
 def one_assay_per_donor(ctx: PlanContext, sel: Rows) -> Out:
-    """Rule 11: one assay per donor within a plan (a DNA plan holding RNA, or the reverse, is a second assay)."""
-    other = "rna" if ctx.dna else "dna"
+    """Rule 11: one DNA assay per donor within a plan: somatic calls of a tumour sample are made against the germline
+    normal, so mixing WGS, exome and panel restricts them to the targets all share (matched RNA-seq is not a
+    second DNA assay)."""
+    assays: dict[str, set[str]] = {}
+    for r in sel:
+        if r["assay"] in DNA_ASSAYS:
+            assays.setdefault(str(r["donor_code"]), set()).add(str(r["assay"]))
+    return [
+        (donor, None, f"DNA samples use {', '.join(_ASSAY_TEXT[a] for a in sorted(found))}: somatic calls are limited "
+                      "to the targets all share (one DNA assay per donor, or a second plan)")
+        for donor, found in sorted(assays.items())
+        if len(found) > 1
+    ]
+
+
+def dna_assay_material(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 11: a DNA assay (WGS, WES, panel) takes DNA, or material DNA can be extracted from (never RNA or plasma)."""
     return _flag(
         sel,
-        lambda r: r.get("material_type") == other,
-        lambda r: f"{other.upper()} in a {ctx.assay} plan: one assay per donor (make a second plan)",
+        lambda r: r["assay"] in DNA_ASSAYS and r.get("material_type") not in DNA_ASSAY_MATERIALS,
+        lambda r: f"{_ASSAY_TEXT[r['assay']]} sample is {r.get('material_type')} material: a DNA assay needs a DNA "
+        "extract, tissue or blood",
+    )
+
+
+def rna_seq_material(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 11: an RNA-seq sample is RNA, or tissue RNA can still be extracted from (never a DNA extract or blood)."""
+    return _flag(
+        sel,
+        lambda r: r["assay"] == Assay.rna_seq and r.get("material_type") not in RNA_SEQ_MATERIALS,
+        lambda r: f"RNA-seq sample is {r.get('material_type')} material: RNA-seq needs an RNA extract or tissue to "
+        "extract it from",
+    )
+
+
+def rna_seq_paired(ctx: PlanContext, sel: Rows) -> Out:
+    """Rule 11: a matched RNA-seq sample has a DNA sample of the same region in the plan (expression is read
+    against that region's clones), unless the whole plan is RNA-seq."""
+    if not ctx.dna:
+        return []
+    unpaired = {code for code, dna in pairs(sel).items() if dna is None}
+    return _flag(
+        sel,
+        lambda r: r["specimen_code"] in unpaired,
+        lambda r: f"RNA-seq of region {r.get('region_code')} has no DNA sample of that region in the plan: add one "
+        "to pair expression with the region's clones",
     )
 
 
@@ -754,7 +818,7 @@ RULES: tuple[Rule, ...] = (
     Rule("wgs_ffpe", "warning", "WGS on FFPE material", wgs_ffpe),
     Rule("acid_decalcified", "error", "no DNA assay on acid-decalcified material", acid_decalcified),
     Rule("edta_hours_recorded", "warning", "EDTA decalcification has its hours recorded", edta_hours_recorded),
-    Rule("input_requirements", "error", "extracts meet the assay's input at the plan's depth (ng, DIN, RIN, DV200)",
+    Rule("input_requirements", "error", "extracts meet each sample's assay input at its depth (ng, DIN, RIN, DV200)",
           input_requirements),
     Rule("nucleic_acid_qc", "warning", "nucleic-acid quantity and quality recorded (A260/280 in range)",
           nucleic_acid_qc),
@@ -763,7 +827,10 @@ RULES: tuple[Rule, ...] = (
     Rule("adjacent_normal", "warning", "normal tissue within 2 cm of tumour", adjacent_normal),
     Rule("safe_identifiers", "error", "identifiers safe for every pipeline", safe_identifiers),
     Rule("sex_recorded", "warning", "sex recorded", sex_recorded),
-    Rule("one_assay_per_donor", "warning", "one assay per donor within a plan", one_assay_per_donor),
+    Rule("one_assay_per_donor", "warning", "one DNA assay per donor within a plan", one_assay_per_donor),
+    Rule("dna_assay_material", "error", "DNA assays take DNA, tissue or blood", dna_assay_material),
+    Rule("rna_seq_material", "error", "RNA-seq takes RNA or tissue", rna_seq_material),
+    Rule("rna_seq_paired", "warning", "matched RNA-seq has a DNA sample of the same region", rna_seq_paired),
     Rule("genomic_consent", "error", "consent covers genomic sequencing and was not withdrawn", genomic_consent),
     Rule("model_material_role", "error", "material grown in a model takes the model role, and only it",
           model_material_role),

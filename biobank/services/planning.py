@@ -53,6 +53,8 @@ from biobank.models.plans import (
     PlanStatus,
 )
 from biobank.queries import exports as query
+from biobank.services import budget as budgets
+from biobank.services import plan_versions, reservations
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum
 from biobank.services.inputs import PlanCreate, PlanSettings
@@ -693,8 +695,12 @@ def create_plan(
     description: str | None = None,
     use_suggestion: bool = True,
     primary_unsampled_reason: str | None = None,
+    flow_cell: str | None = None,
 ) -> AnalysisPlan:
     """A draft plan for these donors, filled with the suggestion unless ``use_suggestion`` is false.
+
+    ``flow_cell`` names the flow cell kind its budget is computed for (:mod:`biobank.services.budget`; None: the
+    ``plan_flow_cell`` setting); an unknown kind is refused.
 
     ``primary_unsampled_reason`` declares that the primary tumour is not sampled, and why (DOMAIN.md §6 rule 15;
     ``analysis_plan.primary_unsampled_reason``, carried into the migration exports' notes).
@@ -717,6 +723,7 @@ def create_plan(
             f"name={name.strip()!r}: a plan with this name already exists", field="name", value=name
         )
     reason = unsampled_reason(primary_unsampled_reason)
+    cell = _flow_cell(flow_cell)
     ids = query.donor_ids_for(session, list(dict.fromkeys(donor_codes)))
     donors = query.donor_frame(session, donor_ids=ids)
     query.refuse_withdrawn(donors, use="plans")
@@ -730,6 +737,7 @@ def create_plan(
         unknown_primary=unknown_primary,
         description=description,
         primary_unsampled_reason=reason,
+        flow_cell=cell,
     ))
     _add_donors(session, plan, donors, use_suggestion=use_suggestion)
     return plan
@@ -769,15 +777,32 @@ def set_primary_unsampled(
 ) -> AnalysisPlan:
     """Declare a draft's primary tumour unsampled with ``reason`` (DOMAIN.md §6 rule 15), or withdraw the declaration
     (``reason`` None or blank). The migration exports carry the reason into their notes."""
+    return _set_draft_field(session, actor, plan_code, "primary_unsampled_reason", unsampled_reason(reason))
+
+
+def _set_draft_field(session: Session, actor: User | None, plan_code: str, name: str, value: str | None) -> AnalysisPlan:
+    """Set one setting of a draft (the planner's role needed), writing (and auditing) only a change."""
     require(actor, Action.plan)
     plan = _get_draft(session, plan_code)
-    value = unsampled_reason(reason)
-    if value != plan.primary_unsampled_reason:
+    if value != getattr(plan, name):
         act_as(session, actor)
-        plan.primary_unsampled_reason = value
+        setattr(plan, name, value)
         session.add(plan)
         session.flush()
     return plan
+
+
+def _flow_cell(name: str | None) -> str | None:
+    """The known flow cell kind ``name`` as the budget spells it; None or blank: None (the default kind)."""
+    if name is None or not name.strip():
+        return None
+    return budgets.BudgetSettings.from_settings().kind(name).name
+
+
+def set_flow_cell(session: Session, *, actor: User | None, plan_code: str, flow_cell: str | None) -> AnalysisPlan:
+    """Name the flow cell kind a draft's budget is computed for (None or blank: the ``plan_flow_cell`` setting); an
+    unknown kind is refused, naming the known ones."""
+    return _set_draft_field(session, actor, plan_code, "flow_cell", _flow_cell(flow_cell))
 
 
 def _add_donors(session: Session, plan: AnalysisPlan, donors: pd.DataFrame, *, use_suggestion: bool) -> None:
@@ -831,59 +856,117 @@ def add_donors(
 REASON_LENGTH = 300
 
 
+class _Keep:
+    """The value a sample already has (a new sample: none, so the plan's assay and the default depth)."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+@dataclass(frozen=True)
+class SampleChoice:
+    """One selected specimen: its role and reason, and its own assay, depth (x; million read pairs for RNA-seq) and
+    library kit. None for those means the plan's assay and the default depth (:mod:`biobank.services.budget`);
+    :data:`KEEP` (the default) leaves what the sample has."""
+
+    code: str
+    role: str
+    reason: str | None = None
+    assay: str | None = KEEP
+    target_depth: float | None = KEEP
+    library: str | None = KEEP
+
+
+_CHOICE_FIELDS = ("code", "role", "reason", "assay", "target_depth", "library")
+
+
+def _sample_choice(item: SampleChoice | Mapping[str, Any] | Sequence[Any]) -> SampleChoice:
+    """A selection row as a :class:`SampleChoice`: the dataclass, a mapping of its fields, or a tuple ``(code, role,
+    reason)`` (keeps the sample's assay, depth and library) or ``(code, role, reason, assay, depth, library)``."""
+    if isinstance(item, SampleChoice):
+        return item
+    if isinstance(item, Mapping):
+        unknown = sorted(set(item) - set(_CHOICE_FIELDS))
+        if unknown:
+            raise invalid("selection", unknown[0], f"unknown field; expected {', '.join(_CHOICE_FIELDS)}")
+        if "code" not in item or "role" not in item:
+            raise invalid("selection", dict(item), "each row needs code and role")
+        return SampleChoice(**{str(k): v for k, v in item.items()})
+    values = tuple(item)
+    if len(values) not in (3, 6):
+        raise invalid("selection", values, "expected (code, role, reason) or (code, role, reason, assay, depth, "
+                      "library)")
+    return SampleChoice(*values)
+
+
 def set_specimens(
     session: Session,
     *,
     actor: User | None,
     plan_code: str,
-    selection: Sequence[tuple[str, str, str | None]],
+    selection: Sequence[SampleChoice | Mapping[str, Any] | tuple[Any, ...]],
 ) -> AnalysisPlan:
-    """Make the draft's included specimens exactly ``selection`` (``(specimen code, role, reason)``).
+    """Make the draft's included specimens exactly ``selection``: :class:`SampleChoice` rows, mappings of its fields,
+    or tuples ``(specimen code, role, reason)`` (which keep each sample's assay, depth and library).
 
-    Specimens left out stay as rows with ``included`` false, so every change is an audited update.
+    A sample's assay comes from the vocabulary, its depth is positive and at most ``MAX_DEPTH``, its library name at
+    most 80 characters; each error names the specimen. Specimens left out stay as rows with ``included`` false, so
+    every change is an audited update.
     """
     require(actor, Action.plan)
     plan = _get_draft(session, plan_code)
     donor_ids, _ = query.plan_selection(session, plan)
-    codes = [code for code, _, _ in selection]
+    choices = [_sample_choice(item) for item in selection]
+    codes = [c.code for c in choices]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
         raise invalid("specimen", duplicates[0], "listed twice")
     found = query.specimen_ids_for(session, codes)
-    for code, role, reason in selection:
-        check_enum("role", role, PlanRole)
-        if reason is not None and len(reason.strip()) > REASON_LENGTH:
-            raise invalid("reason", reason, f"is {len(reason.strip()):,} characters long; at most {REASON_LENGTH}")
-        if found[code][1] not in donor_ids:
-            raise invalid("specimen", code, f"its donor is not in plan {plan_code}; add the donor first")
+    checked: list[tuple[SampleChoice, dict[str, Any]]] = []
+    for c in choices:
+        check_enum("role", c.role, PlanRole)
+        if c.reason is not None and len(c.reason.strip()) > REASON_LENGTH:
+            raise invalid("reason", c.reason, f"is {len(c.reason.strip()):,} characters long; at most {REASON_LENGTH}")
+        if found[c.code][1] not in donor_ids:
+            raise invalid("specimen", c.code, f"its donor is not in plan {plan_code}; add the donor first")
+        assay, depth, library = budgets.check_sample(
+            c.code,
+            None if c.assay is KEEP else c.assay,
+            None if c.target_depth is KEEP else c.target_depth,
+            None if c.library is KEEP else c.library,
+        )
+        given = {name: value for name, value, raw in (("assay", assay, c.assay), ("target_depth", depth, c.target_depth),
+                                                     ("library", library, c.library)) if raw is not KEEP}
+        checked.append((c, given))
     existing = {
         ps.specimen_id: ps
         for ps in session.exec(select(PlanSpecimen).where(PlanSpecimen.plan_id == plan.id)).all()
     }
     act_as(session, actor)
-    wanted = {found[code][0]: (role, reason) for code, role, reason in selection}
+    wanted = {found[c.code][0] for c in choices}
     for specimen_id, row in existing.items():
         if specimen_id not in wanted and row.included:
             row.included = False
             session.add(row)
-    for code, role, reason in selection:
-        specimen_id, donor_id = found[code]
+    for c, given in checked:
+        specimen_id, donor_id = found[c.code]
         current = existing.get(specimen_id)
         if current is None:
-            session.add(
-                PlanSpecimen(
-                    plan_id=_id(plan),
-                    donor_id=donor_id,
-                    specimen_id=specimen_id,
-                    role=str(role),
-                    reason=(reason or "").strip() or None,
-                )
-            )
+            current = PlanSpecimen(plan_id=_id(plan), donor_id=donor_id, specimen_id=specimen_id, role=str(c.role),
+                                   reason=(c.reason or "").strip() or None)
+            for name, value in given.items():
+                setattr(current, name, value)
+            session.add(current)
         else:
             current.included = True
-            current.role = str(role)
-            if reason and reason.strip():
-                current.reason = reason.strip()
+            current.role = str(c.role)
+            if c.reason and c.reason.strip():
+                current.reason = c.reason.strip()
+            for name, value in given.items():
+                setattr(current, name, value)
             session.add(current)
     session.flush()
     return plan
@@ -909,24 +992,44 @@ def plan_context(session: Session, plan: AnalysisPlan) -> PlanContext:
     )
 
 
+def plan_budget(session: Session, plan_code: str, *, flow_cell: str | None = None) -> budgets.Budget:
+    """A plan's budget (reads only): its samples' Gb at their assay and depth, on ``flow_cell`` (default: the plan's
+    kind, else the ``plan_flow_cell`` setting), with each RNA-seq sample's paired DNA sample."""
+    plan = get_plan(session, plan_code)
+    ctx = plan_context(session, plan)
+    return budget_of(ctx, flow_cell=flow_cell or plan.flow_cell)
+
+
+def budget_of(ctx: PlanContext, *, flow_cell: str | None = None) -> budgets.Budget:
+    """The budget of a rule context's selection (pure: what the planner page computes on every toggle)."""
+    rows = ctx.selected()
+    return budgets.compute(rows, plan_assay=ctx.assay, plan_depth=ctx.target_depth, flow_cell=flow_cell,
+                           settings=ctx.budget_settings)
+
+
 def check_plan(session: Session, plan_code: str) -> Report:
     """The rule report of a plan (reads only)."""
     return run_rules(plan_context(session, get_plan(session, plan_code)))
 
 
 def approve_plan(session: Session, *, actor: User | None, plan_code: str) -> Report:
-    """Approve a draft (PI): refused while any rule reports an error, consent re-checked now."""
+    """Approve a draft (PI): refused while any rule reports an error, consent re-checked now. Each included sample
+    reserves what it needs (:func:`biobank.services.reservations.reserve_for_approval`: refused when that is more than
+    is available); an amendment supersedes the plan it amends (:mod:`biobank.services.plan_versions`)."""
     user = require(actor, Action.approve)
     plan = _get_draft(session, plan_code)
     report = run_rules(plan_context(session, plan))
     if not report.ok:
         raise PlanRulesError(plan_code, report)
     act_as(session, actor)
+    # while still a draft (the database refuses plan_specimen writes after): lock, check and reserve the material
+    reservations.reserve_for_approval(session, plan, release=plan_versions.released_by(session, plan))
     plan.status = PlanStatus.approved.value
     plan.approved_by_id = user.id
     plan.approved_at = utcnow()
     session.add(plan)
     session.flush()
+    plan_versions.supersede_previous(session, plan, when=plan.approved_at)
     return report
 
 
@@ -951,17 +1054,22 @@ def submit_plan(session: Session, *, actor: User | None, plan_code: str) -> Anal
 
 
 __all__ = [
+    "KEEP",
     "ROLES",
     "Choice",
     "Donor",
+    "SampleChoice",
     "Suggestion",
     "add_donors",
     "approve_plan",
+    "budget_of",
     "check_plan",
     "create_plan",
     "lesion_facts",
     "model_facts",
+    "plan_budget",
     "plan_context",
+    "set_flow_cell",
     "set_primary_unsampled",
     "set_specimens",
     "submit_plan",

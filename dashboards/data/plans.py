@@ -12,6 +12,7 @@ from biobank.queries import exports as query
 from biobank.queries import plans as plan_reads
 from biobank.services import planning
 from biobank.services.auth import get_user
+from biobank.services.budget import BudgetSettings
 from dashboards.data.core import read_session
 
 
@@ -58,7 +59,7 @@ def plan_state(url: str, plan_code: str) -> dict[str, Any]:
             "status": plan.status, "primary_site_code": plan.primary_site_code,
             "unknown_primary": plan.unknown_primary, "donor_codes": tuple(donors["donor_code"]),
             "primary_unsampled_reason": plan.primary_unsampled_reason, "target_depth": plan.target_depth,
-            "selection": selection,
+            "selection": selection, "flow_cell": plan.flow_cell,
         }
 
 
@@ -87,3 +88,8 @@ def site_codes() -> list[str]:
     from biobank.domain.sites import load_sites
 
     return sorted(load_sites())
+
+
+def budget_settings() -> BudgetSettings:
+    """The budget's defaults with the settings applied (flow cell kinds, Gb per depth, default depths, costs)."""
+    return BudgetSettings.from_settings()

@@ -1,22 +1,56 @@
 """Donor view: consent state, clinical and post-mortem timelines, body map, lesions and regions, specimen lineage,
-models."""
+models; the phylogeny and migration results imported for the donor, drawn on the body map (migrations as arrows
+between the sampled sites, clones coloured, the regions already sequenced ringed), with an upload form for a PI."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
+from sqlmodel import Session
 
 from biobank.config import get_settings
+from biobank.models import User
+from biobank.models.plans import ResultKind, ResultTool
+from biobank.queries import results as result_reads
+from biobank.queries.sequencing import sequenced_regions
+from biobank.services import results as result_service
+from biobank.services.auth import Action, can
+from biobank.services.donors import get_donor
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
 from dashboards.data import enrolment as data_enrolment
 from dashboards.shell import links
-from dashboards.widgets.bodymap import body_map, site_points
+from dashboards.shell.actions import run_write, show_flash
+from dashboards.shell.session import current_user
+from dashboards.widgets.bodymap import (
+    body_map,
+    clone_dots,
+    migration_arrows,
+    result_layers,
+    sequenced_rings,
+    site_points,
+)
 from dashboards.widgets.charts import pmi_rules, table_with_download
 from dashboards.widgets.lineage import lineage_dot
 
 settings = get_settings()
+RESULTS_FLASH = "donor_results_flash"
+NO_RESULT = "(none)"
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def results_of(url: str, code: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The donor's imported results (with what was parsed) and the region codes already sequenced."""
+    with data.read_session(url) as session:
+        donor = get_donor(session, code)
+        assert donor.id is not None
+        regions = sequenced_regions(session, [donor.id])
+        return result_reads.donor_results(session, code), [str(r) for r in regions["region_code"]]
+
+
 codes = data_cohort.donor_codes(data.url())
 st.title("Donor view")
 if not codes:
@@ -72,12 +106,32 @@ if history["versions"] or history["withdrawal"]:
 
 map_col, main_col = st.columns([2, 5], gap="large")
 sites = view["sites"]
+results, sequenced = results_of(data.url(), code)
 with map_col:
     st.subheader("Body map")
     if sites.empty:
         st.caption("Nothing sampled yet.")
     else:
-        st.altair_chart(body_map(site_points(sites), width=260, height=540), width="content")
+        drawable = [r for r in results if r["parsed"].get("edges") or r["parsed"].get("presence")]
+        options = [NO_RESULT, *(r["code"] for r in drawable)]
+        labels = {r["code"]: f"{r['code']} · {r['tool']} {r['kind'].replace('_', ' ')}" for r in drawable}
+        shown_code = st.selectbox("Result drawn", options, index=1 if drawable else 0, key="donor_result_drawn",
+                                  format_func=lambda c: labels.get(c, c))
+        parsed: dict[str, Any] = next((r["parsed"] for r in drawable if r["code"] == shown_code), {})
+        arrows, dots = migration_arrows(parsed, width=260, height=540), clone_dots(parsed)
+        rings = sequenced_rings(sites, sequenced)
+        overlays = result_layers(arrows, dots, rings, parsed.get("clones", []))
+        st.altair_chart(body_map(site_points(sites), width=260, height=540, overlays=overlays), width="content",
+                        key="donor_body_map")
+        notes = []
+        if not rings.empty:
+            notes.append("dashed rings: regions already sequenced")
+        if not arrows.empty:
+            notes.append(f"arrows: {len(parsed.get('edges', []))} migration route(s), coloured by clone")
+        if not dots.empty:
+            notes.append("small dots: the clones found at each site")
+        if notes:
+            st.caption("; ".join(notes) + ".")
 with main_col:
     st.subheader("Timeline")
     timeline = view["timeline"]
@@ -153,6 +207,50 @@ else:
     else:
         st.graphviz_chart(lineage_dot(subset, sites))
     table_with_download(specimens, f"{code}_specimens", "donor_specimens", label="All specimens")
+
+st.subheader("Phylogeny and migration results")
+show_flash(RESULTS_FLASH)
+if results:
+    listed = pd.DataFrame([{k: v for k, v in r.items() if k != "parsed"} for r in results])
+    st.dataframe(listed[["code", "tool", "kind", "file_name", "sites", "migrations", "clones", "note", "imported_at"]],
+                 hide_index=True, width="stretch", key="donor_results")
+    drawn = next((r for r in results if r["code"] == st.session_state.get("donor_result_drawn")), None)
+    if drawn is not None and drawn["parsed"].get("edges"):
+        st.dataframe(pd.DataFrame([
+            {"from": e["source"], "to": e["target"], "migrations": e.get("count", 1),
+             "clones": ", ".join(e.get("clones", []))} for e in drawn["parsed"]["edges"]
+        ]), hide_index=True, width="stretch", key="donor_result_edges")
+else:
+    st.caption("No results imported yet: a PI imports a CONIPHER tree or a MACHINA/Metient migration graph below.")
+with data.read_session() as session:
+    may_import = can(current_user(session), Action.plan)
+if may_import and not detail["consent_withdrawn"]:
+    with st.expander("Import a result", expanded=not results), st.form("donor_result_import", clear_on_submit=True):
+        st.caption("CONIPHER: allTrees.txt (clusterInfo.txt as the second file for clones per region). MACHINA or "
+                   "Metient: the migration graph G-*.graph, or a clone tree T-*.tree with its T-*.labeling. Site "
+                   "labels are those of our MACHINA/Metient exports, or region and specimen codes.")
+        tool = st.selectbox("Tool", [t.value for t in ResultTool], key="donor_result_tool")
+        kind = st.selectbox("Kind", [k.value for k in ResultKind], index=1, key="donor_result_kind")
+        upload = st.file_uploader("Result file", key="donor_result_file")
+        second = st.file_uploader("Second file (labelling or clusterInfo.txt, optional)", key="donor_result_second")
+        plan = st.text_input("Plan code (optional)", key="donor_result_plan")
+        note = st.text_input("Note (optional)", key="donor_result_note")
+        if st.form_submit_button("Import", type="primary"):
+            if upload is None:
+                st.error("Choose the result file.")
+            else:
+                content, name = upload.getvalue(), upload.name
+                extra = (second.name, second.getvalue()) if second is not None else None
+
+                def do_import(session: Session, actor: User | None) -> str:
+                    return result_service.import_result(
+                        session, actor=actor, donor_code=code, tool=tool, kind=kind, file_name=name,
+                        content=content, plan_code=plan or None, note=note or None,
+                        companion_name=extra[0] if extra else None, companion=extra[1] if extra else None,
+                    ).code
+
+                run_write(do_import, flash=RESULTS_FLASH,
+                          success=lambda saved: f"Result {saved} imported: it is drawn on the body map.")
 
 models = view["models"]
 if not models.empty:

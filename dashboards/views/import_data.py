@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
-from biobank.imports.engine import get_kind, kind_names
+from biobank.imports.engine import get_kind
+from biobank.imports.registry import import_kind_names
 from biobank.imports.templates import template_csv, template_xlsx
 from biobank.services.auth import Action, can
 from dashboards.data import core as data
@@ -23,7 +24,7 @@ if not may_import:
     st.info("Only technicians and administrators can import data.")
     st.stop()
 
-kinds = kind_names()
+kinds = import_kind_names()
 kind = st.selectbox("What does the file hold?", kinds, key="import_kind", format_func=lambda k: get_kind(k).title)
 spec = get_kind(kind)
 st.write(spec.help)

@@ -15,8 +15,10 @@ from biobank.exports import service as export_service
 from biobank.models import User
 from biobank.models.plans import PRIMARY_UNSAMPLED_LENGTH, Assay, PlanPurpose, PlanRole
 from biobank.queries.cohort import IN_STOCK
+from biobank.services import budget as budgets
 from biobank.services import planning
 from biobank.services.auth import Action, can
+from biobank.services.inputs import MAX_DEPTH
 from biobank.services.plan_rules import MODEL_ROLE, PlanContext, PlanRulesError, run_rules
 from dashboards.data import core as data
 from dashboards.data import plans as data_plans
@@ -38,8 +40,10 @@ OUTLINE = [
     (0.42, 0.97), (0.40, 0.70), (0.38, 0.47), (0.36, 0.34), (0.31, 0.49), (0.26, 0.48), (0.30, 0.32), (0.36, 0.16),
     (0.47, 0.12), (0.43, 0.08), (0.44, 0.02), (0.5, 0.0),
 ]
-SHOWN = ["include", "role", "donor_code", "specimen_code", "region_code", "site_label", "storage_format",
-         "material_type", "tumour_cellularity_pct", "ng", "a260_280", "din", "pmi_hours", "reason"]
+SHOWN = ["include", "role", "assay", "target_depth", "library", "paired_dna", "donor_code", "specimen_code",
+         "region_code", "site_label", "storage_format", "material_type", "tumour_cellularity_pct", "ng", "a260_280",
+         "din", "pmi_hours", "reason"]
+EDITABLE = ("include", "role", "assay", "target_depth", "library")
 
 st.title("Analysis planner")
 st.caption("Which regions of which lesions go to sequencing, and why: the suggestion, the rules and the exports.")
@@ -122,6 +126,28 @@ default_role = table["site_kind"].map(
     {SiteKind.tumour_region.value: PlanRole.tumour.value, SiteKind.germline_blood.value: PlanRole.germline_normal.value}
 ).fillna(PlanRole.normal_tissue.value).where(table["model_code"].isna(), MODEL_ROLE)
 table["role"] = table["role"].fillna(default_role)
+# Each sample's assay, depth and library kit: its own (saved), else the plan's assay and its role's default depth.
+budget_settings = data_plans.budget_settings()
+plan_depth = state["target_depth"] if state is not None else None
+own = selected.reindex(columns=["specimen_id", "assay", "target_depth", "library"])
+table = table.drop(columns=[c for c in ("assay", "target_depth", "library") if c in table]).merge(
+    own, on="specimen_id", how="left")
+shown = [budgets.effective(role, own_assay, own_depth, plan_assay=assay, plan_depth=plan_depth, settings=budget_settings)
+         for role, own_assay, own_depth in zip(table["role"], table["assay"], table["target_depth"], strict=True)]
+# The depth a row shows when it has none of its own: an unchanged cell stays "the default" when the role or the
+# assay is changed in the editor (so the default follows them).
+default_depth = {
+    code: budgets.effective(role, own_assay, None, plan_assay=assay, plan_depth=plan_depth, settings=budget_settings)[1]
+    for code, role, own_assay in zip(table["specimen_code"], table["role"], table["assay"], strict=True)
+}
+table["assay"] = [a for a, _ in shown]
+table["target_depth"] = [d for _, d in shown]
+table["library"] = [v if isinstance(v, str) else "" for v in table["library"]]
+saved_pairs = budgets.pairs(
+    {str(k): v for k, v in r.items()}
+    for r in table[table["include"]][["specimen_code", "donor_code", "region_code", "assay"]].to_dict("records"))
+table["paired_dna"] = [saved_pairs.get(c, "") or ("" if a != Assay.rna_seq else "(none)")
+                       for c, a in zip(table["specimen_code"], table["assay"], strict=True)]
 saved_reasons = dict(zip(selected["specimen_id"], selected.get("reason", pd.Series(dtype=str)), strict=False))
 table["reason"] = [saved_reasons.get(i) or reasons.get(i) or "" for i in table["specimen_id"]]
 table["ng"] = table["quantity_remaining"].where(table["unit"] == "ng")
@@ -134,10 +160,17 @@ edited = st.data_editor(
     key=f"planner_editor_{plan_code}_{'-'.join(donor_codes)}_{assay}",
     hide_index=True,
     width="stretch",
-    disabled=[c for c in SHOWN if c not in ("include", "role")] if status == "draft" and may_plan else True,
+    disabled=[c for c in SHOWN if c not in EDITABLE] if status == "draft" and may_plan else True,
     column_config={
         "include": st.column_config.CheckboxColumn("include", help="In the plan"),
         "role": st.column_config.SelectboxColumn("role", options=[r.value for r in PlanRole], required=True),
+        "assay": st.column_config.SelectboxColumn("assay", options=[a.value for a in Assay], required=True,
+                                                  help="This sample's assay (matched RNA-seq of a region, a panel...)"),
+        "target_depth": st.column_config.NumberColumn(
+            "depth", min_value=0.1, max_value=MAX_DEPTH, format="%g",
+            help="x of coverage; million read pairs for RNA-seq. Defaults by role: tumour deeper than the normal."),
+        "library": st.column_config.TextColumn("library kit", max_chars=budgets.LIBRARY_LENGTH),
+        "paired_dna": st.column_config.TextColumn("paired DNA", help="RNA-seq: the DNA sample of the same region"),
         "tumour_cellularity_pct": st.column_config.NumberColumn("cellularity %", format="%.0f"),
         "pmi_hours": st.column_config.NumberColumn("PMI h", format="%.1f"),
         "ng": st.column_config.NumberColumn("ng left", format="%.0f"),
@@ -145,7 +178,23 @@ edited = st.data_editor(
 )
 included = edited[edited["include"]]
 ids = dict(zip(table["specimen_code"], table["specimen_id"], strict=True))
-selection = pd.DataFrame({"specimen_id": [ids[c] for c in included["specimen_code"]], "role": included["role"].tolist()})
+
+
+def own_values(row: pd.Series) -> tuple[str | None, float | None, str | None]:
+    """What a row of the editor holds of its own: an assay other than the plan's, a depth other than the default
+    it was shown with, a library kit (None: the default)."""
+    depth = row["target_depth"]
+    own_depth = None if depth is None or pd.isna(depth) or float(depth) == default_depth[row["specimen_code"]] else float(depth)
+    own_assay = None if row["assay"] in (None, assay) or pd.isna(row["assay"]) else str(row["assay"])
+    library = row["library"] if isinstance(row["library"], str) and row["library"].strip() else None
+    return own_assay, own_depth, library
+
+
+owns = [own_values(row) for _, row in included.iterrows()]
+selection = pd.DataFrame({
+    "specimen_id": [ids[c] for c in included["specimen_code"]], "role": included["role"].tolist(),
+    "assay": [o[0] for o in owns], "target_depth": [o[1] for o in owns], "library": [o[2] for o in owns]},
+    columns=["specimen_id", "role", "assay", "target_depth", "library"])
 
 ctx = PlanContext(
     purpose=purpose, assay=assay, donors=donors, specimens=specimens, selection=selection,
@@ -155,8 +204,35 @@ ctx = PlanContext(
     target_depth=state["target_depth"] if state is not None else None,
     lesions=lesions,
     models=models,
+    budget_settings=budget_settings,
 )
 report = run_rules(ctx)
+
+# The budget of the rows as they stand in the editor (no database write): Gb, lanes of the chosen flow cell kind, cost.
+st.subheader("Budget")
+kinds = sorted(budget_settings.flow_cells)
+plan_kind = ((state or {}).get("flow_cell") or budget_settings.flow_cell)
+flow_cell = st.selectbox(
+    "Flow cell", kinds, index=kinds.index(plan_kind) if plan_kind in kinds else 0, key=f"planner_flow_cell_{plan_code}",
+    help="The budget counts lanes of this kind; saving a draft keeps it with the plan.",
+)
+cost: budgets.Budget | None
+try:
+    cost = planning.budget_of(ctx, flow_cell=flow_cell)
+except BiobankError as exc:  # a misconfigured flow-cell setting: say so, the rest of the page still works
+    cost = None
+    st.error(f"Budget: {exc}")
+if cost is not None:
+    cells = st.columns(4)
+    cells[0].metric("Sequence (Gb)", f"{cost.gb:,.0f}")
+    cells[1].metric("Lanes", cost.lanes)
+    cells[2].metric("Flow cells", cost.flow_cells)
+    cells[3].metric(f"Cost ({cost.currency})", f"{cost.total_cost:,.0f}")
+    st.caption(f"Budget: {cost.line()}")
+    rna_pairs = [f"{s.specimen_code} \u2194 {s.paired_dna or 'no DNA sample of its region'}"
+                 for s in cost.samples if s.assay == Assay.rna_seq]
+    if rna_pairs:
+        st.caption("DNA/RNA pairs: " + "; ".join(rna_pairs))
 
 map_col, report_col = st.columns([1, 2])
 with map_col:
@@ -185,19 +261,23 @@ with report_col:
 for line in suggestion.skipped:
     st.caption(f"Not suggested: {line}")
 
-rows = [(c, r, reasons.get(ids[c]) or None) for c, r in zip(included["specimen_code"], included["role"], strict=True)]
+rows = [
+    planning.SampleChoice(c, r, reasons.get(ids[c]) or None, *o)
+    for c, r, o in zip(included["specimen_code"], included["role"], owns, strict=True)
+]
 if may_plan and state is None:
     with st.form("planner_new"):
         code = st.text_input("Plan code", key="planner_code", placeholder="WGS-2026-01")
         name = st.text_input("Plan name", key="planner_name")
-        depth = st.number_input("Target depth (x)", value=60.0, key="planner_depth")
+        depth = st.number_input("Target depth (x; empty: each role's default, e.g. WGS tumour 90x, normal 30x)",
+                                value=None, min_value=0.1, max_value=MAX_DEPTH, key="planner_depth")
         if st.form_submit_button("Save plan", type="primary"):
 
             def create(session: Session, actor: User | None) -> str:
                 planning.create_plan(session, actor=actor, code=code.strip(), name=name, purpose=purpose,
                                      assay=assay, donor_codes=list(donor_codes), target_depth=depth or None, use_suggestion=False,
                                      primary_site_code=chosen_primary, unknown_primary=chosen_unknown,
-                                     primary_unsampled_reason=chosen_unsampled)
+                                     primary_unsampled_reason=chosen_unsampled, flow_cell=flow_cell)
                 planning.set_specimens(session, actor=actor, plan_code=code.strip(), selection=rows)
                 return code.strip()
 
@@ -210,6 +290,7 @@ elif state is not None and status == "draft":
         planning.update_plan_settings(session, actor=actor, plan_code=plan_code,
                                       primary_site_code=chosen_primary, unknown_primary=chosen_unknown)
         planning.set_primary_unsampled(session, actor=actor, plan_code=plan_code, reason=chosen_unsampled)
+        planning.set_flow_cell(session, actor=actor, plan_code=plan_code, flow_cell=flow_cell)
         planning.set_specimens(session, actor=actor, plan_code=plan_code, selection=rows)
 
     def save_and_approve(session: Session, actor: User | None) -> None:

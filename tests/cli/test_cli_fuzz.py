@@ -36,7 +36,7 @@ from biobank.config import get_settings
 from biobank.db.engine import dispose_engines, make_engine, session_scope
 from biobank.demo.cohort import load_demo
 from biobank.models import Checkout, Container, DerivedModel, PlanSpecimen, Specimen, SpecimenLocation
-from biobank.services import cases, distribution, donors, planning, storage, tokens
+from biobank.services import cases, distribution, donors, planning, sequencing, storage, tokens
 from biobank.services.auth import get_user
 from biobank.services.inputs import DeathCall, DonorCreate
 from tests.support.cli_auth import isolate_cli_config, issue_cli_token
@@ -69,9 +69,11 @@ DAY: dict[str, str] = {"1900": "1900-01-01", "2099": "2099-01-01", "epoch -1": "
 NUMERIC = {"--quantity", "--quantity-used", "--latency-days", "--doubling-hours", "--identity", "--mouse", "--count",
            "--depth", "--days", "--skip", "--each", "--used", "--elution-ul", "--concentration", "--yield-ng",
            "--cellularity", "--necrosis", "--a260-280", "--a260-230", "--rin", "--din", "--dv200", "--age-at-death",
-           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line", "--size-mm", "--limit"}
+           "--hardy-scale", "--start-days", "--end-days", "--days-before-death", "--line", "--size-mm", "--limit",
+           "--reads", "--coverage", "--contamination", "--purity", "--ploidy"}
 #: Times (typed in lab time, or with a zone; ``biobank.cli.common.typed_time``).
-TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end"}
+TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end", "--started",
+         "--completed"}
 DAYS = {"--on"}
 
 
@@ -153,14 +155,28 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
                                      "--slide", "S-1", "--when", c["recent"]]),
         Call("specimen dispose", "tech", [c["proc"], "--reason", "thawed in transit", "--when", c["recent"]]),
         Call("plan create", "pi", ["PL-FUZZ", "--name", "Fuzz plan", "--purpose", "phylogeny", "--assay",
-                                   "wgs", "--depth", "60", "--donor", "RA-0001"]),
-        Call("plan include", "pi", ["PL-DRAFT", c["available"], "--role", "tumour", "--reason", "second region"]),
+                                   "wgs", "--depth", "60", "--donor", "RA-0001", "--flow-cell", "NovaSeq X 10B"]),
+        Call("plan include", "pi", ["PL-DRAFT", c["includable"], "--role", "tumour", "--reason", "second region",
+                                    "--assay", "wgs", "--depth", "90", "--library", "TruSeq DNA PCR-free"]),
+        Call("plan flow-cell", "pi", ["PL-DRAFT", "NovaSeq X 25B"]),
         Call("plan exclude", "pi", ["PL-DRAFT", c["in_plan"]]),
         # before approval: the valid calls run one after another at the end, and only a draft takes a declaration
         Call("plan primary-unsampled", "pi", ["PL-DRAFT", "primary resected in 2019, no tissue left at autopsy"]),
         Call("plan approve", "pi", ["PL-DRAFT"]),
         Call("plan submit", "pi", ["PL-DRAFT"]),
-        *[
+        Call("plan amend", "pi", ["PL-SUB", "--reason", "swap a region after QC"]),
+        Call("plan cancel", "pi", ["PL-CANCEL", "--reason", "a duplicate of PL-DRAFT"]),
+        Call("sequencing run", "tech", ["RUN-FUZZ-2", "--instrument", "NovaSeq X", "--flow-cell", "10B",
+                                        "--flow-cell-id", "22FCX", "--centre", "Genomics core",
+                                        "--started", c["recent"], "--completed", c["recent"]]),
+        Call("sequencing result", "tech", ["PL-SUB", c["to_sequence"], "--run", "RUN-FUZZ", "--reads", "900000000",
+                                           "--coverage", "92", "--contamination", "0.5", "--purity", "0.6",
+                                           "--ploidy", "2.1", "--file", f"s3://core/run/{c['to_sequence']}.cram:md5:"
+                                           "0123456789abcdef0123456789abcdef:1000:cram"]),
+        Call("sequencing outcome", "tech", ["PL-SUB", c["sequenced"], "--run", "RUN-FUZZ", "--outcome", "passed",
+                                            "--note", "coverage checked by hand"]),
+        Call("results import", "pi", ["RA-0001", c["graph"], "--tool", "machina", "--kind", "migration_graph",
+                                      "--note", "pmh_sankoff"], fixed={1}),        *[
             Call(f"export {target}", "admin", ["-o", f"{c['out']}/{target}", "--donor", "RA-0001",
                                                 *(["--template"] if target == "sarek" else [])], fixed={1})
             for target in ("sarek", "clonal", "machina", "metient", "cbioportal", "phenopackets", "fhir", "tables")
@@ -201,7 +217,7 @@ def _write_commands() -> set[str]:
 def test_every_command_that_acts_as_a_user_is_fuzzed_or_says_why_not() -> None:
     context = dict.fromkeys(("stored", "free", "recent", "stored2", "checked_out", "unstored", "free2", "available",
                              "returnable", "viable", "today", "model", "in_plan", "out", "death", "refrigerated",
-                             "scheduled", "proc"), "X")
+                             "scheduled", "proc", "to_sequence", "sequenced", "graph", "includable"), "X")
     fuzzed = {call.path for call in _calls(context)}
     assert _write_commands() - fuzzed - set(NOT_FUZZED) == set()
     assert set(NOT_FUZZED) & fuzzed == set()
@@ -253,6 +269,9 @@ def prepare(session: Session) -> dict[str, Any]:
     chosen[blood.code] = (blood.code, "germline_normal", "blood")
     planning.set_specimens(session, actor=pi, plan_code="PL-DRAFT", selection=list(chosen.values()))
     tumour_ids = {s.id for s in specimens if chosen.get(s.code, ("", ""))[1] == "tumour"}
+    sub = _submitted_plan(session, pi, tech, blood, [s for s in specimens if s.id in tumour_ids])
+    planning.create_plan(session, actor=pi, code="PL-CANCEL", name="Plan to cancel", purpose="phylogeny",
+                         assay="wgs", donor_codes=["RA-0001"])
     viable = next(s for s in specimens if s.storage_format == "viable_cryo" and s.status == "available")
     model = session.exec(select(DerivedModel).where(DerivedModel.status == "cryobanked")).first()
     assert model is not None
@@ -262,12 +281,32 @@ def prepare(session: Session) -> dict[str, Any]:
         "checked_out": next(s.code for s in specimens if s.id in out),
         "unstored": loose.code,
         "available": next(s.code for s in stored[2:-4] if s.id not in in_plan_ids),
+        # not the one an order is given (the plan's approval would find it promised to the order)
+        "includable": [s.code for s in stored[2:-4] if s.id not in in_plan_ids][1],
         "in_plan": next(s.code for s in specimens if s.id in tumour_ids),
         "returnable": "RA0001-L01A-SF1", "viable": viable.code, "model": model.code,
         "death": death.isoformat(timespec="seconds"),
         "refrigerated": (death + timedelta(hours=1)).isoformat(timespec="seconds"),
-        "scheduled": scheduled.case_code, "proc": stored[-5].code,
+        "scheduled": scheduled.case_code, "proc": stored[-5].code, **sub,
     }
+
+
+def _submitted_plan(session: Session, pi: Any, tech: Any, blood: Specimen, tumours: list[Specimen]) -> dict[str, str]:
+    """PL-SUB: a submitted plan of two tumour samples and the blood normal, a run RUN-FUZZ, and one result still
+    awaiting its QC verdict. Its status is set directly: two tumour samples break the sampling rules, and its
+    samples reserve nothing, so PL-DRAFT's approval (a valid call) finds its material free."""
+    planning.create_plan(session, actor=pi, code="PL-SUB", name="Submitted plan", purpose="phylogeny", assay="wgs",
+                         donor_codes=["RA-0001"], use_suggestion=False)
+    first, second = tumours[:2]
+    planning.set_specimens(session, actor=pi, plan_code="PL-SUB", selection=[
+        (first.code, "tumour", "region A"), (second.code, "tumour", "region B"), (blood.code, "germline_normal", "blood")])
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    session.execute(text("UPDATE analysis_plan SET status = 'submitted', approved_by_id = :pi, approved_at = :t, "
+                         "submitted_at = :t WHERE code = 'PL-SUB'"), {"pi": pi.id, "t": now})
+    sequencing.record_run(session, actor=tech, run_id="RUN-FUZZ", instrument="NovaSeq X")
+    sequencing.record_result(session, actor=tech, plan_code="PL-SUB", specimen_code=second.code, run_id="RUN-FUZZ",
+                             mean_coverage=80.0, auto_qc=False)
+    return {"to_sequence": first.code, "sequenced": second.code}
 
 
 # --- the database each backend fuzzes -------------------------------------------------------------------------------
@@ -289,7 +328,9 @@ class FuzzDatabase:
             self.template_url = create_pg_database(template=templates.postgres())
             self.url = create_pg_database()
         (workdir / "exports").mkdir()
-        self.context = {**self._prepare(), "out": str(workdir / "exports")}
+        graph = workdir / "G.graph"  # a MACHINA migration graph in the site labels of RA-0001's exports
+        graph.write_text("Breast_right Liver\nBreast_right Lymph_node\n")
+        self.context = {**self._prepare(), "out": str(workdir / "exports"), "graph": str(graph)}
         dispose_engines()
         self.reset()
 
@@ -419,8 +460,9 @@ def _positions(call: Call) -> Iterator[tuple[int, str | None]]:
 
 def _must_refuse(option: str | None, label: str) -> bool:
     """Hostile numbers, times and days, and overlong text, are never accepted. An empty value of an optional
-    option is "not given"; a death long ago is only refused before the earliest day (it precedes nothing)."""
-    if label == "empty" or (option == "--death" and label == "before death"):
+    option is "not given"; a death or a sequencing run long ago is only refused before the earliest day (it precedes
+    nothing: a run's result is refused when the run started before the sample's collection)."""
+    if label == "empty" or (option in ("--death", "--started", "--completed") and label == "before death"):
         return False
     return option in NUMERIC | TIMES | DAYS or label == "10,000 characters"
 

@@ -30,7 +30,7 @@ from biobank.exports.formats import sarek
 from biobank.models import User
 from biobank.queries import plans as plan_reads
 from biobank.services import donors as donor_service
-from biobank.services import planning
+from biobank.services import plan_versions, planning
 from biobank.services.plan_rules import InputRequirements, PlanContext, PlanRulesError, run_rules
 from tests.services.test_plans_rules import (
     ROLES,
@@ -320,11 +320,13 @@ def test_an_extract_that_fails_the_assay_gives_way_to_tissue_that_can_still_be_e
 @pytest.mark.parametrize(
     ("overrides", "assay", "depth", "expected"),
     [
-        ({"quantity_remaining": 400.0}, "wgs", None, "400 ng left, WGS needs 1,000 ng"),
+        # no depth given: the tumour sample's default depth (WGS 90x, WES 200x; biobank.services.budget)
+        ({"quantity_remaining": 400.0}, "wgs", None, "400 ng left, WGS at 90x needs 1,500 ng"),
+        ({"quantity_remaining": 400.0}, "wgs", 30.0, "400 ng left, WGS at 30x needs 1,000 ng"),
         ({"quantity_remaining": 1200.0}, "wgs", 90.0, "1,200 ng left, WGS at 90x needs 1,500 ng"),
         ({"din": 3.1}, "wgs", None, "DIN 3.1 below 7 for WGS"),
         ({"din": 3.1}, "wes", None, "DIN 3.1 below 4 for WES"),
-        ({"quantity_remaining": 150.0}, "wes", None, "150 ng left, WES needs 200 ng"),
+        ({"quantity_remaining": 150.0}, "wes", None, "150 ng left, WES at 200x needs 200 ng"),
     ],
 )
 def test_dna_below_the_assays_input_is_an_error(overrides, assay, depth, expected):
@@ -500,6 +502,14 @@ def test_demo_migration_plan_of_the_nine_lesion_donor_needs_its_primary_declared
         planning.approve_plan(session, actor=pi, plan_code="SCI-MIG")
     with Session(engine) as session:
         assert session.execute(text("SELECT status FROM analysis_plan WHERE code = 'SCI-MIG'")).scalar_one() == "approved"
+    _release(engine, "SCI-MIG")
+
+
+def _release(engine: Engine, plan_code: str) -> None:
+    """Cancel an approved plan of the module's shared cohort, so its reservations free the material for the next
+    test's plan (approval reserves what each sample needs: biobank.services.reservations)."""
+    with session_scope(engine) as session:
+        plan_versions.cancel_plan(session, actor=_pi(engine), plan_code=plan_code, reason="test done")
 
 
 def test_demo_suggested_wgs_plans_meet_the_input_requirements(cohort):
@@ -547,6 +557,7 @@ def model_plan(cohort) -> dict[str, Any]:
                                                 template=target == "sarek")
             for target in ("sarek", "metient", "machina", "clonal", "cbioportal", "fhir", "phenopackets", "tables")
         }
+    _release(engine, "SCI-MVT")
     return {"stored": stored, "report": report, "files": files, "recurrence": recurrence.specimen_code}
 
 
@@ -649,6 +660,7 @@ def test_the_declaration_is_stored_in_its_column_set_cleared_and_carried_into_ma
     notes = files["NOTES.txt"].decode()
     assert f"RA-0004: no primary site was sampled (the plan declares the primary tumour unsampled: {reason})" in notes
     assert "RA-0004.primary" not in files
+    _release(engine, "SCI-UNS")
 
 
 def test_cli_stores_the_model_role_and_sets_and_clears_the_declaration(

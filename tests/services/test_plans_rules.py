@@ -104,6 +104,18 @@ def with_model(
     return context([*base_specimens(), pdx_vial(region=region)], roles=roles or ROLES | {6: role}, **plan)
 
 
+def with_assays(
+    assays: dict[int, str], extra: list[dict[str, Any]] | None = None, role: str | None = None, **plan: Any
+) -> PlanContext:
+    """The base plan (plus ``extra`` specimens, in ``role``) with these samples' own assays (the others: the plan's)."""
+    extra = extra or []
+    roles = ROLES | {s["specimen_id"]: role or "tumour" for s in extra}
+    ctx = context([*base_specimens(), *extra], roles=roles, **plan)
+    own = pd.Series([assays.get(int(i)) for i in ctx.selection["specimen_id"]], index=ctx.selection.index, dtype=object)
+    ctx.selection = ctx.selection.assign(assay=own)
+    return ctx
+
+
 def rules_fired(ctx: PlanContext) -> set[str]:
     return {f.rule for f in run_rules(ctx, overrides={}).findings}
 
@@ -138,7 +150,10 @@ BREAKERS: dict[str, Callable[[], PlanContext]] = {
     "model_samples_present": lambda: context(purpose="model_vs_tumour"),
     "safe_identifiers": lambda: context(changed(2, specimen_code="RA0001 L01A:SF1")),
     "sex_recorded": lambda: context(donors=[donor(sex="unknown")]),
-    "one_assay_per_donor": lambda: context(changed(2, material_type="rna")),
+    "one_assay_per_donor": lambda: with_assays({3: "panel"}),
+    "dna_assay_material": lambda: context(changed(2, material_type="rna")),
+    "rna_seq_material": lambda: with_assays({2: "rna_seq"}),
+    "rna_seq_paired": lambda: with_assays({6: "rna_seq"}, extra=[spec(6, "RA0001-L01C-SF1-RNA1", material_type="rna", region_code="L01-C", rin=8.0, din=None)], role="tumour"),
     "genomic_consent": lambda: context(donors=[donor(genomic_sequencing=False)]),
     "specimen_available": lambda: context(changed(2, status="depleted")),
     "role_matches_site": lambda: context(roles={1: "tumour", 2: "tumour", 3: "tumour", 4: "tumour", 5: "germline_normal"}),

@@ -29,3 +29,10 @@ def make_app(db_url: str, *, page: str | None = None, timeout: float = 30) -> Ap
 
 def assert_no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
+
+
+def click(at: AppTest, label: str) -> None:
+    """Press the one button labelled ``label``, run the page again and check it raised nothing."""
+    [button] = [b for b in at.button if b.label == label]
+    button.click().run()
+    assert_no_exception(at)

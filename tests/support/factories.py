@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from biobank.db.engine import session_scope
 from biobank.domain.vocab import Fixative, SiteKind, StorageFormat
 from biobank.models import Container, DerivedModel, ModelPassage, Specimen, SpecimenLocation, User
-from biobank.services import collection, derived, donors, specimens, storage
+from biobank.services import collection, derived, donors, planning, specimens, storage
 from biobank.services.inputs import AutopsyOpen, DonorCreate, FormatRequest, LesionCreate, RegionCollect
 from tests.conftest import DEATH
 
@@ -237,3 +239,15 @@ def enrol(session: Session, actor: User, code: str = "RA-0001", *, scopes: set[s
         collection.add_lesion(session, actor=actor, data=LesionCreate(donor_code=code, code=lesion, site_code=site,
                                                                     kind=kind))
 
+
+
+def wgs_plan_of_ra0001(engine: Engine, code: str = "WGS-1", *, submit: bool = False) -> None:
+    """The suggested WGS plan of demo donor RA-0001 at 60x, approved by the PI (and submitted to sequencing)."""
+    with Session(engine, expire_on_commit=False) as session:
+        pi = session.exec(select(User).where(User.username == "pi")).one()
+    with session_scope(engine) as session:
+        planning.create_plan(session, actor=pi, code=code, name=f"WGS of RA-0001 ({code})", purpose="phylogeny",
+                             assay="wgs", donor_codes=["RA-0001"], target_depth=60)
+        planning.approve_plan(session, actor=pi, plan_code=code)
+        if submit:
+            planning.submit_plan(session, actor=pi, plan_code=code)
