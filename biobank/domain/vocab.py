@@ -121,6 +121,8 @@ class LesionKind(StrEnum):
     metastasis = "metastasis"
     local_recurrence = "local_recurrence"
     lymph_node = "lymph_node"
+    #: Not recorded in the source (a collection log without a lesion kind): flagged by the checklist and the planner.
+    unknown = "unknown"
 
 
 class BonePhenotype(StrEnum):

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKeyConstraint, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from biobank.db.engine import UTCDateTime
@@ -200,6 +200,9 @@ class Autopsy(Tracked, table=True):
     refrigerated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     start_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     end_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The start or end was not written down: estimated from the first or last sample (the collection log import).
+    start_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    end_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     institution: str | None = Field(default=None, max_length=200)
     prosector: str | None = Field(default=None, max_length=120)
     team: str | None = Field(default=None, max_length=300)
@@ -287,6 +290,10 @@ class SamplingSite(Tracked, table=True):
     site_code: str = Field(foreign_key="anatomical_site.code", max_length=40)
     laterality: str = Field(default=v.Laterality.not_applicable.value, max_length=16)
     excised_at: datetime = Field(sa_type=UTCDateTime)
+    #: The excision time was not written down: the earliest stabilisation of the site's specimens stands for it.
+    excised_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    #: Finer detail than the anatomical site holds, as the prosector wrote it (rib 6, frontal lobe, segment 7).
+    site_description: str | None = Field(default=None, max_length=200)
     prosector: str | None = Field(default=None, max_length=120)
     gross_description: str | None = Field(default=None, max_length=500)
 
@@ -366,6 +373,8 @@ class Specimen(Tracked, table=True):
     material_type: str = Field(max_length=16)
     storage_format: str = Field(max_length=16)
     collected_at: datetime = Field(sa_type=UTCDateTime)
+    #: Who took the specimen at the table, as the lab writes it (initials or a name); not the user who entered it.
+    collected_by: str | None = Field(default=None, max_length=120)
     stabilised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fixation_end_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     fixative: str | None = Field(default=None, max_length=12)
