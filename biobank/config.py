@@ -148,6 +148,15 @@ class Settings(BaseSettings):
         default=0.8, gt=0, le=1,
         description="A sequenced DNA sample whose mean coverage is below this fraction of its target depth fails QC.",
     )
+    synonyms_file: Path | None = Field(
+        default=None,
+        description="A lab's own vocabulary (TOML): synonyms for storage formats, materials and anatomical sites, and "
+        "qualifier phrases mapped to a format plus a note; extends the built-in synonyms (docs/collection-log.md).",
+    )
+    site_match_min_score: float = Field(
+        default=85.0, ge=0, le=100,
+        description="A site label matched below this score (0-100) is an error listing the three best candidates.",
+    )
     biobank_id: str = Field(
         default="rapid-autopsy-biobank",
         description="The biobank's identifier in the FHIR (MIABIS) export: its BBMRI-ERIC directory id where it has one.",
