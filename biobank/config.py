@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     synonyms_file: Path | None = Field(
         default=None,
         description="A lab's own vocabulary (TOML): synonyms for storage formats, materials and anatomical sites, and "
-        "qualifier phrases mapped to a format plus a note; extends the built-in synonyms (docs/collection-log.md).",
+        "qualifier phrases mapped to a format plus a note; extends the built-in synonyms (docs/synonyms.md).",
     )
     site_match_min_score: float = Field(
         default=85.0, ge=0, le=100,

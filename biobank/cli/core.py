@@ -269,7 +269,17 @@ def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
     """Times, warm PMI, PMI at start, last-specimen and median PMI, share within target, specimens by format."""
     data = read(queries.autopsy_summary, case)
     by_format = [{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()]
-    emit(data, as_json=as_json, tables=[(by_format, None), (data["lesions"], None)])
+    if as_json:
+        emit(data, as_json=True)
+        return
+    shown = dict(data)
+    for name in ("start", "end"):
+        if shown.get(f"{name}_estimated") and shown.get(f"{name}_at"):
+            shown[f"{name}_at"] = f"{shown[f'{name}_at']} (estimated)"
+            if name == "start" and shown.get("pmi_at_start_hours") is not None:
+                shown["pmi_at_start_hours"] = f"{shown['pmi_at_start_hours']} (estimated)"
+    emit(shown, as_json=False, skip=("start_estimated", "end_estimated"),
+         tables=[(by_format, None), (data["lesions"], None)])
 
 
 @specimen_app.command("show")
@@ -277,9 +287,13 @@ def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
 def specimen_show(code: str, as_json: JsonOption = False) -> None:
     """A specimen with SPREC, PMI, QC, lineage and its custody history."""
     data = read(queries.specimen_detail, code)
-    emit(data, as_json=as_json)
     if as_json:
+        emit(data, as_json=True)
         return
+    shown = dict(data)
+    if shown.get("excised_estimated") and shown.get("excised_at"):
+        shown["excised_at"] = f"{shown['excised_at']} (estimated)"
+    emit(shown, as_json=False, skip=("excised_estimated",))
     qc = {k: v for k, v in data["qc"].items() if v is not None}
     typer.echo(f"qc                     {', '.join(f'{k}={v}' for k, v in qc.items()) or 'none recorded'}")
     tree = data["lineage_tree"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,14 +16,21 @@ from biobank.cli.common import (
     handle_errors,
     unit_of_work,
 )
+from biobank.cli.progress import Bar, QuietOption
 from biobank.config import get_settings
+from biobank.imports.registry import import_kind_names
 
-KindArgument = Annotated[
-    str,
-    typer.Argument(help="donors, consents, treatment_lines, autopsies, lesions, sampling_sites, specimens, containers, "
-                   "placements, models, passages, model_qc, passage_specimens, passage_descendants or sequencing "
-                   "(sequencing results of a submitted plan)."),
-]
+if TYPE_CHECKING:
+    from biobank.imports.report import ImportReport
+
+
+def _kinds_help() -> str:
+    """Every import kind, from the registry (a new kind is listed without editing this file)."""
+    names = import_kind_names()
+    return f"What the file holds: {', '.join(names[:-1])} or {names[-1]}." if len(names) > 1 else f"{names[0]}."
+
+
+KindArgument = Annotated[str, typer.Argument(help=_kinds_help())]
 
 
 @handle_errors
@@ -35,7 +42,12 @@ def import_file(
     errors: Annotated[Path | None, typer.Option("--errors", help="Write the error report (and notes) to this CSV.")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet of an .xlsx file (default: the first).")] = None,
     month_first: Annotated[bool, typer.Option("--month-first", help="Read 03/04/2024 as March 4 (default: day first).")] = False,
+    map_file: Annotated[Path | None, typer.Option("--map", help="collection_log: the mapping file (TOML) naming which header is which field; see docs/collection-log.md.")] = None,
+    create_containers: Annotated[bool, typer.Option("--create-containers", help="collection_log: create a box path's missing containers (kinds assumed, noted) instead of refusing it.")] = False,
+    suggest_map: Annotated[bool, typer.Option("--suggest-map", help="collection_log: write a first mapping file from the log's headers and values (to -o or stdout); imports nothing.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="With --suggest-map: write the mapping here.")] = None,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
     user: UserOption = None,
 ) -> None:
     """Import a spreadsheet of KIND: the whole file is validated first and written in one transaction, or not at all.
@@ -47,10 +59,19 @@ def import_file(
 
     if not file.is_file():
         raise fail(f"file={str(file)!r}: not found")
-    with unit_of_work() as session:
-        actor = acting_user(session, user)
-        report = run_import(session, actor=actor, kind=kind, source=file, filename=file.name, mode=mode,
-                            dry_run=dry_run, dayfirst=not month_first, sheet=sheet)
+    if suggest_map:
+        _suggest_map(kind, file, output, as_json)
+        return
+    if _is_collection_log(kind):
+        report = _collection_log(file, map_file, create_containers, dry_run=dry_run, sheet=sheet, user=user)
+    elif map_file is not None or create_containers:
+        raise fail(f"--map and --create-containers are for collection_log, not {kind!r}")
+    else:
+        with unit_of_work() as session, Bar(quiet=quiet) as bar:
+            actor = acting_user(session, user)
+            report = run_import(session, actor=actor, kind=kind, source=file, filename=file.name, mode=mode,
+                                dry_run=dry_run, dayfirst=not month_first, sheet=sheet,
+                                progress=bar.phases({"validate": "reading and checking", "write": "writing"}))
     if errors is not None:
         errors.write_text(errors_csv(report, include_notes=True), encoding="utf-8")
     if as_json:
@@ -73,6 +94,49 @@ def import_file(
         typer.echo(report.summary(), err=not report.ok)
     if not report.ok:
         raise typer.Exit(2)
+
+
+def _is_collection_log(kind: str) -> bool:
+    return kind.strip().lower().replace("-", "_") == "collection_log"
+
+
+def _collection_log(file: Path, map_file: Path | None, create_containers: bool, *, dry_run: bool,
+                    sheet: str | None, user: str | None) -> ImportReport:
+    """``import collection_log FILE --map MAP.toml``: the lab's log through its mapping (rules in the library)."""
+    from biobank.imports.kinds.collection_log import run_collection_log
+    from biobank.imports.mapping import load_mapping
+
+    if map_file is None:
+        raise fail("collection_log needs --map MAP.toml (write a first one with --suggest-map)")
+    mapping = load_mapping(map_file)
+    with unit_of_work() as session:
+        actor = acting_user(session, user)
+        return run_collection_log(session, actor=actor, source=file, filename=file.name, mapping=mapping,
+                                  dry_run=dry_run, create_containers=create_containers, sheet=sheet)
+
+
+def _suggest_map(kind: str, file: Path, output: Path | None, as_json: bool) -> None:
+    """``--suggest-map``: the first mapping file for a collection log, and what it could not map."""
+    from biobank.imports.read import ImportFormatError
+    from biobank.imports.suggest_map import suggest_map
+
+    if kind != "collection_log":
+        raise fail(f"--suggest-map is for collection_log, not {kind!r}")
+    try:
+        text, unmapped = suggest_map(file)
+    except ImportFormatError as exc:
+        raise fail(f"file={file.name!r}: {exc.message}") from None
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    if as_json:
+        emit_json({"mapping": text if output is None else str(output), "unmapped": unmapped})
+        return
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"mapping written to {output}", err=True)
+    for item in unmapped:
+        typer.echo(f"not mapped: {item}", err=True)
 
 
 @handle_errors

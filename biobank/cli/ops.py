@@ -33,6 +33,7 @@ from biobank.cli.common import (
     presented_token,
     unit_of_work,
 )
+from biobank.cli.progress import Bar, QuietOption
 from biobank.config import get_settings
 from biobank.db import backup as backup_module
 from biobank.db.engine import get_engine
@@ -133,9 +134,12 @@ def backup(
     file: Annotated[Path, typer.Argument(help="Backup file to write (SQLite copy, or pg_dump custom format).")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE if it exists.")] = False,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Back up the database to FILE, consistently, even while others write (SQLite backup API; pg_dump)."""
-    result = backup_module.backup(get_engine(), file, overwrite=overwrite)
+    with Bar(quiet=quiet) as bar:
+        result = backup_module.backup(get_engine(), file, overwrite=overwrite,
+                                      progress=bar.bytes_of("backing up"))
     data = {"file": str(result.path), "backend": result.backend, "bytes": result.bytes, "tables": result.tables,
             "database": _url()}
     emit(data, as_json=as_json,
@@ -147,6 +151,7 @@ def restore(
     confirm: ConfirmOption = None,
     user: UserOption = None,
     as_json: JsonOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Restore FILE into the configured database, which must be empty (no tables); never merges into data.
 
@@ -167,7 +172,8 @@ def restore(
     confirm_database("restore", confirm)
     typer.echo(f"restore by {admin}: the database is empty (a restore goes into nothing else), so there is nothing "
                "to back up first", err=True)
-    result = backup_module.restore(engine, file)
+    with Bar(quiet=quiet) as bar:
+        result = backup_module.restore(engine, file, progress=bar.bytes_of("restoring"))
     counts = backup_module.table_counts(get_engine())
     data = {"file": str(result.path), "backend": result.backend, "tables": result.tables, "rows": counts,
             "database": _url()}

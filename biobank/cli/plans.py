@@ -22,6 +22,7 @@ from biobank.cli.common import (
     read,
     unit_of_work,
 )
+from biobank.cli.progress import Bar, QuietOption
 from biobank.domain.errors import invalid
 from biobank.exports import log as log_reads
 from biobank.exports import service as export_service
@@ -344,17 +345,23 @@ def _export(
     donor: list[str] | None,
     specimen: list[str] | None,
     user: str | None,
+    quiet: bool = False,
     **options: Any,
 ) -> None:
     """One ``biobank export TARGET``: ``options`` are the target's own (:data:`TARGET_OPTIONS`, --assay,
-    --include-models), named as :class:`~biobank.exports.service.ExportRequest` names them."""
+    --include-models), named as :class:`~biobank.exports.service.ExportRequest` names them. A progress bar (on a
+    terminal, without --quiet) shows the export being built, then the bytes written."""
     given: dict[str, Any] = {name: str(value) if isinstance(value, Path) else value for name, value in options.items()}
     request = export_service.ExportRequest(
         target=target, plan_code=plan, donor_codes=tuple(donor or ()), specimen_codes=tuple(specimen or ()), **given
     )
+    bar = Bar(quiet=quiet)
     try:
-        with unit_of_work() as session:
+        with bar, unit_of_work() as session:
+            building = bar.task(f"{target}: building", total=None, unit="files")
             files = export_service.export(session, actor=acting_user(session, user), request=request)
+            building(len(files))
+            bar.finish(f"{target}: building")
     except PlanRulesError as exc:
         raise _refused(exc, False) from None
     except export_service.ExportError as exc:
@@ -364,7 +371,8 @@ def _export(
             f"{exc} (--fastq-dir DIR for FASTQ pairs, --bam-dir DIR for BAM/CRAM files, or --template for a sheet "
             "sarek cannot run until it is filled in)"
         ) from None
-    paths = export_service.write_files(files, target, output)
+    with Bar(quiet=quiet) as writing:
+        paths = export_service.write_files(files, target, output, progress=writing.bytes_of(f"{target}: writing"))
     typer.echo(f"{target}: wrote {len(paths)} file(s) to {output}")
     if target == "sarek":
         typer.echo(sarek.describe_sheet(next(iter(files.values())).decode()))
@@ -429,6 +437,7 @@ def export_command(target: str) -> Callable[..., None]:
         options.append(("include_models", IncludeModelsOption, False))
     if target in export_service.SEQUENCING_TARGETS:
         options.append(("assay", AssayOption, "wgs"))
+    options.append(("quiet", QuietOption, False))
     options.append(("user", UserOption, None))
 
     def command(
@@ -437,9 +446,10 @@ def export_command(target: str) -> Callable[..., None]:
         donor: list[str] | None = None,
         specimen: list[str] | None = None,
         user: str | None = None,
+        quiet: bool = False,
         **extra: Any,
     ) -> None:
-        _export(target, output, plan, donor, specimen, user, **extra)
+        _export(target, output, plan, donor, specimen, user, quiet, **extra)
 
     # Typer reads the options from the signature and the help from the docstring.
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD

@@ -5,6 +5,10 @@ single commit even while other processes write (WAL readers never block writers)
 custom format reads everything in one repeatable-read snapshot; ``pg_restore`` loads it in one transaction.
 The connection comes from the SQLAlchemy URL; a password only ever travels in the child's environment
 (``PGPASSWORD``), never on a command line where ``ps`` would show it.
+
+:func:`backup` and :func:`restore` take an optional ``progress(done_bytes, total_bytes)`` callback (a command's
+progress bar): a backup reports the bytes of the file being written as it grows (its total is the database's size,
+an estimate for ``pg_dump``), a SQLite restore the pages copied, a PostgreSQL restore the start and the end.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -30,6 +37,12 @@ from biobank.domain.errors import BiobankError, ConflictError, NotFoundError, Va
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_CUSTOM_MAGIC = b"PGDMP"
+
+
+#: ``progress(done_bytes, total_bytes)``; the total is None when not known.
+ByteProgress = Callable[[int, "int | None"], object]
+#: Seconds between two looks at a growing backup file.
+WATCH_SECONDS = 0.2
 
 
 class BackupError(BiobankError):
@@ -168,7 +181,11 @@ def _sqlite_backup(url: URL, target: Path, busy_timeout_s: float) -> None:
     os.replace(partial, target)
 
 
-def _sqlite_restore(backup_path: Path, url: URL) -> None:
+#: Pages a SQLite restore copies per step (a step reports progress; the target is new and private, so stepping is safe).
+RESTORE_PAGES = 256
+
+
+def _sqlite_restore(backup_path: Path, url: URL, progress: ByteProgress | None = None) -> None:
     target = _sqlite_path(url)
     tables = _sqlite_has_tables(target)
     if tables:
@@ -184,7 +201,16 @@ def _sqlite_restore(backup_path: Path, url: URL) -> None:
         check = source.execute("PRAGMA integrity_check").fetchone()
         if check is None or check[0] != "ok":
             raise BackupError(f"backup file {backup_path} is damaged: {check}")
-        source.backup(destination, pages=-1)
+        if progress is None:
+            source.backup(destination, pages=-1)
+        else:
+            page_size = int(source.execute("PRAGMA page_size").fetchone()[0])
+
+            def copied(_status: int, remaining: int, total: int) -> None:
+                progress((total - remaining) * page_size, total * page_size)
+
+            # the backup file is opened read-only and nothing else writes it: stepping cannot see a change
+            source.backup(destination, pages=RESTORE_PAGES, progress=copied)
         destination.execute("PRAGMA journal_mode=WAL")
     finally:
         destination.close()
@@ -288,12 +314,58 @@ def _pg_restore(engine: Engine, backup_path: Path, url: URL) -> None:
     )
 
 
+# --------------------------------------------------------------------------------------------------- progress
+
+
+@contextmanager
+def _watched(path: Path, total: int | None, progress: ByteProgress | None) -> Iterator[None]:
+    """Report the size of ``path`` (a file a tool is writing) every :data:`WATCH_SECONDS` until the block ends,
+    then once more."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def size() -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return 0
+
+    def watch() -> None:
+        while not stop.wait(WATCH_SECONDS):
+            progress(size(), total)
+
+    progress(0, total)
+    watcher = threading.Thread(target=watch, name="biobank-backup-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+    progress(size(), max(size(), total or 0) or None)
+
+
+def _database_bytes(engine: Engine, url: URL, backend: str) -> int | None:
+    """The database's size: the file's (SQLite) or ``pg_database_size`` (a dump is smaller: an estimate)."""
+    try:
+        if backend == "sqlite":
+            return _sqlite_path(url).stat().st_size
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0) or None
+    except Exception:  # a size is only for the progress bar: never a reason for a backup to fail
+        return None
+
+
 # ------------------------------------------------------------------------------------------------- public API
 
 
-def backup(engine: Engine, path: str | Path, *, overwrite: bool = False) -> BackupResult:
+def backup(
+    engine: Engine, path: str | Path, *, overwrite: bool = False, progress: ByteProgress | None = None
+) -> BackupResult:
     """Write a consistent copy of the database behind ``engine`` to ``path`` (atomically: a partial file never
-    takes the name)."""
+    takes the name). ``progress`` is told the bytes written as the copy grows."""
     target = Path(path)
     if target.exists() and not overwrite:
         raise ConflictError(f"file={str(target)!r}: already exists (choose another name or pass --overwrite)", field="file")
@@ -304,11 +376,15 @@ def backup(engine: Engine, path: str | Path, *, overwrite: bool = False) -> Back
     if backend == "sqlite":
         from biobank.config import get_settings
 
-        _sqlite_backup(url, target, get_settings().sqlite_busy_timeout_ms / 1000)
+        with _watched(target.with_name(target.name + ".partial"), _database_bytes(engine, url, backend), progress):
+            _sqlite_backup(url, target, get_settings().sqlite_busy_timeout_ms / 1000)
     elif backend == "postgresql":
-        _pg_backup(engine, url, target)
+        with _watched(target.with_name(target.name + ".partial"), _database_bytes(engine, url, backend), progress):
+            _pg_backup(engine, url, target)
     else:
         raise ValidationError(f"database_url: backups support sqlite and postgresql, not {backend}")
+    if progress is not None:
+        progress(target.stat().st_size, target.stat().st_size)
     return BackupResult(target, backend, target.stat().st_size, len(_table_names(engine)))
 
 
@@ -316,8 +392,9 @@ def _table_names(engine: Engine) -> list[str]:
     return list(inspect(engine).get_table_names())
 
 
-def restore(engine: Engine, path: str | Path) -> BackupResult:
-    """Load a backup into the (empty) database behind ``engine``; refuses a database that holds any table."""
+def restore(engine: Engine, path: str | Path, *, progress: ByteProgress | None = None) -> BackupResult:
+    """Load a backup into the (empty) database behind ``engine``; refuses a database that holds any table.
+    ``progress`` is told the bytes of the backup loaded (SQLite: as pages are copied; PostgreSQL: at the end)."""
     source = Path(path)
     kind = file_kind(source)
     url = engine.url
@@ -329,9 +406,14 @@ def restore(engine: Engine, path: str | Path) -> BackupResult:
             value=str(source),
         )
     engine.dispose()  # no pooled connection may hold the target open while it is replaced
+    size = source.stat().st_size if source.exists() else None
+    if progress is not None:
+        progress(0, size)
     if backend == "sqlite":
-        _sqlite_restore(source, url)
+        _sqlite_restore(source, url, progress)
     else:
         _pg_restore(engine, source, url)
+    if progress is not None and size is not None:
+        progress(size, size)
     engine.dispose()
     return BackupResult(source, backend, source.stat().st_size, len(_table_names(engine)))

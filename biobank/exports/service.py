@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,10 @@ DICTIONARY_MEANINGS: dict[str, tuple[str, str, str]] = {
         _vocabulary(vocab.StorageFormat),
     ),
     "specimens.status": ("string", "specimen status", _vocabulary(vocab.SpecimenStatus)),
+    "specimens.collected_by": (
+        "string", "who collected the specimen (a technician's name or initials, not the user who entered it)"
+        + _IDENTIFIED, ""),
+    "specimens.notes": ("string", "free-text notes on the specimen" + _IDENTIFIED, ""),
     "site_kind": ("string", "kind of the sampling site the specimen came from", _vocabulary(vocab.SiteKind)),
     "lesion_kind": ("string", "kind of the lesion the specimen came from", _vocabulary(vocab.LesionKind)),
     "site_label": ("string", "anatomical site the specimen came from, in words", ""),
@@ -580,19 +584,30 @@ def _record(
     )
 
 
-def write_files(files: dict[str, bytes], target: str, output: str | Path) -> list[Path]:
-    """Write a single-file target to ``output`` (a file), a folder target into ``output`` (a folder)."""
+def write_files(
+    files: dict[str, bytes], target: str, output: str | Path,
+    progress: Callable[[int, int | None], object] | None = None,
+) -> list[Path]:
+    """Write a single-file target to ``output`` (a file), a folder target into ``output`` (a folder).
+    ``progress(done_bytes, total_bytes)`` is told of every file written (a command's progress bar)."""
     out = Path(output)
+    total = sum(len(content) for content in files.values())
     if target in SINGLE_FILE and len(files) == 1:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(next(iter(files.values())))
+        if progress is not None:
+            progress(total, total)
         return [out]
     out.mkdir(parents=True, exist_ok=True)
     paths = []
+    done = 0
     for name, content in files.items():
         p = out / name
         p.write_bytes(content)
         paths.append(p)
+        done += len(content)
+        if progress is not None:
+            progress(done, total)
     return paths
 
 

@@ -49,7 +49,7 @@ from biobank.domain.errors import BiobankError
 from biobank.domain.plain import plain
 from biobank.imports.columns import Context
 from biobank.imports.read import ImportFormatError
-from biobank.imports.registry import get_kind, kind_names
+from biobank.imports.registry import KINDS, get_kind, import_kind_names, kind_names
 from biobank.imports.report import ImportReport, RowError, RowNote, errors_csv
 from biobank.imports.spec import Kind, Resolver
 from biobank.imports.validate import validate
@@ -62,6 +62,7 @@ from biobank.services.auth import Action, require
 __all__ = [
     "MODES",
     "WRITE_ROWS",
+    "ImportProgress",
     "ImportReport",
     "Mode",
     "RowError",
@@ -69,10 +70,15 @@ __all__ = [
     "errors_csv",
     "get_kind",
     "kind_names",
+    "kinds_reference",
     "run_import",
 ]
 
 Mode = Literal["create", "upsert"]
+#: ``progress(phase, advance, total)``: called as an import goes; ``phase`` is ``"validate"`` (reading, coercing and
+#: checking rows: ``advance`` rows, ``total`` None as the row count is not known before the end) or ``"write"``
+#: (``advance`` rows written of ``total``).
+ImportProgress = Callable[[str, int, "int | None"], object]
 MODES: tuple[str, ...] = ("create", "upsert")
 #: Rows per INSERT executemany.
 WRITE_ROWS = 5000
@@ -93,10 +99,12 @@ def run_import(
     tz: tzinfo | None = None,
     dayfirst: bool = True,
     sheet: str | None = None,
+    progress: ImportProgress | None = None,
 ) -> ImportReport:
     """Validate ``source`` (a path, bytes or a binary file) as a file of ``kind`` and, unless it has errors or this is
     a dry run, write it in the caller's transaction. Never commits; returns the report (errors are in it, not
-    raised). The caller commits (``session_scope``); an error report means nothing was written.
+    raised). The caller commits (``session_scope``); an error report means nothing was written. ``progress`` (see
+    :data:`ImportProgress`) is told of every row read and every batch written.
     """
     require(actor, Action.enter)
     spec = kind if isinstance(kind, Kind) else get_kind(kind)
@@ -113,7 +121,8 @@ def run_import(
     refresh_statistics(session, [spec.table.name, *(fk.column.table.name for fk in spec.table.foreign_keys)])
     with tempfile.TemporaryFile() as spill:
         try:
-            validate(spec, source, filename, sheet, ctx, res, report, spill)
+            counted = None if progress is None else (lambda n: progress("validate", n, None))
+            validate(spec, source, filename, sheet, ctx, res, report, spill, counted)
         except ImportFormatError as exc:
             report.add_error(RowError(0, "", "", "a CSV, TSV or .xlsx file", exc.message))
         if not report.ok or dry_run:
@@ -123,10 +132,14 @@ def run_import(
         try:
             act_as(session, actor)
             writer = getattr(spec, "write_spilled", None)  # a kind recorded through its services (registry)
+            total = report.inserted + report.updated
             if writer is not None:
                 writer(session, spill, actor)
+                if progress is not None:
+                    progress("write", total, total)
             else:
-                _write(spec, session, spill, actor, report)
+                _write(spec, session, spill, actor, report,
+                       None if progress is None else (lambda n: progress("write", n, total)))
             session.flush()
         except IntegrityError as exc:
             savepoint.rollback()
@@ -141,6 +154,22 @@ def run_import(
     return report
 
 
+def kinds_reference() -> str:
+    """Every import kind as a Markdown table (name, what a row is, required columns), from the registry: the list
+    ``docs/import-kinds.md`` holds (``tests/imports/test_import_reporting.py`` keeps the two equal)."""
+    lines = ["| kind | what a row is | required columns |", "|---|---|---|"]
+    for name in import_kind_names():
+        spec = KINDS.get(name)
+        if spec is None:  # a kind read through a mapping file (collection_log): no template, no fixed columns
+            lines.append(f"| `{name}` | a lab's own wide log, read through a mapping file (`--map MAP.toml`; "
+                         f"`--suggest-map` writes a first one) | named by the mapping file |")
+            continue
+        required = ", ".join(f"`{col.name}`" for col in spec.columns if col.required) or "—"
+        about = " ".join(f"{spec.title}: {spec.help}".split()).replace("|", "\\|")
+        lines.append(f"| `{name}` | {about} | {required} |")
+    return "\n".join(lines) + "\n"
+
+
 def _refused(report: ImportReport, message: str) -> None:
     report.add_error(RowError(0, "", "", "", f"the database refused the import: {message}"))
     report.inserted = report.updated = 0
@@ -149,7 +178,10 @@ def _refused(report: ImportReport, message: str) -> None:
 # ------------------------------------------------------------------------------------------------ the write pass
 
 
-def _write(spec: Kind, session: Session, spill: Any, actor: User | None, report: ImportReport) -> None:
+def _write(
+    spec: Kind, session: Session, spill: Any, actor: User | None, report: ImportReport,
+    written: Callable[[int], object] | None = None,
+) -> None:
     """Write the spilled, validated rows in file order. A helper thread reads and prepares the next batch (records,
     driver values) while the database writes the current one; all statements run here, in the caller's thread."""
     actor_id = actor.id if actor is not None else None
@@ -163,9 +195,13 @@ def _write(spec: Kind, session: Session, spill: Any, actor: User | None, report:
             if op == "insert":
                 # the next batch is prepared while the database derives this one's audit rows and custody events
                 _insert_batch(spec, session, payload, written_ids, actor, on_written=ahead.start)
+                if written is not None:
+                    written(len(payload.records))
                 continue
             ahead.start()
             _update_rows(spec, session, payload, actor_id, now)
+            if written is not None:
+                written(len(payload))
 
 
 def _update_rows(spec: Kind, session: Session, payload: list[Any], actor_id: int | None, now: datetime) -> None:

@@ -34,11 +34,19 @@ KIND_CLASSES: tuple[type[Kind], ...] = (
 #: but not part of a full load or its round trip (:func:`kind_names`).
 SERVICE_KIND_CLASSES: tuple[type[Kind], ...] = (SequencingResults,)
 
+#: Kinds read through a mapping file rather than a template (:mod:`biobank.imports.kinds.collection_log`): a lab's
+#: own wide log becoming several tables; imported with ``--map``, no template, not part of a full load.
+MAPPED_KIND_NAMES: tuple[str, ...] = ("collection_log",)
+
 KINDS: dict[str, Kind] = {cls.name: cls() for cls in (*KIND_CLASSES, *SERVICE_KIND_CLASSES)}
 
 
 def get_kind(name: str) -> Kind:
-    kind = KINDS.get(name.strip().lower().replace("-", "_"))
+    key = name.strip().lower().replace("-", "_")
+    kind = KINDS.get(key)
+    if kind is None and key in MAPPED_KIND_NAMES:
+        raise BiobankError(f"kind={name!r}: a collection log is read through a mapping file (biobank import "
+                           f"{key} FILE --map MAP.toml, see docs/collection-log.md); it has no template", field="kind")
     if kind is None:
         raise BiobankError(f"kind={name!r}: not an import kind; choose one of {', '.join(import_kind_names())}")
     return kind
@@ -51,5 +59,6 @@ def kind_names() -> list[str]:
 
 
 def import_kind_names() -> list[str]:
-    """Every kind a file can be imported as: the table kinds, then the service kinds (``sequencing``)."""
-    return [*kind_names(), *(cls.name for cls in SERVICE_KIND_CLASSES)]
+    """Every kind a file can be imported as: the table kinds, the service kinds (``sequencing``), then the kinds read
+    through a mapping file (``collection_log``)."""
+    return [*kind_names(), *(cls.name for cls in SERVICE_KIND_CLASSES), *MAPPED_KIND_NAMES]

@@ -53,6 +53,14 @@ class ImportReport:
     note_count: int = 0
     file_notes: list[str] = field(default_factory=list)
     written: bool = False
+    #: Whether the header was accepted; when not, ``rows`` counts the data rows that were not checked (``None``: the
+    #: file could not be read far enough to count them).
+    header_ok: bool = True
+
+    @property
+    def notes_total(self) -> int:
+        """Every note: the rows' (all counted, even past :data:`MAX_REPORTED`) and the file's."""
+        return self.note_count + len(self.file_notes)
 
     @property
     def ok(self) -> bool:
@@ -71,10 +79,16 @@ class ImportReport:
     def summary(self) -> str:
         verb = "would insert" if self.dry_run or not self.ok else "inserted"
         upd = "would update" if self.dry_run or not self.ok else "updated"
-        text = (
-            f"{self.kind}: {self.rows} row(s) read; {verb} {self.inserted}, {upd} {self.updated}, "
-            f"unchanged {self.unchanged}; {self.error_count} error(s), {self.note_count} note(s)"
-        )
+        tally = f"{self.error_count} error(s), {self.notes_total} note(s)"
+        if not self.header_ok:
+            counted = (f"the header was refused, so none of its {self.rows} data row(s) were checked"
+                       if self.rows else "no row was read (the file has no header that could be read and accepted)")
+            text = f"{self.kind}: {counted}; {tally}"
+        else:
+            text = (
+                f"{self.kind}: {self.rows} row(s) read; {verb} {self.inserted}, {upd} {self.updated}, "
+                f"unchanged {self.unchanged}; {tally}"
+            )
         if not self.ok:
             text += "; nothing was written"
         elif self.dry_run:
@@ -93,7 +107,9 @@ class ImportReport:
             "unchanged": self.unchanged,
             "written": self.written,
             "error_count": self.error_count,
-            "note_count": self.note_count,
+            "note_count": self.notes_total,
+            "row_note_count": self.note_count,
+            "header_ok": self.header_ok,
             "errors": [_slots(e) for e in self.errors],
             "notes": [_slots(n) for n in self.notes],
             "file_notes": self.file_notes,

@@ -12,10 +12,12 @@ the changed columns of upserts) are pickled to the ``spill`` file for the write 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
-from biobank.domain.errors import BiobankError
+from biobank.domain.errors import BiobankError, shown
 from biobank.imports import coerce as c
 from biobank.imports.columns import Column, Context
 from biobank.imports.read import iter_rows
@@ -35,15 +37,27 @@ def validate(
     res: Resolver,
     report: ImportReport,
     spill: Any,
+    progress: Callable[[int], object] | None = None,
 ) -> None:
     """Read, coerce, check and resolve every row of ``source`` as a file of ``spec``: problems and notes go to
-    ``report``, the writes of valid rows (pickled, one list per chunk) to ``spill``. Writes nothing to the database."""
+    ``report``, the writes of valid rows (pickled, one list per chunk) to ``spill``. Writes nothing to the database.
+    ``progress`` is called with 1 for every row read.
+
+    Every error of a row is reported, not only the first: every cell is coerced; every value that reads is checked
+    against its field's limits (each field on its own); the kind's rules, which relate cells to each other, run when
+    all of the row's cells read."""
+    report.header_ok = False  # until the header is read and accepted
     rows = iter_rows(source, filename=filename, sheet=sheet)
     with rows:
         columns = _check_header(spec, rows.headers, rows.header_row, report)
         report.file_notes.extend(rows.notes)
         if columns is None:
+            for _row in rows:  # not checked, but counted: the summary says how many rows wait for a good header
+                report.rows += 1
+                if progress is not None:
+                    progress(1)
             return
+        report.header_ok = True
         present = frozenset(col.name for col in columns)
         res.state["present"] = present
         plan: list[tuple[Column, dict[Any, Any]]] = [(col, {}) for col in columns]
@@ -52,6 +66,8 @@ def validate(
         for source_row in rows:
             report.rows += 1
             chunk.append(_coerce_row(spec, plan, ctx, source_row.number, source_row.cells, report))
+            if progress is not None:
+                progress(1)
             if len(chunk) >= CHUNK_ROWS:
                 _finish_chunk(spec, chunk, res, seen, report, spill, present)
                 chunk = []
@@ -160,16 +176,15 @@ def _finish_chunk(
 ) -> None:
     good: list[Staged] = []
     for row in chunk:
+        if spec.input_model is not None:
+            _check_fields(spec, row)
         if not row.errors:
             try:
-                if spec.input_model is not None:
-                    spec.input_model.check_fields(row.values)
                 spec.check(row)  # may fill derived key parts (a region's code from lesion and label)
             except RowFailed:
                 pass
             except BiobankError as exc:
-                column = (exc.field or "").split(".")[-1] if exc.field else ""
-                row.error(column, str(exc), value=exc.value, expected=_expected(exc))
+                _row_error(row, exc)
         key = spec.key_of(row.values)
         if key is not None:
             first = seen.get(key)
@@ -189,7 +204,7 @@ def _finish_chunk(
     for row in chunk:
         if row.errors:
             for error in row.errors:
-                report.add_error(error)
+                report.add_error(_as_typed(row, error))
             continue
         assert row.record is not None
         if row.existing is None:
@@ -205,7 +220,7 @@ def _finish_chunk(
         changes = _changes(spec, row, present)
         if changes is None:
             for error in row.errors:
-                report.add_error(error)
+                report.add_error(_as_typed(row, error))
             continue
         if changes:
             report.updated += 1
@@ -215,6 +230,51 @@ def _finish_chunk(
             report.unchanged += 1
     if report.ok and writes:
         pickle.dump(writes, spill, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _check_fields(spec: Kind, row: Staged) -> None:
+    """Each value that read against its field's declared limits, each on its own: every bad field is an error."""
+    assert spec.input_model is not None
+    failed = {error.column for error in row.errors}
+    if not failed:
+        try:  # the usual row: every field fits, one call
+            spec.input_model.check_fields(row.values)
+            return
+        except BiobankError:
+            pass  # then field by field, to name every bad one
+    for name, value in row.values.items():
+        if value is None or name in failed:
+            continue
+        try:
+            spec.input_model.check_fields({name: value})
+        except BiobankError as exc:
+            _row_error(row, exc)
+
+
+def _row_error(row: Staged, exc: BiobankError) -> None:
+    """The error of a rule as a report line: its column, and its value as the cell was typed (a time in the lab's
+    zone when the value is not a cell of the row)."""
+    column = (exc.field or "").split(".")[-1] if exc.field else ""
+    row.error(column, str(exc), value=_echo(row, column, exc.value), expected=_expected(exc))
+
+
+def _as_typed(row: Staged, error: RowError) -> RowError:
+    """The error with its value as the cell was typed: a kind's lookups report the value they compared (a time in
+    UTC), the person fixing the file looks for what they typed."""
+    raw = row.raw.get(error.column) if error.column else None
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return error
+    typed = shown(raw) if isinstance(raw, datetime | date) else _shown(raw)
+    return error if typed == error.value else replace(error, value=typed)
+
+
+def _echo(row: Staged, column: str, value: Any) -> Any:
+    raw = row.raw.get(column) if column else None
+    if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+        return _shown(raw) if not isinstance(raw, datetime | date) else shown(raw)
+    if isinstance(value, datetime | date):
+        return shown(value)
+    return value
 
 
 def _expected(exc: BiobankError) -> str:

@@ -135,6 +135,9 @@ def case_header(session: Session, case_code: str) -> dict[str, Any]:
         "death_at": autopsy.death_at,
         "refrigerated_at": autopsy.refrigerated_at,
         "start_at": autopsy.start_at,
+        "start_estimated": bool(autopsy.start_estimated),
+        "end_at": autopsy.end_at,
+        "end_estimated": bool(autopsy.end_estimated),
         "prosector": autopsy.prosector,
         "primary_specimens": int(made),
     }

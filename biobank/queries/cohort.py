@@ -325,9 +325,12 @@ def donor_timeline(session: Session, code: str) -> dict[str, Any]:
         def h(t: datetime | None) -> float | None:
             return round((t - death).total_seconds() / 3600, 3) if t is not None else None
 
-        for label, when in (("refrigerated", autopsy.refrigerated_at), ("autopsy start", autopsy.start_at), ("autopsy end", autopsy.end_at)):
+        # an estimated start or end (from the first and last sample, issue 19) says so: "autopsy start (estimated)"
+        for label, when, estimated in (("refrigerated", autopsy.refrigerated_at, False),
+                                       ("autopsy start", autopsy.start_at, autopsy.start_estimated),
+                                       ("autopsy end", autopsy.end_at, autopsy.end_estimated)):
             if when is not None:
-                post.append({"event": label, "hours": h(when)})
+                post.append({"event": f"{label} (estimated)" if estimated else label, "hours": h(when)})
         first, last, n = session.exec(
             select(func.min(Specimen.collected_at), func.max(Specimen.collected_at), func.count())
             .join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)

@@ -569,6 +569,22 @@ def entity_frames(
         columns=(_CLINICAL_EVENT.kind, _CLINICAL_EVENT.days_before_death, _CLINICAL_EVENT.site_code),
         order_by=_CLINICAL_EVENT.days_before_death.desc(),
     )
+    if identified:
+        # who collected each specimen (a person's name) and its notes: identified tables only (issue 19)
+        people = {
+            specimen_id: (collected_by, notes)
+            for specimen_id, collected_by, notes in session.execute(
+                select(_SPECIMEN.id, _SPECIMEN.collected_by, _SPECIMEN.notes).where(
+                    _SPECIMEN.id.in_([int(i) for i in specimens["specimen_id"]])
+                )
+            ).all()
+        }
+        specimens = specimens.assign(
+            collected_by=pd.Series([people.get(int(i), (None, None))[0] for i in specimens["specimen_id"]],
+                                   index=specimens.index, dtype=object),
+            notes=pd.Series([people.get(int(i), (None, None))[1] for i in specimens["specimen_id"]],
+                            index=specimens.index, dtype=object),
+        )
     out: dict[str, pd.DataFrame] = {}
     for name, frame in (
         ("donors", donors.drop(columns=["donor_id"])),

@@ -267,6 +267,8 @@ def case_rows(session: Session) -> list[dict[str, Any]]:
             "refrigerated_at": autopsy.refrigerated_at,
             "start_at": autopsy.start_at,
             "end_at": autopsy.end_at,
+            "start_estimated": bool(autopsy.start_estimated),
+            "end_estimated": bool(autopsy.end_estimated),
             "prosector": autopsy.prosector,
             "team": autopsy.team,
             "labels_printed_at": autopsy.labels_printed_at,

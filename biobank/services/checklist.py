@@ -13,7 +13,9 @@ Rules (DOMAIN.md §1, §6):
 - at least two regions of every lesion (multiregional sampling; the planner warns below two);
 - viable tissue (fresh or viable cryopreserved) from a tumour region for organoids and xenografts, where the donor
   consented to model derivation;
-- a bone-marrow aspirate when bone is involved (disseminated tumour cells and dormancy).
+- a bone-marrow aspirate when bone is involved (disseminated tumour cells and dormancy);
+- every lesion's kind known: a lesion imported without one is ``unknown`` (issue 19), a real value the team
+  settles before the planner can tell primaries from metastases.
 """
 
 from __future__ import annotations
@@ -146,6 +148,17 @@ def checklist(material: CaseMaterial) -> list[ChecklistItem]:
                 "Bone-marrow aspirate",
                 bool(marrow),
                 "collected" if marrow else "bone is involved: aspirate marrow for disseminated tumour cells",
+            )
+        )
+
+    unknown = sorted(lesion.code for lesion in material.lesions if lesion.kind == LesionKind.unknown)
+    if unknown:
+        items.append(
+            ChecklistItem(
+                "lesion_kinds",
+                "Lesion kinds known",
+                False,
+                f"kind unknown for {', '.join(unknown)}: record primary, metastasis or recurrence",
             )
         )
     return items

@@ -436,6 +436,7 @@ def collect_region(session: Session, *, actor: User | None, data: RegionCollect)
                 quantity=request.quantity,
                 quantity_remaining=request.quantity,
                 unit=str(request.unit),
+                collected_by=data.collected_by.strip() if data.collected_by and data.collected_by.strip() else None,
             )
             session.add(specimen)
             specimens.append(specimen)

@@ -429,6 +429,8 @@ class RegionCollect(ServiceInput):
     distance_to_tumour_mm: float | None = Field(default=None, ge=0, le=MAX_DISTANCE_MM)
     prosector: str | None = Field(default=None, max_length=120)
     gross_description: str | None = Field(default=None, max_length=500)
+    #: Who collected the specimens (a technician's name or initials; not the user entering them).
+    collected_by: str | None = Field(default=None, max_length=120)
 
 
 class PassageCreate(ServiceInput):

@@ -502,6 +502,17 @@ def local_recurrence_not_primary(ctx: PlanContext, sel: Rows) -> Out:
     ]
 
 
+def lesion_kind_known(ctx: PlanContext, sel: Rows) -> Out:
+    """Issue 19: a tumour sample's lesion has a known kind. An import records a lesion without one as ``unknown``
+    (never an invented kind); the planner cannot tell such a lesion's primary from its metastases."""
+    return _flag(
+        sel,
+        lambda r: r["role"] == "tumour" and r.get("lesion_kind") == "unknown",
+        lambda r: f"lesion {r.get('lesion_code')} has an unknown kind: record whether it is the primary, a metastasis "
+                  "or a recurrence before the analysis relies on it",
+    )
+
+
 def cellularity_recorded(ctx: PlanContext, sel: Rows) -> Out:
     """Rule 4: tumour cellularity recorded for every tumour sample."""
     return _flag(
@@ -812,6 +823,7 @@ RULES: tuple[Rule, ...] = (
           local_recurrence_not_primary),
     Rule("metastatic_sites_sampled", "warning", "migration analyses sample every metastatic site",
           metastatic_sites_sampled),
+    Rule("lesion_kind_known", "warning", "tumour samples come from lesions of a known kind", lesion_kind_known),
     Rule("cellularity_recorded", "error", "tumour cellularity recorded for every tumour sample", cellularity_recorded),
     Rule("cellularity_minimum", "error", "tumour samples below 20 % cellularity excluded", cellularity_minimum),
     Rule("cellularity_low", "warning", "tumour samples of 20-30 % cellularity", cellularity_low),

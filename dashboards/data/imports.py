@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from sqlmodel import Session
 
-from biobank.imports.engine import ImportReport, run_import
+from biobank.imports.engine import ImportProgress, ImportReport, run_import
 from biobank.imports.read import ImportFormatError, iter_rows
 from biobank.models import User
 from dashboards.data import core as data
@@ -17,18 +17,21 @@ from dashboards.shell.session import current_user
 PREVIEW_ROWS = 500
 
 
-def check(kind: str, content: bytes, filename: str, mode: str) -> ImportReport:
+def check(kind: str, content: bytes, filename: str, mode: str,
+          progress: ImportProgress | None = None) -> ImportReport:
     """A dry run in a read-only session: everything is validated, nothing is written."""
     with data.read_session() as session:
         return run_import(session, actor=current_user(session), kind=kind, source=content, filename=filename,
-                          mode=mode, dry_run=True)
+                          mode=mode, dry_run=True, progress=progress)
 
 
-def commit(kind: str, content: bytes, filename: str, mode: str) -> Write[ImportReport]:
+def commit(kind: str, content: bytes, filename: str, mode: str,
+           progress: ImportProgress | None = None) -> Write[ImportReport]:
     """The real import, as a write for :func:`dashboards.shell.actions.run_write`: one transaction, all rows or none."""
 
     def write(session: Session, actor: User | None) -> ImportReport:
-        return run_import(session, actor=actor, kind=kind, source=content, filename=filename, mode=mode)
+        return run_import(session, actor=actor, kind=kind, source=content, filename=filename, mode=mode,
+                          progress=progress)
 
     return write
 

@@ -98,7 +98,8 @@ with facts_col:
     st.markdown(
         f"**Donor {header['donor']}** · {header['diagnosis'] or 'diagnosis not recorded'}  \n"
         f"Death {local(death_at)} · refrigerated {local(header['refrigerated_at'])}  \n"
-        f"Autopsy started {local(header['start_at'])} · {header['prosector'] or 'prosector not recorded'}"
+        f"Autopsy started {local(header['start_at'])}{' (estimated)' if header.get('start_estimated') else ''}"
+        f" · {header['prosector'] or 'prosector not recorded'}"
     )
     median = summary["median_pmi_hours"]
     st.markdown(
@@ -226,6 +227,9 @@ with form_col:
                 chosen.append((request, make, count, quantity))
             gross = st.text_input("Gross description (optional)", key=f"board_gross_{scope}",
                                   max_chars=limits(RegionCollect, "gross_description").max_length)
+            collected_by = st.text_input("Collected by (optional)", key=f"board_collected_by_{scope}",
+                                         help="who collected the specimens (name or initials), if not you",
+                                         max_chars=limits(RegionCollect, "collected_by").max_length)
             submitted = st.form_submit_button("Record region and make specimens", type="primary", key=f"board_submit_{scope}")
         if submitted:
 
@@ -243,7 +247,7 @@ with form_col:
                     if make
                 ]
                 made = collection.collect_region(
-                    session, actor=actor, data=RegionCollect.build(case_code=case, kind=kind, site_code=site_code or "", excised_at=excised, formats=requests, lesion_code=lesion["code"] if kind == SiteKind.tumour_region and lesion else None, region_label=(label or "").strip().upper() or None, tissue_status=tissue_status if kind == SiteKind.normal_tissue else None, distance_to_tumour_mm=distance, gross_description=gross.strip() or None),
+                    session, actor=actor, data=RegionCollect.build(case_code=case, kind=kind, site_code=site_code or "", excised_at=excised, formats=requests, lesion_code=lesion["code"] if kind == SiteKind.tumour_region and lesion else None, region_label=(label or "").strip().upper() or None, tissue_status=tissue_status if kind == SiteKind.normal_tissue else None, distance_to_tumour_mm=distance, gross_description=gross.strip() or None, collected_by=collected_by.strip() or None),
                 )
                 return {
                     "case": case,

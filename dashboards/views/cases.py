@@ -75,6 +75,12 @@ def hours(value: float | None) -> str:
     return f"{value:.1f} h" if value is not None else "—"
 
 
+def estimated(row: dict[str, Any], name: str) -> str:
+    """A case's start or end time in the lab's zone, flagged when it was estimated (issue 19: never look real)."""
+    text = local(row[f"{name}_at"]) or "—"
+    return f"{text} (estimated)" if row.get(f"{name}_estimated") and row[f"{name}_at"] is not None else text
+
+
 for cleared in st.session_state.pop(CLEAR, ()):
     st.session_state.pop(cleared, None)
 if CHOOSE in st.session_state:
@@ -162,13 +168,14 @@ with facts:
         f"**{case}** · donor **{row['donor']}** · {STATE_LABELS.get(row['status'], row['status']).lower()}  \n"
         f"Died {local(row['death_at']) or '—'}" + (f" at {row['death_place']}" if row["death_place"] else "")
         + (f" · reported by {row['death_reported_by']}" if row["death_reported_by"] else "") + "  \n"
-        f"Refrigerated {local(row['refrigerated_at']) or '—'} · started {local(row['start_at']) or '—'}"
-        f" · ended {local(row['end_at']) or '—'}  \n"
+        f"Refrigerated {local(row['refrigerated_at']) or '—'} · started {estimated(row, 'start')}"
+        f" · ended {estimated(row, 'end')}  \n"
         f"Prosector {row['prosector'] or '—'} · team {row['team'] or '—'}"
     )
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Warm PMI", hours(row["warm_pmi_hours"]), help="refrigerated − death")
-    m2.metric("PMI at start", hours(row["pmi_at_start_hours"]), help="autopsy start − death")
+    m2.metric("PMI at start", hours(row["pmi_at_start_hours"]) + (" (estimated)" if row.get("start_estimated") else ""),
+              help="autopsy start − death" + (" (the start time is estimated)" if row.get("start_estimated") else ""))
     m3.metric("Median PMI", hours(row["median_pmi_hours"]), help="of the primary specimens")
     m4.metric("Specimens", f"{row['specimens']}", help=f"{row['specimens_beyond_limit']} past the limit")
 with checks:
@@ -297,5 +304,6 @@ for tab, state in zip(tabs, STATE_LABELS, strict=True):
         if not chosen:
             st.caption("None.")
             continue
-        frame = pd.DataFrame([{COLUMNS[k]: (local(r[k]) if k in TIMES else r[k]) for k in COLUMNS} for r in chosen])
+        frame = pd.DataFrame([{COLUMNS[k]: (estimated(r, k[:-3]) if k in ("start_at", "end_at") else
+                                            local(r[k]) if k in TIMES else r[k]) for k in COLUMNS} for r in chosen])
         st.dataframe(frame, hide_index=True, width="stretch", key=f"cases_table_{state}")

@@ -175,6 +175,10 @@ with main_col:
         )
         st.altair_chart(alt.layer(*layers).properties(height=28 * len(lanes) + 100), width="stretch")
     st.caption("After death: refrigeration, autopsy start and end, and each primary specimen's PMI.")
+    guessed = [e for e in post["event"] if e.endswith("(estimated)")] if not post.empty else []
+    if guessed:
+        st.caption(f"Estimated, not recorded: {', '.join(g.removesuffix(' (estimated)') for g in guessed)} "
+                   "(from the first and last sample; hover for the times).")
     st.subheader("Lesions and regions")
     lesions = view["lesions"]
     if lesions.empty:

@@ -74,7 +74,9 @@ with left:
         "sampling site": f"{d['sampling_site']} ({d['site_kind'].replace('_', ' ')})",
         "anatomical site": f"{d['anatomical_site_label']} ({d['anatomical_site']}), {d['laterality'].replace('_', ' ')}",
         "lesion": f"{d['lesion']} ({d['lesion_kind']})" if d["lesion"] else "—",
-        "excised": local(d["collected_at"]),
+        "excised": local(d["collected_at"]) + (" (estimated)" if d.get("excised_estimated") else ""),
+        "collected by": d.get("collected_by") or "—",
+        "entered by": d.get("entered_by") or "—",
         "stabilised": local(d["stabilised_at"]),
         "fixation end": local(d["fixation_end_at"]),
         "fixative": d["fixative"] or "—",
@@ -83,6 +85,9 @@ with left:
         "barcode": d["barcode"] or "—",
     }
     st.dataframe(pd.DataFrame(origin.items(), columns=["", "value"]), hide_index=True, width="stretch", key="specimen_origin")
+    if d.get("notes"):
+        st.markdown("**Notes**")
+        st.text(d["notes"])
 with right:
     st.subheader("QC")
     qc = {k.replace("_", " "): v for k, v in d["qc"].items() if v is not None}

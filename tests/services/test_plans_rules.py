@@ -157,6 +157,7 @@ BREAKERS: dict[str, Callable[[], PlanContext]] = {
     "genomic_consent": lambda: context(donors=[donor(genomic_sequencing=False)]),
     "specimen_available": lambda: context(changed(2, status="depleted")),
     "role_matches_site": lambda: context(roles={1: "tumour", 2: "tumour", 3: "tumour", 4: "tumour", 5: "germline_normal"}),
+    "lesion_kind_known": lambda: context(changed(4, lesion_kind="unknown")),
 }
 
 

@@ -4,6 +4,7 @@ lesions, normal tissue, blood, marrow) specimens are taken from."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from sqlalchemy import select, tuple_, update
@@ -44,6 +45,22 @@ from biobank.services.inputs import AutopsyOpen, LesionCreate, RegionCollect
 # ------------------------------------------------------------------------------------------------------ autopsies
 
 
+def _blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _followed_status(row: Staged) -> str:
+    """An upserted case's status from its times as they will be (the file's where it has the column, else the
+    recorded ones): an end completes it, a start puts it in progress; otherwise it keeps its status."""
+    assert row.record is not None and row.existing is not None
+    merged = {name: row.record.get(name) if name in row.raw else row.existing.get(name) for name in ("start_at", "end_at")}
+    if merged["end_at"] is not None:
+        return AutopsyStatus.complete.value
+    if merged["start_at"] is not None:
+        return AutopsyStatus.in_progress.value
+    return str(row.existing.get("status") or row.record["status"])
+
+
 class Autopsies(Kind):
     name = "autopsies"
     input_model = AutopsyOpen
@@ -59,8 +76,9 @@ class Autopsies(Kind):
         text_col("donor_code", "Code of the donor", required=True, model=AutopsyOpen),
         datetime_col("death_at", "Time of death"),
         datetime_col("refrigerated_at", "Time the body was refrigerated"),
-        datetime_col("start_at", "Autopsy start"),
-        datetime_col("end_at", "Autopsy end"),
+        # Status follows the times on upsert too (when the file gives no status): a start or an end sets it.
+        replace(datetime_col("start_at", "Autopsy start"), targets=("start_at", "status")),
+        replace(datetime_col("end_at", "Autopsy end"), targets=("end_at", "status")),
         text_col("institution", "Institution", model=AutopsyOpen),
         text_col("prosector", "Prosector", model=AutopsyOpen),
         text_col("team", "Team", model=AutopsyOpen),
@@ -99,6 +117,9 @@ class Autopsies(Kind):
 
         each(rows, build)
         existing_by(res, self, rows, ("case_code",))
+        for row in rows:
+            if row.existing is not None and row.record is not None and _blank(row.raw.get("status")):
+                row.record["status"] = _followed_status(row)
 
     def after_insert(self, session: Session, rows: list[tuple[int, dict[str, Any]]], actor: User | None) -> None:
         """As opening a case does: a death makes an enrolled donor deceased; a complete case, autopsy done."""

@@ -90,7 +90,7 @@ DEFAULT_MATERIAL = {
 SPECIMEN_VALUE_COLUMNS = (
     "stabilised_at", "fixation_end_at", "fixative", "decalcification_agent", "decalcification_hours",
     "concentration_ng_ul", "barcode", "er_status", "pr_status", "her2_status", "tumour_cellularity_pct",
-    "necrosis_pct", "pathology_reviewer", "yield_ng", "a260_280", "rin", "din", "dv200_pct", "notes",
+    "necrosis_pct", "pathology_reviewer", "yield_ng", "a260_280", "rin", "din", "dv200_pct", "notes", "collected_by",
 )
 
 
@@ -143,6 +143,8 @@ class Specimens(Kind):
         num_col("din", "DIN (DNA only)", model=SpecimenQC),
         pct_col("dv200_pct", "DV200, %"),
         text_col("notes", "Notes", model=SpecimenCorrection),
+        text_col("collected_by", "Who collected it (the technician's name or initials; not the user entering the row)",
+                 max_length=120),
     )
 
     def check(self, row: Staged) -> None:
