@@ -323,10 +323,14 @@ if state is not None and may_plan and username:
     st.caption("Each download is recorded in the export log (who, when, the files' SHA-256).")
     if (refused := st.session_state.pop(EXPORT_ERROR, None)) is not None:
         st.error(refused)
-    for target in export_service.TARGETS:
+    # the files are made before their buttons can be drawn: a large plan's take a while, so say how far it got
+    targets = list(export_service.TARGETS)
+    preparing = st.progress(0.0, text=f"Preparing {len(targets)} exports")
+    for done, target in enumerate(targets, start=1):
         # sarek needs its input files, which live where the pipeline runs: the page offers the template to fill in
         request = data_plans.export_request(plan_code, target)
         files, problem = data_plans.export_bytes(url, plan_code, target, username)
+        preparing.progress(done / len(targets), text=f"Prepared {done} of {len(targets)} exports ({target})")
         if files is None:
             st.caption(f"{target}: {problem}")
             continue

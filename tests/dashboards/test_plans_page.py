@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from biobank.db.engine import session_scope
 from biobank.demo.cohort import load_demo
+from biobank.exports import service as export_service
 from biobank.queries import plans as plan_reads
 from tests.support.apptest import assert_no_exception, make_app
 
@@ -41,6 +42,9 @@ def test_pi_plans_saves_approves_and_gets_downloads(db_url, engine):
         assert plan_reads.plan_detail(session, "WGS-UI-1")["status"] == "approved"
     downloads = at.get("download_button")
     assert len(downloads) >= 6
+    # the exports are prepared with a progress bar, which ends full and says how many
+    (bar,) = at.get("progress")
+    assert bar.proto.value == 100 and bar.proto.text.startswith(f"Prepared {len(export_service.TARGETS)} of ")
 
 
 def test_viewer_sees_the_suggestion_without_write_controls(db_url, engine):
