@@ -86,7 +86,7 @@ def test_the_log_imports_in_one_command_every_coercion_noted(engine, db_url, tmp
     for coercion in (
         "00:50 is earlier than the death (2026-03-14 22:40): read as the next day, 2026-03-15 00:50",  # midnight
         "'LN2' read as snap_frozen ([values.preservation])",                   # the lab's value map
-        "'snap-frozen': 'snap-frozen' read as snap_frozen",                    # a synonym
+        "'snap-frozen' read as snap_frozen",                                  # a synonym
         "'viable (DMSO)' read as viable_cryo, note 'DMSO'",                    # a qualifier
         "'4 mL' read as 4000 ul",                                              # a unit in the cell
         "unit mg from the header or [units]",                                  # a unit in the header

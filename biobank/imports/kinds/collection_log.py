@@ -408,8 +408,9 @@ def _parse_site(run: _Run, row: LogRow) -> None:
         row.site_code = found.code
         row.site_laterality = found.laterality.value if found.laterality else None
         row.site_description = found.description
-        via = f" (mapped to {mapped!r} by [values.site])" if mapped else ""
-        run.note(row, "site", f"{label!r}{via}: {found.note}")
+        # the matcher's note starts with what it read ("'Femur L' read as FEMUR, left (score 100)")
+        run.note(row, "site", f"{label!r} mapped to {mapped!r} by [values.site]; {found.note}" if mapped
+                 else found.note)
     lat = _text(run, row, "laterality", 16)
     if lat is not None:
         mapped_lat = run.mapping.value_map("laterality", lat) or lat
@@ -466,8 +467,9 @@ def _parse_format(run: _Run, row: LogRow) -> None:
         row.material = found.material_type.value if found.material_type else None
         reading = getattr(found, "reading", None)
         if reading or mapped is not None or found.storage_format.value != text:
-            via = f" (mapped to {mapped!r} by [values.preservation])" if mapped is not None else ""
-            run.note(row, "preservation", f"{text!r}{via}: " + (reading or f"read as {row.storage_format}"))
+            said = reading or f"{(mapped or text)!r} read as {row.storage_format}"  # a reading names its text
+            run.note(row, "preservation", f"{text!r} mapped to {mapped!r} by [values.preservation]; {said}"
+                     if mapped is not None else said)
         if found.note:
             row.notes = f"{row.notes}; {found.note}" if row.notes else found.note
     material = run.mapping.value_map("material", text)
