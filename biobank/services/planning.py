@@ -777,6 +777,7 @@ def set_primary_unsampled(
 ) -> AnalysisPlan:
     """Declare a draft's primary tumour unsampled with ``reason`` (DOMAIN.md §6 rule 15), or withdraw the declaration
     (``reason`` None or blank). The migration exports carry the reason into their notes."""
+    require(actor, Action.plan)
     return _set_draft_field(session, actor, plan_code, "primary_unsampled_reason", unsampled_reason(reason))
 
 
@@ -802,6 +803,7 @@ def _flow_cell(name: str | None) -> str | None:
 def set_flow_cell(session: Session, *, actor: User | None, plan_code: str, flow_cell: str | None) -> AnalysisPlan:
     """Name the flow cell kind a draft's budget is computed for (None or blank: the ``plan_flow_cell`` setting); an
     unknown kind is refused, naming the known ones."""
+    require(actor, Action.plan)  # the role first: a viewer learns nothing about flow cell kinds
     return _set_draft_field(session, actor, plan_code, "flow_cell", _flow_cell(flow_cell))
 
 
