@@ -26,6 +26,16 @@ from dashboards.shell.session import current_user
 LARGE_FILE_ROWS = 1000
 
 
+def show_outcome(done: Any) -> None:
+    """What a confirmed import wrote, or why it wrote nothing (its first 20 errors)."""
+    if done is not None and done.ok:
+        st.success(done.summary())
+    elif done is not None:
+        st.error(done.summary())
+        for e in done.errors[:20]:
+            st.write(f"row {e.row}, {e.column}: {e.message}")
+
+
 def progress_bar(content: bytes, filename: str) -> tuple[ImportProgress | None, Any]:
     """An ``st.progress`` bar and the import's callback moving it, for a large file (else ``(None, None)``). The bar
     moves in steps of 1 %: a redraw per row would cost more than the row."""
@@ -106,13 +116,7 @@ def _collection_log() -> None:
                          hide_index=True, key="import_log_notes")
     if report.ok and st.button(f"Import the log ({report.inserted} specimen(s))", key="import_log_confirm",
                                type="primary"):
-        done = run_write(lambda session, actor: run(session, actor, dry_run=False), rerun=False)
-        if done is not None and done.ok:
-            st.success(done.summary())
-        elif done is not None:
-            st.error(done.summary())
-            for e in done.errors[:20]:
-                st.write(f"row {e.row}, {e.column}: {e.message}")
+        show_outcome(run_write(lambda session, actor: run(session, actor, dry_run=False), rerun=False))
 
 
 st.title("Import data")
@@ -193,9 +197,4 @@ if content is not None:
         done = run_write(data_imports.commit(kind, content, filename, mode, progress=writing), rerun=False)
         if bar is not None:
             bar.empty()
-        if done is not None and done.ok:
-            st.success(done.summary())
-        elif done is not None:
-            st.error(done.summary())
-            for e in done.errors[:20]:
-                st.write(f"row {e.row}, {e.column}: {e.message}")
+        show_outcome(done)
