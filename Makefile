@@ -1,16 +1,17 @@
 # Two commands on a fresh machine with Python 3.11:
-#   make run   set up, migrate, load the demo cohort if the database is empty, start the dashboard
+#   make run   set up, migrate, load the demo cohort if the database is empty, start the dashboard and the API
 #   make test  set up with the dev extra, lint, type-check and run the whole suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+API_PORT ?= 8000
 SCALE  ?= full
 
 .PHONY: run test lint browser judges bench clean help
 
 help:
-	@echo "make run    start the dashboard on a demo cohort (SQLite file biobank.db)"
+	@echo "make run    start the dashboard and the REST API on a demo cohort (SQLite file biobank.db)"
 	@echo "make test   lint, type-check and run the test suite"
 	@echo "make bench  run the benchmarks (prints figures, writes benchmarks/results/; SCALE=quick for a short run)"
 
@@ -29,6 +30,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/biobank db upgrade
 	BIOBANK_DEMO_MODE=true $(BIN)/biobank demo --if-empty
+	BIOBANK_DEMO_MODE=true $(BIN)/biobank serve --api --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	BIOBANK_DEMO_MODE=true $(BIN)/biobank serve --port $(PORT)
 
 lint: $(VENV)/.installed-dev

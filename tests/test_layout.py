@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "biobank.printables": 3,
     "biobank.demo": 4,
     "biobank.cli": 5,
+    "biobank.api": 5,
     "dashboards": 5,
 }
 

@@ -126,11 +126,20 @@ def demo(
 
 
 def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8501; 8000 with --api).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     headless: Annotated[bool, typer.Option(help="Do not open a browser.")] = True,
+    api: Annotated[bool, typer.Option("--api", help="Serve the REST API (uvicorn, /api/v1) instead of the dashboard.")]
+    = False,
 ) -> None:
-    """Start the dashboard (Streamlit) on the configured database."""
+    """Start the dashboard (Streamlit), or with --api the REST API, on the configured database."""
+    if api:
+        # Become the uvicorn process (signals and Ctrl-C reach it); the docs are at /api/v1/docs.
+        uvicorn = [sys.executable, "-m", "uvicorn", "biobank.api:create_app", "--factory",
+                   "--host", host, "--port", str(port or 8000)]
+        os.execve(sys.executable, uvicorn, os.environ.copy())
+        return
+    port = port or 8501
     app_path = ROOT / "dashboards" / "server.py"  # the app plus its session-cookie route
     if not app_path.exists():
         raise fail(f"dashboard entry script not found at {app_path}")
