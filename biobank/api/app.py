@@ -45,7 +45,7 @@ from biobank.domain.errors import (
     ValidationError,
     invalid,
 )
-from biobank.domain.vocab import Role, SpecimenStatus, StorageFormat
+from biobank.domain.vocab import SpecimenStatus, StorageFormat
 from biobank.models import User
 from biobank.queries import core as core_reads
 from biobank.queries import plans as plan_reads
@@ -180,14 +180,6 @@ def _decode_cursor(cursor: str) -> str:
     return after
 
 
-def _is_admin(user: User) -> bool:
-    return user.role == Role.admin
-
-
-def _withdrawn_donors(session: Session) -> set[str]:
-    return {row["code"] for row in core_reads.donor_rows(session) if row["consent_withdrawn"]}
-
-
 Bearer = HTTPBearer(auto_error=False, description="A biobank token: `biobank login` or `biobank tokens service`.")
 #: The presented bearer token (None without one: :func:`create_app`'s ``acting`` refuses it with a 401).
 Token = Annotated[HTTPAuthorizationCredentials | None, Depends(Bearer)]
@@ -250,8 +242,8 @@ def create_app() -> FastAPI:
         administrator only."""
         with acting(token) as (session, user):
             rows = core_reads.donor_rows(session)
-            admin = _is_admin(user)
-        return jsonable([{c: r[c] for c in DONOR_COLUMNS} for r in rows if admin or not r["consent_withdrawn"]])
+            hidden = core_reads.hidden_donors(session, user.role)
+        return jsonable([{c: r[c] for c in DONOR_COLUMNS} for r in rows if r["code"] not in hidden])
 
     @app.get(f"{PREFIX}/specimens", tags=["specimens"], responses=_problems(422), summary="Specimens, a page at a time")
     def list_specimens(
@@ -276,7 +268,7 @@ def create_app() -> FastAPI:
         after = _decode_cursor(cursor) if cursor is not None else None
         with acting(token) as (session, user):
             rows = specimen_reads.specimen_list(session, donor=donor, status=status, storage_format=format, limit=None)
-            hidden = set() if _is_admin(user) else _withdrawn_donors(session)
+            hidden = core_reads.hidden_donors(session, user.role)
         rows = [r for r in rows if r["donor"] not in hidden and (after is None or r["code"] > after)]
         page = rows[:limit]
         next_cursor = _encode_cursor(page[-1]["code"]) if len(rows) > limit else None
@@ -288,7 +280,7 @@ def create_app() -> FastAPI:
         """As `biobank specimen show --json`: SPREC, PMI, QC, lineage and custody history."""
         with acting(token) as (session, user):
             data = core_reads.specimen_detail(session, code)
-            if not _is_admin(user) and data.get("donor") in _withdrawn_donors(session):
+            if data.get("donor") in core_reads.hidden_donors(session, user.role):
                 raise NotFoundError(f"specimen {code!r} not found", field="code", value=code)
         return jsonable(data)
 

@@ -88,6 +88,14 @@ def donor_rows(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
+def hidden_donors(session: Session, role: str | None) -> set[str]:
+    """The donors a user of ``role`` is never shown: those whose consent is withdrawn, unless the user is an
+    administrator (who answers for the withdrawal). The API's reads leave them out; a specimen of one is not found."""
+    if role == "admin":
+        return set()
+    return {row["code"] for row in donor_rows(session) if row["consent_withdrawn"]}
+
+
 def specimen_pmis(session: Session, autopsy: Autopsy) -> list[tuple[str, float, str]]:
     """(code, PMI hours, basis) of the primary specimens of a case, post-mortem material only."""
     statement = (
