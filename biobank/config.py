@@ -63,6 +63,16 @@ class Settings(BaseSettings):
         default=365, ge=1, le=3660,
         description="The longest life of a service token (biobank tokens create); an administrator may choose less.",
     )
+    api_rate_limit_per_minute: int = Field(
+        default=600, ge=0, le=1_000_000,
+        description="REST API requests one token (or, without a token, one client address) may make per minute in "
+        "each API process before it is answered 429 with Retry-After; 0 turns the limit off.",
+    )
+    api_idempotency_hours: float = Field(
+        default=24.0, gt=0, le=24 * 366,
+        description="How long the REST API remembers a write's Idempotency-Key (a retry within it replays the first "
+        "response).",
+    )
     backup_dir: Path | None = Field(
         default=None,
         description="Where biobank db downgrade and biobank restore put the backup they take first (default: beside "

@@ -135,8 +135,9 @@ ACTOR_SETTING = "biobank.user_id"
 REASON_SETTING = "biobank.reason"
 
 #: Tables whose changes the database does not audit: the audit log itself, Alembic's version row and the dashboard's
-#: session rows (touched on every page view; signing in and out is audited on ``user_account``).
-NOT_AUDITED = ("alembic_version", "audit_log", "user_session")
+#: session rows (touched on every page view; signing in and out is audited on ``user_account``) and the REST API's
+#: idempotency keys (a remembered response; the write it answers for is audited).
+NOT_AUDITED = ("alembic_version", "api_idempotency_key", "audit_log", "user_session")
 #: Columns never copied into the audit log; a change to one is noted as ``["<redacted>", "<redacted>"]``.
 AUDIT_REDACTED = ("password_hash", "token_hash")
 #: Columns whose change alone writes no update row: who and when are the audit row's own fields, and a token's use

@@ -28,8 +28,9 @@ APPEND_ONLY = frozenset({"audit_log", "consent_withdrawal", "custody_event", "ex
 #: Read and never written by the application: the schema version (the owner migrates) and the anatomical-site
 #: vocabulary (shipped by the migrations).
 READ_ONLY = frozenset({"alembic_version", "anatomical_site"})
-#: The only table the application deletes rows from: a storage position freed by a disposal or a move.
-DELETES_FROM = frozenset({"specimen_location"})
+#: The tables the application deletes rows from: a storage position freed by a disposal or a move, and the REST
+#: API's idempotency keys once they expire.
+DELETES_FROM = frozenset({"api_idempotency_key", "specimen_location"})
 #: Every other table (and any table a later migration adds: the default privileges): SELECT, INSERT, UPDATE.
 WRITABLE = ("SELECT", "INSERT", "UPDATE")
 

@@ -35,7 +35,7 @@ from biobank.models.plans import (
 )
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
-from biobank.models.tokens import ApiToken
+from biobank.models.tokens import ApiIdempotencyKey, ApiToken
 
 metadata = SQLModel.metadata
 
@@ -43,6 +43,7 @@ __all__ = [
     "AnalysisPlan",
     "AnalysisResult",
     "AnatomicalSite",
+    "ApiIdempotencyKey",
     "ApiToken",
     "AuditLog",
     "Autopsy",

@@ -40,3 +40,28 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: the administrator who created a service token (None for a personal one)
     created_by_id: int | None = Field(default=None, foreign_key="user_account.id")
+
+
+class ApiIdempotencyKey(SQLModel, table=True):
+    """The first successful response to a REST API write sent with an ``Idempotency-Key`` header, per user and key,
+    so a client's retry (on any API worker, after a restart) is answered without writing again. Claimed in the
+    write's own transaction (:mod:`biobank.api.common`); written with Core statements, outside the audit (the write it
+    guards is audited); kept for ``BIOBANK_API_IDEMPOTENCY_HOURS``."""
+
+    __tablename__ = "api_idempotency_key"
+    __table_args__ = (
+        CheckConstraint("length(fingerprint) = 64", name="fingerprint_sha256"),
+        CheckConstraint("length(idempotency_key) > 0", name="key_not_empty"),
+        UniqueConstraint("user_id", "idempotency_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", ondelete="CASCADE")
+    #: the client's key, as sent
+    idempotency_key: str = Field(max_length=200)
+    #: hex SHA-256 of the method, path and body: the same key with another request is refused
+    fingerprint: str = Field(max_length=64)
+    #: the response's status and JSON body (None until the write that claimed the key has answered)
+    status: int | None = Field(default=None)
+    body: str | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True)

@@ -250,6 +250,8 @@ def specimen_list(
     collected_from: date | datetime | None = None,
     collected_to: date | datetime | None = None,
     limit: int | None = DEFAULT_LIMIT,
+    after: str | None = None,
+    exclude_donors: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Specimens matching every filter given, by code, at most ``limit`` (None: all) rows of :data:`LIST_COLUMNS`.
 
@@ -258,7 +260,9 @@ def specimen_list(
     gives everything in its racks and boxes). ``plan`` keeps the specimens included in that analysis plan. The
     collection range is inclusive; a date means that whole day in the lab's time zone. An unknown box or plan
     is an error naming it (it is picked from a list, so a miss is a mistake), an unknown donor simply matches
-    nothing.
+    nothing. ``after`` starts the list after that code (a keyset page: the REST API's cursor, read through the
+    code's unique index, however deep the page); ``exclude_donors`` leaves those donors' specimens out (the donors
+    a user is never shown, :func:`biobank.queries.core.hidden_donors`).
     """
     if limit is not None and limit < 1:
         raise invalid("limit", limit, "must be at least 1")
@@ -294,6 +298,10 @@ def specimen_list(
         statement = statement.where(_SPECIMEN.collected_at >= start)
     if stop is not None:
         statement = statement.where(_SPECIMEN.collected_at < stop if exclusive else _SPECIMEN.collected_at <= stop)
+    if after is not None:
+        statement = statement.where(_SPECIMEN.code > after)
+    if exclude_donors:
+        statement = statement.where(_DONOR.code.not_in(sorted(exclude_donors)))
     if limit is not None:
         statement = statement.limit(limit)
     return _finish(session, statement)
