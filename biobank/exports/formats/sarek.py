@@ -38,14 +38,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import pandas as pd
 
 from biobank.exports.formats import Problem, check_frames, refuse_problems, require_columns
 from biobank.exports.formats._common import isna, karyotype, purity
 from biobank.exports.formats._files import write_file
+
+if TYPE_CHECKING:
+    import jsonschema
 
 #: Samplesheet columns in sarek's order.
 COLUMNS: tuple[str, ...] = ("patient", "sex", "status", "sample", "lane", "fastq_1", "fastq_2")
@@ -378,6 +380,8 @@ def validate_sarek(
     """
     schema = load_schema()
     typed = to_schema_rows(rows)
+    import jsonschema  # here, not at the top: importing it costs the whole command line ~1 s of start-up
+
     validator = jsonschema.Draft202012Validator(schema)
     problems = [_schema_problem(e) for e in validator.iter_errors(typed)]
     problems.sort(key=lambda p: (p.row or 0, p.field or ""))
