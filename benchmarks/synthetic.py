@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import Table, func, select, text  # noqa: E402
 from sqlalchemy.engine import Connection, Engine, make_url  # noqa: E402
 
+from biobank.db.engine import sqlite_statistics  # noqa: E402
 from biobank.domain.codes import derivative_code, primary_specimen_code  # noqa: E402
 from biobank.models import (  # noqa: E402
     Autopsy,
@@ -311,8 +312,8 @@ def build(engine: Engine, specimens: int, *, seed: int = 1, chunk_rows: int = 50
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))  # what autovacuum would do soon after a bulk load
     else:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+        with engine.begin() as conn:  # committed: a connection closed without commit rolls ANALYZE back
+            sqlite_statistics(conn)
     return BuildResult(made, donors, total_rows, time.perf_counter() - started)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 import biobank.models  # noqa: F401  (registers every table on the metadata)
-from biobank.db.engine import make_engine
+from biobank.db.engine import make_engine, sqlite_statistics
 from biobank.models import metadata
 
 config = context.config
@@ -45,6 +45,7 @@ def _run(connection: Connection) -> None:
                 problems = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
                 if problems:
                     raise RuntimeError(f"foreign key check failed after migration: {problems[:5]}")
+                sqlite_statistics(connection)  # the planner's statistics, taken again after every upgrade
     finally:
         if sqlite:
             if connection.in_transaction():

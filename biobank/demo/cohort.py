@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from biobank.config import get_settings
+from biobank.db.engine import sqlite_statistics
 from biobank.domain.errors import ConflictError, PermissionDeniedError
 from biobank.domain.vocab import ConsentScope, Fixative, Role, SiteKind, StorageFormat
 from biobank.models import Donor, Specimen, User
@@ -155,6 +156,8 @@ def load_demo(session: Session, *, donors_count: int = 12, seed: int = 7, now: d
     from biobank.demo.storage import place_demo_specimens  # storage and distribution (issue 3)
 
     place_demo_specimens(session, accounts, now=now)
+    session.flush()
+    sqlite_statistics(session.connection())  # planner statistics for the cohort just loaded (SQLite)
     return {
         "donors": session.exec(select(func.count()).select_from(Donor)).one(),
         "specimens": session.exec(select(func.count()).select_from(Specimen)).one(),

@@ -43,7 +43,7 @@ from sqlmodel import Session
 
 from biobank.config import get_settings
 from biobank.db.bulk import PreparedRows, insert_prepared, next_ids, prepare_rows
-from biobank.db.engine import refresh_statistics
+from biobank.db.engine import refresh_statistics, sqlite_statistics
 from biobank.db.integrity import translate_integrity_error
 from biobank.domain.errors import BiobankError
 from biobank.domain.plain import plain
@@ -150,6 +150,7 @@ def run_import(
             _refused(report, str(exc))
             return report
         savepoint.commit()
+    sqlite_statistics(session.connection())  # the planner's view of the tables just filled, committed with them
     report.written = True
     return report
 

@@ -48,10 +48,10 @@ def test_migrations_use_the_owners_url_when_it_is_set(monkeypatch):
     get_settings.cache_clear()
 
 
-def test_history_is_append_only_and_only_freed_positions_are_deleted():
+def test_history_is_append_only_and_only_freed_positions_and_expired_idempotency_keys_are_deleted():
     tables = set(metadata.tables)
     append_only = {t for t in tables if privileges_for(t) == ("SELECT", "INSERT")}
     deleted_from = {t for t in tables if "DELETE" in privileges_for(t)}
     assert append_only == {"audit_log", "custody_event", "consent_withdrawal", "export_record", "export_donor"}
-    assert deleted_from == {"specimen_location"}
+    assert deleted_from == {"specimen_location", "api_idempotency_key"}
     assert all("SELECT" in privileges_for(t) for t in tables)
