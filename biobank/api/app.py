@@ -9,7 +9,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from biobank.api.common import PREFIX, RateLimiter, jsonable, problem, problem_for
@@ -57,6 +57,13 @@ def create_app(*, rate_limit_per_minute: int | None = None) -> FastAPI:
         response = problem(exc.status_code, "http", title, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # a value the database cannot hold at all (a NUL character in text on PostgreSQL): the caller's input
+        orig = getattr(exc, "orig", None)
+        detail = str(orig).strip().splitlines()[0] if orig is not None else "a value the database cannot store"
+        return problem(422, "invalid", "Unprocessable Content", f"a value the database cannot store: {detail}")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(ProgrammingError)

@@ -184,6 +184,8 @@ def storage_move(
     code: Annotated[str, typer.Argument(help="Specimen code, or a container code (a box moves with everything in it).")],
     to: Annotated[str, typer.Option("--to", help="Target box for a specimen; new parent for a container.")],
     at: Annotated[str | None, typer.Option("--at", help="Position in the target box (specimens only).")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why it moves (specimens only), kept on the custody "
+                                                            "record.")] = None,
     when: WhenOption = None,
     user: UserOption = None,
 ) -> None:
@@ -196,12 +198,13 @@ def storage_move(
         actor = acting_user(session, user)
         is_container = session.exec(select(Container.id).where(Container.code == code)).first() is not None
         if is_container:
-            if at:
-                raise fail("--at applies to specimens; a container moves into a parent")
+            if at or note:
+                raise fail(f"{'--at' if at else '--note'} applies to specimens; a container moves into a parent")
             container = storage.move_container(session, actor=actor, code=code, parent_code=to, when=typed_time("when", when))
             message = f"container {code} moved: {storage_reads.path_of(session, container)}"
         else:
-            placement = storage.move_specimen(session, actor=actor, code=code, box_code=to, at=at, when=typed_time("when", when))
+            placement = storage.move_specimen(session, actor=actor, code=code, box_code=to, at=at,
+                                              when=typed_time("when", when), note=note)
             message = f"{code} moved to {placement.location}" + (f" (warning: {placement.warning})" if placement.warning else "")
     typer.echo(message)
 

@@ -93,7 +93,9 @@ def hidden_donors(session: Session, role: str | None) -> set[str]:
     administrator (who answers for the withdrawal). The API's reads leave them out; a specimen of one is not found."""
     if role == "admin":
         return set()
-    return {row["code"] for row in donor_rows(session) if row["consent_withdrawn"]}
+    withdrawn = (select(Donor.code).join(ConsentWithdrawal, col(ConsentWithdrawal.donor_id) == col(Donor.id))
+                 .distinct())
+    return set(session.exec(withdrawn).all())
 
 
 def specimen_pmis(session: Session, autopsy: Autopsy) -> list[tuple[str, float, str]]:
@@ -220,7 +222,9 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
             temperature=storage_reads.storage_temperature(session, primary),
         )
     events = history(session, specimen.id)  # type: ignore[arg-type]  # a stored specimen has an id
-    users = {u.id: u.username for u in session.exec(select(User)).all()}
+    named = {e.user_id for e in events} | {specimen.created_by_id}
+    users = dict(session.exec(select(User.id, User.username).where(col(User.id).in_([i for i in named if i is not None]))).all())
+    consent = consent_state(session, donor)
     cold = cold_interval(autopsy.refrigerated_at if autopsy else None, primary.collected_at)
     return {
         "code": specimen.code,
@@ -280,7 +284,7 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
         "location": storage_reads.location_label(session, specimen),
         "version": specimen.version,
         "lineage_tree": lineage,
-        "consent": asdict(consent_state(session, donor)) | {"scopes": sorted(consent_state(session, donor).scopes)},
+        "consent": asdict(consent) | {"scopes": sorted(consent.scopes)},
         "custody": [
             {
                 "at": _iso(e.occurred_at),

@@ -564,6 +564,14 @@ class DisposeRequest(ServiceInput):
     reason: str = Field(max_length=500)
 
 
+class StorageNotes(ServiceInput):
+    """The free text of ``check_out``, ``return_specimen`` and ``move_specimen``: a check-out's purpose (kept on the
+    check-out) and a return's or a move's note (kept on its custody event, after the cycle count)."""
+
+    purpose: str = Field(max_length=300)
+    note: str = Field(max_length=400)
+
+
 class OrderCreate(ServiceInput):
     """The fields of ``create_order``."""
 

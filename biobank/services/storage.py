@@ -36,7 +36,7 @@ from biobank.queries.storage import (
 from biobank.services.auth import Action, require
 from biobank.services.checks import check_enum, check_time
 from biobank.services.custody import record_event
-from biobank.services.inputs import ContainerCreate, DisposeRequest
+from biobank.services.inputs import ContainerCreate, DisposeRequest, StorageNotes
 from biobank.services.lookup import by_code, stored_code, typed_code
 from biobank.services.specimens import get_specimen
 
@@ -363,10 +363,14 @@ def move_specimen(
     box_code: str,
     at: str | None = None,
     when: datetime | None = None,
+    note: str | None = None,
 ) -> Placement:
-    """Move one stored specimen to another box or position."""
+    """Move one stored specimen to another box or position; ``note`` (why: a freezer failure, a consolidation) is kept
+    on the custody event."""
     require(actor, Action.enter)
     check_time("when", when)
+    note = (note or "").strip() or None
+    StorageNotes.check_fields({"note": note})
     box, box_grid, temperature = _target(session, box_code)
     specimen = get_specimen(session, code, for_update=True)
     code = specimen.code
@@ -392,7 +396,7 @@ def move_specimen(
     location.placed_at = when or utcnow()
     where = label(session, box, position)
     record_event(session, specimen=specimen, kind=CustodyKind.moved, actor=actor, at=location.placed_at,
-                 from_location=from_label, to_location=where)
+                 from_location=from_label, to_location=where, note=note)
     _flush_placement(session, box, [position])
     return Placement(specimen.code, box.code, position, where, warning)
 
@@ -447,6 +451,7 @@ def check_out(
     """Take a stored specimen out to work on it; its position stays reserved until it is returned."""
     user = require(actor, Action.enter)
     check_time("when", when)
+    StorageNotes.check_fields({"purpose": (purpose or "").strip() or None})
     specimen = get_specimen(session, code, for_update=True)
     code = specimen.code
     check_time("when", when, after=[(f"{code}'s collection", specimen.collected_at)])
@@ -489,6 +494,8 @@ def return_specimen(
     unless it was kept frozen (e.g. on dry ice) the whole time."""
     user = require(actor, Action.enter)
     check_time("when", when)
+    note = (note or "").strip() or None
+    StorageNotes.check_fields({"note": note})
     specimen = get_specimen(session, code, for_update=True)
     code = specimen.code
     checkout = open_checkout(session, specimen.id)

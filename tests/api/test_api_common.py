@@ -129,3 +129,12 @@ def test_the_keyset_page_continues_after_a_code_and_leaves_hidden_donors_out(eng
         assert specimen_list(session, after=middle, limit=5) == [r for r in everything if r["code"] > middle][:5]
         donor = everything[0]["donor"]
         assert all(r["donor"] != donor for r in specimen_list(session, limit=None, exclude_donors={donor}))
+
+
+def test_a_value_the_database_cannot_store_is_a_422_never_a_500(engine):
+    client = TestClient(create_app())
+    token = bearer(token_of(engine, "api_nul", "technician"))
+    for response in (client.get("/api/v1/specimens/A%00B", headers=token),
+                     client.post("/api/v1/specimens/A%00B/qc", json={"tumour_cellularity_pct": 40}, headers=token)):
+        assert response.status_code in (404, 422), response.text  # SQLite stores NUL and finds nothing
+        assert response.headers["content-type"].startswith("application/problem+json")

@@ -18,6 +18,7 @@ from biobank.api.common import (
     encode_cursor,
     fingerprint,
     hidden_or_missing,
+    json_response,
     jsonable,
     problems,
     write_once,
@@ -47,7 +48,8 @@ def list_donors(token: Token) -> list[dict[str, Any]]:
     return jsonable([{c: r[c] for c in DONOR_COLUMNS} for r in rows if r["code"] not in hidden])
 
 
-@router.get("/specimens", tags=["specimens"], responses=problems(404, 422), summary="Specimens, a page at a time")
+@router.get("/specimens", tags=["specimens"], responses=problems(404, 422), summary="Specimens, a page at a time",
+            response_model=dict[str, Any])
 def list_specimens(
     token: Token,
     donor: Annotated[list[str] | None, Query(description="Donor code (repeat for several).")] = None,
@@ -61,7 +63,7 @@ def list_specimens(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Rows per page.")] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     fields: Annotated[str | None, Query(description="Comma-separated columns (default: all).")] = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The specimen list of `biobank specimen list` / the dashboard, by code; `next_cursor` is null on the last
     page. Each page is one keyset read after the cursor's code. Specimens of a donor who withdrew consent are shown to
     an administrator only. An unknown location or plan is a 404 naming it."""
@@ -80,17 +82,18 @@ def list_specimens(
             plan=plan, limit=limit + 1, after=after, exclude_donors=hidden)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]["code"]) if len(rows) > limit else None
-    return {"items": jsonable([{c: r[c] for c in columns} for r in page]), "next_cursor": next_cursor}
+    return json_response({"items": [{c: r[c] for c in columns} for r in page], "next_cursor": next_cursor})
 
 
-@router.get("/specimens/{code}", tags=["specimens"], responses=problems(404), summary="One specimen")
-def show_specimen(token: Token, code: Annotated[str, Path(description="Specimen code.")]) -> dict[str, Any]:
+@router.get("/specimens/{code}", tags=["specimens"], responses=problems(404), summary="One specimen",
+            response_model=dict[str, Any])
+def show_specimen(token: Token, code: Annotated[str, Path(description="Specimen code.")]) -> JSONResponse:
     """As `biobank specimen show --json`: SPREC, PMI, QC, lineage and custody history."""
     with acting(token) as (session, user):
         data = core_reads.specimen_detail(session, code)
         if data.get("donor") in core_reads.hidden_donors(session, user.role):
             raise hidden_or_missing(code, "specimen")
-    return jsonable(data)
+    return json_response(data)
 
 
 @router.get("/plans", tags=["plans"], responses=problems(), summary="Analysis plans")

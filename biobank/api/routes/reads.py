@@ -28,7 +28,7 @@ router = APIRouter()
 
 #: What ``GET /donors/{code}`` leaves out of :func:`biobank.queries.core.donor_detail`, as the de-identified exports
 #: do: the date of death (an absolute date of the person; the case's times are ``GET /cases/{case}``).
-IDENTIFYING = ()
+IDENTIFYING = ("death_at",)
 #: Kept of the withdrawal: who asked (a role such as ``next_of_kin``), not when (a date) nor the free-text reason.
 WITHDRAWAL_KEPT = ("requested_by",)
 #: Kept of each consent: who gave it (a role), not the date nor the signed document's reference.

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
 from biobank.api.common import (
@@ -34,7 +34,7 @@ from biobank.api.common import (
     problems,
     write_once,
 )
-from biobank.domain.errors import BiobankError, invalid
+from biobank.domain.errors import BiobankError, ValidationError, invalid
 from biobank.models import Checkout, Donor, User
 from biobank.queries import core as core_reads
 from biobank.queries import sequencing as seq_reads
@@ -45,15 +45,30 @@ from biobank.services.planning import get_plan
 
 router = APIRouter()
 
-SpecimenCode = Annotated[str, Path(description="Specimen code.")]
-RunId = Annotated[str, Path(description="The core's run id (recorded with `POST /sequencing/runs`).")]
-PlanCode = Annotated[str, Path(description="Plan code.")]
+
+def _printable(value: Any) -> Any:
+    """Text without a NUL character (PostgreSQL cannot hold one: a 422 here rather than a database error)."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+SpecimenCode = Annotated[str, Path(description="Specimen code."), AfterValidator(_printable)]
+RunId = Annotated[str, Path(description="The core's run id (recorded with `POST /sequencing/runs`)."),
+                  AfterValidator(_printable)]
+PlanCode = Annotated[str, Path(description="Plan code."), AfterValidator(_printable)]
 
 
 class _Body(BaseModel):
-    """A request body: unknown keys refused (a typo is a 422 naming it), no NaN or infinity."""
+    """A request body: unknown keys refused (a typo is a 422 naming it), no NaN or infinity, no NUL in a text."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _printable(value)
 
 
 def _print(path: str, body: BaseModel | None) -> str:
@@ -63,9 +78,14 @@ def _print(path: str, body: BaseModel | None) -> str:
 
 @contextmanager
 def _named(**renames: str) -> Iterator[None]:
-    """A service's error naming its own parameter (``at``, ``box``...) renamed to the body key the caller sent."""
+    """A service's error naming its own parameter (``at``, ``box``...) renamed to the body key the caller sent; a
+    validation error's sentence is said again with that key's label ("Position (Z99) ...", not "Time (Z99) ...")."""
     try:
         yield
+    except ValidationError as exc:
+        if exc.field not in renames:
+            raise
+        raise invalid(renames[exc.field], exc.value, exc.reason, row=exc.row) from exc
     except BiobankError as exc:
         if exc.field in renames:
             exc.field = renames[exc.field]
@@ -96,9 +116,9 @@ class MoveBody(_Body):
     container: str = Field(min_length=1, max_length=64, description="The target box (bag, drawer).")
     position: str | None = Field(default=None, min_length=1, max_length=16,
                                  description="Position in the target box; default the first free one.")
-    reason: str | None = Field(default=None, max_length=500,
-                               description="Accepted for a scanner's convenience but not kept: `storage move` "
-                                           "records no reason (the custody event records who, when, from and to).")
+    reason: str | None = Field(default=None, max_length=400,
+                               description="Why it moves (a freezer failure, a consolidation): kept as the note of "
+                                           "the custody event, as `storage move --note`.")
     when: AwareDatetime | None = Field(default=None, description="When it moved (ISO 8601 with a zone); default now.")
 
 
@@ -140,7 +160,7 @@ def _checkout_record(session: Session, code: str, checkout: Checkout) -> dict[st
     }
 
 
-_STORAGE_PROBLEMS = problems(403, 404, 409, 422)
+_STORAGE_PROBLEMS = problems(400, 403, 404, 409, 422)
 
 
 @router.post("/specimens/{code}/store", tags=["storage"], responses=_STORAGE_PROBLEMS, summary="Store a specimen",
@@ -175,9 +195,9 @@ def move_specimen(
     user; a replay under the same `Idempotency-Key` answers the first response."""
 
     def work(session: Session, user: User) -> tuple[int, Any]:
-        with _named(**_STORAGE_FIELDS):
+        with _named(**_STORAGE_FIELDS, note="reason"):
             placement = storage.move_specimen(session, actor=user, code=code, box_code=body.container,
-                                              at=body.position, when=body.when)
+                                              at=body.position, when=body.when, note=body.reason)
         return 200, _placement(placement)
 
     return write_once(token, idempotency_key, _print(f"/specimens/{code}/move", body), work)
@@ -281,7 +301,7 @@ def _file(item: FileBody | str) -> sequencing.FileInput:
     return sequencing.FileInput(item.uri, item.checksum_kind, item.checksum, item.size_bytes, item.file_kind)
 
 
-@router.post("/sequencing/runs", tags=["sequencing"], status_code=201, responses=problems(403, 409, 422),
+@router.post("/sequencing/runs", tags=["sequencing"], status_code=201, responses=problems(400, 403, 409, 422),
              summary="Record a sequencing run", response_description="The run as recorded.")
 def record_run(token: Token, body: RunBody, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """A run at a sequencing core (its own run id, unique: a second one is a 409), through the service of
@@ -300,7 +320,7 @@ def record_run(token: Token, body: RunBody, idempotency_key: IdempotencyKey = No
 
 
 @router.post("/sequencing/runs/{run_id}/results", tags=["sequencing"], status_code=201,
-             responses=problems(403, 404, 409, 422), summary="Record a sample's result of a run",
+             responses=problems(400, 403, 404, 409, 422), summary="Record a sample's result of a run",
              response_description="As `biobank sequencing result --json`, with the result's `id`.")
 def record_result(
     token: Token, run_id: RunId, body: ResultBody, idempotency_key: IdempotencyKey = None
@@ -326,7 +346,8 @@ def record_result(
     return write_once(token, idempotency_key, _print(f"/sequencing/runs/{run_id}/results", body), work)
 
 
-@router.post("/sequencing/runs/{run_id}/outcome", tags=["sequencing"], responses=problems(403, 404, 409, 422),
+@router.post("/sequencing/runs/{run_id}/outcome", tags=["sequencing"],
+             responses=problems(400, 403, 404, 409, 422),
              summary="Judge a sample's result of a run", response_description="The result's verdict.")
 def set_outcome(
     token: Token, run_id: RunId, body: OutcomeBody, idempotency_key: IdempotencyKey = None
@@ -352,7 +373,7 @@ STATUS_COLUMNS = ("donor_code", "specimen_code", "region_code", "role", "assay",
                   "read_count", "mean_coverage", "contamination_pct", "purity", "ploidy", "qc_note")
 
 
-@router.get("/plans/{code}/sequencing", tags=["sequencing"], responses=problems(404),
+@router.get("/plans/{code}/sequencing", tags=["sequencing"], responses=problems(404, 422),
             summary="A plan's sequencing state")
 def plan_sequencing(token: Token, code: PlanCode) -> dict[str, Any]:
     """As `biobank sequencing status PLAN --json`: each sample's state (planned, submitted, sequenced, passed,
@@ -402,7 +423,7 @@ _LABEL_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": {"Content-Disposition": {"description": "attachment; filename=labels.pdf (or labels.zpl)",
                                             "schema": {"type": "string"}}},
     },
-    **problems(404, 422),
+    **problems(400, 404, 422),
 }
 
 
@@ -425,10 +446,10 @@ def print_labels(token: Token, body: LabelsBody) -> Response:
     from biobank.labels import service as labels
 
     chosen = [name for name in ("codes", "case", "planned") if getattr(body, name)]
-    if len(chosen) != 1:
-        raise invalid(chosen[1] if len(chosen) > 1 else "codes", None,
-                      "give specimen codes, or a case, or a planned case (exactly one)")
     with acting(token) as (session, user):
+        if len(chosen) != 1:
+            raise invalid(chosen[1] if len(chosen) > 1 else "codes", None,
+                          "give specimen codes, or a case, or a planned case (exactly one)")
         hidden = core_reads.hidden_donors(session, user.role)
         if body.planned:
             _hidden_case(session, body.planned, hidden, "planned")
