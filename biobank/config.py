@@ -78,6 +78,22 @@ class Settings(BaseSettings):
         description="Where biobank db downgrade and biobank restore put the backup they take first (default: beside "
         "a SQLite database file, else the working directory).",
     )
+    attachments_dir: Path | None = Field(
+        default=None,
+        description="The attachment store (photos and documents, files named by their SHA-256): default beside a "
+        "SQLite database file (<file stem>-attachments/), else ./attachments.",
+    )
+    attachment_max_bytes: int = Field(
+        default=25_000_000, ge=1, le=2_000_000_000, description="The largest file that may be attached."
+    )
+    attachment_keep_original: bool = Field(
+        default=False,
+        description="Keep an image as uploaded (with its EXIF: GPS, device, time) beside the stripped copy; the "
+        "original is never shown or exported.",
+    )
+    attachment_thumbnail_px: int = Field(
+        default=256, ge=32, le=2048, description="The longest side of an image attachment's thumbnail."
+    )
     checkout_overdue_hours: float = Field(
         default=24.0, gt=0, description="A check-out not returned in time is overdue."
     )

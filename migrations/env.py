@@ -26,6 +26,8 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         compare_server_default=False,
+        # SQLite's full-text search table for code suggestions (0018) and its shadow tables are not models
+        include_name=lambda name, type_, parent: not (type_ == "table" and (name or "").startswith("specimen_code_fts")),
     )
 
 

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "biobank.config": 0,
     "biobank.domain": 0,
     "biobank.db": 1,
+    "biobank.attachments": 1,
     "biobank.models": 2,
     "biobank.services": 3,
     "biobank.queries": 3,

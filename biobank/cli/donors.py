@@ -26,7 +26,6 @@ from biobank.cli.common import (
     unit_of_work,
 )
 from biobank.cli.core import donors_app
-from biobank.cli.plans import EXPORT_LOG_COLUMNS, export_rows
 from biobank.config import get_settings
 from biobank.domain.errors import invalid
 from biobank.domain.timing import lab_today
@@ -310,6 +309,8 @@ def donors_exports(code: CodeArgument, user: UserOption = None, as_json: JsonOpt
     """Every recorded export that carried the donor, newest first: who made it, when, for which target, with its
     files and their SHA-256. After a withdrawal of consent these are the recipients to tell (administrators and
     PIs)."""
+    from biobank.cli.plans import EXPORT_LOG_COLUMNS, export_rows  # the export commands (pandas): only here
+
     with unit_of_work() as session:
         records = export_reads.donor_exports(session, actor=acting_user(session, user), donor_code=code)
         donor = donors.get_donor(session, code)

@@ -141,7 +141,7 @@ def backup(
         result = backup_module.backup(get_engine(), file, overwrite=overwrite,
                                       progress=bar.bytes_of("backing up"))
     data = {"file": str(result.path), "backend": result.backend, "bytes": result.bytes, "tables": result.tables,
-            "database": _url()}
+            "database": _url(), "attachment_files": result.attachments}
     emit(data, as_json=as_json,
          text=f"backup written: {result.path} ({result.bytes:,} bytes, {result.tables} tables, {result.backend})")
 
@@ -184,10 +184,16 @@ def restore(
 
 
 def checksums(as_json: JsonOption = False) -> None:
-    """Row count and SHA-256 of every table (compare a restored database with its source)."""
+    """Row count and SHA-256 of every table (compare a restored database with its source); then every attachment's
+    file checked against its SHA-256 (missing or corrupt ones on stderr, exit code 1)."""
     sums = backup_module.table_checksums(get_engine())
     rows = [{"table": name, "rows": c.rows, "sha256": c.sha256} for name, c in sums.items()]
     emit(rows, as_json=as_json)
+    problems = backup_module.attachment_store_problems(get_engine())  # attachments (issue 22): files missing or corrupt
+    for problem in problems:
+        typer.echo(f"attachment store: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------ the accounts of a backup file

@@ -29,8 +29,6 @@ from biobank.cli.common import (
 from biobank.cli.core import specimen_app
 from biobank.config import get_settings
 from biobank.domain.scanning import parse_codes
-from biobank.labels import LABEL_FORMATS
-from biobank.printables import labels_pdf
 from biobank.services import worklist
 from biobank.services.worklist import WorkResult
 
@@ -78,8 +76,11 @@ def _scanned(codes: list[str] | None, from_file: Path | None) -> list[str]:
 
 def _check_labels(labels: Path | None, stock: str | None) -> None:
     """Before anything is written: the labels go to a .pdf in a folder that exists, on a known stock."""
-    if stock is not None and stock not in LABEL_FORMATS:
-        raise fail(f"--label-stock {stock}: choose one of {', '.join(sorted(LABEL_FORMATS))}")
+    if stock is not None:
+        from biobank.labels import LABEL_FORMATS  # reportlab: loaded only when labels are asked for
+
+        if stock not in LABEL_FORMATS:
+            raise fail(f"--label-stock {stock}: choose one of {', '.join(sorted(LABEL_FORMATS))}")
     if labels is None:
         return
     if labels.suffix.lower() != ".pdf":
@@ -90,6 +91,8 @@ def _check_labels(labels: Path | None, stock: str | None) -> None:
 
 def _write_labels(result: WorkResult, labels: Path, stock: str | None) -> list[str]:
     """The new specimens' labels, after the commit: one file, or one per stock when they need several."""
+    from biobank.printables import labels_pdf  # reportlab: loaded when labels are asked for
+
     groups = {stock: result.new_codes} if stock is not None else result.labels
     written = []
     for fmt, codes in groups.items():

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlalchemy.engine import URL, Engine, make_url
 
+from biobank.attachments.store import SHA256, FileStore, default_directory, sha256_of
 from biobank.domain.errors import BiobankError, ConflictError, NotFoundError, ValidationError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -61,6 +62,8 @@ class BackupResult:
     backend: str
     bytes: int
     tables: int
+    #: files of the attachment store copied beside the backup (``<file>.attachments/``), or restored from there
+    attachments: int = 0
 
 
 def backend_of(url: str | URL) -> str:
@@ -385,7 +388,9 @@ def backup(
         raise ValidationError(f"database_url: backups support sqlite and postgresql, not {backend}")
     if progress is not None:
         progress(target.stat().st_size, target.stat().st_size)
-    return BackupResult(target, backend, target.stat().st_size, len(_table_names(engine)))
+    # after the database: every row the copy holds had its files written before it was committed
+    files = _backup_store(FileStore(default_directory(url)), store_beside(target))
+    return BackupResult(target, backend, target.stat().st_size, len(_table_names(engine)), files)
 
 
 def _table_names(engine: Engine) -> list[str]:
@@ -405,6 +410,8 @@ def restore(engine: Engine, path: str | Path, *, progress: ByteProgress | None =
             field="file",
             value=str(source),
         )
+    beside = store_beside(source)
+    files = _verified_store_copy(beside)  # every file's SHA-256 checked before anything is restored
     engine.dispose()  # no pooled connection may hold the target open while it is replaced
     size = source.stat().st_size if source.exists() else None
     if progress is not None:
@@ -416,4 +423,78 @@ def restore(engine: Engine, path: str | Path, *, progress: ByteProgress | None =
     if progress is not None and size is not None:
         progress(size, size)
     engine.dispose()
-    return BackupResult(source, backend, source.stat().st_size, len(_table_names(engine)))
+    if files:
+        _restore_store(beside, FileStore(default_directory(url)))
+    problems = attachment_store_problems(engine)
+    if problems:
+        raise BackupError(f"restored {source}, but {len(problems)} attachment file(s) are missing or corrupt: "
+                          f"{problems[0]}{' ...' if len(problems) > 1 else ''} (biobank db checksums lists them)")
+    return BackupResult(source, backend, source.stat().st_size, len(_table_names(engine)), len(files))
+
+
+# ------------------------------------------------------------------------------------------ the attachment store
+
+
+def store_beside(path: Path) -> Path:
+    """Where a backup keeps the attachment store: the directory ``<backup file>.attachments``."""
+    return path.with_name(path.name + ".attachments")
+
+
+def _backup_store(store: FileStore, target: Path) -> int:
+    """Copy every file of ``store`` to ``target`` (replacing an older copy there), atomically; the number copied."""
+    files = list(store.files())
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    if not files:
+        shutil.rmtree(target, ignore_errors=True)
+        return 0
+    copy = FileStore(partial)
+    for digest, path in files:
+        destination = copy.path(digest)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    return len(files)
+
+
+def _verified_store_copy(directory: Path) -> list[str]:
+    """The SHA-256 of every file of a backup's store, each checked against its name; BackupError when one fails."""
+    if not directory.is_dir():
+        return []
+    found: list[str] = []
+    bad: list[str] = []
+    for digest, path in FileStore(directory).files():
+        if sha256_of(path.read_bytes()) != digest:
+            bad.append(path.name)
+        found.append(digest)
+    if bad:
+        raise BackupError(f"backup's attachment store {directory} is damaged: {len(bad)} file(s) do not match their "
+                          f"SHA-256 (e.g. {bad[0][:12]}…); nothing was restored")
+    return found
+
+
+def _restore_store(source: Path, store: FileStore) -> None:
+    for digest, path in FileStore(source).files():
+        if not store.exists(digest):
+            store.put(path.read_bytes())
+
+
+def attachment_store_problems(engine: Engine) -> list[str]:
+    """Every attachment's files (file, thumbnail, kept original) present in the store and matching their SHA-256:
+    what is wrong, empty when all is well (or when the database has no attachment table)."""
+    if "attachment" not in _table_names(engine):
+        return []
+    store = FileStore(default_directory(engine.url))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, target_code, filename, sha256, thumbnail_sha256, original_sha256 "
+                                 "FROM attachment ORDER BY id")).all()
+    problems: list[str] = []
+    for number, code, filename, *digests in rows:
+        for label, digest in zip(("", "thumbnail of ", "original of "), digests, strict=True):
+            if digest is None:
+                continue
+            problem = store.check(digest) if SHA256.match(digest) else f"{digest!r} is not a SHA-256"
+            if problem is not None:
+                problems.append(f"{label}attachment {number} ({code}, {filename}): {problem}")
+    return problems

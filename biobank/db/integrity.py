@@ -198,6 +198,16 @@ _CHECKS: dict[str, str] = {
     "ck_analysis_result_code_safe": "A result code uses only letters, digits, '.', '_' and '-'",
     "ck_analysis_result_file_name_not_blank": "A result names the file it came from",
     "ck_analysis_result_sha256_length": "A result's SHA-256 has 64 hexadecimal digits",
+    # attachments
+    "ck_attachment_target_code_not_blank": "An attachment names the record it belongs to",
+    "ck_attachment_filename_not_blank": "An attachment keeps its file name",
+    "ck_attachment_caption_not_blank": "A caption cannot be blank (leave it out instead)",
+    "ck_attachment_taken_by_not_blank": "Who took it cannot be blank (leave it out instead)",
+    "ck_attachment_sha256_length": "An attachment's SHA-256 has 64 hexadecimal digits",
+    "ck_attachment_thumbnail_sha256_length": "A thumbnail's SHA-256 has 64 hexadecimal digits",
+    "ck_attachment_original_sha256_length": "An original's SHA-256 has 64 hexadecimal digits",
+    "ck_attachment_size_not_negative": "A file size cannot be negative",
+    "ck_attachment_retraction_recorded": "A retracted attachment records when it was retracted and why",
     # the export log
     "ck_export_record_target_not_blank": "An export names its target",
     "ck_export_record_donor_count_not_negative": "An export carries zero or more donors",
@@ -211,6 +221,7 @@ VOCABULARY_CHECKS: dict[str, tuple[str, ...]] = {
     "plan_specimen": ("role", "assay"),
     "sequencing_result": ("outcome",),
     "analysis_result": ("tool", "kind"),
+    "attachment": ("target", "kind", "state"),
     "audit_log": ("action",),
     "container": ("temperature_class", "kind"),
     "distribution_order": ("use", "status", "shipping_temperature"),
@@ -242,6 +253,7 @@ _APPEND_ONLY: dict[str, str] = {
     "derived_model": "Derived models are never deleted; mark the model failed or discontinued instead",
     "model_passage": "Passages are never deleted; correct the record instead",
     "model_qc": "QC results are never deleted; record a new QC result instead",
+    "attachment": "Attachments are never deleted; retract the attachment instead",
 }
 
 #: Triggers: rules a CHECK cannot express (DDL in the migrations, :mod:`biobank.db.ddl`).

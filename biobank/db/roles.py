@@ -31,7 +31,9 @@ READ_ONLY = frozenset({"alembic_version", "anatomical_site"})
 #: The tables the application deletes rows from: a storage position freed by a disposal or a move, and the REST
 #: API's idempotency keys once they expire.
 DELETES_FROM = frozenset({"api_idempotency_key", "specimen_location"})
-#: Every other table (and any table a later migration adds: the default privileges): SELECT, INSERT, UPDATE.
+#: Every other table (and any table a later migration adds: the default privileges): SELECT, INSERT, UPDATE. The
+#: cohort summaries (0019: specimen_pmi, cohort_summary, site_summary, pmi_bin_summary, cohort_generation) need
+#: exactly these: their triggers run as the writing login, upsert and never delete (a specimen is never deleted).
 WRITABLE = ("SELECT", "INSERT", "UPDATE")
 
 #: A role name this command accepts: a plain lower-case identifier, not a reserved one.
@@ -182,6 +184,7 @@ BEGIN
                       p.oid::regprocedure, target)
         FROM pg_proc p
         WHERE p.pronamespace = current_schema()::regnamespace AND pg_get_userbyid(p.proowner) <> target
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
         UNION ALL
         SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, target)
         FROM pg_type t
@@ -223,7 +226,9 @@ def _not_owned(connection: Connection, owner: str) -> list[str]:
         "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace "
         "AND c.relkind IN ('r', 'p', 'v', 'm') AND pg_get_userbyid(c.relowner) <> :owner "
         "UNION ALL SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace "
-        "AND pg_get_userbyid(p.proowner) <> :owner ORDER BY 1"), {"owner": owner}).scalars())
+        "AND pg_get_userbyid(p.proowner) <> :owner "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid "
+        "AND d.deptype = 'e') ORDER BY 1"), {"owner": owner}).scalars())
 
 
 def _grant(connection: Connection, report: RolesReport) -> None:

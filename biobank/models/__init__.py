@@ -6,6 +6,7 @@ models leaves audit rows: there is no way to have the tables without it.
 
 from biobank.models import audit as _audit  # noqa: F401  (the audit hook: installed wherever the tables are)
 from biobank.models import indexes as _indexes  # noqa: F401  (indexes for reads at scale)
+from biobank.models.attachments import Attachment
 from biobank.models.base import SQLModel
 from biobank.models.core import (
     AnatomicalSite,
@@ -35,6 +36,7 @@ from biobank.models.plans import (
 )
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
+from biobank.models.summaries import CohortGeneration, CohortSummary, PmiBinSummary, SiteSummary, SpecimenPmi
 from biobank.models.tokens import ApiIdempotencyKey, ApiToken
 
 metadata = SQLModel.metadata
@@ -45,10 +47,13 @@ __all__ = [
     "AnatomicalSite",
     "ApiIdempotencyKey",
     "ApiToken",
+    "Attachment",
     "AuditLog",
     "Autopsy",
     "Checkout",
     "ClinicalEvent",
+    "CohortGeneration",
+    "CohortSummary",
     "Consent",
     "ConsentWithdrawal",
     "Container",
@@ -64,12 +69,15 @@ __all__ = [
     "ModelQC",
     "PlanDonor",
     "PlanSpecimen",
+    "PmiBinSummary",
     "SamplingSite",
     "SequencingFile",
     "SequencingResult",
     "SequencingRun",
+    "SiteSummary",
     "Specimen",
     "SpecimenLocation",
+    "SpecimenPmi",
     "TreatmentLine",
     "User",
     "UserSession",

@@ -14,9 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
-from sqlalchemy import Select, and_, case, func, or_
+from sqlalchemy import Select, and_, case, func
 from sqlmodel import Session, SQLModel, select
 
 from biobank.config import get_settings
@@ -35,6 +33,14 @@ from biobank.models import (
     Specimen,
     TreatmentLine,
     User,
+)
+from biobank.models.summaries import (
+    PMI_BIN_HOURS,
+    CohortGeneration,
+    CohortSummary,
+    PmiBinSummary,
+    SiteSummary,
+    SpecimenPmi,
 )
 from biobank.queries import derived as derived_queries
 from biobank.queries.core import pmi_hours_expr
@@ -65,6 +71,11 @@ def _band(label: str) -> tuple[float, float]:
     raise ValueError(f"unknown PMI band {label!r}; one of {[b[0] for b in PMI_BANDS]}")
 
 
+def _filters_donors(f: CohortFilter) -> bool:
+    """Whether the filter chooses donors (diagnosis or period of death); without, no donor filter is added at all."""
+    return bool(f.diagnoses) or f.death_from is not None or f.death_to is not None
+
+
 def _donor_ids(f: CohortFilter) -> Select[Any]:
     """The donors the filter keeps (diagnosis and period of death)."""
     statement = select(Donor.id).join(Autopsy, Autopsy.donor_id == Donor.id, isouter=True)
@@ -78,13 +89,19 @@ def _donor_ids(f: CohortFilter) -> Select[Any]:
     return statement
 
 
+def _kept(statement: Select[Any], donor_column: Any, f: CohortFilter) -> Select[Any]:
+    """``statement`` restricted to the filter's donors (only when the filter chooses donors)."""
+    return statement.where(donor_column.in_(_donor_ids(f))) if _filters_donors(f) else statement
+
+
 def _specimens(statement: Select[Any], f: CohortFilter) -> Select[Any]:
     """Join specimens to their site and case and keep those the filter keeps (the PMI band applies to post-mortem
     material; aliquots and derivatives carry their primary's times, so they fall in the same band)."""
-    statement = (
+    statement = _kept(
         statement.join(SamplingSite, SamplingSite.id == Specimen.sampling_site_id)
-        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id, isouter=True)
-        .where(Specimen.donor_id.in_(_donor_ids(f)))
+        .join(Autopsy, Autopsy.id == SamplingSite.autopsy_id, isouter=True),
+        Specimen.donor_id,
+        f,
     )
     if f.pmi_band:
         low, high = _band(f.pmi_band)
@@ -93,6 +110,22 @@ def _specimens(statement: Select[Any], f: CohortFilter) -> Select[Any]:
         if high != float("inf"):
             statement = statement.where(hours < high)
     return statement
+
+
+def _summary(statement: Select[Any], model: Any, f: CohortFilter) -> Select[Any]:
+    """A read of a maintained summary (biobank.models.summaries) restricted to the filter: its donors and PMI band
+    (a band is only ever stored on post-mortem material with a PMI in it)."""
+    statement = _kept(statement, model.donor_id, f)
+    if f.pmi_band:
+        _band(f.pmi_band)  # an unknown band is an error, as before
+        statement = statement.where(model.band == f.pmi_band)
+    return statement
+
+
+def generation(session: Session) -> int:
+    """A number that grows with every committed change of what the cohort figures read (the triggers of migration
+    0019 advance a per-donor counter): equal numbers, equal figures. One tiny query (a row per donor)."""
+    return int(session.exec(select(func.coalesce(func.sum(CohortGeneration.generation), 0))).one())
 
 
 def filter_options(session: Session) -> dict[str, Any]:
@@ -116,7 +149,11 @@ def has_models(session: Session) -> bool:
 
 def _models(statement: Select[Any], f: CohortFilter) -> Select[Any]:
     """Models whose source specimen the filter keeps (donor's diagnosis and death, the source's PMI band)."""
-    return _specimens(statement.select_from(DerivedModel).join(Specimen, Specimen.id == DerivedModel.source_specimen_id), f)
+    statement = statement.select_from(DerivedModel)
+    if not f.pmi_band and not _filters_donors(f):
+        return statement
+    joined = statement.join(SpecimenPmi, SpecimenPmi.specimen_id == DerivedModel.source_specimen_id)
+    return _summary(joined, SpecimenPmi, f)
 
 
 def model_counts(session: Session, f: CohortFilter | None = None) -> dict[str, int]:
@@ -135,28 +172,33 @@ def model_outcomes(session: Session, f: CohortFilter | None = None) -> dict[str,
             "take_rate": derived_queries.take_rate(established, attempted)}
 
 
-def cohort_counts(session: Session, f: CohortFilter) -> dict[str, int]:
-    donors = _donor_ids(f).subquery()
-    n_donors = session.exec(select(func.count()).select_from(donors)).one()
-    autopsies = session.exec(select(func.count()).select_from(Autopsy).where(Autopsy.donor_id.in_(_donor_ids(f)))).one()
-    withdrawn = session.exec(
-        select(func.count()).select_from(ConsentWithdrawal).where(ConsentWithdrawal.donor_id.in_(_donor_ids(f)))
+def cohort_counts(
+    session: Session, f: CohortFilter, *, totals: tuple[int, int, int] | None = None
+) -> dict[str, int]:
+    """Donors, cases, withdrawals and lesions of the filter's donors; sampling sites, specimens, primaries and those
+    in stock of the filter's material (from the maintained summaries); models. ``totals`` (specimens, primaries, in
+    stock) when the caller has summed them already (:func:`cohort_overview`)."""
+
+    def count(model: Any) -> int:
+        statement = select(func.count()).select_from(model)
+        column = model.id if model is Donor else model.donor_id
+        return int(session.exec(_kept(statement, column, f)).one())
+
+    in_stock = case((CohortSummary.status.in_(IN_STOCK), CohortSummary.specimens), else_=0)
+    primary = case((CohortSummary.lineage == "primary", CohortSummary.specimens), else_=0)
+    specimens, primaries, stock = totals or session.exec(
+        _summary(select(func.sum(CohortSummary.specimens), func.sum(primary), func.sum(in_stock)), CohortSummary, f)
     ).one()
-    lesions = session.exec(select(func.count()).select_from(Lesion).where(Lesion.donor_id.in_(_donor_ids(f)))).one()
-    in_stock = case((Specimen.status.in_(IN_STOCK), 1), else_=0)
-    primary = case((Specimen.lineage == "primary", 1), else_=0)
-    specimens, primaries, stock, regions = session.exec(
-        _specimens(
-            select(func.count(), func.sum(primary), func.sum(in_stock), func.count(func.distinct(Specimen.sampling_site_id))).select_from(Specimen),
-            f,
-        )
+    regions = session.exec(
+        _summary(select(func.count(func.distinct(SiteSummary.sampling_site_id))).where(SiteSummary.specimens > 0),
+                 SiteSummary, f)
     ).one()
     models = model_counts(session, f)
     return {
-        "donors": int(n_donors),
-        "autopsies": int(autopsies),
-        "withdrawn": int(withdrawn),
-        "lesions": int(lesions),
+        "donors": count(Donor),
+        "autopsies": count(Autopsy),
+        "withdrawn": count(ConsentWithdrawal),
+        "lesions": count(Lesion),
         "sampling_sites": int(regions or 0),
         "specimens": int(specimens or 0),
         "primary_specimens": int(primaries or 0),
@@ -165,38 +207,96 @@ def cohort_counts(session: Session, f: CohortFilter) -> dict[str, int]:
     }
 
 
+def cohort_overview(session: Session, f: CohortFilter) -> dict[str, Any]:
+    """What :func:`cohort_counts`, :func:`format_site_matrix` and :func:`stock_by_format` give, from one pass over the
+    cohort summary instead of three (the overview page's loader): ``counts``, ``format_sites`` and ``stock``."""
+    stocked = CohortSummary.status.in_(IN_STOCK)
+    primary = CohortSummary.lineage == "primary"
+    cells = session.exec(
+        _summary(
+            select(CohortSummary.storage_format, CohortSummary.unit, CohortSummary.site_code, primary, stocked,
+                   func.sum(CohortSummary.specimens), func.sum(CohortSummary.quantity_remaining)),
+            CohortSummary,
+            f,
+        ).group_by(CohortSummary.storage_format, CohortSummary.unit, CohortSummary.site_code, primary, stocked)
+    ).all()
+    labels = dict(session.exec(select(AnatomicalSite.code, AnatomicalSite.label)).all())
+    per_site: dict[tuple[str, str], int] = {}
+    per_format: dict[tuple[str, str], list[float]] = {}
+    specimens = primaries = in_stock = 0
+    for fmt, unit, site, is_primary, is_stocked, n, remaining in cells:
+        n = int(n or 0)
+        if not n:
+            continue
+        key = (fmt, labels[site])
+        per_site[key] = per_site.get(key, 0) + n
+        cell = per_format.setdefault((fmt, unit), [0, 0, 0.0])
+        cell[0] += n
+        specimens += n
+        primaries += n if is_primary else 0
+        if is_stocked:
+            cell[1] += n
+            cell[2] += float(remaining or 0)
+            in_stock += n
+    counts = cohort_counts(session, f, totals=(specimens, primaries, in_stock))
+    return {
+        "counts": counts,
+        "format_sites": [{"storage_format": fmt, "site": site, "specimens": n} for (fmt, site), n in per_site.items()],
+        "stock": [
+            {"storage_format": fmt, "unit": unit, "specimens": int(c[0]), "in_stock": int(c[1]),
+             "quantity_remaining": round(c[2], 2)}
+            for (fmt, unit), c in sorted(per_format.items())
+        ],
+    }
+
+
 def pmi_histogram(session: Session, f: CohortFilter, *, bin_hours: float = 0.5) -> list[dict[str, Any]]:
-    """Primary post-mortem specimens per PMI bin."""
-    hours = pmi_hours_expr()
-    bucket = func.floor(hours / bin_hours)
-    statement = _specimens(select(bucket, func.count()).select_from(Specimen), f).where(
-        Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood, Autopsy.death_at.is_not(None)
-    )
-    rows = session.exec(statement.group_by(bucket).order_by(bucket)).all()
-    return [{"pmi_hours": float(b) * bin_hours, "specimens": int(n)} for b, n in rows if b is not None]
+    """Primary post-mortem specimens per PMI bin (a multiple of the maintained half-hour bins is read from them)."""
+    per_bin = bin_hours / PMI_BIN_HOURS
+    if per_bin < 1 or per_bin != int(per_bin):
+        hours = SpecimenPmi.hours
+        bucket = func.floor(hours / bin_hours)
+        statement = _summary(select(bucket, func.count()), SpecimenPmi, f).where(SpecimenPmi.pmi_bin.is_not(None))
+        rows = session.exec(statement.group_by(bucket).order_by(bucket)).all()
+        return [{"pmi_hours": float(b) * bin_hours, "specimens": int(n)} for b, n in rows if b is not None]
+    statement = _kept(select(PmiBinSummary.pmi_bin, func.sum(PmiBinSummary.specimens)), PmiBinSummary.donor_id, f)
+    if f.pmi_band:
+        low, high = _band(f.pmi_band)
+        statement = statement.where(PmiBinSummary.pmi_bin >= int(low / PMI_BIN_HOURS))
+        if high != float("inf"):
+            statement = statement.where(PmiBinSummary.pmi_bin < int(high / PMI_BIN_HOURS))
+    counts: dict[int, int] = {}
+    for pmi_bin, n in session.exec(statement.group_by(PmiBinSummary.pmi_bin)).all():
+        if n:
+            key = int(pmi_bin) // int(per_bin)
+            counts[key] = counts.get(key, 0) + int(n)
+    return [{"pmi_hours": float(b) * bin_hours, "specimens": n} for b, n in sorted(counts.items()) if n]
 
 
 def case_pmi_summary(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
     """Per case: primary specimens, min / mean / max PMI, share within the target, count past the limit."""
     settings = get_settings()
-    hours = pmi_hours_expr()
-    statement = _specimens(
+    hours = SpecimenPmi.hours
+    per_case = _summary(
         select(
-            Autopsy.case_code,
-            Donor.code,
-            Autopsy.death_at,
-            func.count(),
-            func.min(hours),
-            func.avg(hours),
-            func.max(hours),
-            func.sum(case((hours <= settings.pmi_target_hours, 1), else_=0)),
-            func.sum(case((hours > settings.pmi_limit_hours, 1), else_=0)),
-        ).select_from(Specimen),
+            SpecimenPmi.autopsy_id.label("autopsy_id"),
+            func.count().label("n"),
+            func.min(hours).label("low"),
+            func.avg(hours).label("mean"),
+            func.max(hours).label("high"),
+            func.sum(case((hours <= settings.pmi_target_hours, 1), else_=0)).label("within"),
+            func.sum(case((hours > settings.pmi_limit_hours, 1), else_=0)).label("past"),
+        ).where(SpecimenPmi.pmi_bin.is_not(None)),
+        SpecimenPmi,
         f,
-    ).join(Donor, Donor.id == Specimen.donor_id)
-    statement = statement.where(
-        Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood, Autopsy.death_at.is_not(None)
-    ).group_by(Autopsy.case_code, Donor.code, Autopsy.death_at).order_by(Autopsy.death_at)
+    ).group_by(SpecimenPmi.autopsy_id).subquery()
+    statement = (
+        select(Autopsy.case_code, Donor.code, Autopsy.death_at, per_case.c.n, per_case.c.low, per_case.c.mean,
+               per_case.c.high, per_case.c.within, per_case.c.past)
+        .join(Autopsy, Autopsy.id == per_case.c.autopsy_id)
+        .join(Donor, Donor.id == Autopsy.donor_id)
+        .order_by(Autopsy.death_at, Autopsy.case_code)
+    )
     zone = settings.zone
     return [
         {
@@ -244,41 +344,83 @@ def hours_from_death_expr() -> Any:
     return hours_between(Autopsy.death_at, Specimen.collected_at)
 
 
-def donor_site_matrix(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
-    """Sampling sites taken per donor and anatomical site (regions, normal tissues, blood, marrow)."""
+def _donor_sites(f: CohortFilter, donor_ids: Sequence[int] | None = None) -> Any:
+    """Sampling sites of post-mortem material per donor id and anatomical site code (a subquery); only of
+    ``donor_ids`` when given (read through the summary's key, which starts with the donor)."""
+    statement = _summary(
+        select(SiteSummary.donor_id.label("donor_id"), SiteSummary.site_code.label("site_code"),
+               func.count(func.distinct(SiteSummary.sampling_site_id)).label("n"))
+        .where(SiteSummary.specimens > 0, SiteSummary.postmortem),
+        SiteSummary,
+        f,
+    )
+    if donor_ids is not None:
+        statement = statement.where(SiteSummary.donor_id.in_(list(donor_ids)))
+    return statement.group_by(SiteSummary.donor_id, SiteSummary.site_code).subquery()
+
+
+def donor_site_matrix(
+    session: Session, f: CohortFilter, *, donor_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Sampling sites taken per donor and anatomical site (regions, normal tissues, blood, marrow); only of the
+    donors ``donor_ids`` when given (a page of the matrix)."""
+    per = _donor_sites(f, donor_ids)
     statement = (
-        select(Donor.code, AnatomicalSite.label, func.count(func.distinct(SamplingSite.id)))
-        .select_from(Specimen)
+        select(Donor.code, AnatomicalSite.label, func.sum(per.c.n))
+        .select_from(per)
+        .join(Donor, Donor.id == per.c.donor_id)
+        .join(AnatomicalSite, AnatomicalSite.code == per.c.site_code)
+        .group_by(Donor.code, AnatomicalSite.label)
     )
-    statement = _specimens(statement, f).join(Donor, Donor.id == Specimen.donor_id).join(
-        AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code
-    )
-    statement = statement.where(SamplingSite.kind != SiteKind.premortem_blood).group_by(Donor.code, AnatomicalSite.label)
     return [{"donor": d, "site": s, "sampling_sites": int(n)} for d, s, n in session.exec(statement).all()]
+
+
+def donor_site_page(
+    session: Session, f: CohortFilter, *, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """One page of the donor x site matrix (donors by code): its rows, the page's donor codes and how many donors
+    have any post-mortem sampling site the filter keeps. An index probe per donor, then the page's donors only."""
+    sites = _summary(
+        select(SiteSummary.donor_id).where(SiteSummary.donor_id == Donor.id, SiteSummary.specimens > 0,
+                                           SiteSummary.postmortem),
+        SiteSummary,
+        CohortFilter(pmi_band=f.pmi_band),
+    )
+    donors = _kept(select(Donor.id, Donor.code).where(sites.exists()), Donor.id, f)
+    total = int(session.exec(select(func.count()).select_from(donors.subquery())).one())
+    page = session.exec(donors.order_by(Donor.code).limit(limit).offset(offset)).all()
+    rows = donor_site_matrix(session, f, donor_ids=[i for i, _ in page]) if page else []
+    return rows, [code for _, code in page], total
 
 
 def format_site_matrix(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
     """Specimens per storage format and anatomical site."""
-    statement = _specimens(
-        select(Specimen.storage_format, AnatomicalSite.label, func.count()).select_from(Specimen), f
-    ).join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
-    statement = statement.group_by(Specimen.storage_format, AnatomicalSite.label)
+    n = func.sum(CohortSummary.specimens)
+    statement = _summary(
+        select(CohortSummary.storage_format, AnatomicalSite.label, n)
+        .join(AnatomicalSite, AnatomicalSite.code == CohortSummary.site_code),
+        CohortSummary,
+        f,
+    ).group_by(CohortSummary.storage_format, AnatomicalSite.label).having(n > 0)
     return [{"storage_format": fmt, "site": s, "specimens": int(n)} for fmt, s, n in session.exec(statement).all()]
 
 
 def stock_by_format(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
     """Specimens, those still in stock and the quantity remaining, by storage format and unit."""
-    available = case((Specimen.status.in_(IN_STOCK), 1), else_=0)
-    statement = _specimens(
+    stocked = CohortSummary.status.in_(IN_STOCK)
+    total = func.sum(CohortSummary.specimens)
+    statement = _summary(
         select(
-            Specimen.storage_format,
-            Specimen.unit,
-            func.count(),
-            func.sum(available),
-            func.sum(Specimen.quantity_remaining * available),
-        ).select_from(Specimen),
+            CohortSummary.storage_format,
+            CohortSummary.unit,
+            total,
+            func.sum(case((stocked, CohortSummary.specimens), else_=0)),
+            func.sum(case((stocked, CohortSummary.quantity_remaining), else_=0.0)),
+        ),
+        CohortSummary,
         f,
-    ).group_by(Specimen.storage_format, Specimen.unit).order_by(Specimen.storage_format, Specimen.unit)
+    ).group_by(CohortSummary.storage_format, CohortSummary.unit).having(total > 0)
+    statement = statement.order_by(CohortSummary.storage_format, CohortSummary.unit)
     return [
         {"storage_format": fmt, "unit": unit, "specimens": int(total), "in_stock": int(stock or 0),
          "quantity_remaining": round(float(remaining or 0), 2)}
@@ -531,57 +673,5 @@ def _clip(value: Any, width: int = 40) -> str:
 
 # -- specimen search ---------------------------------------------------------------------------------------------
 
-
-def _bare(value: str) -> str:
-    """A code as letters and digits only, upper case: ``ra0001-l01a-sf1`` and ``RA0001L01ASF1`` read the same."""
-    return "".join(c for c in value.upper() if c.isalnum())
-
-
-def _bare_sql(column: Any) -> Any:
-    return func.replace(func.replace(func.replace(func.upper(column), "-", ""), "_", ""), ".", "")
-
-
-def resolve_specimen_code(session: Session, typed: str) -> str | None:
-    """The specimen code for what was typed or scanned: its code, its barcode, its code in another case, or its code
-    typed without the hyphens (when exactly one specimen reads so)."""
-    value = (typed or "").strip()
-    if not value:
-        return None
-    for condition in (Specimen.code == value, Specimen.barcode == value, func.upper(Specimen.code) == value.upper()):
-        found = session.exec(select(Specimen.code).where(condition).limit(1)).first()
-        if found is not None:
-            return found
-    bare = _bare(value)
-    if len(bare) >= 3:
-        rows = session.exec(select(Specimen.code).where(_bare_sql(Specimen.code) == bare).limit(2)).all()
-        if len(rows) == 1:
-            return rows[0]
-    return None
-
-
-def similar_codes(session: Session, typed: str, *, limit: int = 10) -> list[str]:
-    """Codes close to what was typed, nearest first: those containing it, then those one or two keystrokes away
-    (a wrong, missing or extra character; hyphens and case ignored).
-
-    The near ones are looked for among codes sharing the typed text's first or last six characters (a single typo
-    leaves one of the two halves of a full code intact), so the search stays an index-sized read, not the table.
-    """
-    value = (typed or "").strip().upper()
-    bare = _bare(value)
-    if len(bare) < 3:
-        return []
-    pattern = value.replace("%", "").replace("_", "\\_")
-    containing = list(
-        session.exec(
-            select(Specimen.code).where(func.upper(Specimen.code).like(f"%{pattern}%", escape="\\")).order_by(Specimen.code).limit(limit)
-        ).all()
-    )
-    head, tail = bare[:6], bare[-6:]
-    candidates = session.exec(
-        select(Specimen.code).where(or_(_bare_sql(Specimen.code).like(f"{head}%"), _bare_sql(Specimen.code).like(f"%{tail}"))).limit(50_000)
-    ).all()
-    near = process.extract(
-        bare, {code: _bare(code) for code in candidates}, scorer=Levenshtein.distance, score_cutoff=2, limit=limit * 2
-    )
-    ranked = [code for _, _, code in sorted(near, key=lambda hit: (hit[1], hit[2]))]
-    return list(dict.fromkeys([*containing, *ranked]))[:limit]
+# Moved to biobank.queries.search (issue 21, item 4: read through the code indexes); importable from here still.
+from biobank.queries.search import _bare, _bare_sql, resolve_specimen_code, similar_codes  # noqa: E402, F401

@@ -5,6 +5,10 @@ Generated codes are upper case (``RA0001-L01A-SF1``, ``RAP-2026-001``, ``DO-2026
 ``rap-1-l01-a-sf1`` and scanners add spaces. :func:`by_code` tries the code as typed (without surrounding spaces),
 then in upper case (both use the unique index), and only then any letter case, so a container code the lab wrote in
 mixed case (``Shelf-a``) is found too. Two rows differing only in case are never guessed between.
+
+The any-case comparison is ``upper(column) = upper(typed)``, written so that it reads the ``upper(...)`` expression
+index of every column looked up here (``biobank.models.indexes.CODE_UPPER_INDEXES``, migration 0018): a code that
+does not exist costs an index probe, not a pass over the table. A column newly looked up here gets its index there.
 """
 
 from __future__ import annotations

@@ -11,34 +11,46 @@ import streamlit as st
 from biobank.queries import cohort as queries_cohort
 from biobank.queries import core as queries
 from biobank.queries.cohort import CohortFilter
-from dashboards.data.core import read_session
+from dashboards.data.core import by_generation, read_session
+
+#: Donors per page of the donor x site matrix (the heat map is at most this many rows tall).
+DONORS_PER_PAGE = 50
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def filter_options(url: str) -> dict[str, Any]:
+@by_generation
+def filter_options(url: str, generation: int) -> dict[str, Any]:
     with read_session(url) as session:
         return queries_cohort.filter_options(session)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def cohort(url: str, f: CohortFilter) -> dict[str, Any]:
-    """Every aggregate the overview draws, for one filter."""
+@by_generation
+def cohort(url: str, generation: int, f: CohortFilter) -> dict[str, Any]:
+    """Every aggregate the overview draws for one filter (from the maintained summaries), but the donor x site matrix,
+    which comes a page at a time (:func:`donor_sites_page`)."""
     with read_session(url) as session:
+        overview = queries_cohort.cohort_overview(session, f)  # counts, formats x sites and stock in one pass
         return {
-            "counts": queries_cohort.cohort_counts(session, f),
+            "counts": overview["counts"],
             "pmi": pd.DataFrame(queries_cohort.pmi_histogram(session, f), columns=["pmi_hours", "specimens"]),
             "cases": pd.DataFrame(queries_cohort.case_pmi_summary(session, f)),
-            "donor_sites": pd.DataFrame(queries_cohort.donor_site_matrix(session, f), columns=["donor", "site", "sampling_sites"]),
-            "format_sites": pd.DataFrame(queries_cohort.format_site_matrix(session, f), columns=["storage_format", "site", "specimens"]),
-            "stock": pd.DataFrame(queries_cohort.stock_by_format(session, f)),
+            "format_sites": pd.DataFrame(overview["format_sites"], columns=["storage_format", "site", "specimens"]),
+            "stock": pd.DataFrame(overview["stock"]),
             "has_models": queries_cohort.has_models(session),
             "models": queries_cohort.model_counts(session, f),
             "model_outcomes": queries_cohort.model_outcomes(session, f),
         }
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def case_specimen_pmis(url: str, cases: tuple[str, ...], f: CohortFilter) -> pd.DataFrame:
+@by_generation
+def donor_sites_page(url: str, generation: int, f: CohortFilter, page: int, per_page: int = DONORS_PER_PAGE) -> dict[str, Any]:
+    """Page ``page`` (from 1) of the donor x site matrix: its rows, its donors and how many donors have sites."""
+    with read_session(url) as session:
+        rows, donors, total = queries_cohort.donor_site_page(session, f, limit=per_page, offset=(max(page, 1) - 1) * per_page)
+    return {"rows": pd.DataFrame(rows, columns=["donor", "site", "sampling_sites"]), "donors": donors, "total": total}
+
+
+@by_generation
+def case_specimen_pmis(url: str, generation: int, cases: tuple[str, ...], f: CohortFilter) -> pd.DataFrame:
     with read_session(url) as session:
         return pd.DataFrame(queries_cohort.case_specimen_pmis(session, list(cases), f))
 

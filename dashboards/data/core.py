@@ -3,6 +3,12 @@
 Loaders return DataFrames computed with aggregate SQL (the library's query functions); writes go through the
 services inside :func:`unit_of_work`, after which :func:`clear_caches` drops stale data.
 
+The cohort's figures (this module's home-page loaders and ``dashboards.data.cohort``) are cached by what they read,
+not cleared by every write: their key holds the database's cohort generation (:func:`generation`, one tiny query: a
+number the triggers of migration 0019 advance with every change of a specimen's summary row, a donor, a case, a
+lesion, a consent withdrawal or a model). A write that changed none of that (a storage move, a sequencing result, a
+plan, a sign-in) leaves them cached; one that did is seen on the next page run, whoever wrote it.
+
 Every cached loader (here and in the other ``dashboards.data`` modules) takes the database URL as its first
 argument, ``url``, and reads through ``read_session(url)``: Streamlit hashes the URL into the cache key, so two
 databases never share a cached result, and the rows come from that URL's engine, not whatever is configured now.
@@ -10,9 +16,10 @@ databases never share a cached result, and the rows come from that URL's engine,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +28,7 @@ from sqlmodel import Session
 
 from biobank.config import get_settings
 from biobank.db.engine import make_engine, session_scope
+from biobank.queries import cohort as queries_cohort
 from biobank.queries import core as queries
 
 
@@ -54,25 +62,56 @@ def unit_of_work() -> Iterator[Session]:
 
 
 def clear_caches() -> None:
+    """Drop the per-request cached reads (``st.cache_data``). The generation-keyed cohort figures stay: a write that
+    changed them moved the generation, so their next read misses by itself (see the module's docstring)."""
     st.cache_data.clear()
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def cohort_counts(url: str) -> dict[str, int]:
+T = TypeVar("T")
+
+#: The cache of the generation-keyed loaders: shared by every user, never cleared by :func:`clear_caches`; an entry
+#: whose generation has passed is never asked for again and ages out (``max_entries``, ``ttl``).
+_by_generation = st.cache_resource(ttl=3600, max_entries=64, show_spinner=False)
+
+
+def by_generation(loader: Callable[..., T]) -> Callable[..., T]:
+    """Cache ``loader(url, generation, *args)`` across users until the cohort generation moves; callers get a copy
+    (the cached value is shared, so no caller can alter another's)."""
+    cached = _by_generation(loader)
+
+    def read(url: str, *args: Any) -> T:
+        return copy.deepcopy(cached(url, generation(url), *args))
+
+    read.__name__ = loader.__name__
+    read.__doc__ = loader.__doc__
+    read.clear = cached.clear  # type: ignore[attr-defined]  # for tests and benchmarks
+    return read
+
+
+def generation(url: str) -> int:
+    """The cohort generation of the database at ``url``: equal numbers, equal cohort figures (one tiny query)."""
+    with read_session(url) as session:
+        return queries_cohort.generation(session)
+
+
+@by_generation
+def cohort_counts(url: str, generation: int) -> dict[str, int]:
     with read_session(url) as session:
         return queries.cohort_counts(session)
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def donors(url: str) -> pd.DataFrame:
+@by_generation
+def donors(url: str, generation: int) -> pd.DataFrame:
     with read_session(url) as session:
         return pd.DataFrame(queries.donor_rows(session))
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def pmi_distribution(url: str) -> pd.DataFrame:
+@by_generation
+def pmi_distribution(url: str, generation: int) -> pd.DataFrame:
+    """Primary post-mortem specimens per half hour of PMI (from the maintained histogram: the same figures)."""
     with read_session(url) as session:
-        return pd.DataFrame(queries.pmi_distribution(session), columns=["pmi_hours", "specimens"])
+        rows = queries_cohort.pmi_histogram(session, queries_cohort.CohortFilter())
+        return pd.DataFrame(rows, columns=["pmi_hours", "specimens"])
 
 
 def url() -> str:

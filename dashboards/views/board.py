@@ -27,10 +27,12 @@ from biobank.services.inputs import (
     RegionCollect,
     limits,
 )
+from dashboards.data import attachments as data_attachments
 from dashboards.data import board as data_board
 from dashboards.data import core as data
 from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
+from dashboards.widgets.attachments import attach_photo
 from dashboards.widgets.clock import pmi_clock
 from dashboards.widgets.forms import CORRECTION_FIELDS, parse_correction
 from dashboards.widgets.lesions import add_lesion_form
@@ -275,6 +277,27 @@ with form_col:
                 return str(exc)
 
             run_write(record_region, on_success=show_made, error=in_the_forms_words)
+
+        # A photo at the table: of the region just recorded, or of the lesion before it is sampled (the caption names
+        # the region about to be recorded). On a tablet: the shutter, then "Attach photo".
+        st.subheader("Photo at the table")
+        photo_targets: list[tuple[str, str, str, str]] = []
+        site_names = {c: s.label for c, s in load_sites().items()}
+        last_made = st.session_state.get("board_last")
+        if last_made and last_made["case"] == case:
+            region_site = site_names.get(str(last_made["site"]), str(last_made["site"]))
+            photo_targets.append(("site", data_attachments.ref("site", header["donor"], last_made["region"]),
+                                  f"Region {last_made['region']} (just recorded)",
+                                  f"{last_made['region']} · {region_site}"))
+        if kind == SiteKind.tumour_region and lesion is not None:
+            about = f"{lesion['code']}-{(label or '').strip().upper()}" if label else lesion["code"]
+            photo_targets.append(("lesion", data_attachments.ref("lesion", header["donor"], lesion["code"]),
+                                  f"Lesion {lesion['code']} · {lesion['site']} (before sampling {about})",
+                                  f"{about} · {lesion['site']}, before sampling"))
+        if photo_targets:
+            attach_photo(key=f"board_photo_{case}", targets=photo_targets, flash=FLASH)
+        else:
+            st.caption("Record the region first: its photo is attached to it.")
 
         with st.expander("Add a lesion found at the table"):
             add_lesion_form(header["donor"], key="board", flash=FLASH)

@@ -97,12 +97,24 @@ with right:
     table_with_download(cases, "cases_pmi", "cohort_cases", label="Per-case PMI summary")
 
 st.subheader("Sites sampled per donor")
-donor_sites = view["donor_sites"]
-heat = site_matrix(donor_sites, "donor", "sampling_sites", scheme="blues", row_axis=alt.Axis(labelOverlap=False),
-                   colour_title="sampling sites")
-st.altair_chart(heat.properties(height=26 * donor_sites["donor"].nunique() + 120), width="stretch")
-table_with_download(by_site(donor_sites, "donor", "sampling_sites"), "donor_sites", "cohort_donor_sites",
-                    label="Donors × sites")
+per_page = data_cohort.DONORS_PER_PAGE
+first_page = data_cohort.donor_sites_page(data.url(), flt, 1, per_page)
+pages = max(1, -(-first_page["total"] // per_page))
+page = 1
+if pages > 1:
+    page = int(st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1, key="cohort_donor_page"))
+shown = first_page if page == 1 else data_cohort.donor_sites_page(data.url(), flt, page, per_page)
+donor_sites = shown["rows"]
+if shown["donors"]:
+    st.caption(f"Donors {(page - 1) * per_page + 1:,}–{(page - 1) * per_page + len(shown['donors']):,} "
+               f"of {shown['total']:,} with sampling sites ({per_page} a page, by donor code).")
+    heat = site_matrix(donor_sites, "donor", "sampling_sites", scheme="blues", row_axis=alt.Axis(labelOverlap=False),
+                       colour_title="sampling sites")
+    st.altair_chart(heat.properties(height=26 * len(shown["donors"]) + 120), width="stretch")
+    table_with_download(by_site(donor_sites, "donor", "sampling_sites"), f"donor_sites_page_{page}", "cohort_donor_sites",
+                        label="Donors × sites (this page)")
+else:
+    st.caption("No post-mortem sampling sites in this selection.")
 
 left, right = st.columns([3, 2], gap="large")
 with left:

@@ -19,16 +19,19 @@ from biobank.queries.sequencing import sequenced_regions
 from biobank.services import results as result_service
 from biobank.services.auth import Action, can
 from biobank.services.donors import get_donor
+from dashboards.data import attachments as data_attachments
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
 from dashboards.data import enrolment as data_enrolment
 from dashboards.shell import links
 from dashboards.shell.actions import run_write, show_flash
 from dashboards.shell.session import current_user
+from dashboards.widgets.attachments import gallery, rows_or_message
 from dashboards.widgets.bodymap import (
     body_map,
     clone_dots,
     migration_arrows,
+    photo_marks,
     result_layers,
     sequenced_rings,
     site_points,
@@ -106,6 +109,19 @@ if history["versions"] or history["withdrawal"]:
 
 map_col, main_col = st.columns([2, 5], gap="large")
 sites = view["sites"]
+# The donor's photos and files (what the role may see); each image of a region, its lesion or its specimens is
+# counted on the region's site on the body map, and shown below the map for the site chosen.
+attachments = rows_or_message(data_attachments.donor_attachments, code)
+photos = data_attachments.photos_by_site(attachments, sites, view["specimens"])
+if not sites.empty:
+    sites = sites.assign(photos=[len(photos.get(str(s), [])) for s in sites["sampling_site"]])
+
+
+def photos_at(codes: str) -> list[dict[str, Any]]:
+    """The photos of a body-map point (its regions' codes, comma-separated), each once (a lesion's photo is on
+    every region of the lesion)."""
+    return list({r["id"]: r for c in codes.split(",") for r in photos.get(c.strip(), [])}.values())
+
 results, sequenced = results_of(data.url(), code)
 with map_col:
     st.subheader("Body map")
@@ -121,7 +137,11 @@ with map_col:
         arrows, dots = migration_arrows(parsed, width=260, height=540), clone_dots(parsed)
         rings = sequenced_rings(sites, sequenced)
         overlays = result_layers(arrows, dots, rings, parsed.get("clones", []))
-        st.altair_chart(body_map(site_points(sites), width=260, height=540, overlays=overlays), width="content",
+        points = site_points(sites)
+        if "photos" in points.columns:
+            points["photos"] = [len(photos_at(str(c))) for c in points["codes"]]
+        overlays += photo_marks(points)
+        st.altair_chart(body_map(points, width=260, height=540, overlays=overlays), width="content",
                         key="donor_body_map")
         notes = []
         if not rings.empty:
@@ -130,8 +150,16 @@ with map_col:
             notes.append(f"arrows: {len(parsed.get('edges', []))} migration route(s), coloured by clone")
         if not dots.empty:
             notes.append("small dots: the clones found at each site")
+        if photos:
+            notes.append("“n photos” beside a site: its photos, shown below")
         if notes:
             st.caption("; ".join(notes) + ".")
+        if photos:
+            place = {f"{r.site} ({r.codes})": photos_at(str(r.codes))
+                     for r in points[points["photos"] > 0].itertuples(index=False)}
+            at = st.selectbox("Photos at", list(place), key="donor_photo_site",
+                              format_func=lambda p: f"{p} · {len(place[p])} photo(s)")
+            gallery(place.get(at or "", []), key="donor_site_photos", columns=2, record=True)
 with main_col:
     st.subheader("Timeline")
     timeline = view["timeline"]
@@ -198,6 +226,10 @@ with main_col:
             column_config={"lesion": st.column_config.TextColumn(width="small"), "mm": st.column_config.TextColumn("mm", width="small"),
                            "side": st.column_config.TextColumn(width="small"), "er": st.column_config.TextColumn("ER", width="small")},
         )
+
+st.subheader("Photos and files")
+gallery(attachments, key="donor_attachments", record=True,
+        empty="Nothing attached: photos are taken on the live board, files attached with `biobank attach`.")
 
 st.subheader("Specimen lineage")
 if specimens.empty:

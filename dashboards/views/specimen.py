@@ -6,10 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from biobank.config import get_settings
+from biobank.services.auth import Action, can
+from dashboards.data import attachments as data_attachments
 from dashboards.data import cohort as data_cohort
 from dashboards.data import core as data
 from dashboards.data import specimens as data_specimens
 from dashboards.shell import links
+from dashboards.shell.actions import show_flash
+from dashboards.shell.session import current_user
+from dashboards.widgets.attachments import attach_photo, gallery, rows_or_message
 from dashboards.widgets.charts import table_with_download
 from dashboards.widgets.processing import processing_section
 
@@ -108,6 +113,28 @@ with right:
         st.markdown("\n".join(f"- `{c['code']}` ({c['lineage']}, {c['material_type']})" for c in tree["children"]))
 
 processing_section(d)  # aliquot, extract, review, QC, dispose: for those who enter data
+
+# Photos and files: the specimen's own (histology images, reports) and those of the region and lesion it came from
+# (the gross photos taken at the table); a thumbnail opens the full image.
+st.subheader("Photos and files")
+show_flash("specimen_photo_flash")
+own = rows_or_message(data_attachments.attachments_of, "specimen", d["code"])
+origin_rows = rows_or_message(data_attachments.attachments_of, "site",
+                              data_attachments.ref("site", d["donor"], d["sampling_site"])) if d["sampling_site"] else []
+if d["lesion"]:
+    origin_rows += rows_or_message(data_attachments.attachments_of, "lesion",
+                                   data_attachments.ref("lesion", d["donor"], d["lesion"]))
+gallery(own, key="specimen_attachments", empty="Nothing attached to this specimen.")
+if origin_rows:
+    st.markdown(f"**Where it was taken** · region {d['sampling_site']}" + (f", lesion {d['lesion']}" if d["lesion"] else ""))
+    gallery(origin_rows, key="specimen_origin_attachments", empty=None)
+with data.read_session() as session:
+    may_attach = can(current_user(session), Action.enter)
+if may_attach:
+    with st.expander("Attach a photo or file"):
+        attach_photo(key="specimen_photo", flash="specimen_photo_flash", camera=False,
+                     default_kind="histology_image",
+                     targets=[("specimen", d["code"], f"Specimen {d['code']}", f"{d['code']}")])
 
 st.subheader("Custody history")
 custody = pd.DataFrame(d["custody"], columns=["at", "kind", "user", "from", "to", "note"])

@@ -64,12 +64,32 @@ def site_points(sites: pd.DataFrame) -> pd.DataFrame:
         x, y = body_position(str(row.site_code), side)
         label = get_site(str(row.site_code)).label + (f" ({side})" if side else "")
         rows.append({"x": x, "y": y, "site": label, "category": row.category, "code": row.sampling_site,
-                     "specimens": int(getattr(row, "specimens", 0))})
+                     "specimens": int(getattr(row, "specimens", 0)), "photos": int(getattr(row, "photos", 0) or 0)})
     frame = pd.DataFrame(rows)
-    return (
+    points = (
         frame.groupby(["x", "y", "site", "category"], as_index=False)
-        .agg(sampling_sites=("code", "count"), specimens=("specimens", "sum"), codes=("code", lambda c: ", ".join(sorted(c))))
+        .agg(sampling_sites=("code", "count"), specimens=("specimens", "sum"), codes=("code", lambda c: ", ".join(sorted(c))),
+             photos=("photos", "sum"))
     )
+    return points if "photos" in sites.columns else points.drop(columns="photos")
+
+
+def photo_marks(points: pd.DataFrame) -> list[alt.Chart]:
+    """A lesion's photos on the body map: the count ("2 photos") beside each point that has photos (the
+    points of :func:`site_points` for sites with a ``photos`` column), to pass to :func:`body_map` as an overlay."""
+    if points.empty or "photos" not in points.columns or not (points["photos"] > 0).any():
+        return []
+    shown = points[points["photos"] > 0].assign(
+        bx=lambda f: f["x"] - 0.035, by=lambda f: f["y"],
+        badge=lambda f: f["photos"].map(lambda n: f"{int(n)} photo{'s' if n != 1 else ''}"),
+    )
+    x = alt.X("bx:Q", scale=alt.Scale(domain=list(X_DOMAIN), nice=False), axis=None)
+    y = alt.Y("by:Q", scale=alt.Scale(domain=[0, 1], reverse=True, nice=False), axis=None)
+    tooltip = ["site", alt.Tooltip("photos:Q", title="photos"), alt.Tooltip("codes:N", title="regions")]
+    return [
+        alt.Chart(shown).mark_text(fontSize=10, fontWeight="bold", color="#333", align="right", baseline="middle")
+        .encode(x=x, y=y, text="badge:N", tooltip=tooltip)
+    ]
 
 
 def _position(site: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -226,7 +246,8 @@ def body_map(points: pd.DataFrame, *, width: int = WIDTH, height: int = HEIGHT,
                 legend=alt.Legend(orient="bottom", columns=2, labelExpr="replace(datum.label, '_', ' ')"),
             ),
             size=alt.Size("specimens:Q", scale=alt.Scale(range=[90, 520]), legend=None),
-            tooltip=["site", "category", "codes", "sampling_sites", "specimens"],
+            tooltip=["site", "category", "codes", "sampling_sites", "specimens",
+                     *(["photos"] if "photos" in points.columns else [])],
         )
     )
     chart = alt.layer(*parts, marks)

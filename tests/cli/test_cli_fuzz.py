@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
@@ -36,7 +37,7 @@ from biobank.config import get_settings
 from biobank.db.engine import dispose_engines, make_engine, session_scope
 from biobank.demo.cohort import load_demo
 from biobank.models import Checkout, Container, DerivedModel, PlanSpecimen, Specimen, SpecimenLocation
-from biobank.services import cases, distribution, donors, planning, sequencing, storage, tokens
+from biobank.services import attachments, cases, distribution, donors, planning, sequencing, storage, tokens
 from biobank.services.auth import get_user
 from biobank.services.inputs import DeathCall, DonorCreate
 from tests.support.cli_auth import isolate_cli_config, issue_cli_token
@@ -73,7 +74,7 @@ NUMERIC = {"--quantity", "--quantity-used", "--latency-days", "--doubling-hours"
            "--reads", "--coverage", "--contamination", "--purity", "--ploidy"}
 #: Times (typed in lab time, or with a zone; ``biobank.cli.common.typed_time``).
 TIMES = {"--when", "--at", "--death", "--refrigerated", "--reported-at", "--start", "--end", "--started",
-         "--completed"}
+         "--completed", "--taken-at"}
 DAYS = {"--on"}
 
 
@@ -184,6 +185,11 @@ def _calls(ctx: dict[str, Any]) -> list[Call]:
         Call("models export", "pi", ["-o", f"{c['out']}/cancermodels", "--model", c["model"]], fixed={1}),
         Call("export log", "admin", ["--target", "tables", "--limit", "5"]),
         Call("donors exports", "pi", ["RA-0001"]),
+        Call("attach", "tech", [c["returnable"], c["photo"], "--kind", "gross_photo", "--caption", "before sampling",
+                                "--target", "specimen", "--taken-at", c["recent"], "--taken-by", "Dr Rao"], fixed={1}),
+        Call("attach", "tech", ["--folder", c["photos"], "--kind", "gross_photo", "--caption", "at the table"],
+             fixed={1}),
+        Call("attachments retract", "tech", [c["attachment"], "--reason", "wrong region in the picture"]),
     ]
 
 
@@ -197,6 +203,8 @@ NOT_FUZZED: dict[str, str] = {
     "logout": "takes no values",
     "whoami": "takes no values",
     "tokens list": "reads only",
+    "attachments list": "reads only",
+    "attachments get": "reads only (the file it writes: tests/attachments/test_attachments_cli.py)",
 }
 
 
@@ -217,7 +225,8 @@ def _write_commands() -> set[str]:
 def test_every_command_that_acts_as_a_user_is_fuzzed_or_says_why_not() -> None:
     context = dict.fromkeys(("stored", "free", "recent", "stored2", "checked_out", "unstored", "free2", "available",
                              "returnable", "viable", "today", "model", "in_plan", "out", "death", "refrigerated",
-                             "scheduled", "proc", "to_sequence", "sequenced", "graph", "includable"), "X")
+                             "scheduled", "proc", "to_sequence", "sequenced", "graph", "includable", "photo",
+                             "photos", "attachment"), "X")
     fuzzed = {call.path for call in _calls(context)}
     assert _write_commands() - fuzzed - set(NOT_FUZZED) == set()
     assert set(NOT_FUZZED) & fuzzed == set()
@@ -275,7 +284,9 @@ def prepare(session: Session) -> dict[str, Any]:
     viable = next(s for s in specimens if s.storage_format == "viable_cryo" and s.status == "available")
     model = session.exec(select(DerivedModel).where(DerivedModel.status == "cryobanked")).first()
     assert model is not None
-    return {
+    manifest = attachments.attach(session, actor=tech, target="specimen", code="RA0001-L01A-SF1", kind="manifest",
+                                  data=b"%PDF-1.4\ntrailer <<>>\n%%EOF\n", filename="manifest.pdf")
+    return {"attachment": str(manifest.id),
         "stored": stored[0].code, "stored2": stored[1].code, "free": free[0], "free2": free[1],
         "recent": recent.isoformat(timespec="seconds"), "today": datetime.now(UTC).date().isoformat(),
         "checked_out": next(s.code for s in specimens if s.id in out),
@@ -330,7 +341,11 @@ class FuzzDatabase:
         (workdir / "exports").mkdir()
         graph = workdir / "G.graph"  # a MACHINA migration graph in the site labels of RA-0001's exports
         graph.write_text("Breast_right Liver\nBreast_right Lymph_node\n")
-        self.context = {**self._prepare(), "out": str(workdir / "exports"), "graph": str(graph)}
+        photo = workdir / "photos" / "RA0001-L01A_before.jpg"  # named by its region, for attach --folder
+        photo.parent.mkdir()
+        Image.new("RGB", (64, 48), (150, 40, 60)).save(photo, format="JPEG")
+        self.context = {**self._prepare(), "out": str(workdir / "exports"), "graph": str(graph),
+                        "photo": str(photo), "photos": str(photo.parent)}
         dispose_engines()
         self.reset()
 
@@ -532,6 +547,8 @@ def _run(backend: str, templates: Templates, tmp_path_factory: pytest.TempPathFa
     if backend not in _RESULTS:
         workdir = tmp_path_factory.mktemp(f"fuzz-{backend}")
         config = isolate_cli_config(workdir, monkeypatch)
+        monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(workdir / "attachments"))  # never ./attachments
+        get_settings.cache_clear()
         database = FuzzDatabase(backend, templates, workdir, config)
         try:
             monkeypatch.setenv("BIOBANK_DATABASE_URL", database.url)
