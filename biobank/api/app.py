@@ -13,12 +13,12 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from biobank.api.common import PREFIX, RateLimiter, jsonable, problem, problem_for
-from biobank.api.routes import core, reads, transfer, writes
+from biobank.api.routes import attachments, core, reads, transfer, writes
 from biobank.config import get_settings
 from biobank.domain.errors import BiobankError
 
 #: Every router, in the order the OpenAPI document lists them.
-ROUTERS = (core.router, reads.router, writes.router, transfer.router)
+ROUTERS = (core.router, reads.router, writes.router, transfer.router, attachments.router)
 
 
 def create_app(*, rate_limit_per_minute: int | None = None) -> FastAPI:

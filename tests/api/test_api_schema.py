@@ -19,6 +19,7 @@ from schemathesis.checks import (
 from sqlmodel import Session
 
 from biobank.api import create_app
+from biobank.config import get_settings
 from biobank.models import User
 from biobank.services import tokens
 
@@ -30,6 +31,15 @@ pytestmark = pytest.mark.demo(1)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
 SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much]
+
+
+@pytest.fixture(autouse=True)
+def attachment_store(tmp_path, monkeypatch) -> None:
+    """Whatever an upload keeps goes to the test's own directory, not the working directory."""
+    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture
