@@ -35,6 +35,12 @@ HELPERS: dict[str, str] = {
     "(tests/services/test_tokens.py)",
     "biobank.services.tokens.revoke_token": "any role revokes its own tokens; another's needs an administrator "
     "(tests/services/test_tokens.py)",
+    "biobank.services.attachments.list_attachments": "a read: every signed-in role sees what it may (identified kinds "
+    "for administrators and PIs, nothing of a withdrawn donor but for administrators; tests/attachments)",
+    "biobank.services.attachments.donor_attachments": "a read, under the same visibility as list_attachments "
+    "(tests/attachments)",
+    "biobank.services.attachments.read_attachment": "a read, under the same visibility as list_attachments "
+    "(tests/attachments)",
 }
 
 
