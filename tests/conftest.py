@@ -60,6 +60,16 @@ def db_url(
 
 
 @pytest.fixture
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The test's own attachment store (``BIOBANK_ATTACHMENTS_DIR``; on PostgreSQL the default is ./attachments)."""
+    directory = tmp_path / "store"
+    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(directory))
+    get_settings.cache_clear()
+    yield directory
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine

@@ -262,6 +262,12 @@ def acting(credentials: HTTPAuthorizationCredentials | None) -> Iterator[tuple[S
         yield session, user
 
 
+def authenticate(credentials: HTTPAuthorizationCredentials | None) -> None:
+    """A 401 unless the token service accepts the token: for an upload, checked before its body is read."""
+    with acting(credentials):
+        pass
+
+
 def hidden_or_missing(code: str, what: str, field: str = "code") -> NotFoundError:
     """The 404 for a record that does not exist or that the user is never shown (the two are not told apart)."""
     return NotFoundError(f"{what} {code!r} not found", field=field, value=code)

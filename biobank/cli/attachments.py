@@ -73,12 +73,6 @@ def _read_file(path: Path, field: str = "file") -> bytes:
         raise invalid(field, str(path), f"cannot be read ({reason})") from None
 
 
-def _target(session: Any, target: str | None, code: str) -> service.Target:
-    if target is None:
-        return service.guess_target(session, code)
-    return service.resolve_target(session, target, code)
-
-
 def _shown(info: service.AttachmentInfo) -> dict[str, Any]:
     return info.as_dict()
 
@@ -118,7 +112,7 @@ def attach(
     data = _read_file(file)
     with unit_of_work() as session:
         actor = acting_user(session, user)
-        record = _target(session, target, code)
+        record = service.find_target(session, target, code)
         info = service.attach(session, actor=actor, target=record.target, code=record.code, data=data,
                               filename=file.name, kind=kind, caption=caption, taken_at=when, taken_by=taken_by)
     emit(_shown(info), as_json=as_json,
@@ -202,7 +196,7 @@ def attachments_list(
         if under:
             infos = service.donor_attachments(session, actor=actor, donor_code=code)
         else:
-            record = _target(session, target, code)
+            record = service.find_target(session, target, code)
             infos = service.list_attachments(session, actor=actor, target=record.target, code=record.code)
     rows = [_shown(info) for info in infos]
     emit(rows, as_json=as_json, columns=LIST_COLUMNS)

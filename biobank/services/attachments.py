@@ -265,6 +265,11 @@ def _resolve(session: Session, target: str, code: str) -> Target:
     return Target(target, pk(plan), plan.code, None, None)
 
 
+def find_target(session: Session, target: str | None, code: str) -> Target:
+    """The record ``code`` names: of ``target`` when given, else guessed (:func:`guess_target`)."""
+    return guess_target(session, code) if target is None else resolve_target(session, target, code)
+
+
 def guess_target(session: Session, code: str, order: Iterable[str] = GUESS_ORDER) -> Target:
     """The first record ``code`` names, trying ``order`` (specimen, sampling site, lesion, case, donor)."""
     tried = list(order)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,15 +20,6 @@ from tests.api.test_api import assert_problem, bearer, token_of
 from tests.attachments.test_attachments import PDF, jpeg
 
 pytestmark = pytest.mark.demo(1)
-
-
-@pytest.fixture
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "store"
-    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(directory))
-    get_settings.cache_clear()
-    yield directory
-    get_settings.cache_clear()
 
 
 def kept(engine) -> int:

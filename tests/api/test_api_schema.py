@@ -19,7 +19,6 @@ from schemathesis.checks import (
 from sqlmodel import Session
 
 from biobank.api import create_app
-from biobank.config import get_settings
 from biobank.models import User
 from biobank.services import tokens
 
@@ -34,12 +33,8 @@ SUPPRESS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthChe
 
 
 @pytest.fixture(autouse=True)
-def attachment_store(tmp_path, monkeypatch) -> None:
-    """Whatever an upload keeps goes to the test's own directory, not the working directory."""
-    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(tmp_path / "attachments"))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+def attachment_store(store_dir) -> None:
+    """Whatever an upload keeps goes to the test's own directory (tests/conftest.py), not the working directory."""
 
 
 @pytest.fixture

@@ -47,15 +47,6 @@ PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
 @pytest.fixture
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "store"
-    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(directory))
-    get_settings.cache_clear()
-    yield directory
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def case(engine, tech, store_dir) -> dict[str, str]:
     with session_scope(engine) as session:
         make_case(session, tech)

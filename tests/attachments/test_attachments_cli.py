@@ -33,15 +33,6 @@ def rows(engine) -> int:
         return int(session.exec(select(func.count()).select_from(Attachment)).one())
 
 
-@pytest.fixture
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "store"
-    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(directory))
-    get_settings.cache_clear()
-    yield directory
-    get_settings.cache_clear()
-
-
 def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file())
 

@@ -35,12 +35,9 @@ def pdf() -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The attachment store of the test (on PostgreSQL the default would be ./attachments)."""
-    root = tmp_path / "attachments"
-    monkeypatch.setenv("BIOBANK_ATTACHMENTS_DIR", str(root))
-    get_settings.cache_clear()
-    return root
+def store(store_dir: Path) -> Path:
+    """The attachment store of the test (tests/conftest.py)."""
+    return store_dir
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from biobank.api.common import (
     IdempotencyKey,
     Token,
     acting,
+    authenticate,
     fingerprint,
     jsonable,
     problem,
@@ -38,12 +39,6 @@ _TARGET = Query(description=f"What the code names: one of {', '.join(service.TAR
                             "code, as `biobank attachments CODE`).")
 
 
-def _record(session: Session, target: str | None, code: str) -> service.Target:
-    if target is None:
-        return service.guess_target(session, code)
-    return service.resolve_target(session, target, code)
-
-
 def _integrity(exc: StoreIntegrityError) -> JSONResponse:
     """A stored file missing or changed: the record stands, its bytes are not served (a 409 naming the attachment)."""
     return problem(409, "integrity", TITLES[409], str(exc), field=exc.field or "attachment", value=exc.value)
@@ -59,7 +54,7 @@ def list_attachments(
     forms and pathology reports to administrators and PIs only; nothing of a donor who withdrew consent but to an
     administrator; retracted ones to administrators only, with their state."""
     with acting(token) as (session, user):
-        record = _record(session, target, code)
+        record = service.find_target(session, target, code)
         infos = service.list_attachments(session, actor=user, target=record.target, code=record.code)
     return jsonable([info.as_dict() for info in infos])
 
@@ -150,7 +145,7 @@ async def attach(request: Request, token: Token, idempotency_key: IdempotencyKey
     decoded first; a corrupt or disguised file is a 422 naming `file`), EXIF stripped, stored by its SHA-256 with a
     thumbnail, and recorded as the token's user, or nothing is kept. Larger than `BIOBANK_ATTACHMENT_MAX_BYTES`: a
     413. An `Idempotency-Key` replays the first answer to a retry of the same file and fields."""
-    await run_in_threadpool(_authenticate, token)
+    await run_in_threadpool(authenticate, token)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         return problem(415, "unsupported-media-type", TITLES[415], "send the file as multipart/form-data (field "
@@ -173,7 +168,7 @@ async def attach(request: Request, token: Token, idempotency_key: IdempotencyKey
     fields = _fields(texts)
 
     def work(session: Session, user: User) -> tuple[int, Any]:
-        record = _record(session, fields.target, fields.code)
+        record = service.find_target(session, fields.target, fields.code)
         info = service.attach(session, actor=user, target=record.target, code=record.code, data=data,
                               filename=filename, kind=fields.kind, caption=fields.caption,
                               taken_at=fields.taken_at, taken_by=fields.taken_by)
@@ -194,12 +189,6 @@ def _fields(texts: dict[str, str]) -> _Fields:
         field = str(first["loc"][0]) if first.get("loc") else "body"
         value = first.get("input")
         raise invalid(field, value if isinstance(value, str | int | float) else None, first["msg"]) from None
-
-
-def _authenticate(token: Any) -> None:
-    """A 401 before the upload is read."""
-    with acting(token):
-        pass
 
 
 class RetractBody(BaseModel):

@@ -36,6 +36,7 @@ from biobank.api.common import (
     IdempotencyKey,
     Token,
     acting,
+    authenticate,
     fingerprint,
     jsonable,
     problem,
@@ -126,8 +127,7 @@ def list_exports(token: Token) -> list[dict[str, Any]]:
     `specimen`, repeated; `whole_cohort`: nothing chosen means every consented donor), the options it takes, the
     media type `GET /exports/{target}` sends (`filename`: the file of a single-file target; null: a folder, sent as
     a zip), and whether its files are de-identified (`identifying_options`: the options that make them not)."""
-    with acting(token):
-        pass
+    authenticate(token)
     return [
         {
             "target": target,
@@ -343,8 +343,7 @@ def list_imports(token: Token) -> list[dict[str, Any]]:
     """Every kind `biobank import KIND FILE` takes, from the import registry: what a row is, its columns (name,
     required, type, vocabulary, help) and its natural key; `mapped`: read through a mapping file (`map`) rather than
     a template (the collection log)."""
-    with acting(token):
-        pass
+    authenticate(token)
     kinds: list[dict[str, Any]] = []
     for name in import_kind_names():
         spec = KINDS.get(name)
@@ -385,7 +384,7 @@ async def import_file(
     written. `dry_run` (default false, as the CLI) checks everything and writes nothing. A file over 50 MB is a
     413; an unknown kind a 404 naming `kind`; a role that may not enter data a 403. On a write (not a dry run) an
     `Idempotency-Key` replays the first successful response to a retry of the same file and options."""
-    await run_in_threadpool(_authenticate, token)
+    await run_in_threadpool(authenticate, token)
     mapped = _kind(kind)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
@@ -435,12 +434,6 @@ async def import_file(
         return await run_in_threadpool(run)
     except _Refused as exc:
         return _refusal(exc.report)
-
-
-def _authenticate(token: Any) -> None:
-    """A 401 before the upload is read, for a request without a token the token service accepts."""
-    with acting(token):
-        pass
 
 
 def _run(session: Session, user: User, kind: str, mapped: str | None, content: bytes, filename: str | None,
