@@ -43,6 +43,7 @@ from biobank.models import (  # noqa: E402
     Specimen,
     User,
 )
+from biobank.queries.search import code_index_deferred  # noqa: E402
 
 SPECIMENS_PER_DONOR = 250
 LESION_SITES = ["BREAST", "LIVER", "LUNG", "VERTEBRA_T12", "VERTEBRA_L3", "RIB", "PELVIS", "FEMUR", "LYMPH_NODE",
@@ -295,15 +296,16 @@ def build(engine: Engine, specimens: int, *, seed: int = 1, chunk_rows: int = 50
                     rows.clear()
             return count
 
-        while made < specimens:
-            made += donor_rows(donor_number, ids, rng, user_id, now, specimens - made, buffers)
-            donor_number += 1
-            donors += 1
-            if buffers.size() >= chunk_rows:
-                total_rows += flush()
-                if progress:
-                    progress(f"{made:,} specimens, {total_rows:,} rows, {time.perf_counter() - started:.1f} s")
-        total_rows += flush()
+        with code_index_deferred(conn):  # SQLite: codes indexed for search in one statement at the end
+            while made < specimens:
+                made += donor_rows(donor_number, ids, rng, user_id, now, specimens - made, buffers)
+                donor_number += 1
+                donors += 1
+                if buffers.size() >= chunk_rows:
+                    total_rows += flush()
+                    if progress:
+                        progress(f"{made:,} specimens, {total_rows:,} rows, {time.perf_counter() - started:.1f} s")
+            total_rows += flush()
         if backend == "postgresql":
             for table in TABLES:
                 conn.execute(text("SELECT setval(pg_get_serial_sequence(:t, 'id'), :v)"),

@@ -1,22 +1,26 @@
-"""The bulk import engine: one function that imports a file of one *kind* (what a spreadsheet row becomes) with
-every rule checked before anything is written.
+"""The bulk import engine: one function that imports a file of one *kind* (what a spreadsheet row becomes), all or
+nothing, with every error of the file reported.
 
 How an import runs (:func:`run_import`):
 
-1. **Validate the whole file first.** Rows stream from :func:`biobank.imports.read.iter_rows` in chunks; every cell
-   goes through its column's coercer (:mod:`biobank.imports.coerce`); then the kind's row checks (the services'
-   own helpers from :mod:`biobank.services.checks`, :mod:`biobank.domain.codes` ...); then the kind resolves the row's
-   references (donor codes, lesion codes, parent specimen codes...) with one set-based query per chunk and builds
-   the table record. Every problem becomes a :class:`RowError` (row, column, value, expected) and every coercion
-   note a :class:`RowNote`; nothing stops at the first error. Validated records are spilled to a temporary file, so
-   memory holds only what reference resolution needs (natural keys seen so far, the in-file parents).
-2. **Write everything or nothing.** Only when no row has an error (and it is not a dry run) are the spilled records
-   written, in the caller's transaction, in batches of 5,000 rows (``COPY`` on PostgreSQL, one ``INSERT ... SELECT``
-   over a JSON array on SQLite: :func:`biobank.db.bulk.insert_rows`). Each new row's audit row, and a specimen's first
-   custody event, are written by the database from the rows just inserted (one ``INSERT ... SELECT`` per batch:
-   :func:`biobank.models.audit.record_inserted`); updates are audited with their old and new values
-   (:func:`biobank.models.audit.record_bulk`). A database constraint that still refuses something rolls the whole import
-   back and is reported as an error.
+1. **Validate every row.** Rows stream from :func:`biobank.imports.read.iter_rows` in chunks; every cell goes through
+   its column's coercer (:mod:`biobank.imports.coerce`); then the kind's row checks (the services' own helpers from
+   :mod:`biobank.services.checks`, :mod:`biobank.domain.codes` ...); then the kind resolves the chunk's references
+   (donor codes, lesion codes, parent specimen codes...) with one set-based query per chunk and builds the table
+   records. Every problem becomes a :class:`RowError` (row, column, value, expected) and every coercion note a
+   :class:`RowNote`; nothing stops at the first error.
+2. **Write as it goes, keep all or nothing.** While no row has failed, each validated chunk is written in a savepoint
+   of the caller's transaction as soon as it is checked (on PostgreSQL by a helper thread, while the next chunk is
+   read and checked: :class:`_Stream`), in batches of 5,000 rows (``COPY`` on PostgreSQL, one ``INSERT ... SELECT``
+   over a JSON array on SQLite: :func:`biobank.db.bulk.insert_prepared`). Each new row's audit row, and a
+   specimen's first custody event, are written by the database from the rows just inserted (one ``INSERT ...
+   SELECT`` per batch: :func:`biobank.models.audit.record_inserted`); updates are audited with their old and new
+   values (:func:`biobank.models.audit.record_bulk`). The first failed row stops the writing (the rest is still
+   validated, so every error is reported) and the savepoint is rolled back: nothing of the file stays. A database
+   constraint or trigger that refuses a chunk does the same and is reported as an error. A dry run writes and
+   checks everything the same way, the database's own constraints included, then rolls it all back. Kinds
+   recorded through their services (``write_spilled``) are validated whole first, spilled to a temporary file and
+   then written.
 3. **Modes.** ``create`` refuses rows whose natural key already exists; ``upsert`` updates them, but only the
    columns present in the file whose value differs (an unchanged row writes nothing, not even an audit row), and
    never the identity columns (a row cannot move a specimen to another donor).
@@ -31,7 +35,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -56,6 +60,7 @@ from biobank.imports.validate import validate
 from biobank.models import User
 from biobank.models.audit import act_as, record_bulk, record_inserted
 from biobank.models.base import utcnow
+from biobank.queries.search import code_index_deferred
 from biobank.services.auth import Action, require
 
 # Callers import the entry point, its report and the kind lookups from here.
@@ -119,37 +124,42 @@ def run_import(
     res = Resolver(session, ctx, mode)
     # Lookups go by key sets into the kind's table and the tables it points to: plan them on current statistics.
     refresh_statistics(session, [spec.table.name, *(fk.column.table.name for fk in spec.table.foreign_keys)])
-    with tempfile.TemporaryFile() as spill:
-        try:
-            counted = None if progress is None else (lambda n: progress("validate", n, None))
-            validate(spec, source, filename, sheet, ctx, res, report, spill, counted)
-        except ImportFormatError as exc:
-            report.add_error(RowError(0, "", "", "a CSV, TSV or .xlsx file", exc.message))
-        if not report.ok or dry_run:
-            return report
-        spill.seek(0)
-        savepoint = session.begin_nested()
-        try:
-            act_as(session, actor)
-            writer = getattr(spec, "write_spilled", None)  # a kind recorded through its services (registry)
-            total = report.inserted + report.updated
-            if writer is not None:
-                writer(session, spill, actor)
-                if progress is not None:
-                    progress("write", total, total)
+    through_services = getattr(spec, "write_spilled", None)  # a kind recorded through its services (registry)
+    savepoint = session.begin_nested()
+    act_as(session, actor)
+    stream: _Stream | None = None
+    try:
+        with tempfile.TemporaryFile() as spill, code_index_deferred(session.connection()):
+            if through_services is None:
+                stream = _Stream(spec, session, actor, savepoint, report,
+                                 None if progress is None else (lambda n: progress("write", n, None)))
+                sink, barrier = stream.submit, stream.wait
             else:
-                _write(spec, session, spill, actor, report,
-                       None if progress is None else (lambda n: progress("write", n, total)))
-            session.flush()
-        except IntegrityError as exc:
-            savepoint.rollback()
-            _refused(report, str(translate_integrity_error(exc)))
-            return report
-        except BiobankError as exc:
-            savepoint.rollback()
-            _refused(report, str(exc))
-            return report
-        savepoint.commit()
+                sink, barrier = (lambda writes: pickle.dump(writes, spill, protocol=pickle.HIGHEST_PROTOCOL)), None
+            try:
+                counted = None if progress is None else (lambda n: progress("validate", n, None))
+                validate(spec, source, filename, sheet, ctx, res, report, sink, counted, barrier)
+            except ImportFormatError as exc:
+                report.add_error(RowError(0, "", "", "a CSV, TSV or .xlsx file", exc.message))
+            finally:
+                if stream is not None:
+                    stream.close()
+            if through_services is not None and report.ok:
+                spill.seek(0)
+                through_services(session, spill, actor)
+                if progress is not None:
+                    progress("write", report.inserted + report.updated, report.inserted + report.updated)
+            if report.ok:
+                session.flush()
+    except (IntegrityError, BiobankError) as exc:
+        _refuse(report, savepoint, exc)
+    if stream is not None and stream.refused:
+        report.inserted = report.updated = 0
+    if savepoint.is_active and (not report.ok or dry_run):
+        savepoint.rollback()  # every row written so far goes; a dry run has had the database check them too
+    if not report.ok or dry_run:
+        return report
+    savepoint.commit()
     sqlite_statistics(session.connection())  # the planner's view of the tables just filled, committed with them
     report.written = True
     return report
@@ -176,33 +186,91 @@ def _refused(report: ImportReport, message: str) -> None:
     report.inserted = report.updated = 0
 
 
+def _refuse(report: ImportReport, savepoint: Any, exc: Exception) -> None:
+    """The database (or a service) refused a write: every row written so far goes, and the refusal is an error."""
+    if savepoint.is_active:
+        savepoint.rollback()
+    _refused(report, str(translate_integrity_error(exc)) if isinstance(exc, IntegrityError) else str(exc))
+
+
 # ------------------------------------------------------------------------------------------------ the write pass
 
 
-def _write(
-    spec: Kind, session: Session, spill: Any, actor: User | None, report: ImportReport,
-    written: Callable[[int], object] | None = None,
-) -> None:
-    """Write the spilled, validated rows in file order. A helper thread reads and prepares the next batch (records,
-    driver values) while the database writes the current one; all statements run here, in the caller's thread."""
-    actor_id = actor.id if actor is not None else None
-    now = utcnow()
-    written_ids: dict[Any, int] = {}
-    dialect = session.get_bind().dialect.name
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biobank-import") as pool:
-        ahead = _Ahead(pool, _prepared_writes(spec, spill, actor_id, now, dialect))
-        while (item := ahead.get()) is not _END:
-            op, payload = item
+class _Stream:
+    """Writes each validated chunk in the import's savepoint while the next chunk is read, coerced and checked.
+
+    :meth:`submit` hands a chunk's writes (in file order) to a writer; :meth:`wait` returns when it is written, and is
+    called before the validation pass queries the database again (the connection is the import's one) and at the end.
+    On PostgreSQL the writer is a helper thread, so the server inserts, checks and indexes one chunk (the driver lets
+    go of the interpreter meanwhile) while Python validates the next; on SQLite, whose engine runs in this process,
+    the chunk is written at once. A refusal (a constraint, a trigger) rolls the savepoint back and is reported; the
+    rows after it are still validated, so every error of the file is reported, and nothing more is written. Progress
+    is reported from the caller's thread only (a dashboard's bar cannot be moved from another thread)."""
+
+    def __init__(self, spec: Kind, session: Session, actor: User | None, savepoint: Any, report: ImportReport,
+                 written: Callable[[int], object] | None) -> None:
+        self.spec, self.session, self.actor, self.savepoint, self.report = spec, session, actor, savepoint, report
+        self.written = written
+        self.refused = False
+        self.actor_id = actor.id if actor is not None else None
+        self.now = utcnow()
+        self.dialect = session.get_bind().dialect.name
+        self.earlier: set[Any] = set()  # in-file keys of the rows already written (self-referencing kinds)
+        self.written_ids: dict[Any, int] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biobank-import") \
+            if self.dialect == "postgresql" else None
+        self.pending: Future[int] | None = None
+
+    def submit(self, writes: list[Any]) -> None:
+        """Write ``writes`` (one chunk); its batches' driver values are prepared here, so the writer thread's
+        time is the database's."""
+        self.wait()
+        if self.refused:
+            return
+        try:
+            items = list(_chunk_writes(self.spec, writes, self.actor_id, self.now, self.dialect, self.earlier))
+        except BiobankError as exc:
+            self.refused = True
+            _refuse(self.report, self.savepoint, exc)
+            return
+        if self.pool is None:
+            self._finished(lambda: self._write(items))
+        else:
+            self.pending = self.pool.submit(self._write, items)
+
+    def wait(self) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._finished(pending.result)
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+    def _finished(self, result: Callable[[], int]) -> None:
+        try:
+            count = result()
+        except (IntegrityError, BiobankError) as exc:
+            self.refused = True
+            _refuse(self.report, self.savepoint, exc)
+            return
+        if self.written is not None:
+            self.written(count)
+
+    def _write(self, items: list[tuple[str, Any]]) -> int:
+        count = 0
+        for op, payload in items:
             if op == "insert":
-                # the next batch is prepared while the database derives this one's audit rows and custody events
-                _insert_batch(spec, session, payload, written_ids, actor, on_written=ahead.start)
-                if written is not None:
-                    written(len(payload.records))
-                continue
-            ahead.start()
-            _update_rows(spec, session, payload, actor_id, now)
-            if written is not None:
-                written(len(payload))
+                _insert_batch(self.spec, self.session, payload, self.written_ids, self.actor)
+                count += len(payload.records)
+            else:
+                _update_rows(self.spec, self.session, payload, self.actor_id, self.now)
+                count += len(payload)
+        self.session.flush()
+        return count
 
 
 def _update_rows(spec: Kind, session: Session, payload: list[Any], actor_id: int | None, now: datetime) -> None:
@@ -234,78 +302,49 @@ class _Batch:
     prepared: PreparedRows
 
 
-def _prepared_writes(
-    spec: Kind, spill: Any, actor_id: int | None, now: datetime, dialect: str
+def _chunk_writes(
+    spec: Kind, writes: list[Any], actor_id: int | None, now: datetime, dialect: str, earlier: set[Any]
 ) -> Iterator[tuple[str, Any]]:
-    """``("insert", _Batch)`` and ``("update", writes)`` in file order, from the spill. Touches no connection."""
+    """``("insert", _Batch)`` and ``("update", writes)`` in file order, from one validated chunk. Touches no
+    connection. ``earlier`` holds the in-file keys of the rows handed out before (self-referencing kinds)."""
     tracked = "created_by_id" in spec.table.c
-    earlier: set[Any] = set()  # in-file keys of the rows in batches already handed out (self-referencing kinds)
 
     def batch_of(records: list[dict[str, Any]], pending: list[tuple[int, dict[str, Any]]]) -> _Batch:
         if spec.self_referencing:
             earlier.update(_natural(spec, rec) for rec in records)
         return _Batch(records, pending, prepare_rows(spec.table, records, dialect))
 
-    while True:
-        try:
-            writes = pickle.load(spill)
-        except EOFError:
-            return
-        # File order is kept (ids follow the rows); a row naming a row of the same batch closes the batch first.
-        records: list[dict[str, Any]] = []
-        pending: list[tuple[int, dict[str, Any]]] = []
-        keys: set[Any] = set()
-        for op, number, record, _old, refs in writes:
-            if op != "insert":
-                continue
-            if refs and any(ref in keys for ref in refs.values()):
-                yield "insert", batch_of(records, pending)
-                records, pending, keys = [], [], set()
-            rec = dict(record)
-            for column, ref in refs.items():
-                if ref not in earlier and ref not in keys:
-                    raise BiobankError(f"row {number}: names a row that is not earlier in the file ({ref})")
-                rec[column] = ref  # replaced by the id once written
-            if refs:
-                pending.append((len(records), refs))
-            if tracked:
-                rec["created_at"] = now
-                rec["created_by_id"] = actor_id
-            records.append(rec)
-            if spec.self_referencing:
-                keys.add(_natural(spec, rec))
-            if len(records) >= WRITE_ROWS:
-                yield "insert", batch_of(records, pending)
-                records, pending, keys = [], [], set()
-        if records:
+    # File order is kept (ids follow the rows); a row naming a row of the same batch closes the batch first.
+    records: list[dict[str, Any]] = []
+    pending: list[tuple[int, dict[str, Any]]] = []
+    keys: set[Any] = set()
+    for op, number, record, _old, refs in writes:
+        if op != "insert":
+            continue
+        if refs and any(ref in keys for ref in refs.values()):
             yield "insert", batch_of(records, pending)
-        updates = [w for w in writes if w[0] == "update"]
-        if updates:
-            yield "update", updates
-
-
-class _Ahead:
-    """The items of an iterator, the next one computed on a helper thread from when :meth:`start` is called until
-    :meth:`get` takes it: while the database works on the current batch (the drivers release the interpreter lock
-    while they wait for it), preparing the next one costs the import no time. Exceptions come out of :meth:`get`."""
-
-    def __init__(self, pool: ThreadPoolExecutor, items: Iterator[Any]) -> None:
-        self._pool = pool
-        self._items = items
-        self._next: Any = None
-
-    def start(self) -> None:
-        if self._next is None:
-            self._next = self._pool.submit(next, self._items, _END)
-
-    def get(self) -> Any:
-        self.start()
-        item = self._next.result()
-        self._next = None
-        return item
-
-
-_END = object()
+            records, pending, keys = [], [], set()
+        rec = dict(record)
+        for column, ref in refs.items():
+            if ref not in earlier and ref not in keys:
+                raise BiobankError(f"row {number}: names a row that is not earlier in the file ({ref})")
+            rec[column] = ref  # replaced by the id once written
+        if refs:
+            pending.append((len(records), refs))
+        if tracked:
+            rec["created_at"] = now
+            rec["created_by_id"] = actor_id
+        records.append(rec)
+        if spec.self_referencing:
+            keys.add(_natural(spec, rec))
+        if len(records) >= WRITE_ROWS:
+            yield "insert", batch_of(records, pending)
+            records, pending, keys = [], [], set()
+    if records:
+        yield "insert", batch_of(records, pending)
+    updates = [w for w in writes if w[0] == "update"]
+    if updates:
+        yield "update", updates
 
 
 def _insert_batch(
@@ -314,8 +353,6 @@ def _insert_batch(
     batch: _Batch,
     written_ids: dict[Any, int],
     actor: User | None,
-    *,
-    on_written: Callable[[], None] | None = None,
 ) -> None:
     table = spec.table
     names = batch.prepared.names
@@ -323,8 +360,6 @@ def _insert_batch(
         for column, ref in refs.items():
             batch.records[index][column] = batch.prepared.params[index][names.index(column)] = written_ids[ref]
     ids, columns = _insert_ids(session, table, batch)
-    if on_written is not None:
-        on_written()
     if spec.self_referencing:
         for rec, new_id in zip(batch.records, ids, strict=True):
             written_ids[_natural(spec, rec)] = new_id

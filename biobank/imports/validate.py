@@ -1,17 +1,17 @@
-"""The validation pass of an import: the whole file is read, coerced, checked and resolved before anything is
-written (:func:`validate`).
+"""The validation pass of an import (:func:`validate`): the whole file is read, coerced, checked and resolved, every
+error reported; each chunk's valid writes go to the engine as soon as the chunk is checked (while no row has failed),
+so they are written while the next chunk is read.
 
 Rows stream from :func:`biobank.imports.read.iter_rows` in chunks; every cell goes through its column's coercer; then
 the kind's row checks; then the kind resolves the chunk's references with one set-based query per chunk and builds the
 table records. Every problem becomes a :class:`~biobank.imports.report.RowError` and every coercion note a
 :class:`~biobank.imports.report.RowNote`; nothing stops at the first error. The records of valid rows (inserts, and
-the changed columns of upserts) are pickled to the ``spill`` file for the write pass
-(:mod:`biobank.imports.engine`).
+the changed columns of upserts) go to ``sink`` for the write pass (:mod:`biobank.imports.engine`), one list per
+chunk, in file order.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -36,12 +36,14 @@ def validate(
     ctx: Context,
     res: Resolver,
     report: ImportReport,
-    spill: Any,
+    sink: Callable[[list[Any]], object],
     progress: Callable[[int], object] | None = None,
+    barrier: Callable[[], object] | None = None,
 ) -> None:
     """Read, coerce, check and resolve every row of ``source`` as a file of ``spec``: problems and notes go to
-    ``report``, the writes of valid rows (pickled, one list per chunk) to ``spill``. Writes nothing to the database.
-    ``progress`` is called with 1 for every row read.
+    ``report``, the writes of valid rows to ``sink`` (one list per chunk, while no row has failed). Writes nothing
+    to the database itself. ``progress`` is called with 1 for every row read; ``barrier`` before each chunk's
+    lookups (the engine's writer finishes the chunk before, on the same connection).
 
     Every error of a row is reported, not only the first: every cell is coerced; every value that reads is checked
     against its field's limits (each field on its own); the kind's rules, which relate cells to each other, run when
@@ -69,10 +71,10 @@ def validate(
             if progress is not None:
                 progress(1)
             if len(chunk) >= CHUNK_ROWS:
-                _finish_chunk(spec, chunk, res, seen, report, spill, present)
+                _finish_chunk(spec, chunk, res, seen, report, sink, present, barrier)
                 chunk = []
         if chunk:
-            _finish_chunk(spec, chunk, res, seen, report, spill, present)
+            _finish_chunk(spec, chunk, res, seen, report, sink, present, barrier)
         if report.rows == 0:
             report.add_error(RowError(0, "", "", "at least one data row", "the file has a header but no data rows"))
 
@@ -171,8 +173,9 @@ def _finish_chunk(
     res: Resolver,
     seen: dict[tuple[Any, ...], int],
     report: ImportReport,
-    spill: Any,
+    sink: Callable[[list[Any]], object],
     present: frozenset[str],
+    barrier: Callable[[], object] | None,
 ) -> None:
     good: list[Staged] = []
     for row in chunk:
@@ -196,6 +199,8 @@ def _finish_chunk(
         if not row.errors:
             good.append(row)
     if good:
+        if barrier is not None:
+            barrier()
         spec.resolve(res, good)
         for row in good:
             if not row.errors and row.record is None:
@@ -229,7 +234,7 @@ def _finish_chunk(
         else:
             report.unchanged += 1
     if report.ok and writes:
-        pickle.dump(writes, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        sink(writes)
 
 
 def _check_fields(spec: Kind, row: Staged) -> None:

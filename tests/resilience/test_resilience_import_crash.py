@@ -1,9 +1,10 @@
-"""``biobank import specimens FILE`` killed with SIGKILL while it validates and while it writes leaves the database
-exactly as it was, and running it again imports every row; on SQLite and PostgreSQL.
+"""``biobank import specimens FILE`` killed with SIGKILL while it reads the file and while it writes leaves the
+database exactly as it was, and running it again imports every row; on SQLite and PostgreSQL.
 
-The import validates the whole file first, spilling validated records to an unlinked temporary file, then rewinds
-the spill and writes from it in one transaction. The test watches that spill through ``/proc/<pid>/fdinfo``: while
-its offset is at its end and it grows, the child is validating; once the offset is behind the end, it is writing.
+The import writes each validated chunk in its one transaction while it reads the next, so the test watches how far
+the child has read its file (the offset of its descriptor, through ``/proc/<pid>/fdinfo``): early in the file, the
+first chunk is being checked; past the middle, earlier chunks are already written (on PostgreSQL the test also sees
+the child's open write transaction) while later ones are still being read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import csv
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -51,39 +51,37 @@ def _write_csv(path: Path, rows: int) -> None:
                              "" if i % 3 else "crash row"])
 
 
-def _spill(pid: int) -> tuple[int, int] | None:
-    """(offset, size) of the child's unlinked temporary spill file, or None before it exists."""
-    temp = tempfile.gettempdir()
+def _offset(pid: int, path: Path) -> int | None:
+    """How far the child has read ``path`` (its descriptor's offset), or None while it has not opened it."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except FileNotFoundError:
         return None
     for fd in fds:
         try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if not (target.startswith(temp) and target.endswith("(deleted)")):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != str(path):
                 continue
-            pos = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
-                       if line.startswith("pos:"))
-            return pos, os.stat(f"/proc/{pid}/fd/{fd}").st_size
+            return next(int(line.split()[1]) for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
+                        if line.startswith("pos:"))
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
     return None
 
 
-def _wait_for(child: subprocess.Popen[str], phase: str, timeout: float = 60) -> None:
+def _wait_for(child: subprocess.Popen[str], path: Path, phase: str, timeout: float = 60) -> None:
+    """Until the child has read into ``path`` (phase "reading") or past its middle ("writing")."""
+    size = path.stat().st_size
     deadline = time.monotonic() + timeout
     while True:
         assert child.poll() is None, child.communicate()
         assert time.monotonic() < deadline, f"the import never reached its {phase} phase"
-        spill = _spill(child.pid)
-        if spill is not None:
-            pos, size = spill
-            if phase == "validation" and size > 0 and pos == size:
+        pos = _offset(child.pid, path)
+        if pos is not None and pos < size:
+            if phase == "reading" and pos > 0:
                 return
-            if phase == "write" and 0 < pos < size:
+            if phase == "writing" and pos > size // 2:
                 return
-        time.sleep(0.02)
+        time.sleep(0.01)
 
 
 def _import(db_url: str, path: Path) -> list[str]:
@@ -106,18 +104,14 @@ def test_an_import_killed_while_validating_and_while_writing_leaves_nothing_and_
     before = snapshot(engine)
 
     child = _start(_import(db_url, path), db_url)
-    _wait_for(child, "validation")
+    _wait_for(child, path, "reading")
     _kill(child)
     assert snapshot(engine) == before
 
     child = _start(_import(db_url, path), db_url)
-    _wait_for(child, "write")
+    _wait_for(child, path, "writing")
     if engine.dialect.name == "postgresql":  # rows really are going in (SQLite holds its write lock from the start)
-        deadline = time.monotonic() + 10
-        while not _writing(db_url) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _writing(db_url), "the import never started writing rows"
-    time.sleep(0.2)
+        assert _writing(db_url), "the import had not started writing rows past the middle of its file"
     _kill(child)
     assert snapshot(engine) == before
 
