@@ -93,8 +93,8 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "import": Lazy(
         "biobank.cli.imports:import_file",
-        "Import a spreadsheet of KIND: the whole file is validated first and written in one transaction, or not "
-        "at all.",
+        "Import a spreadsheet of KIND in one transaction, all or nothing: every row is checked, and written as it "
+        "goes.",
     ),
     "template": Lazy(
         "biobank.cli.imports:template",

@@ -11,21 +11,24 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
 from pydantic import ValidationError as SettingsError
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session
 
 from biobank.cli.credentials import TokenFile, database_key
 from biobank.config import get_settings
-from biobank.db.engine import get_engine, session_scope
 from biobank.domain.errors import BiobankError, PermissionDeniedError, invalid
-from biobank.models import User
-from biobank.models.base import utcnow
-from biobank.services import tokens as token_service
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from biobank.models import User
+
+# The engine, the models and the token service are imported by the helpers that use them, when they run: a command
+# loads what its own work needs (``biobank specimen show`` no token service, argon2 or write services).
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -38,6 +41,12 @@ UserOption = Annotated[
         help="Which of your signed-in accounts acts (see 'biobank login'); needed only when you hold several. "
         "BIOBANK_TOKEN, when set, decides instead.",
     ),
+]
+#: The database's name typed to confirm a dangerous command (``biobank.cli.ops.dangerous``): here, not in ops, so
+#: that declaring such a command (``db downgrade`` in core) loads none of ops' backup and progress machinery.
+ConfirmOption = Annotated[
+    str | None,
+    typer.Option("--confirm", metavar="NAME", help="The database's name, to confirm without the prompt (scripts)."),
 ]
 #: The environment variable a pipeline, cron job or instrument gives its service token in (never an option: a
 #: command line is visible to every user of the machine).
@@ -87,6 +96,8 @@ def cli_hint(exc: BiobankError) -> str:
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """One transaction: everything the command writes commits together or not at all."""
+    from biobank.db.engine import get_engine, session_scope
+
     with session_scope(get_engine()) as session:
         yield session
 
@@ -126,6 +137,8 @@ def presented_token(username: str | None) -> tuple[str, str] | None:
 def acting_user(session: Session, username: str | None) -> User | None:
     """The user this command acts as, proven by the token it presents (:func:`presented_token`), checked by the
     token service; None when no token is presented (the services then refuse what needs a user)."""
+    from biobank.services import tokens as token_service
+
     presented = presented_token(username)
     if presented is None:
         return None
@@ -229,6 +242,8 @@ def typed_time(field: str, text: str | None) -> datetime | None:
     if not value:
         raise invalid(field, None, f"is empty: give a time ({TIME_HELP})")
     if value.lower() == "now":
+        from biobank.models.base import utcnow
+
         return utcnow()
     try:
         parsed = datetime.fromisoformat(value.replace("T", " ").replace("t", " "))

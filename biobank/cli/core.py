@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlmodel import select
 
 from biobank.cli.common import (
+    ConfirmOption,
     JsonOption,
     UserOption,
     acting_user,
@@ -21,15 +21,11 @@ from biobank.cli.common import (
     read,
     unit_of_work,
 )
-from biobank.cli.ops import ConfirmOption, dangerous
 from biobank.config import get_settings
-from biobank.db.roles import migration_url
 from biobank.domain.vocab import Role
-from biobank.models import User
-from biobank.models.base import utcnow
-from biobank.queries import core as queries
-from biobank.services import users as user_service
-from biobank.services.auth import get_user
+
+# Each command imports the services and queries it calls (and Alembic, the backup machinery of ``ops``, argon2)
+# when it runs: ``biobank specimen show`` loads the specimen queries alone (issue 21, item 5).
 
 db_app = typer.Typer(help="Create and upgrade the database schema (Alembic migrations).", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
@@ -45,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _alembic_config():
     from alembic.config import Config
+
+    from biobank.db.roles import migration_url
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
@@ -75,6 +73,8 @@ def db_downgrade(
     included). Needs an administrator's token and the database's name typed to confirm (or --confirm NAME); takes a
     backup first and says where it went."""
     from alembic import command
+
+    from biobank.cli.ops import dangerous
 
     dangerous("downgrade", user, confirm)
     command.downgrade(_alembic_config(), revision)
@@ -171,6 +171,11 @@ def users_add(
 ) -> None:
     """Add an account (administrators; the very first one, an admin, needs no sign-in). Audited with its values,
     never the password. Every later account needs an administrator's sign-in (biobank login)."""
+    from sqlmodel import select
+
+    from biobank.models import User
+    from biobank.services import users as user_service
+
     if password is None and not service and sys.stdin.isatty():
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with unit_of_work() as session:
@@ -187,6 +192,9 @@ def users_add(
 @handle_errors
 def users_list(as_json: JsonOption = False) -> None:
     """List accounts with role and state: active, service (API tokens only), locked, failed sign-ins."""
+    from biobank.models.base import utcnow
+    from biobank.services import users as user_service
+
     now = utcnow()
     rows = [
         {"username": u.username, "role": u.role, "full_name": u.full_name, "active": u.is_active,
@@ -200,6 +208,9 @@ def users_list(as_json: JsonOption = False) -> None:
 
 def _set_active(username: str, user: str | None, reason: str | None, *, active: bool) -> None:
     """Enable or disable an account and say so (or that it already was)."""
+    from biobank.services import users as user_service
+    from biobank.services.auth import get_user
+
     word = "enabled" if active else "disabled"
     with unit_of_work() as session:
         before = get_user(session, username).is_active
@@ -238,6 +249,8 @@ def users_reset_password(
 ) -> None:
     """Set a new password for an account (admins, or the account itself). Audited as a password change, never
     with the password or its hash."""
+    from biobank.services import users as user_service
+
     if password is None:
         if not sys.stdin.isatty():
             raise fail("give --password or BIOBANK_NEW_PASSWORD when not on a terminal")
@@ -253,6 +266,8 @@ def users_reset_password(
 @handle_errors
 def donors_list(as_json: JsonOption = False) -> None:
     """List donors with diagnosis, case, consent state and specimen count."""
+    from biobank.queries import core as queries
+
     columns = ["code", "sex", "age_at_death", "diagnosis", "status", "consent_withdrawn", "case", "specimens"]
     emit(read(queries.donor_rows), as_json=as_json, columns=columns)
 
@@ -261,6 +276,8 @@ def donors_list(as_json: JsonOption = False) -> None:
 @handle_errors
 def donors_show(code: str, as_json: JsonOption = False) -> None:
     """Show a donor: diagnosis, consent, treatment lines."""
+    from biobank.queries import core as queries
+
     data = read(queries.donor_detail, code)
     emit(data, as_json=as_json)
     if as_json:
@@ -276,6 +293,8 @@ def donors_show(code: str, as_json: JsonOption = False) -> None:
 @handle_errors
 def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
     """Times, warm PMI, PMI at start, last-specimen and median PMI, share within target, specimens by format."""
+    from biobank.queries import core as queries
+
     data = read(queries.autopsy_summary, case)
     by_format = [{"storage_format": k, "specimens": v} for k, v in data["specimens_by_format"].items()]
     if as_json:
@@ -295,6 +314,8 @@ def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
 @handle_errors
 def specimen_show(code: str, as_json: JsonOption = False) -> None:
     """A specimen with SPREC, PMI, QC, lineage and its custody history."""
+    from biobank.queries import core as queries
+
     data = read(queries.specimen_detail, code)
     if as_json:
         emit(data, as_json=True)

@@ -37,7 +37,7 @@ KindArgument = Annotated[str, typer.Argument(help=_kinds_help())]
 def import_file(
     kind: KindArgument,
     file: Annotated[Path, typer.Argument(help="CSV, TSV or .xlsx file (a filled-in template).")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every row (the database's rules too) and report; keep nothing.")] = False,
     mode: Annotated[str, typer.Option("--mode", help="create: new rows only; upsert: update rows by natural key.")] = "create",
     errors: Annotated[Path | None, typer.Option("--errors", help="Write the error report (and notes) to this CSV.")] = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="Worksheet of an .xlsx file (default: the first).")] = None,
@@ -50,10 +50,11 @@ def import_file(
     quiet: QuietOption = False,
     user: UserOption = None,
 ) -> None:
-    """Import a spreadsheet of KIND: the whole file is validated first and written in one transaction, or not at all.
+    """Import a spreadsheet of KIND in one transaction, all or nothing: every row is checked, and written as it goes.
 
-    Exits 2 with a summary when any row has an error (nothing is written); every error names the row, column, value
-    and what was expected, and every reinterpreted cell is reported as a note.
+    Exits 2 with a summary when any row has an error or the database refuses one (nothing stays written); every error
+    names the row, column, value and what was expected, and every reinterpreted cell is reported as a note. A dry run
+    writes and checks everything the same way, the database's own rules included, then takes it all back.
     """
     from biobank.imports.engine import errors_csv, run_import
 

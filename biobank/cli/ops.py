@@ -23,8 +23,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from biobank.cli.common import (
+from biobank.cli.common import (  # ConfirmOption: declared there, used here (``biobank.cli.ops.ConfirmOption``)
     TOKEN_VARIABLE,
+    ConfirmOption,
     JsonOption,
     UserOption,
     acting_user,
@@ -41,11 +42,6 @@ from biobank.domain.errors import ConflictError, PermissionDeniedError, Validati
 from biobank.models import ApiToken, User
 from biobank.models.base import table_of, utcnow
 from biobank.services import tokens as token_service
-
-ConfirmOption = Annotated[
-    str | None,
-    typer.Option("--confirm", metavar="NAME", help="The database's name, to confirm without the prompt (scripts)."),
-]
 
 
 def _url() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,8 +29,9 @@ from biobank.cli.common import (
 from biobank.cli.core import specimen_app
 from biobank.config import get_settings
 from biobank.domain.scanning import parse_codes
-from biobank.services import worklist
-from biobank.services.worklist import WorkResult
+
+if TYPE_CHECKING:
+    from biobank.services.worklist import WorkResult
 
 CodesArgument = Annotated[
     list[str] | None,
@@ -115,6 +116,8 @@ def _process(
     stock: str | None = None,
 ) -> None:
     """Apply ``operation`` to every specimen named, in one unit of work, then print what was done (and the labels)."""
+    from biobank.services import worklist  # the services behind processing: loaded when a command processes
+
     scanned = parse_codes(_scanned(codes, from_file))
     _check_labels(labels, stock)
     at = typed_time("when", when)

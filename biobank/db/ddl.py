@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-
-from alembic import op
+from typing import Any
 
 REFUSE_FUNCTION = """
 CREATE OR REPLACE FUNCTION biobank_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -19,31 +18,39 @@ END $$;
 """
 
 
+def _op() -> Any:
+    """Alembic's ``op`` of the migration running now. Imported here, not at the top: the models read this module's
+    constants (:mod:`biobank.models.audit`), and Alembic costs every command that loads the models 0.1-0.3 s."""
+    from alembic import op
+
+    return op
+
+
 def _dialect() -> str:
-    return op.get_bind().dialect.name
+    return _op().get_bind().dialect.name
 
 
 def forbid_changes(table: str, *, update: bool = True, delete: bool = True) -> None:
     """Make ``table`` refuse UPDATE and/or DELETE (append-only history, never-deleted specimens)."""
     verbs = [verb for verb, on in (("update", update), ("delete", delete)) if on]
     if _dialect() == "postgresql":
-        op.execute(REFUSE_FUNCTION)
+        _op().execute(REFUSE_FUNCTION)
         for verb in verbs:
             name = f"tg_{table}_no_{verb}"
-            op.execute(
+            _op().execute(
                 f"CREATE TRIGGER {name} BEFORE {verb.upper()} ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION biobank_refuse_change('{name}')"
             )
         if delete:
             name = f"tg_{table}_no_truncate"
-            op.execute(
+            _op().execute(
                 f"CREATE TRIGGER {name} BEFORE TRUNCATE ON {table} "
                 f"FOR EACH STATEMENT EXECUTE FUNCTION biobank_refuse_change('{name}')"
             )
     else:
         for verb in verbs:
             name = f"tg_{table}_no_{verb}"
-            op.execute(
+            _op().execute(
                 f"CREATE TRIGGER {name} BEFORE {verb.upper()} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{name}: {table} is append-only; {verb} refused'); END"
             )
@@ -56,7 +63,7 @@ def drop_forbid_changes(table: str, *, update: bool = True, delete: bool = True)
     if postgres and delete:
         names.append(f"tg_{table}_no_truncate")
     for name in names:
-        op.execute(
+        _op().execute(
             f"DROP TRIGGER IF EXISTS {name} ON {table}" if postgres else f"DROP TRIGGER IF EXISTS {name}"
         )
 
@@ -67,7 +74,7 @@ def guard(name: str, table: str, events: str, condition_sql: str, message: str) 
     ``events`` is e.g. ``"INSERT OR UPDATE OF collected_at"``; ``condition_sql`` must be valid on both databases.
     """
     if _dialect() == "postgresql":
-        op.execute(
+        _op().execute(
             f"""
             CREATE OR REPLACE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -78,13 +85,13 @@ def guard(name: str, table: str, events: str, condition_sql: str, message: str) 
             END $$;
             """
         )
-        op.execute(
+        _op().execute(
             f"CREATE TRIGGER {name} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}_fn()"
         )
     else:
         for event in events.split(" OR "):
             suffix = "ins" if event.startswith("INSERT") else "upd"
-            op.execute(
+            _op().execute(
                 f"CREATE TRIGGER {name}_{suffix} BEFORE {event} ON {table} FOR EACH ROW WHEN {condition_sql} "
                 f"BEGIN SELECT RAISE(ABORT, '{name}: {message}'); END"
             )
@@ -92,12 +99,12 @@ def guard(name: str, table: str, events: str, condition_sql: str, message: str) 
 
 def drop_guard(name: str, table: str, events: str) -> None:
     if _dialect() == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-        op.execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
+        _op().execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        _op().execute(f"DROP FUNCTION IF EXISTS {name}_fn()")
     else:
         for event in events.split(" OR "):
             suffix = "ins" if event.startswith("INSERT") else "upd"
-            op.execute(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
+            _op().execute(f"DROP TRIGGER IF EXISTS {name}_{suffix}")
 
 
 #: A specimen collected before its donor's death, unless its site is a pre-mortem draw (DOMAIN.md §3).
@@ -247,7 +254,7 @@ def audit_columns(table: str) -> tuple[list[tuple[str, str]], list[str]]:
     """``table``'s columns (name, type name) and primary-key columns, read from the PostgreSQL catalog."""
     from sqlalchemy import text
 
-    bind = op.get_bind()
+    bind = _op().get_bind()
     columns = [
         (name, kind)
         for name, kind in bind.execute(
@@ -277,8 +284,8 @@ def audit_table(table: str) -> None:
     if _dialect() != "postgresql":
         return
     columns, keys = audit_columns(table)
-    schema = op.get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
-    op.execute(
+    schema = _op().get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
+    _op().execute(
         f"CREATE OR REPLACE FUNCTION biobank_audit_{table}() RETURNS trigger LANGUAGE plpgsql "
         f"SET search_path = \"{schema}\", pg_temp SET timezone = 'UTC' "
         f"AS $fn${audit_function_body(columns, keys)}$fn$"
@@ -287,8 +294,8 @@ def audit_table(table: str) -> None:
                                      ("UPDATE", "upd", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
                                      ("DELETE", "del", "OLD TABLE AS old_rows")):
         name = f"tg_{table}_audit_{suffix}"
-        op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
-        op.execute(f"CREATE TRIGGER {name} AFTER {verb} ON {table} REFERENCING {transition} "
+        _op().execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        _op().execute(f"CREATE TRIGGER {name} AFTER {verb} ON {table} REFERENCING {transition} "
                    f"FOR EACH STATEMENT EXECUTE FUNCTION biobank_audit_{table}()")
 
 
@@ -296,17 +303,17 @@ def drop_audit_table(table: str) -> None:
     if _dialect() != "postgresql":
         return
     for suffix in ("ins", "upd", "del"):
-        op.execute(f"DROP TRIGGER IF EXISTS tg_{table}_audit_{suffix} ON {table}")
-    op.execute(f"DROP FUNCTION IF EXISTS biobank_audit_{table}()")
+        _op().execute(f"DROP TRIGGER IF EXISTS tg_{table}_audit_{suffix} ON {table}")
+    _op().execute(f"DROP FUNCTION IF EXISTS biobank_audit_{table}()")
 
 
 def audit_stamp() -> None:
     """Client-inserted audit rows take the database's clock (no back-dated rows); PostgreSQL only."""
     if _dialect() != "postgresql":
         return
-    op.execute(AUDIT_STAMP_FUNCTION)
-    op.execute("DROP TRIGGER IF EXISTS tg_audit_log_stamp ON audit_log")
-    op.execute(AUDIT_STAMP_TRIGGER)
+    _op().execute(AUDIT_STAMP_FUNCTION)
+    _op().execute("DROP TRIGGER IF EXISTS tg_audit_log_stamp ON audit_log")
+    _op().execute(AUDIT_STAMP_TRIGGER)
 
 
 def analyze_function() -> None:
@@ -314,8 +321,8 @@ def analyze_function() -> None:
     schema's tables; runs as its owner. Executable only by roles granted it (``biobank db roles``)."""
     if _dialect() != "postgresql":
         return
-    schema = op.get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
-    op.execute(
+    schema = _op().get_bind().exec_driver_sql("SELECT current_schema()").scalar_one()
+    _op().execute(
         f"""
         CREATE OR REPLACE FUNCTION biobank_analyze(tables text[]) RETURNS text[] LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = "{schema}", pg_temp AS $$
@@ -335,4 +342,4 @@ def analyze_function() -> None:
         END $$;
         """
     )
-    op.execute("REVOKE ALL ON FUNCTION biobank_analyze(text[]) FROM PUBLIC")
+    _op().execute("REVOKE ALL ON FUNCTION biobank_analyze(text[]) FROM PUBLIC")

@@ -144,6 +144,8 @@ def run_import(
             finally:
                 if stream is not None:
                     stream.close()
+            if progress is not None and stream is not None and report.ok:
+                progress("write", 0, report.inserted + report.updated)  # the total, known once every row is read
             if through_services is not None and report.ok:
                 spill.seek(0)
                 through_services(session, spill, actor)

@@ -48,6 +48,9 @@ class SpecimenPmi(SQLModel, table=True):
 
 class CohortSummary(SQLModel, table=True):
     __tablename__ = "cohort_summary"
+    # the cohort overview's sums by format, unit, site, lineage and status read in index order (migration 0021)
+    __table_args__ = (Index("ix_cohort_summary_format_cover", "storage_format", "unit", "site_code", "lineage",
+                            "status", "specimens", "quantity_remaining"),)
 
     donor_id: int = Field(primary_key=True)
     site_code: str = Field(primary_key=True, max_length=40)

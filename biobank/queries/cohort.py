@@ -210,24 +210,26 @@ def cohort_counts(
 def cohort_overview(session: Session, f: CohortFilter) -> dict[str, Any]:
     """What :func:`cohort_counts`, :func:`format_site_matrix` and :func:`stock_by_format` give, from one pass over the
     cohort summary instead of three (the overview page's loader): ``counts``, ``format_sites`` and ``stock``."""
-    stocked = CohortSummary.status.in_(IN_STOCK)
-    primary = CohortSummary.lineage == "primary"
+    # grouped by the plain columns, in the order of ix_cohort_summary_format_cover (migration 0021), so the database
+    # aggregates while it reads the index instead of sorting every row; primary and in stock are told here
+    grouped = (CohortSummary.storage_format, CohortSummary.unit, CohortSummary.site_code, CohortSummary.lineage,
+               CohortSummary.status)
     cells = session.exec(
         _summary(
-            select(CohortSummary.storage_format, CohortSummary.unit, CohortSummary.site_code, primary, stocked,
-                   func.sum(CohortSummary.specimens), func.sum(CohortSummary.quantity_remaining)),
+            select(*grouped, func.sum(CohortSummary.specimens), func.sum(CohortSummary.quantity_remaining)),
             CohortSummary,
             f,
-        ).group_by(CohortSummary.storage_format, CohortSummary.unit, CohortSummary.site_code, primary, stocked)
+        ).group_by(*grouped)
     ).all()
     labels = dict(session.exec(select(AnatomicalSite.code, AnatomicalSite.label)).all())
     per_site: dict[tuple[str, str], int] = {}
     per_format: dict[tuple[str, str], list[float]] = {}
     specimens = primaries = in_stock = 0
-    for fmt, unit, site, is_primary, is_stocked, n, remaining in cells:
+    for fmt, unit, site, lineage, status, n, remaining in cells:
         n = int(n or 0)
         if not n:
             continue
+        is_primary, is_stocked = lineage == "primary", status in IN_STOCK
         key = (fmt, labels[site])
         per_site[key] = per_site.get(key, 0) + n
         cell = per_format.setdefault((fmt, unit), [0, 0, 0.0])
@@ -329,6 +331,8 @@ def case_specimen_pmis(session: Session, cases: list[str], f: CohortFilter | Non
         .join(AnatomicalSite, AnatomicalSite.code == SamplingSite.site_code)
         .join(Lesion, Lesion.id == SamplingSite.lesion_id, isouter=True)
         .where(Autopsy.case_code.in_(cases), Specimen.lineage == "primary", SamplingSite.kind != SiteKind.premortem_blood)
+        # from the cases' sampling sites (by their case index), not from every primary specimen filtered by case
+        .where(SamplingSite.autopsy_id.in_(select(Autopsy.id).where(Autopsy.case_code.in_(cases))))
         .order_by(Autopsy.case_code, Specimen.collected_at)
     )
     return [

@@ -133,10 +133,6 @@ _FTS_CONTAINING = text(
     "SELECT s.code FROM specimen_code_fts AS f CROSS JOIN specimen AS s ON s.id = f.rowid "
     "WHERE f.bare LIKE :core AND upper(s.code) LIKE :pattern ESCAPE '\\' ORDER BY s.code LIMIT :limit"
 )
-_FTS_LIKE = text(
-    "SELECT s.code FROM specimen_code_fts AS f CROSS JOIN specimen AS s ON s.id = f.rowid "
-    "WHERE f.bare LIKE :like LIMIT :limit"
-)
 
 
 def _fts_codes(session: Session, statement: Any, **params: Any) -> list[str]:
@@ -162,38 +158,45 @@ def _containing(session: Session, value: str, limit: int) -> list[str]:
     return list(session.exec(select(hits.c.code).order_by(hits.c.code).limit(limit)).all())
 
 
-def _near_candidates(session: Session, head: str, tail: str) -> list[str]:
-    """Codes whose bare form starts with ``head`` or ends with ``tail`` (letters and digits only), through the
-    trigram index."""
+_FTS_NEAR = text(
+    "SELECT s.code, f.bare FROM specimen_code_fts AS f CROSS JOIN specimen AS s ON s.id = f.rowid "
+    "WHERE f.bare LIKE :like LIMIT :limit"
+)
+
+
+def _near_candidates(session: Session, head: str, tail: str) -> dict[str, str]:
+    """Codes (with their bare form) whose bare form starts with ``head`` or ends with ``tail``, through the trigram
+    index."""
     if _sqlite(session):
-        return list(dict.fromkeys([
-            *_fts_codes(session, _FTS_LIKE, like=f"{head}%", limit=NEAR_CANDIDATES),
-            *_fts_codes(session, _FTS_LIKE, like=f"%{tail}", limit=NEAR_CANDIDATES),
-        ]))[:NEAR_CANDIDATES]
-    bare = bare_code_sql(Specimen.code)
-    return list(session.exec(
-        select(Specimen.code).where(or_(bare.like(f"{head}%"), bare.like(f"%{tail}"))).limit(NEAR_CANDIDATES)).all())
+        connection = session.connection()
+        rows = [*connection.execute(_FTS_NEAR, {"like": f"{head}%", "limit": NEAR_CANDIDATES}),
+                *connection.execute(_FTS_NEAR, {"like": f"%{tail}", "limit": NEAR_CANDIDATES})]
+    else:
+        bare = bare_code_sql(Specimen.code)
+        rows = list(session.exec(select(Specimen.code, bare).where(
+            or_(bare.like(f"{head}%"), bare.like(f"%{tail}"))).limit(NEAR_CANDIDATES)).all())
+    return {str(code): str(stripped) for code, stripped in rows}
 
 
 def similar_codes(session: Session, typed: str, *, limit: int = 10) -> list[str]:
     """Codes close to what was typed, nearest first: those containing it, then those one or two keystrokes away
     (a wrong, missing or extra character; hyphens and case ignored).
 
-    The near ones are looked for among codes sharing the typed text's first or last six characters (a single typo
-    leaves one of the two halves of a full code intact), read through the trigram index, so a miss costs an index
-    probe, not a pass over the table.
+    The near ones are looked for among codes sharing the typed text's first or last part, the two parts together
+    one character shorter than it (a single typo leaves one of them intact), read through the trigram index, so a
+    miss costs an index probe, not a pass over the table. Parts as long as that keep the candidates few: the first
+    six characters of a code are shared by a hundred donors' specimens at a million.
     """
     value = (typed or "").strip().upper()
     bare = _bare(value)
     if len(bare) < 3:
         return []
     containing = _containing(session, value, limit)
-    head, tail = bare[:6], bare[-6:]
-    candidates = _near_candidates(session, head, tail)
+    head = max(3, (len(bare) - 1) // 2)
+    tail = max(3, len(bare) - 1 - head)
+    candidates = _near_candidates(session, bare[:head], bare[-tail:])
     # every candidate within two keystrokes, then nearest first and in code order among equals (not the first
     # ``2 * limit`` in whatever order the rows came: that depended on the plan)
-    near = process.extract(
-        bare, {code: _bare(code) for code in candidates}, scorer=Levenshtein.distance, score_cutoff=2, limit=None
-    )
+    near = process.extract(bare, candidates, scorer=Levenshtein.distance, score_cutoff=2, limit=None)
     ranked = [code for _, _, code in sorted(near, key=lambda hit: (hit[1], hit[2]))]
     return list(dict.fromkeys([*containing, *ranked]))[:limit]

@@ -19,7 +19,6 @@ from biobank.domain.codes import (
 )
 from biobank.domain.errors import ConflictError, ConsentError, ValidationError, invalid, shown_time
 from biobank.domain.fields import field_label
-from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import (
     AutopsyStatus,
     BonePhenotype,
@@ -202,6 +201,8 @@ def _follow_times(session: Session, autopsy: Autopsy, new: dict[str, datetime | 
 def _site(session: Session, code: str) -> AnatomicalSite:
     site = session.get(AnatomicalSite, code)
     if site is None:
+        from biobank.domain.sites import unknown_site  # rapidfuzz: loaded for a wrong site only
+
         raise invalid("site_code", code, unknown_site(code))
     return site
 

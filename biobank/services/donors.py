@@ -20,7 +20,6 @@ from biobank.config import get_settings
 from biobank.domain.codes import DONOR_CODE, require_safe
 from biobank.domain.errors import ConflictError, ConsentError, invalid
 from biobank.domain.fields import field_label
-from biobank.domain.sites import unknown_site
 from biobank.domain.timing import day_of, lab_day
 from biobank.domain.vocab import (
     ClinicalEventKind,
@@ -138,6 +137,8 @@ def register_donor(session: Session, *, actor: User | None, data: DonorCreate) -
     for name, text in (("primary_diagnosis", primary_diagnosis), ("cause_of_death", cause_of_death)):
         no_identifiers(name, text)
     if primary_site_code is not None and session.get(AnatomicalSite, primary_site_code) is None:
+        from biobank.domain.sites import unknown_site  # rapidfuzz: loaded for a wrong site only
+
         raise invalid("primary_site_code", primary_site_code, unknown_site(primary_site_code))
     if session.exec(select(Donor.id).where(func.upper(Donor.code) == code.upper())).first() is not None:
         raise ConflictError(f"code={code!r}: a donor with this code already exists", field="code", value=code)
@@ -562,6 +563,8 @@ def add_clinical_event(
         raise invalid("days_before_death", days, "cannot be negative")
     site_code, note = _text(site_code), _text(note)
     if site_code is not None and session.get(AnatomicalSite, site_code) is None:
+        from biobank.domain.sites import unknown_site  # rapidfuzz: loaded for a wrong site only
+
         raise invalid("site_code", site_code, unknown_site(site_code))
     no_identifiers("note", note)
     event = ClinicalEvent(donor_id=pk(donor), kind=str(kind), days_before_death=days, site_code=site_code, note=note)

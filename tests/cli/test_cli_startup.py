@@ -1,6 +1,7 @@
 """A quick command line (issue 21, item 5): ``biobank --help`` imports no command module and no heavy library; a
 command imports its own modules only; the lazy table lists every command with its own help, in the order and with
-the subcommands the CLI always had; a command still runs, from the installed ``biobank`` script too."""
+the subcommands the CLI always had; a command still runs, from the installed ``biobank`` script too; ``specimen show``
+(issue 21, item 8) loads the specimen queries and nothing heavy besides."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from biobank.cli import COMMANDS, app, load
+from biobank.db.engine import session_scope
+from biobank.services.inputs import FormatRequest
+from tests.support.factories import collect, make_case
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +189,43 @@ def test_a_command_still_runs(db_url):
                            env={"PATH": "/usr/bin:/bin", "BIOBANK_DATABASE_URL": db_url, "HOME": str(Path.home())})
     assert (wrong.returncode, wrong.stdout) == (2, "")
     assert wrong.stderr == "error: No such command 'curent'. Did you mean 'current'? (see 'biobank db --help')\n"
+
+
+#: What ``biobank specimen show`` needs none of: the heavy libraries of the other commands (``HEAVY`` less the
+#: database layers a lookup reads through) and the import and export machinery (issue 21, item 8: the command took
+#: 1.0-2.2 s, mostly Alembic and what the write services pulled in; ``benchmarks/cli_speed.py`` times it).
+NOT_FOR_SHOW = ("pandas", "numpy", "pyarrow", "reportlab", "openpyxl", "PIL", "streamlit", "fastapi", "uvicorn",
+                "jsonschema", "fhir", "alembic", "mako", "argon2", "biobank.exports", "biobank.imports",
+                "biobank.labels", "biobank.printables", "biobank.services.worklist", "biobank.services.tokens")
+
+
+@pytest.mark.parametrize(("typed", "found"), [("RA0001-L02A-SF1", True), ("RA0001-L02A-SF9", False)])
+def test_specimen_show_imports_nothing_heavy(db_url, engine, tech, typed, found):
+    """As the installed script runs it, on a database holding one specimen: the specimen shown (or, mistyped, one
+    line and exit code 2), and none of :data:`NOT_FOR_SHOW` imported, found or not."""
+    with session_scope(engine) as session:
+        make_case(session, tech)
+        collect(session, tech, formats=[FormatRequest("snap_frozen", 50, "mg")])
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from biobank.cli import main\n"
+        "sys.argv = ['biobank', 'specimen', 'show', sys.argv[1]]\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "    try:\n        main()\n    except SystemExit as stop:\n        exit_code = stop.code or 0\n"
+        "print(json.dumps({'exit_code': exit_code, 'out': out.getvalue(), 'err': err.getvalue(), "
+        "'modules': sorted(sys.modules)}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, typed], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = json.loads(done.stdout)
+    if found:
+        assert shown["exit_code"] == 0, shown["err"]
+        assert shown["out"].startswith(f"code                   {typed}\n"), shown["out"]
+        assert "custody history" in shown["out"]
+    else:
+        assert shown["exit_code"] == 2, shown
+        assert shown["err"].startswith(f"error: specimen {typed!r} not found"), shown["err"]
+    assert "biobank.queries.core" in shown["modules"]  # the lookup ran
+    loaded = sorted({h for h in NOT_FOR_SHOW for m in shown["modules"] if m == h or m.startswith(h + ".")})
+    assert loaded == [], "biobank specimen show imports these"

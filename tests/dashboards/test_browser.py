@@ -253,7 +253,7 @@ def test_a_technicians_day_from_the_board_to_a_bookmarked_specimen(server, brows
         for code in tubes:
             scan.fill(code.lower())  # as a scanner or a hurried hand types it
             scan.press("Enter")
-            settle(page, "stored in")
+            settle(page, f"{code} stored in")  # this tube's confirmation, not the one before it still on screen
             confirm = page.locator(".st-key-storage_scan_confirm").inner_text()
             assert code in confirm and box in confirm, confirm
         with Session(engine) as session:
