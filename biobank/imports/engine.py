@@ -106,10 +106,11 @@ def run_import(
     sheet: str | None = None,
     progress: ImportProgress | None = None,
 ) -> ImportReport:
-    """Validate ``source`` (a path, bytes or a binary file) as a file of ``kind`` and, unless it has errors or this is
-    a dry run, write it in the caller's transaction. Never commits; returns the report (errors are in it, not
-    raised). The caller commits (``session_scope``); an error report means nothing was written. ``progress`` (see
-    :data:`ImportProgress`) is told of every row read and every batch written.
+    """Validate ``source`` (a path, bytes or a binary file) as a file of ``kind``, writing it as it goes in a
+    savepoint of the caller's transaction; the savepoint is kept unless the file has an error, the database refused
+    a row, or this is a dry run (then everything written is rolled back). Never commits; returns the report (errors
+    are in it, not raised). The caller commits (``session_scope``); an error report means nothing stays written.
+    ``progress`` (see :data:`ImportProgress`) is told of every row read and every chunk written.
     """
     require(actor, Action.enter)
     spec = kind if isinstance(kind, Kind) else get_kind(kind)
@@ -183,16 +184,13 @@ def kinds_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _refused(report: ImportReport, message: str) -> None:
-    report.add_error(RowError(0, "", "", "", f"the database refused the import: {message}"))
-    report.inserted = report.updated = 0
-
-
 def _refuse(report: ImportReport, savepoint: Any, exc: Exception) -> None:
     """The database (or a service) refused a write: every row written so far goes, and the refusal is an error."""
     if savepoint.is_active:
         savepoint.rollback()
-    _refused(report, str(translate_integrity_error(exc)) if isinstance(exc, IntegrityError) else str(exc))
+    message = str(translate_integrity_error(exc)) if isinstance(exc, IntegrityError) else str(exc)
+    report.add_error(RowError(0, "", "", "", f"the database refused the import: {message}"))
+    report.inserted = report.updated = 0
 
 
 # ------------------------------------------------------------------------------------------------ the write pass

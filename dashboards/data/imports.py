@@ -19,8 +19,10 @@ PREVIEW_ROWS = 500
 
 def check(kind: str, content: bytes, filename: str, mode: str,
           progress: ImportProgress | None = None) -> ImportReport:
-    """A dry run in a read-only session: everything is validated, nothing is written."""
-    with data.read_session() as session:
+    """A dry run: every row is checked and written, the database's own rules too, then rolled back. In a session
+    that takes SQLite's write lock from its start (a read session would have to upgrade its lock mid-import and fail
+    if another user had written meanwhile) and is never committed."""
+    with Session(data.engine()) as session:
         return run_import(session, actor=current_user(session), kind=kind, source=content, filename=filename,
                           mode=mode, dry_run=True, progress=progress)
 

@@ -367,7 +367,7 @@ async def import_file(
     request: Request,
     token: Token,
     kind: Annotated[str, Path(description="Import kind (`GET /imports`).")],
-    dry_run: Annotated[bool, Query(description="Validate and report; write nothing.")] = False,
+    dry_run: Annotated[bool, Query(description="Check every row (the database's rules too) and report; keep nothing.")] = False,
     mode: Annotated[Literal["create", "upsert"], Query(
         description="create: new rows only; upsert: update rows by natural key (not collection_log).")] = "create",
     sheet: Annotated[str | None, Query(description="Worksheet of an .xlsx file (default: the first).")] = None,
@@ -381,7 +381,8 @@ async def import_file(
     `map`) is checked whole by the same import engine and written in one transaction, audited as the token's user,
     or not at all. The answer is the engine's report (rows read, inserted, updated, errors, notes). A file with any
     error is a 422 problem whose `errors` lists every error (row, column, value, expected, message); nothing is
-    written. `dry_run` (default false, as the CLI) checks everything and writes nothing. A file over 50 MB is a
+    written. `dry_run` (default false, as the CLI) checks everything, the database's own rules
+    too, and keeps nothing. A file over 50 MB is a
     413; an unknown kind a 404 naming `kind`; a role that may not enter data a 403. On a write (not a dry run) an
     `Idempotency-Key` replays the first successful response to a retry of the same file and options."""
     await run_in_threadpool(authenticate, token)
