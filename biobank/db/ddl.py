@@ -145,8 +145,8 @@ REASON_SETTING = "biobank.reason"
 #: session rows (touched on every page view; signing in and out is audited on ``user_account``) and the REST API's
 #: idempotency keys (a remembered response; the write it answers for is audited), and the cohort summaries (0019:
 #: written only by triggers, derived from the audited writes they follow).
-NOT_AUDITED = ("alembic_version", "api_idempotency_key", "audit_log", "cohort_generation", "cohort_summary",
-               "pmi_bin_summary", "site_summary", "specimen_pmi", "user_session")
+NOT_AUDITED = ("alembic_version", "api_idempotency_key", "audit_log", "case_pmi_summary", "cohort_generation",
+               "cohort_summary", "pmi_bin_summary", "site_summary", "specimen_pmi", "user_session")
 #: Columns never copied into the audit log; a change to one is noted as ``["<redacted>", "<redacted>"]``.
 AUDIT_REDACTED = ("password_hash", "token_hash")
 #: Columns whose change alone writes no update row: who and when are the audit row's own fields, and a token's use

@@ -32,8 +32,8 @@ READ_ONLY = frozenset({"alembic_version", "anatomical_site"})
 #: API's idempotency keys once they expire.
 DELETES_FROM = frozenset({"api_idempotency_key", "specimen_location"})
 #: Every other table (and any table a later migration adds: the default privileges): SELECT, INSERT, UPDATE. The
-#: cohort summaries (0019: specimen_pmi, cohort_summary, site_summary, pmi_bin_summary, cohort_generation) need
-#: exactly these: their triggers run as the writing login, upsert and never delete (a specimen is never deleted).
+#: cohort summaries (0019: specimen_pmi, cohort_summary, site_summary, pmi_bin_summary, cohort_generation; 0022:
+#: case_pmi_summary) need exactly these: their triggers run as the writing login, upsert and never delete.
 WRITABLE = ("SELECT", "INSERT", "UPDATE")
 
 #: A role name this command accepts: a plain lower-case identifier, not a reserved one.

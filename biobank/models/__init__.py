@@ -36,7 +36,14 @@ from biobank.models.plans import (
 )
 from biobank.models.sessions import UserSession
 from biobank.models.storage import Checkout, Container, DistributionItem, DistributionOrder, SpecimenLocation
-from biobank.models.summaries import CohortGeneration, CohortSummary, PmiBinSummary, SiteSummary, SpecimenPmi
+from biobank.models.summaries import (
+    CasePmiSummary,
+    CohortGeneration,
+    CohortSummary,
+    PmiBinSummary,
+    SiteSummary,
+    SpecimenPmi,
+)
 from biobank.models.tokens import ApiIdempotencyKey, ApiToken
 
 metadata = SQLModel.metadata
@@ -50,6 +57,7 @@ __all__ = [
     "Attachment",
     "AuditLog",
     "Autopsy",
+    "CasePmiSummary",
     "Checkout",
     "ClinicalEvent",
     "CohortGeneration",

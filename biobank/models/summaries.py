@@ -7,6 +7,8 @@ them exact. Read them; never write them.
   format x unit x status x PMI band.
 - :class:`SiteSummary`: specimens per sampling site x PMI band.
 - :class:`PmiBinSummary`: primary post-mortem specimens per donor x half-hour PMI bin.
+- :class:`CasePmiSummary`: the same population per case x half-hour PMI bin, with the sum, minimum and maximum of
+  their hours (migration 0022): the cohort page's table of cases.
 
 A PMI band of ``''`` means none (pre-mortem material, no time of death, or a negative interval); a summary row may hold
 zero specimens (its last specimen moved away).
@@ -81,6 +83,21 @@ class PmiBinSummary(SQLModel, table=True):
     donor_id: int = Field(primary_key=True)
     pmi_bin: int = Field(primary_key=True)
     specimens: int
+
+
+class CasePmiSummary(SQLModel, table=True):
+    """Per case x half-hour PMI bin (x donor): the primary post-mortem specimens with a PMI in that bin, the sum of
+    their hours, and the least and greatest (None once the bin is left empty)."""
+
+    __tablename__ = "case_pmi_summary"
+
+    autopsy_id: int = Field(primary_key=True)
+    pmi_bin: int = Field(primary_key=True)
+    donor_id: int = Field(primary_key=True)
+    specimens: int
+    hours_sum: float
+    hours_min: float | None = None
+    hours_max: float | None = None
 
 
 class CohortGeneration(SQLModel, table=True):

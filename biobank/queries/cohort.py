@@ -36,6 +36,7 @@ from biobank.models import (
 )
 from biobank.models.summaries import (
     PMI_BIN_HOURS,
+    CasePmiSummary,
     CohortGeneration,
     CohortSummary,
     PmiBinSummary,
@@ -69,6 +70,16 @@ def _band(label: str) -> tuple[float, float]:
         if name == label:
             return low, high
     raise ValueError(f"unknown PMI band {label!r}; one of {[b[0] for b in PMI_BANDS]}")
+
+
+def _band_bins(label: str) -> tuple[int, int | None]:
+    """The maintained half-hour PMI bins of a band: from ``first`` to before ``last`` (None: no upper end); a band
+    below zero hours holds the negative bins. Every band's edges are whole bins."""
+    low, high = _band(label)
+    first = int(low / PMI_BIN_HOURS)
+    last = None if high == float("inf") else int(high / PMI_BIN_HOURS)
+    assert first * PMI_BIN_HOURS == low and (last is None or last * PMI_BIN_HOURS == high), label
+    return first, last
 
 
 def _filters_donors(f: CohortFilter) -> bool:
@@ -263,10 +274,10 @@ def pmi_histogram(session: Session, f: CohortFilter, *, bin_hours: float = 0.5) 
         return [{"pmi_hours": float(b) * bin_hours, "specimens": int(n)} for b, n in rows if b is not None]
     statement = _kept(select(PmiBinSummary.pmi_bin, func.sum(PmiBinSummary.specimens)), PmiBinSummary.donor_id, f)
     if f.pmi_band:
-        low, high = _band(f.pmi_band)
-        statement = statement.where(PmiBinSummary.pmi_bin >= int(low / PMI_BIN_HOURS))
-        if high != float("inf"):
-            statement = statement.where(PmiBinSummary.pmi_bin < int(high / PMI_BIN_HOURS))
+        first, last = _band_bins(f.pmi_band)
+        statement = statement.where(PmiBinSummary.pmi_bin >= first)
+        if last is not None:
+            statement = statement.where(PmiBinSummary.pmi_bin < last)
     counts: dict[int, int] = {}
     for pmi_bin, n in session.exec(statement.group_by(PmiBinSummary.pmi_bin)).all():
         if n:
@@ -275,25 +286,51 @@ def pmi_histogram(session: Session, f: CohortFilter, *, bin_hours: float = 0.5) 
     return [{"pmi_hours": float(b) * bin_hours, "specimens": n} for b, n in sorted(counts.items()) if n]
 
 
+def _case_bin_count(bins: Any, hours: Any) -> Any:
+    """How many of a case-summary row's specimens have ``hours`` true: the exact count from ``specimen_pmi``, a range
+    of ix_specimen_pmi_case (case, bin, hours) read without its table, asked only of the bin that holds the threshold
+    strictly inside its range. A case belongs to one donor (the foreign keys of sampling_site and specimen), so the
+    donor of the summary row is not matched."""
+    p = SpecimenPmi
+    return (
+        select(func.count())
+        .where(p.autopsy_id == bins.autopsy_id, p.pmi_bin == bins.pmi_bin, hours(p.hours))
+        .scalar_subquery()
+    )
+
+
 def case_pmi_summary(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
-    """Per case: primary specimens, min / mean / max PMI, share within the target, count past the limit."""
+    """Per case: primary specimens, min / mean / max PMI, share within the target, count past the limit; read from the
+    per-case PMI bins (migration 0022): a PMI band is a range of bins, and the target and the limit are counted
+    exactly in the one bin that straddles each."""
     settings = get_settings()
-    hours = SpecimenPmi.hours
-    per_case = _summary(
+    target, limit = settings.pmi_target_hours, settings.pmi_limit_hours
+    c = CasePmiSummary
+    within = case((c.hours_max <= target, c.specimens), (c.hours_min > target, 0),
+                  else_=_case_bin_count(c, lambda h: h <= target))
+    past = case((c.hours_min > limit, c.specimens), (c.hours_max <= limit, 0),
+                else_=_case_bin_count(c, lambda h: h > limit))
+    statement = _kept(
         select(
-            SpecimenPmi.autopsy_id.label("autopsy_id"),
-            func.count().label("n"),
-            func.min(hours).label("low"),
-            func.avg(hours).label("mean"),
-            func.max(hours).label("high"),
-            func.sum(case((hours <= settings.pmi_target_hours, 1), else_=0)).label("within"),
-            func.sum(case((hours > settings.pmi_limit_hours, 1), else_=0)).label("past"),
-        ).where(SpecimenPmi.pmi_bin.is_not(None)),
-        SpecimenPmi,
+            c.autopsy_id.label("autopsy_id"),
+            func.sum(c.specimens).label("n"),
+            func.min(c.hours_min).label("low"),
+            func.sum(c.hours_sum).label("total"),
+            func.max(c.hours_max).label("high"),
+            func.sum(within).label("within"),
+            func.sum(past).label("past"),
+        ).where(c.specimens > 0),
+        c.donor_id,
         f,
-    ).group_by(SpecimenPmi.autopsy_id).subquery()
+    )
+    if f.pmi_band:
+        first, last = _band_bins(f.pmi_band)
+        statement = statement.where(c.pmi_bin >= first)
+        if last is not None:
+            statement = statement.where(c.pmi_bin < last)
+    per_case = statement.group_by(c.autopsy_id).subquery()
     statement = (
-        select(Autopsy.case_code, Donor.code, Autopsy.death_at, per_case.c.n, per_case.c.low, per_case.c.mean,
+        select(Autopsy.case_code, Donor.code, Autopsy.death_at, per_case.c.n, per_case.c.low, per_case.c.total,
                per_case.c.high, per_case.c.within, per_case.c.past)
         .join(Autopsy, Autopsy.id == per_case.c.autopsy_id)
         .join(Donor, Donor.id == Autopsy.donor_id)
@@ -307,12 +344,12 @@ def case_pmi_summary(session: Session, f: CohortFilter) -> list[dict[str, Any]]:
             "death": death.astimezone(zone).date().isoformat(),
             "specimens": int(n),
             "min_pmi_h": round(float(low), 2),
-            "mean_pmi_h": round(float(mean), 2),
+            "mean_pmi_h": round(float(total) / int(n), 2),
             "max_pmi_h": round(float(high), 2),
             "within_target": round(int(within) / int(n), 3),
             "past_limit": int(past),
         }
-        for case_code, donor, death, n, low, mean, high, within, past in session.exec(statement).all()
+        for case_code, donor, death, n, low, total, high, within, past in session.exec(statement).all()
     ]
 
 

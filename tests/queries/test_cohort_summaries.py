@@ -22,6 +22,7 @@ from biobank.domain.timing import PMI_BANDS
 from biobank.models import (
     AnatomicalSite,
     Autopsy,
+    CasePmiSummary,
     CohortSummary,
     Donor,
     PmiBinSummary,
@@ -109,6 +110,18 @@ def assert_summaries_exact(session: Session) -> None:
     site_keys = ("sampling_site_id", "donor_id", "site_code", "postmortem", "band")
     assert {k: v[0] for k, v in _stored(session, SiteSummary, site_keys, ("specimens",)).items()} == dict(expected_sites)
     assert {k: v[0] for k, v in _stored(session, PmiBinSummary, ("donor_id", "pmi_bin"), ("specimens",)).items()} == dict(expected_bins)
+    # the per-case bins (0022): count, sum, least and greatest of the hours of each case x bin x donor
+    case_bins: dict[tuple, list[float]] = defaultdict(list)
+    for r in ref:
+        if r["pmi_bin"] is not None:
+            case_bins[(r["autopsy_id"], r["pmi_bin"], r["donor_id"])].append(r["hours"])
+    got_bins = _stored(session, CasePmiSummary, ("autopsy_id", "pmi_bin", "donor_id"),
+                       ("specimens", "hours_sum", "hours_min", "hours_max"))
+    assert set(got_bins) == set(case_bins)
+    for key, hours in case_bins.items():
+        n, total, low, high = got_bins[key]
+        assert n == len(hours) and total == pytest.approx(sum(hours), abs=1e-6), key
+        assert low == pytest.approx(min(hours), abs=1e-9) and high == pytest.approx(max(hours), abs=1e-9), key
     for f in FILTERS:
         assert_figures(session, ref, f)
 
