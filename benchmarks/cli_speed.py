@@ -1,10 +1,11 @@
 """How long the command line takes to start and answer (issue 21, items 5 and 8): the wall time of ``biobank --help``,
 of ``biobank specimen show CODE`` for a specimen of the cohort, and of the same command with a mistyped code (one
 line, exit code 2), each as a fresh process the way a person runs it, beside baselines taken in the same run: the
-bare interpreter (``python -c pass``), the import of what the lookup itself needs (``biobank.queries.core``: the
-table models, SQLAlchemy, SQLModel and the configuration, which no command that reads the database can skip), and
-the same lookups done in this process by the query functions (``queries.core.specimen_detail``; the not-found
-lookup ``services.specimens.get_specimen``), so the command line's own overhead is visible.
+bare interpreter (``python -c pass``), the import of what the lookup itself needs (the command line's modules, the
+bare driver connection ``biobank.db.direct``, the plain-SQL read ``biobank.queries.specimen_view`` and the database
+driver), the import of the ORM reads the command went through before (``biobank.queries.core``: the table models,
+SQLAlchemy, SQLModel and the settings), and the same lookups done in this process on one connection
+(``specimen_view.specimen_detail``, found and not found), so the command line's own overhead is visible.
 
 Each process runs once untimed (a warm-up: the disk cache, and the bytecode, written under a temporary
 ``PYTHONPYCACHEPREFIX`` as an installed package has it), then ``--runs`` times; the median counts. The processes'
@@ -113,32 +114,24 @@ def pick_codes(url: str) -> tuple[str, str]:
 
 
 def in_process(url: str, code: str, typo: str, runs: int) -> tuple[list[float], list[float]]:
-    """Milliseconds of ``specimen_detail`` for ``code`` and of the not-found ``get_specimen`` for ``typo``, in this
-    process after one untimed call of each (imports, first connection, compiled statements), each rolled back."""
-    from sqlmodel import Session
-
-    from biobank.db.engine import make_engine
+    """Milliseconds of ``specimen_detail`` for ``code`` and for the not-found ``typo``, in this process on one
+    connection of ``biobank.db.direct`` (one read transaction, rolled back), after one untimed call of each."""
+    from biobank.db.direct import reading
     from biobank.domain.errors import NotFoundError
-    from biobank.queries.core import specimen_detail
-    from biobank.services.specimens import get_specimen
+    from biobank.queries.specimen_view import specimen_detail
 
-    engine = make_engine(url)
+    with reading(url) as connection:
 
-    def show() -> None:
-        with Session(engine) as session:
-            assert specimen_detail(session, code)["code"] == code
-            session.rollback()
+        def show() -> None:
+            assert specimen_detail(connection, code)["code"] == code
 
-    def mistyped() -> None:
-        with Session(engine) as session:
+        def mistyped() -> None:
             try:
-                get_specimen(session, typo)
+                specimen_detail(connection, typo)
             except NotFoundError:
-                session.rollback()
                 return
-        raise RuntimeError(f"{typo!r} was found")
+            raise RuntimeError(f"{typo!r} was found")
 
-    try:
         timings = []
         for lookup in (show, mistyped):
             lookup()
@@ -148,8 +141,6 @@ def in_process(url: str, code: str, typo: str, runs: int) -> tuple[list[float], 
                 lookup()
                 times.append((time.perf_counter() - started) * 1000)
             timings.append(times)
-    finally:
-        engine.dispose()
     return timings[0], timings[1]
 
 
@@ -172,8 +163,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cli-speed-") as scratch:
         env = _environment(args.url, str(Path(scratch) / "pycache"), str(Path(scratch) / "config"))
         ok = _exits(0, "")
-        bare, floor, helps, shows, typos = timed_processes([
+        driver = "sqlite3" if backend_of(args.url) == "sqlite" else "psycopg"
+        needs = f"import biobank.cli, biobank.cli.core, biobank.db.direct, biobank.queries.specimen_view, {driver}"
+        bare, floor, orm, helps, shows, typos = timed_processes([
             ([sys.executable, "-c", "pass"], ok),
+            ([sys.executable, "-c", needs], ok),
             ([sys.executable, "-c", "import biobank.queries.core"], ok),
             ([*biobank, "--help"], _exits(0, "specimen")),
             ([*biobank, "specimen", "show", code], _exits(0, f"code                   {code}")),
@@ -194,8 +188,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       met=(median <= target) if target is not None and at_scale else None,
                       baseline=round(bare_s, 3), note=f"{_runs(timing[0])} ({cpu(timing)}); {note}")
 
-    beside = (f"bare interpreter {bare_s:.3f} s; importing what the lookup needs (biobank.queries.core) "
-              f"{floor_s:.3f} s ({cpu(floor)})")
+    beside = (f"bare interpreter {bare_s:.3f} s; importing what the lookup needs (the command line, "
+              f"biobank.db.direct, biobank.queries.specimen_view, {driver}) {floor_s:.3f} s ({cpu(floor)}); importing "
+              f"the ORM reads it used before (biobank.queries.core) {statistics.median(orm[0]):.3f} s ({cpu(orm)})")
     figures = [
         process_line(f"biobank specimen show CODE (a fresh process), {n}", shows, SHOW_TARGET_S,
                      f"{beside}; the lookup in-process {query_s * 1000:.2f} ms"),
@@ -205,14 +200,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      f"bare interpreter {bare_s:.3f} s: no command module, no database layer imported"),
         figure(f"python -c pass (the bare interpreter, baseline), {n}", round(bare_s, 3), "s",
                note=f"{_runs(bare[0])} ({cpu(bare)})"),
-        figure(f"python -c 'import biobank.queries.core' (what the lookup needs, baseline), {n}", round(floor_s, 3),
-               "s", note=f"{_runs(floor[0])} ({cpu(floor)}): SQLAlchemy, SQLModel, the table models, the settings"),
+        figure(f"python -c '{needs}' (what the lookup needs, baseline), {n}", round(floor_s, 3),
+               "s", note=f"{_runs(floor[0])} ({cpu(floor)}): Typer, the command line's modules, the bare connection, "
+                         "the plain-SQL read, the driver"),
+        figure(f"python -c 'import biobank.queries.core' (the ORM reads show used before, baseline), {n}",
+               round(statistics.median(orm[0]), 3), "s",
+               note=f"{_runs(orm[0])} ({cpu(orm)}): SQLAlchemy, SQLModel, the table models, the settings"),
         figure(f"specimen_detail in-process (the query behind specimen show), {n}",
                round(statistics.median(query_ms), 2), "ms",
                target=f"≤ {QUERY_TARGET_MS:g} ms at 1 M" if at_scale else "—",
                met=(statistics.median(query_ms) <= QUERY_TARGET_MS) if at_scale else None,
                note=f"{_runs(query_ms, 'ms')}; code {code}"),
-        figure(f"get_specimen of a mistyped code in-process (not found), {n}", round(statistics.median(typo_ms), 2),
+        figure(f"specimen_detail of a mistyped code in-process (not found), {n}", round(statistics.median(typo_ms), 2),
                "ms", note=f"{_runs(typo_ms, 'ms')}; typed {typo}"),
     ]
     for line in figures:

@@ -15,11 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
-from pydantic import ValidationError as SettingsError
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from biobank.cli.credentials import TokenFile, database_key
-from biobank.config import get_settings
 from biobank.domain.errors import BiobankError, PermissionDeniedError, invalid
 
 if TYPE_CHECKING:
@@ -75,15 +72,35 @@ def handle_errors(function: F) -> F:
             return function(*args, **kwargs)
         except BiobankError as exc:
             raise fail(str(exc) + cli_hint(exc)) from None
-        except SettingsError as exc:
-            first = exc.errors()[0]
-            raise fail(f"configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-        except (OperationalError, ProgrammingError) as exc:
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            hint = " (run 'biobank db upgrade' first?)" if "no such table" in detail or "does not exist" in detail else ""
-            raise fail(f"database: {detail}{hint}") from None
+        except Exception as exc:
+            message = _failure_message(exc)
+            if message is None:
+                raise
+            raise fail(message) from None
 
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature the decorator promises
+
+
+def _failure_message(exc: Exception) -> str | None:
+    """The one line for a bad setting or a database that refuses (not there, not migrated, unreachable), whether
+    SQLAlchemy or a bare driver connection (``biobank.db.direct``) raised it; None for anything else. The libraries
+    are looked up only if already loaded: a command that never imported SQLAlchemy cannot have raised its errors."""
+    pydantic_core = sys.modules.get("pydantic_core")
+    if pydantic_core is not None and isinstance(exc, pydantic_core.ValidationError):
+        first = exc.errors()[0]
+        return f"configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    detail = None
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.OperationalError | sqlalchemy_errors.ProgrammingError):
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    for driver in ("sqlite3", "psycopg"):
+        module = sys.modules.get(driver)
+        if detail is None and module is not None and isinstance(exc, module.OperationalError | module.ProgrammingError):
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if detail is None:
+        return None
+    hint = " (run 'biobank db upgrade' first?)" if "no such table" in detail or "does not exist" in detail else ""
+    return f"database: {detail}{hint}"
 
 
 def cli_hint(exc: BiobankError) -> str:
@@ -115,6 +132,8 @@ def presented_token(username: str | None) -> tuple[str, str] | None:
     from_environment = os.environ.get(TOKEN_VARIABLE, "").strip()
     if from_environment:
         return from_environment, TOKEN_VARIABLE
+    from biobank.config import get_settings
+
     held = TokenFile().tokens_for(database_key(get_settings().database_url))
     if username:
         if username not in held:
@@ -250,6 +269,8 @@ def typed_time(field: str, text: str | None) -> datetime | None:
     except ValueError:
         raise invalid(field, value, f"is not a time: write {TIME_HELP}") from None
     if parsed.tzinfo is None:
+        from biobank.config import get_settings
+
         parsed = parsed.replace(tzinfo=get_settings().zone)
     return parsed.astimezone(UTC)
 

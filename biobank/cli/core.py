@@ -21,7 +21,6 @@ from biobank.cli.common import (
     read,
     unit_of_work,
 )
-from biobank.config import get_settings
 from biobank.domain.vocab import Role
 
 # Each command imports the services and queries it calls (and Alembic, the backup machinery of ``ops``, argon2)
@@ -99,6 +98,8 @@ def db_current(as_json: JsonOption = False) -> None:
 
 def _redacted_url() -> str:
     from sqlalchemy.engine import make_url
+
+    from biobank.config import get_settings
 
     return make_url(get_settings().database_url).render_as_string(hide_password=True)
 
@@ -314,9 +315,14 @@ def autopsy_summary(case: str, as_json: JsonOption = False) -> None:
 @handle_errors
 def specimen_show(code: str, as_json: JsonOption = False) -> None:
     """A specimen with SPREC, PMI, QC, lineage and its custody history."""
-    from biobank.queries import core as queries
+    # A bare driver connection and the plain-SQL read of the specimen view: no SQLAlchemy, pydantic, SQLModel or
+    # table models (issue 21: a fresh process within 0.4 s). The read begins DEFERRED on SQLite: it takes no write
+    # lock and waits for no writer.
+    from biobank.db.direct import reading
+    from biobank.queries.specimen_view import specimen_detail
 
-    data = read(queries.specimen_detail, code)
+    with reading() as connection:
+        data = specimen_detail(connection, code)
     if as_json:
         emit(data, as_json=True)
         return

@@ -16,8 +16,6 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from biobank.domain.errors import PermissionDeniedError, ValidationError
 
 FILE_NAME = "tokens.json"
@@ -38,6 +36,8 @@ def config_dir() -> Path:
 def database_key(url: str) -> str:
     """How the token file names the database of ``url``: the URL without its password and driver; a SQLite file by
     its absolute path (the same file, whatever the working directory)."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":

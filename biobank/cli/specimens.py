@@ -27,7 +27,6 @@ from biobank.cli.common import (
     unit_of_work,
 )
 from biobank.cli.core import specimen_app
-from biobank.config import get_settings
 from biobank.domain.scanning import parse_codes
 
 if TYPE_CHECKING:
@@ -92,6 +91,7 @@ def _check_labels(labels: Path | None, stock: str | None) -> None:
 
 def _write_labels(result: WorkResult, labels: Path, stock: str | None) -> list[str]:
     """The new specimens' labels, after the commit: one file, or one per stock when they need several."""
+    from biobank.config import get_settings
     from biobank.printables import labels_pdf  # reportlab: loaded when labels are asked for
 
     groups = {stock: result.new_codes} if stock is not None else result.labels

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from biobank.config import get_settings
 from biobank.domain.fields import field_label, unit_of
 from biobank.domain.timing import lab_day, lab_time
 
@@ -72,6 +71,8 @@ def shown_time(value: datetime | date, *, with_zone: bool = False) -> str:
     """A time or a day as messages show it: ``06 Dec 2026 21:27`` in the lab's zone, ``06 Dec 2026`` for a day."""
     if isinstance(value, datetime):
         try:
+            from biobank.config import get_settings  # pydantic-settings: only when a time is told
+
             return lab_time(value, get_settings().zone, with_zone=with_zone)
         except OverflowError:  # too near year 1 or 9999 to convert to the lab's zone
             return value.isoformat()

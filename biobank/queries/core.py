@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +11,7 @@ from sqlmodel import Session, col, select
 
 from biobank.config import get_settings
 from biobank.db.sqlfunc import hours_between
-from biobank.domain.sprec import sprec_code
-from biobank.domain.timing import case_figures, cold_interval, specimen_pmi, warm_pmi
+from biobank.domain.timing import case_figures, specimen_pmi, warm_pmi
 from biobank.models import (
     AnatomicalSite,
     Autopsy,
@@ -24,14 +22,11 @@ from biobank.models import (
     SamplingSite,
     Specimen,
     TreatmentLine,
-    User,
 )
 from biobank.models.base import pk
-from biobank.queries import storage as storage_reads
+from biobank.queries import specimen_view
 from biobank.services.collection import get_autopsy
-from biobank.services.custody import history
 from biobank.services.donors import consent_state, get_donor
-from biobank.services.specimens import get_specimen
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -176,127 +171,16 @@ def autopsy_summary(session: Session, case_code: str) -> dict[str, Any]:
     }
 
 
-def _lineage(session: Session, specimen: Specimen) -> dict[str, Any]:
-    ancestors = []
-    current = specimen
-    while current.parent_id is not None:
-        parent = session.get(Specimen, current.parent_id)
-        if parent is None:
-            break
-        ancestors.append(parent.code)
-        current = parent
-    children = session.exec(
-        select(Specimen.code, Specimen.lineage, Specimen.material_type).where(Specimen.parent_id == specimen.id).order_by(Specimen.code)
-    ).all()
-    return {
-        "ancestors": list(reversed(ancestors)),
-        "children": [{"code": c, "lineage": lin, "material_type": m} for c, lin, m in children],
-        "primary": current.code,
-    }
-
-
 def specimen_detail(session: Session, code: str) -> dict[str, Any]:
-    """Everything the specimen view and ``specimen show`` print: SPREC, PMI, QC, lineage, custody history."""
-    specimen = get_specimen(session, code)
-    site = session.get(SamplingSite, specimen.sampling_site_id)
-    donor = session.get(Donor, specimen.donor_id)
-    assert site is not None and donor is not None
-    autopsy = session.exec(select(Autopsy).where(Autopsy.donor_id == donor.id)).first()
-    anatomical = session.get(AnatomicalSite, site.site_code)
-    lesion = session.get(Lesion, site.lesion_id) if site.lesion_id else None
-    lineage = _lineage(session, specimen)
-    primary = specimen if specimen.parent_id is None else get_specimen(session, lineage["primary"])
-    death_at = autopsy.death_at if autopsy else None
-    pmi = specimen_pmi(death_at, primary.collected_at, primary.stabilised_at)
-    sprec = None
-    if site.kind != "premortem_blood":
-        sprec = sprec_code(
-            material_type=primary.material_type,
-            storage_format=primary.storage_format,
-            bone=anatomical is not None and anatomical.category == "bone",
-            death_at=death_at,
-            collected_at=primary.collected_at,
-            stabilised_at=primary.stabilised_at,
-            fixation_end_at=primary.fixation_end_at,
-            fixative=primary.fixative,
-            temperature=storage_reads.storage_temperature(session, primary),
-        )
-    events = history(session, specimen.id)  # type: ignore[arg-type]  # a stored specimen has an id
-    named = {e.user_id for e in events} | {specimen.created_by_id}
-    users = dict(session.exec(select(User.id, User.username).where(col(User.id).in_([i for i in named if i is not None]))).all())
-    consent = consent_state(session, donor)
-    cold = cold_interval(autopsy.refrigerated_at if autopsy else None, primary.collected_at)
-    return {
-        "code": specimen.code,
-        "barcode": specimen.barcode,
-        "donor": donor.code,
-        "case": autopsy.case_code if autopsy else None,
-        "sampling_site": site.code,
-        "site_kind": site.kind,
-        "anatomical_site": site.site_code,
-        "anatomical_site_label": anatomical.label if anatomical else None,
-        "laterality": site.laterality,
-        "lesion": lesion.code if lesion else None,
-        "lesion_kind": lesion.kind if lesion else None,
-        "lineage": specimen.lineage,
-        "parent": lineage["ancestors"][-1] if lineage["ancestors"] else None,
-        "material_type": specimen.material_type,
-        "storage_format": specimen.storage_format,
-        "status": specimen.status,
-        "quantity": specimen.quantity,
-        "quantity_remaining": specimen.quantity_remaining,
-        "unit": specimen.unit,
-        "concentration_ng_ul": specimen.concentration_ng_ul,
-        "freeze_thaw_count": specimen.freeze_thaw_count,
-        "collected_at": _iso(specimen.collected_at),
-        "collected_by": specimen.collected_by,
-        "entered_by": users.get(specimen.created_by_id) if specimen.created_by_id is not None else None,
-        "excised_at": _iso(site.excised_at),
-        "excised_estimated": site.excised_estimated,
-        "stabilised_at": _iso(specimen.stabilised_at),
-        "fixation_end_at": _iso(specimen.fixation_end_at),
-        "fixative": specimen.fixative,
-        "decalcification_agent": specimen.decalcification_agent,
-        "decalcification_hours": specimen.decalcification_hours,
-        "pmi_hours": round(pmi.hours, 2) if pmi else None,
-        "pmi_basis": pmi.basis.value if pmi else None,
-        "pmi": pmi.describe() if pmi else None,
-        "cold_interval_hours": round(cold.total_seconds() / 3600, 2) if cold is not None else None,
-        "sprec": sprec.code if sprec else None,
-        "sprec_version": sprec.version if sprec else None,
-        "notes": specimen.notes,
-        "qc": {
-            "tumour_cellularity_pct": specimen.tumour_cellularity_pct,
-            "necrosis_pct": specimen.necrosis_pct,
-            "pathology_reviewer": specimen.pathology_reviewer,
-            "yield_ng": specimen.yield_ng,
-            "a260_280": specimen.a260_280,
-            "rin": specimen.rin,
-            "din": specimen.din,
-            "dv200_pct": specimen.dv200_pct,
-            "a260_230": specimen.a260_230,
-            "slide_ref": specimen.slide_ref,
-            "extraction_method": specimen.extraction_method,
-            "extraction_kit": specimen.extraction_kit,
-            "elution_volume_ul": specimen.elution_volume_ul,
-        },
-        "receptors": {"er": specimen.er_status, "pr": specimen.pr_status, "her2": specimen.her2_status},
-        "location": storage_reads.location_label(session, specimen),
-        "version": specimen.version,
-        "lineage_tree": lineage,
-        "consent": asdict(consent) | {"scopes": sorted(consent.scopes)},
-        "custody": [
-            {
-                "at": _iso(e.occurred_at),
-                "kind": e.kind,
-                "user": users.get(e.user_id),
-                "from": e.from_location,
-                "to": e.to_location,
-                "note": e.note,
-            }
-            for e in events
-        ],
-    }
+    """Everything the specimen view and ``specimen show`` print: SPREC, PMI, QC, lineage, custody history.
+
+    Read in the session's transaction, on its driver connection, by
+    :func:`biobank.queries.specimen_view.specimen_detail`, the one implementation (``biobank specimen show`` calls it
+    on a bare connection of :mod:`biobank.db.direct`). What the session holds unwritten is flushed first, as any
+    query of the session would."""
+    if session.autoflush:
+        session.flush()
+    return specimen_view.specimen_detail(session.connection().connection.driver_connection, code)
 
 
 def donor_detail(session: Session, code: str) -> dict[str, Any]:
