@@ -96,6 +96,10 @@ class Kind:
     #: The service's input model for the same record, whose field declarations (types, lengths, finite numbers)
     #: every row's values are checked against before the kind's own rules.
     input_model: ClassVar[type[ServiceInput] | None] = None
+    #: Whether :meth:`after_insert` may run for a chunk after the next chunk is looked up and inserted: what it
+    #: writes is read by no lookup and no rule of the rows after it (the specimens' first custody events). The
+    #: engine then has the database write it while the next chunk's rows are prepared. Still in the same savepoint.
+    after_insert_later: ClassVar[bool] = False
 
     def check(self, row: Staged) -> None:
         """Row-local rules; raise a :class:`~biobank.domain.errors.BiobankError` (``invalid(field, value, why)``)."""

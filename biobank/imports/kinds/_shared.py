@@ -6,10 +6,11 @@ the same file (:func:`stored_ids`, :func:`link_pending`), and a specimen row's q
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from biobank.domain.errors import BiobankError, invalid
@@ -18,11 +19,29 @@ from biobank.domain.sites import unknown_site
 from biobank.domain.vocab import Laterality, ReceptorStatus
 from biobank.imports.columns import Column, vocab_col
 from biobank.imports.spec import Kind, Resolver, RowFailed, Staged
-from biobank.models import AnatomicalSite, Autopsy, ConsentWithdrawal, Donor
+from biobank.models import AnatomicalSite, Autopsy, ConsentWithdrawal, CustodyEvent, Donor
+from biobank.models.audit import database_audits, record_inserted
+from biobank.models.base import table_of
 from biobank.services.inputs import check_quantity
 
 RECEPTORS = ("er_status", "pr_status", "her2_status")
 T = TypeVar("T")
+
+
+@contextmanager
+def custody_audited(session: Session) -> Iterator[None]:
+    """Audit rows (one per row, as the application's hook writes them) for the custody events written inside: a
+    kind's ``after_insert`` writes them with plain SQL, which the hook does not see. PostgreSQL's triggers audit them
+    already; elsewhere the events written meanwhile in this transaction (ids above the largest before) are audited
+    here."""
+    if database_audits(session.connection()):
+        yield
+        return
+    table = table_of(CustodyEvent)
+    before = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    yield
+    ids = session.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id)).scalars().all()
+    record_inserted(session, table, ids)
 
 
 def template_rows(kind: Kind, session: Session, statement: Any, *names: str) -> Iterator[dict[str, Any]]:

@@ -52,6 +52,7 @@ from biobank.imports.columns import (
     vocab_col,
 )
 from biobank.imports.kinds._shared import (
+    custody_audited,
     each,
     existing_by,
     known,
@@ -273,7 +274,8 @@ class Models(Kind):
             }
             for _id, rec in rows
         ]
-        insert_rows(session, table_of(CustodyEvent), events)
+        with custody_audited(session):
+            insert_rows(session, table_of(CustodyEvent), events)
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         statement = (
@@ -554,10 +556,11 @@ class PassageSpecimens(Kind):
         if not ids:
             return
         where, params = id_filter(session.get_bind().dialect.name, ids)
-        session.execute(text(
-            "INSERT INTO custody_event (specimen_id, kind, occurred_at, user_id, note) "
-            f"SELECT id, :derived, collected_at, :actor, 'imported' FROM specimen WHERE {where} ORDER BY id"
-        ), {"derived": CustodyKind.derived.value, "actor": actor.id if actor is not None else None, **params})
+        with custody_audited(session):
+            session.execute(text(
+                "INSERT INTO custody_event (specimen_id, kind, occurred_at, user_id, note) "
+                f"SELECT id, :derived, collected_at, :actor, 'imported' FROM specimen WHERE {where} ORDER BY id"
+            ), {"derived": CustodyKind.derived.value, "actor": actor.id if actor is not None else None, **params})
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         yield from _passage_result_rows(self, session, Specimen)

@@ -32,6 +32,7 @@ from biobank.domain.vocab import (
 )
 from biobank.imports.columns import datetime_col, int_col, num_col, pct_col, quantity_col, text_col, vocab_col
 from biobank.imports.kinds._shared import (
+    custody_audited,
     donor_of,
     donors,
     each,
@@ -106,6 +107,7 @@ class Specimens(Kind):
     key = ("code",)
     identity = frozenset({"donor_id", "sampling_site_id", "parent_id", "lineage"})
     self_referencing = True
+    after_insert_later = True  # the custody events: no later row's lookup or rule reads them
     columns = (
         # a specimen's own code, its site and parent are made by the services (no input model takes them): the
         # lengths of their columns
@@ -306,12 +308,13 @@ class Specimens(Kind):
             f"CASE WHEN lineage = :primary THEN collected_at ELSE :now END, :actor, 'imported' FROM specimen WHERE {where} "
             "ORDER BY id"
         ).bindparams(bindparam("now", type_=UTCDateTime()))
-        session.execute(statement, {
-            "primary": Lineage.primary.value, "aliquot": Lineage.aliquot.value,
-            "collected": CustodyKind.collected.value, "aliquoted": CustodyKind.aliquoted.value,
-            "derived": CustodyKind.derived.value, "now": utcnow(), "actor": actor.id if actor is not None else None,
-            **params,
-        })
+        with custody_audited(session):
+            session.execute(statement, {
+                "primary": Lineage.primary.value, "aliquot": Lineage.aliquot.value,
+                "collected": CustodyKind.collected.value, "aliquoted": CustodyKind.aliquoted.value,
+                "derived": CustodyKind.derived.value, "now": utcnow(), "actor": actor.id if actor is not None else None,
+                **params,
+            })
 
     @staticmethod
     def _exported(tree: Any) -> Any:

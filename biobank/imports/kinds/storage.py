@@ -19,7 +19,14 @@ from biobank.domain.storage.kinds import CONTAINER_KINDS, ContainerKind, grid_of
 from biobank.domain.storage.kinds import spec as storage_kind
 from biobank.domain.vocab import CustodyKind, SpecimenStatus
 from biobank.imports.columns import datetime_col, text_col, vocab_col
-from biobank.imports.kinds._shared import each, existing_by, known, link_pending, template_rows
+from biobank.imports.kinds._shared import (
+    custody_audited,
+    each,
+    existing_by,
+    known,
+    link_pending,
+    template_rows,
+)
 from biobank.imports.spec import Kind, Resolver, Staged
 from biobank.models import Container, CustodyEvent, Specimen, SpecimenLocation, User
 from biobank.models.base import table_of, utcnow
@@ -296,7 +303,8 @@ class Placements(Kind):
                 "user_id": actor.id if actor is not None else None, "from_location": None, "to_location": where,
                 "note": "imported",
             })
-        insert_rows(session, table_of(CustodyEvent), events)
+        with custody_audited(session):
+            insert_rows(session, table_of(CustodyEvent), events)
 
     def export_rows(self, session: Session) -> Iterator[dict[str, Any]]:
         statement = (
