@@ -6,11 +6,6 @@ Chunks are made small here (50 rows read, 20 written per batch) so a file of a f
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import timedelta
-from typing import Any
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -19,13 +14,11 @@ from sqlmodel import Session, func, select
 from biobank.db.engine import session_scope
 from biobank.imports import engine as import_engine
 from biobank.imports import validate as import_validate
-from biobank.imports.engine import run_import
 from biobank.models import AuditLog, CustodyEvent, Specimen, User
-from tests.conftest import DEATH
 from tests.support.dbtools import snapshot
 from tests.support.factories import collect, make_case
+from tests.support.specimen_files import import_specimens, specimen_csv
 
-COLUMNS = ["code", "donor_code", "sampling_site", "storage_format", "quantity", "collected_at"]
 ROWS = 300
 
 
@@ -43,24 +36,10 @@ def case(engine: Engine, tech: User) -> None:
 
 
 def _csv(rows: int = ROWS, bad: dict[int, dict[str, str]] | None = None) -> bytes:
-    """``rows`` specimen rows (codes S0000...); ``bad`` replaces cells of some rows (by 0-based index)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    collected = (DEATH + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M")
-    for i in range(rows):
-        row = {"code": f"S{i:04d}", "donor_code": "RA-0001", "sampling_site": "L02-A", "storage_format": "snap_frozen",
-               "quantity": "50 mg", "collected_at": collected, **(bad or {}).get(i, {})}
-        writer.writerow([row[c] for c in COLUMNS])
-    return out.getvalue().encode()
+    return specimen_csv(rows, bad, prefix="S")
 
 
-def _run(engine: Engine, actor: User, content: bytes, **options: Any) -> tuple[Any, list[tuple[str, int]]]:
-    events: list[tuple[str, int]] = []
-    with session_scope(engine) as session:
-        report = run_import(session, actor=actor, kind="specimens", source=content, filename="specimens.csv",
-                            progress=lambda phase, n, _total: events.append((phase, n)), **options)
-    return report, events
+_run = import_specimens
 
 
 def _imported(engine: Engine) -> int:
