@@ -91,11 +91,13 @@ def _failure_message(exc: Exception) -> str | None:
         return f"configuration: {'.'.join(map(str, first['loc']))}: {first['msg']}"
     detail = None
     sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
-    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.OperationalError | sqlalchemy_errors.ProgrammingError):
+    if sqlalchemy_errors is not None and isinstance(
+            exc, sqlalchemy_errors.OperationalError | sqlalchemy_errors.ProgrammingError | sqlalchemy_errors.DataError):
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     for driver in ("sqlite3", "psycopg"):
         module = sys.modules.get(driver)
-        if detail is None and module is not None and isinstance(exc, module.OperationalError | module.ProgrammingError):
+        if detail is None and module is not None and isinstance(
+                exc, module.OperationalError | module.ProgrammingError | module.DataError):
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if detail is None:
         return None

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, func
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -180,7 +181,14 @@ def specimen_detail(session: Session, code: str) -> dict[str, Any]:
     query of the session would."""
     if session.autoflush:
         session.flush()
-    return specimen_view.specimen_detail(session.connection().connection.driver_connection, code)
+    connection = session.connection()
+    driver_error = connection.dialect.loaded_dbapi.Error
+    try:
+        return specimen_view.specimen_detail(connection.connection.driver_connection, code)
+    except driver_error as exc:
+        # the driver's own error (PostgreSQL refuses a NUL in a text parameter), as SQLAlchemy would have raised it,
+        # so callers handle it as any other statement's (the API: 422)
+        raise DBAPIError.instance("specimen view", None, exc, driver_error, dialect=connection.dialect) from exc
 
 
 def donor_detail(session: Session, code: str) -> dict[str, Any]:
