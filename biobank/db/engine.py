@@ -5,23 +5,42 @@ from __future__ import annotations
 import atexit
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Session, create_engine
 
 from biobank.config import get_settings
-from biobank.db.types import UTCDateTime as UTCDateTime
+from biobank.domain.timing import as_utc
 
-if TYPE_CHECKING:
-    from sqlmodel import Session
 
-# SQLAlchemy Core only at import (SQLModel's ``create_engine`` is SQLAlchemy's): a read on a bare connection, such as
-# ``biobank specimen show`` (biobank.queries.specimen_view), makes its engine here without loading SQLModel or the
-# table models; :func:`session_scope` imports SQLModel's ``Session`` when it runs. ``UTCDateTime`` lives in
-# biobank.db.types, re-exported here where the table models import it from.
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored in UTC; naive values are refused (SQLite would drop the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        value = as_utc(value)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def _is_sqlite(url: str) -> bool:
@@ -122,8 +141,6 @@ def dispose_engines() -> None:
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back everything on any error (nothing half-written)."""
-    from sqlmodel import Session
-
     from biobank.db.integrity import translate_integrity_error
 
     session = Session(engine or get_engine(), expire_on_commit=False)

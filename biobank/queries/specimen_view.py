@@ -10,7 +10,7 @@ specimen, each small enough for PostgreSQL to plan in a fraction of a millisecon
 donor and case; its anatomical site, lesion, entering user, place and consent; its ancestors (derived material
 only); its children; the containers above its box and its primary's (stored material only); its custody events with
 their users. Each is plain SQL with named parameters (``:name``; sent to psycopg as ``%(name)s``), the same on SQLite and
-PostgreSQL; datetimes come back timezone-aware in UTC as :class:`biobank.db.types.UTCDateTime` gives them (SQLite
+PostgreSQL; datetimes come back timezone-aware in UTC as :class:`biobank.db.engine.UTCDateTime` gives them (SQLite
 stores them as UTC text), booleans as booleans, the quantities and QC figures as floats.
 
 The code is found as :func:`biobank.services.lookup.by_code` finds it (typed, in upper case, then in any letter case

@@ -101,3 +101,16 @@ def test_a_database_it_cannot_use_is_one_line(bare_environment, monkeypatch):
     shown = runner.invoke(app, ["specimen", "show", "RA0001-L02A-SF1"])
     assert shown.exit_code == 2
     assert shown.output.startswith("error: database: connection failed") and shown.output.count("\n") == 1, shown.output
+
+
+def test_what_it_does_not_open_is_read_through_the_engine(bare_environment, monkeypatch):
+    database = bare_environment / "lab.db"
+    with sqlite3.connect(database) as made:
+        made.execute("CREATE TABLE reading (answer INTEGER)")
+        made.execute("INSERT INTO reading VALUES (42)")
+    monkeypatch.setenv("BIOBANK_SQLITE_BUSY_TIMEOUT_MS", "100")  # the engine applies it: this module steps aside
+    url = f"sqlite:///{database}"
+    assert direct.connect(url) is None
+    with direct.reading(url) as connection:
+        assert isinstance(connection, sqlite3.Connection) and connection.in_transaction
+        assert connection.execute("SELECT answer FROM reading").fetchall() == [(42,)]

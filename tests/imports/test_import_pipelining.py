@@ -11,7 +11,6 @@ import gc
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -22,7 +21,12 @@ from biobank.imports.registry import KINDS
 from biobank.models import AuditLog, CustodyEvent, Specimen, User
 from tests.support.dbtools import snapshot
 from tests.support.factories import collect, make_case
-from tests.support.specimen_files import import_specimens, specimen_csv
+from tests.support.specimen_files import (
+    add_database_rule,
+    assert_refused_and_taken_back,
+    import_specimens,
+    specimen_csv,
+)
 
 ROWS = 230  # not a multiple of the chunk: the last chunk's custody events are written when the import closes
 
@@ -50,20 +54,8 @@ _run = import_specimens
 
 def _refuse_custody_of(engine: Engine, code: str) -> None:
     """A rule of the database on custody events (as a lab's own trigger would be): ``code``'s first event refused."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(text(
-                "CREATE TRIGGER test_custody_rule BEFORE INSERT ON custody_event "
-                f"WHEN (SELECT code FROM specimen WHERE id = NEW.specimen_id) = '{code}' "
-                "BEGIN SELECT RAISE(ABORT, 'test_custody_rule: no custody for this code'); END"))
-        else:
-            conn.execute(text(
-                "CREATE FUNCTION test_custody_rule_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                f"IF (SELECT code FROM specimen WHERE id = NEW.specimen_id) = '{code}' THEN "
-                "RAISE EXCEPTION 'test_custody_rule: no custody for this code' "
-                "USING ERRCODE = 'check_violation', CONSTRAINT = 'test_custody_rule'; END IF; RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER test_custody_rule BEFORE INSERT ON custody_event FOR EACH ROW "
-                              "EXECUTE FUNCTION test_custody_rule_fn()"))
+    add_database_rule(engine, "test_custody_rule", "custody_event",
+                      f"(SELECT code FROM specimen WHERE id = NEW.specimen_id) = '{code}'", "no custody for this code")
 
 
 def test_every_specimen_keeps_its_first_custody_event_and_both_their_audit_rows(
@@ -94,13 +86,8 @@ def test_a_custody_event_refused_by_the_database_takes_everything_back_and_later
     engine: Engine, tech: User, case: None
 ) -> None:
     _refuse_custody_of(engine, "P0033")  # in the second chunk: its events are written while the third is prepared
-    before = snapshot(engine)
-    report, _events = _run(engine, tech, _csv(bad={200: {"storage_format": "jelly"}}))
-    assert not report.ok and not report.written and report.inserted == 0
-    messages = [e.message for e in report.errors]
-    assert any("the database refused the import" in m and "test_custody_rule" in m for m in messages), messages
-    assert (202, "storage_format") in {(e.row, e.column) for e in report.errors}, "rows after the refusal are checked"
-    assert snapshot(engine) == before
+    assert_refused_and_taken_back(engine, tech, _csv(bad={200: {"storage_format": "jelly"}}), "test_custody_rule",
+                                  later=(202, "storage_format"))
 
 
 def test_a_custody_event_of_the_last_chunk_refused_takes_everything_back(engine: Engine, tech: User, case: None) -> None:

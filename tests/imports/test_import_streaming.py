@@ -7,7 +7,6 @@ Chunks are made small here (50 rows read, 20 written per batch) so a file of a f
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -17,7 +16,12 @@ from biobank.imports import validate as import_validate
 from biobank.models import AuditLog, CustodyEvent, Specimen, User
 from tests.support.dbtools import snapshot
 from tests.support.factories import collect, make_case
-from tests.support.specimen_files import import_specimens, specimen_csv
+from tests.support.specimen_files import (
+    add_database_rule,
+    assert_refused_and_taken_back,
+    import_specimens,
+    specimen_csv,
+)
 
 ROWS = 300
 
@@ -49,17 +53,7 @@ def _imported(engine: Engine) -> int:
 
 def _refuse_code(engine: Engine, code: str) -> None:
     """A rule of the database the import's checks do not know (as a lab's own trigger would be): ``code`` refused."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execute(text(f"CREATE TRIGGER test_lab_rule BEFORE INSERT ON specimen WHEN NEW.code = '{code}' "
-                              "BEGIN SELECT RAISE(ABORT, 'test_lab_rule: this code is reserved'); END"))
-        else:
-            conn.execute(text(
-                "CREATE FUNCTION test_lab_rule_fn() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                f"IF NEW.code = '{code}' THEN RAISE EXCEPTION 'test_lab_rule: this code is reserved' "
-                "USING ERRCODE = 'check_violation', CONSTRAINT = 'test_lab_rule'; END IF; RETURN NEW; END $$"))
-            conn.execute(text("CREATE TRIGGER test_lab_rule BEFORE INSERT ON specimen FOR EACH ROW "
-                              "EXECUTE FUNCTION test_lab_rule_fn()"))
+    add_database_rule(engine, "test_lab_rule", "specimen", f"NEW.code = '{code}'", "this code is reserved")
 
 
 def test_chunks_are_written_while_later_rows_are_still_being_read(engine: Engine, tech: User, case: None) -> None:
@@ -96,13 +90,8 @@ def test_a_refusal_by_the_database_midway_takes_everything_back_and_later_errors
     engine: Engine, tech: User, case: None
 ) -> None:
     _refuse_code(engine, "S0120")
-    before = snapshot(engine)
-    report, _events = _run(engine, tech, _csv(bad={250: {"storage_format": "jelly"}}))
-    assert not report.ok and not report.written and report.inserted == 0
-    messages = [e.message for e in report.errors]
-    assert any("the database refused the import" in m and "test_lab_rule" in m for m in messages), messages
-    assert (252, "storage_format") in {(e.row, e.column) for e in report.errors}, "rows after the refusal are checked"
-    assert snapshot(engine) == before
+    assert_refused_and_taken_back(engine, tech, _csv(bad={250: {"storage_format": "jelly"}}), "test_lab_rule",
+                                  later=(252, "storage_format"))
 
 
 def test_a_dry_run_has_the_database_check_every_row_and_writes_nothing(engine: Engine, tech: User, case: None) -> None:
