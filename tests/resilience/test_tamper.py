@@ -307,6 +307,10 @@ def test_the_application_works_as_its_login(deployment: Deployment, tmp_path: Pa
         children = specimens.aliquot(session, actor=lead, parent_code=made[0], portions=[10, 10])
         specimens.correct_specimen(session, actor=lead, code=made[1], reason="weighed again", expected_version=1,
                                    quantity=40, quantity_remaining=40)
+        # a corrected time moves the specimen's PMI, and the triggers move it between the summaries' bins as this login
+        collected = session.exec(select(Specimen.collected_at).where(Specimen.code == made[1])).one()
+        specimens.correct_specimen(session, actor=lead, code=made[1], reason="clock was wrong",
+                                   stabilised_at=collected + timedelta(hours=2))
         if session.exec(select(Container).where(Container.code == "BOX2")).first() is None:
             lab(session, lead)
         storage.store(session, actor=lead, codes=[c.code for c in children], box_code="BOX2")
@@ -317,7 +321,13 @@ def test_the_application_works_as_its_login(deployment: Deployment, tmp_path: Pa
         written = session.exec(select(AuditLog.table_name, AuditLog.action, AuditLog.reason)
                                .where(AuditLog.user_id == lead_id)).all()
         corrected = session.exec(select(Specimen.quantity).where(Specimen.code == made[1])).one()
+        binned, in_case_bins = session.execute(text(
+            "SELECT (SELECT count(*) FROM specimen_pmi WHERE pmi_bin IS NOT NULL), "
+            "(SELECT coalesce(sum(specimens), 0) FROM case_pmi_summary)")).one()
+        basis = session.execute(text("SELECT p.basis FROM specimen_pmi p JOIN specimen s ON s.id = p.specimen_id "
+                                     "WHERE s.code = :code"), {"code": made[1]}).scalar_one()
     assert corrected == 40
+    assert basis == "stabilised" and binned == in_case_bins > 0
     kinds = {(table, action) for table, action, _reason in written}
     assert {("specimen", "insert"), ("specimen", "update"), ("custody_event", "insert"),
             ("specimen_location", "insert"), ("specimen_location", "delete"), ("donor", "insert")} <= kinds
